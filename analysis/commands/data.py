@@ -1,0 +1,35 @@
+"""``fmri-explorer data {encoding,decoding,connectivity} --size {small,full} --out DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..atomic import ensure_writable_dir
+from ..config import SIZES
+from ..datasets import MODULES, dataset_module
+from ..progress import console_progress
+from . import print_json
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "data", help="write a synthetic dataset in nilearn's fetcher layout",
+        description="Write a synthetic dataset into DIR in the file layout of the "
+                    "matching nilearn fetcher, so that fetch_*(data_dir=DIR) returns it "
+                    "without network. Prints JSON with the paths, shapes and TR.")
+    p.add_argument("dataset", choices=list(MODULES))
+    p.add_argument("--size", choices=SIZES, default="full")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR",
+                   help="nilearn data_dir to write into")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args) -> int:
+    out = ensure_writable_dir(args.out)
+    progress = None if args.quiet else console_progress(f"{args.dataset} ({args.size})")
+    info = dataset_module(args.dataset).generate(out, size=args.size, seed=args.seed,
+                                                 progress=progress)
+    print_json(info)
+    return 0

@@ -1,0 +1,41 @@
+"""Where data lives: the cache folder and the default synthetic size."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import DataError
+
+#: Environment variable naming the cache folder (synthetic datasets, npy caches).
+DATA_ENV = "FMRI_EXPLORER_DATA"
+#: Environment variable choosing the synthetic size the app uses (``full`` or ``small``).
+SIZE_ENV = "FMRI_EXPLORER_SIZE"
+SIZES = ("small", "full")
+
+
+def data_home() -> Path:
+    """The cache folder: ``$FMRI_EXPLORER_DATA`` or ``~/.cache/fmri-explorer``."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fmri-explorer"
+
+
+def default_size() -> str:
+    """The synthetic size the app serves: ``$FMRI_EXPLORER_SIZE`` or ``full``."""
+    size = os.environ.get(SIZE_ENV, "full")
+    return check_size(size)
+
+
+def check_size(size: str) -> str:
+    if size not in SIZES:
+        raise DataError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
+    return size
+
+
+def synthetic_dir(size: str, root: str | Path | None = None) -> Path:
+    """The nilearn ``data_dir`` that holds the synthetic datasets of one size."""
+    root = data_home() if root is None else Path(root)
+    return root / f"synthetic-{check_size(size)}"

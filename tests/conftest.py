@@ -1,0 +1,108 @@
+"""Shared fixtures: a private cache folder, small synthetic datasets, no network.
+
+The whole session uses a fresh temporary cache (``$FMRI_EXPLORER_DATA``) and
+the ``small`` synthetic size (``$FMRI_EXPLORER_SIZE``), so tests never touch a
+user's cache and each small dataset is generated once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from analysis.config import DATA_ENV, SIZE_ENV
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+HAXBY_SLICE = SHARED / "data" / "haxby2001_slice"
+SEEDS = SHARED / "seeds"
+
+_TMP = tempfile.mkdtemp(prefix="fmri-explorer-tests-")
+
+
+def pytest_configure(config):
+    os.environ[DATA_ENV] = _TMP
+    os.environ[SIZE_ENV] = "small"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def data_home() -> Path:
+    """The session's cache folder (``$FMRI_EXPLORER_DATA``)."""
+    return Path(_TMP)
+
+
+def _synthetic(kind):
+    from analysis.datasets import ensure_synthetic
+
+    return ensure_synthetic(kind, size="small")
+
+
+@pytest.fixture(scope="session")
+def encoding_dir(data_home) -> Path:
+    """nilearn ``data_dir`` with the small synthetic Miyawaki-like dataset."""
+    return _synthetic("encoding")
+
+
+@pytest.fixture(scope="session")
+def decoding_dir(data_home) -> Path:
+    """nilearn ``data_dir`` with the small synthetic Haxby-like dataset."""
+    return _synthetic("decoding")
+
+
+@pytest.fixture(scope="session")
+def connectivity_dir(data_home) -> Path:
+    """nilearn ``data_dir`` with the small synthetic development-like dataset."""
+    return _synthetic("connectivity")
+
+
+@pytest.fixture(scope="session")
+def haxby_slice() -> Path:
+    """Real Haxby 2001 data: one slice, 1,452 volumes (``../shared/data``)."""
+    if not HAXBY_SLICE.exists():
+        pytest.fail(f"real data missing: {HAXBY_SLICE}")
+    return HAXBY_SLICE
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection to a non-loopback address raises :class:`NetworkBlocked`."""
+    real_connect = socket.socket.connect
+    real_create = socket.create_connection
+    real_getaddrinfo = socket.getaddrinfo
+
+    def _is_local(host) -> bool:
+        return str(host) in ("localhost", "::1") or str(host).startswith("127.")
+
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(address, tuple) and not _is_local(host):
+            raise NetworkBlocked(f"network access attempted: {address}")
+        return real_connect(self, address)
+
+    def create_connection(address, *args, **kwargs):
+        if not _is_local(address[0]):
+            raise NetworkBlocked(f"network access attempted: {address}")
+        return real_create(address, *args, **kwargs)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host is not None and not _is_local(host):
+            raise NetworkBlocked(f"name lookup attempted: {host}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
