@@ -134,7 +134,7 @@ def load_labels(path, n_volumes: int | None = None, names=None) -> pd.DataFrame:
             codes = raw.iloc[:, 0].astype(int).to_numpy()
             table = HAXBY_CODES if names is None else (
                 names if isinstance(names, dict) else read_label_names(names))
-            unknown = sorted(set(codes) - set(table))
+            unknown = sorted(int(c) for c in set(codes) - set(table))
             if unknown:
                 raise DataError(f"label codes {unknown} have no name in the code-to-name table", path)
             df = pd.DataFrame({"labels": [table[c] for c in codes],
