@@ -1,0 +1,173 @@
+"""Synthetic Haxby-like dataset: fetcher layout, planted structure, determinism, cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.datasets import haxby
+
+
+def test_fetch_haxby_reads_it_without_network(decoding_dir, no_network):
+    from nilearn.datasets import fetch_haxby
+
+    bunch = fetch_haxby(data_dir=str(decoding_dir), verbose=0)
+    assert Path(bunch.func[0]) == decoding_dir / "haxby2001" / "subj2" / "bold.nii.gz"
+    for key in ("anat", "func", "session_target", "mask_vt", "mask_face", "mask_house",
+                "mask_face_little", "mask_house_little"):
+        assert Path(bunch[key][0]).is_file(), key
+    assert Path(bunch.mask).is_file()
+    assert bunch.t_r == 2.5
+    # our loader goes through the same fetcher
+    data = haxby.load(decoding_dir)
+    assert data.func == Path(bunch.func[0])
+    assert data.source == "synthetic"
+
+
+def test_shapes_tr_and_masks(decoding_dir):
+    sub = haxby.subject_dir(decoding_dir)
+    bold = nib.load(str(sub / "bold.nii.gz"))
+    spec = haxby.SIZES["small"]
+    assert bold.shape == spec["shape"] + (1452,)
+    assert bold.get_data_dtype() == np.int16
+    assert bold.header.get_zooms() == pytest.approx(spec["zooms"] + (2.5,))
+    vt = np.asarray(nib.load(str(sub / "mask4_vt.nii.gz")).dataobj).astype(bool)
+    brain = np.asarray(nib.load(str(decoding_dir / "haxby2001" / "mask.nii.gz")).dataobj).astype(bool)
+    assert vt.sum() == spec["n_vt"]
+    assert not (vt & ~brain).any()
+    for name in ("mask8_face_vt", "mask8b_face_vt", "mask8_house_vt", "mask8b_house_vt"):
+        sub_mask = np.asarray(nib.load(str(sub / f"{name}.nii.gz")).dataobj).astype(bool)
+        assert 0 < sub_mask.sum() < vt.sum() and not (sub_mask & ~vt).any()
+    assert nib.load(str(sub / "anat.nii.gz")).shape == spec["shape"]
+
+
+def test_full_size_spec():
+    # the full size is the real study's (checked without generating it here)
+    spec = haxby.SIZES["full"]
+    assert spec["shape"] == (40, 64, 64) and spec["zooms"] == (3.5, 3.75, 3.75)
+    assert spec["n_vt"] == 464
+    assert haxby.N_RUNS * haxby.N_PER_RUN == 1452
+
+
+def test_labels_layout_like_the_real_file(decoding_dir):
+    path = haxby.subject_dir(decoding_dir) / "labels.txt"
+    assert path.read_text().splitlines()[0] == "labels chunks"
+    labels = pd.read_csv(path, sep=" ")  # the seed's reader
+    assert len(labels) == 1452
+    assert sorted(labels.chunks.unique()) == list(range(12))
+    assert set(labels.labels) == set(haxby.CATEGORIES) | {"rest"}
+    for run, df in labels.groupby("chunks"):
+        lab = df.labels.to_numpy()
+        assert len(lab) == 121
+        # runs of identical labels: rest, block, rest, block, ... rest
+        change = np.flatnonzero(lab[1:] != lab[:-1]) + 1
+        segments = np.split(lab, change)
+        lengths = [len(s) for s in segments]
+        kinds = [s[0] for s in segments]
+        assert kinds[0::2] == ["rest"] * 9
+        assert lengths[0::2] == [6, 6, 5, 5, 5, 6, 5, 5, 6]
+        assert sorted(kinds[1::2]) == sorted(haxby.CATEGORIES)  # each category once
+        assert lengths[1::2] == [9] * 8
+
+
+def test_planted_truth_saved_and_null_pair(decoding_dir):
+    sub = haxby.subject_dir(decoding_dir)
+    truth = json.loads((sub / "ground_truth.json").read_text())
+    assert truth["null_pair"] == list(haxby.NULL_PAIR)
+    patterns = np.load(sub / "ground_truth.npz")
+    a, b = (patterns[f"pattern_{c}"] for c in haxby.NULL_PAIR)
+    np.testing.assert_array_equal(a, b)  # no planted difference
+    assert np.abs(patterns["pattern_face"] - patterns["pattern_cat"]).mean() > 0.1
+    vt = np.asarray(nib.load(str(sub / "mask4_vt.nii.gz")).dataobj).astype(bool)
+    np.testing.assert_array_equal(patterns["vt_index"], np.flatnonzero(vt.ravel()))
+
+
+def test_planted_signal_is_in_the_data(decoding_dir):
+    # the mean face-minus-cat block response in VT correlates with the planted difference
+    data = haxby.load(decoding_dir)
+    X = haxby.masked_data(data.func, nib.load(str(data.masks["ventral-temporal"])), False)
+    lab = data.labels.labels.to_numpy()
+    observed = X[lab == "face"].mean(0) - X[lab == "cat"].mean(0)
+    truth = np.load(haxby.subject_dir(decoding_dir) / "ground_truth.npz")
+    planted = truth["pattern_face"] - truth["pattern_cat"]
+    assert np.corrcoef(observed, planted)[0, 1] > 0.5
+    null = X[lab == "bottle"].mean(0) - X[lab == "chair"].mean(0)
+    assert abs(np.corrcoef(null, planted)[0, 1]) < 0.3
+
+
+def test_deterministic_and_atomic(tmp_path):
+    info1 = haxby.generate(tmp_path / "a", size="small", seed=3)
+    info2 = haxby.generate(tmp_path / "b", size="small", seed=3)
+    info3 = haxby.generate(tmp_path / "c", size="small", seed=4)
+    arr = {k: np.asarray(nib.load(i["func"]).dataobj) for k, i in
+           (("a", info1), ("b", info2), ("c", info3))}
+    np.testing.assert_array_equal(arr["a"], arr["b"])
+    assert not np.array_equal(arr["a"], arr["c"])
+    assert (tmp_path / "a" / "haxby2001" / "subj2" / "labels.txt").read_text() == \
+        (tmp_path / "b" / "haxby2001" / "subj2" / "labels.txt").read_text()
+    # nothing temporary left behind
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["haxby2001"]
+    assert info1["shape"] == list(haxby.SIZES["small"]["shape"]) + [1452]
+    assert info1["t_r"] == 2.5
+
+
+def test_failed_generation_leaves_nothing(tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(haxby, "_save", boom)
+    with pytest.raises(RuntimeError):
+        haxby.generate(tmp_path, size="small")
+    assert list(tmp_path.iterdir()) == []
+    assert not haxby.is_present(tmp_path)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_masked_cache_equals_niftimasker(decoding_dir, standardize):
+    from nilearn.maskers import NiftiMasker
+
+    data = haxby.load(decoding_dir)
+    mask = nib.load(str(data.masks["ventral-temporal"]))
+    reference = NiftiMasker(mask_img=mask, standardize="zscore_sample" if standardize else None
+                            ).fit_transform(str(data.func))
+    cached = haxby._read_cache(data.func, mask, standardize)
+    assert cached is not None  # written at generation time
+    np.testing.assert_array_equal(cached, reference)
+
+
+def test_masked_data_loads_from_cache_without_nilearn(decoding_dir, monkeypatch):
+    import nilearn.maskers
+
+    data = haxby.load(decoding_dir)
+    mask = nib.load(str(data.masks["ventral-temporal"]))
+    haxby.clear_memory_cache()
+
+    class Forbidden:
+        def __init__(self, *a, **k):
+            raise AssertionError("NiftiMasker should not run: the .npy cache exists")
+
+    monkeypatch.setattr(nilearn.maskers, "NiftiMasker", Forbidden)
+    X = haxby.masked_data(data.func, mask, True)
+    assert X.shape == (1452, haxby.SIZES["small"]["n_vt"])
+    assert haxby.masked_data(data.func, mask, True) is X  # process-level cache
+
+
+def test_masked_data_computed_once_then_cached(decoding_dir, tmp_path):
+    data = haxby.load(decoding_dir)
+    brain = nib.load(str(data.masks["whole brain"]))
+    haxby.clear_memory_cache()
+    X = haxby.masked_data(data.func, brain, True)
+    assert X.shape == (1452, int(np.asarray(brain.dataobj).sum()))
+    name = haxby.cache_name(data.func, brain, True)
+    assert (Path(data.func).parent / ".masked" / name).is_file()
+    assert not list((Path(data.func).parent / ".masked").glob(".*tmp*"))
+
+
+def test_is_present(tmp_path, decoding_dir):
+    assert not haxby.is_present(tmp_path)
+    assert haxby.is_present(decoding_dir)
