@@ -1,0 +1,265 @@
+"""The one slice viewer every tab uses.
+
+Orthogonal views (sagittal, coronal, axial) of a statistical map over a
+background image, in mm, with a crosshair. A click on any view moves the
+crosshair there (snapped to the nearest voxel centre of the map's grid) and
+reports the voxel; tabs watch ``viewer.param.crosshair_mm`` to react.
+
+Both images are ``xr.DataArray`` volumes with dims ``(x, y, z)`` in mm, as
+made by :func:`analysis.volumes.to_xarray`; they may lie on different grids
+(an anatomical background finer than the functional map), each is sliced on
+its own grid at the crosshair.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+import xarray as xr
+
+from analysis.volumes import DIMS, affine_of, mm_to_voxel
+
+hv.extension("bokeh", logo=False)
+
+#: view name -> (horizontal dim, vertical dim, sliced dim)
+VIEWS = {
+    "sagittal": ("y", "z", "x"),
+    "coronal": ("x", "z", "y"),
+    "axial": ("x", "y", "z"),
+}
+
+
+def _ascending(da: xr.DataArray) -> xr.DataArray:
+    """The same volume with every coordinate ascending (for display)."""
+    for dim in DIMS:
+        c = da[dim].values
+        if c.size > 1 and c[1] < c[0]:
+            da = da.isel({dim: slice(None, None, -1)})
+    return da
+
+
+def snap(da: xr.DataArray, xyz) -> tuple:
+    """The voxel centre of ``da``'s grid nearest to ``xyz`` (mm)."""
+    out = []
+    for dim, value in zip(DIMS, xyz):
+        c = da[dim].values
+        out.append(float(c[np.abs(c - value).argmin()]))
+    return tuple(out)
+
+
+def colour_range(values: np.ndarray, symmetric: bool = True) -> tuple:
+    """A colour range for a map: symmetric around 0 for signed maps."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return (-1.0, 1.0) if symmetric else (0.0, 1.0)
+    if symmetric:
+        m = float(np.abs(finite).max()) or 1.0
+        return (-m, m)
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
+def threshold_map(values: np.ndarray, threshold: float) -> np.ndarray:
+    """Values with ``|value| < threshold`` (and non-finite ones) set to NaN."""
+    values = np.asarray(values, dtype=float)
+    out = values.copy()
+    with np.errstate(invalid="ignore"):
+        out[~(np.abs(values) >= threshold)] = np.nan
+    return out
+
+
+class SliceViewer(pn.viewable.Viewer):
+    """Orthogonal slices of ``stat_map`` over ``background`` with a crosshair."""
+
+    stat_map = param.ClassSelector(class_=xr.DataArray, allow_None=True, doc="""
+        The map to show, dims (x, y, z) in mm; NaN is transparent.""")
+    background = param.ClassSelector(class_=xr.DataArray, allow_None=True, doc="""
+        The anatomy under the map, dims (x, y, z) in mm, grey scale.""")
+    threshold = param.Number(default=0.0, bounds=(0, None), doc="""
+        Map values with |value| below this are hidden.""")
+    clim = param.Tuple(default=None, length=2, allow_None=True, doc="""
+        Colour range of the map; None: from the data (symmetric if `symmetric`).""")
+    symmetric = param.Boolean(default=True, doc="""
+        Automatic colour range symmetric around zero (signed maps).""")
+    cmap = param.String(default="RdBu_r", doc="Colour map of the stat map.")
+    crosshair_mm = param.Tuple(default=(0.0, 0.0, 0.0), length=3, doc="""
+        Crosshair position in mm; a click on a view sets it.""")
+    marker_mm = param.Tuple(default=None, length=3, allow_None=True, doc="""
+        Optional marker (e.g. the seed) in mm.""")
+    title = param.String(default="", doc="Title above the views.")
+    map_label = param.String(default="value", doc="Name of the map's values (colour bar).")
+    plot_height = param.Integer(default=260, bounds=(120, 1200), doc="Height of each view (px).")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._taps = {}
+        self._panes = {}
+        for view in VIEWS:
+            background = hv.DynamicMap(pn.bind(
+                self._background_image, view=view, background=self.param.background,
+                stat_map=self.param.stat_map, crosshair_mm=self.param.crosshair_mm,
+                plot_height=self.param.plot_height))
+            overlay = hv.DynamicMap(pn.bind(
+                self._map_image, view=view, stat_map=self.param.stat_map,
+                threshold=self.param.threshold, clim=self.param.clim,
+                symmetric=self.param.symmetric, cmap=self.param.cmap,
+                crosshair_mm=self.param.crosshair_mm))
+            cross = hv.DynamicMap(pn.bind(
+                self._crosshair, view=view, crosshair_mm=self.param.crosshair_mm,
+                marker_mm=self.param.marker_mm))
+            # the tap stream's source must be a DynamicMap of elements, not of overlays
+            tap = hv.streams.SingleTap(source=background, x=None, y=None)
+            tap.add_subscriber(lambda x, y, view=view: self._on_tap(view, x, y))
+            self._taps[view] = tap
+            plot = (background * overlay * cross).opts(hv.opts.Overlay(
+                toolbar=None, show_legend=False, hooks=[_name_hook(f"slice-{view}")]))
+            self._panes[view] = pn.pane.HoloViews(plot, css_classes=[f"slice-{view}"],
+                                                  linked_axes=False)
+        self._info = pn.pane.Markdown(self._info_text, css_classes=["crosshair-info"],
+                                      margin=(0, 10))
+        self._layout = pn.Column(
+            pn.pane.Markdown(self.param.title, margin=(0, 10)),
+            pn.Row(*self._panes.values()),
+            self._info,
+        )
+
+    # ---- grids and values -------------------------------------------------
+    @property
+    def grid(self) -> xr.DataArray | None:
+        """The volume whose grid defines voxels: the map, else the background."""
+        return self.stat_map if self.stat_map is not None else self.background
+
+    def voxel_index(self) -> tuple | None:
+        """``(i, j, k)`` of the crosshair in the map's (original) voxel grid."""
+        grid = self.grid
+        if grid is None:
+            return None
+        ijk = mm_to_voxel(affine_of(grid), self.crosshair_mm)
+        return tuple(int(v) for v in ijk)
+
+    def value_at_crosshair(self) -> float | None:
+        if self.stat_map is None:
+            return None
+        ijk = self.voxel_index()
+        shape = self.stat_map.shape
+        if not all(0 <= i < n for i, n in zip(ijk, shape)):
+            return None
+        return float(self.stat_map.values[ijk])
+
+    def set_crosshair(self, xyz) -> None:
+        """Move the crosshair to ``xyz`` (mm), snapped to the nearest voxel centre."""
+        grid = self.grid
+        self.crosshair_mm = snap(grid, xyz) if grid is not None else tuple(map(float, xyz))
+
+    # ---- clicks -------------------------------------------------------------
+    def _on_tap(self, view: str, x, y) -> None:
+        if x is None or y is None:
+            return
+        h, v, s = VIEWS[view]
+        xyz = dict(zip(DIMS, self.crosshair_mm))
+        xyz[h], xyz[v] = float(x), float(y)
+        self.set_crosshair([xyz[d] for d in DIMS])
+
+    def tap(self, view: str, x: float, y: float) -> None:
+        """Act as a click at data coordinates ``(x, y)`` on ``view`` (tests, scripts)."""
+        self._taps[view].event(x=x, y=y)
+
+    # ---- drawing ------------------------------------------------------------
+    @staticmethod
+    def _slice(da: xr.DataArray, view: str, position: float) -> xr.DataArray:
+        h, v, s = VIEWS[view]
+        return _ascending(da).sel({s: position}, method="nearest").transpose(v, h)
+
+    def _grid_for(self, stat_map, background):
+        return stat_map if stat_map is not None else background
+
+    def _background_image(self, view, background, stat_map, crosshair_mm, plot_height):
+        """The background slice; it also fixes the frame (extent, size, labels)."""
+        h, v, s = VIEWS[view]
+        ref = self._grid_for(stat_map, background)
+        pos = dict(zip(DIMS, crosshair_mm))
+        if ref is None:
+            return hv.Image(np.full((2, 2), np.nan), kdims=[h, v], vdims=["background"])
+        extent = [(float(ref[d].min()), float(ref[d].max())) for d in (h, v)]
+        width_mm = extent[0][1] - extent[0][0] or 1.0
+        height_mm = extent[1][1] - extent[1][0] or 1.0
+        frame_height = plot_height - 40
+        frame_width = max(60, int(frame_height * width_mm / height_mm))
+        source = background if background is not None else ref.copy(
+            data=np.full(ref.shape, np.nan))
+        image = hv.Image(self._slice(source, view, pos[s]), kdims=[h, v], vdims=["background"])
+        extra = 90 if view == "axial" and stat_map is not None else 0
+        return image.opts(
+            cmap="gray", colorbar=False, clipping_colors={"NaN": "black"},
+            title=f"{view}  {s}={pos[s]:.0f} mm", xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
+            frame_height=frame_height, frame_width=frame_width, xlim=extent[0],
+            ylim=extent[1], fontsize={"title": 10}, min_width=frame_width + 60 + extra,
+            framewise=True)
+
+    def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, crosshair_mm):
+        """The thresholded map slice (NaN transparent)."""
+        h, v, s = VIEWS[view]
+        pos = dict(zip(DIMS, crosshair_mm))
+        if stat_map is None:
+            return hv.Image(np.full((2, 2), np.nan), kdims=[h, v],
+                            vdims=[self.map_label]).opts(
+                clipping_colors={"NaN": "transparent"}, colorbar=False)
+        sl = self._slice(stat_map, view, pos[s])
+        crange = tuple(clim) if clim is not None else colour_range(
+            np.asarray(stat_map.values, dtype=float), symmetric)
+        shown = sl.copy(data=threshold_map(sl.values, threshold))
+        return hv.Image(shown, kdims=[h, v], vdims=[self.map_label]).opts(
+            cmap=cmap, clim=crange, clipping_colors={"NaN": "transparent"},
+            colorbar=(view == "axial"), tools=["hover"], framewise=True)
+
+    def _crosshair(self, view, crosshair_mm, marker_mm):
+        h, v, s = VIEWS[view]
+        pos = dict(zip(DIMS, crosshair_mm))
+        points = []
+        if marker_mm is not None:
+            mk = dict(zip(DIMS, marker_mm))
+            points = [(mk[h], mk[v])]
+        return hv.Overlay([
+            hv.VLine(pos[h]).opts(color="lime", line_width=1, alpha=0.8),
+            hv.HLine(pos[v]).opts(color="lime", line_width=1, alpha=0.8),
+            hv.Points(points, kdims=[h, v]).opts(
+                marker="circle_cross", size=14, fill_color=None, line_color="yellow",
+                line_width=2),
+        ])
+
+    def _view(self, view, stat_map, background, threshold, clim, symmetric, cmap,
+              crosshair_mm, marker_mm, plot_height):
+        """One view as a static overlay (for tests and exports)."""
+        return (self._background_image(view, background, stat_map, crosshair_mm, plot_height)
+                * self._map_image(view, stat_map, threshold, clim, symmetric, cmap, crosshair_mm)
+                * self._crosshair(view, crosshair_mm, marker_mm))
+
+    @param.depends("crosshair_mm", "stat_map", "background")
+    def _info_text(self) -> str:
+        grid = self.grid
+        if grid is None:
+            return ""
+        x, y, z = self.crosshair_mm
+        ijk = self.voxel_index()
+        value = self.value_at_crosshair()
+        text = f"crosshair ({x:.1f}, {y:.1f}, {z:.1f}) mm, voxel {ijk}"
+        if value is not None and np.isfinite(value):
+            text += f", {self.map_label} {value:.3g}"
+        note = grid.attrs.get("note")
+        if note:
+            text += f"  \n*{note}*"
+        return text
+
+    def __panel__(self):
+        return self._layout
+
+
+def _name_hook(name: str):
+    """A HoloViews hook that names the Bokeh figure (browser tests find it by name)."""
+
+    def hook(plot, element):
+        plot.state.name = name
+
+    return hook

@@ -1,0 +1,106 @@
+"""Serve the app in-process and drive it with Debian's Chromium (Playwright).
+
+See ../shared/BROWSER_TESTING.md. Every request to a non-loopback address is
+aborted: the app must work with no internet (no CDN, no web fonts).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage"]
+EXTERNAL = re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/]).*")
+READY = "() => !!window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "tmp"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server at {url} did not come up in {timeout} s")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run the README's test command, "
+                    "which installs Debian's chromium")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1600, "height": 1000}}
+
+
+def serve_app(app, port: int):
+    import panel as pn
+
+    return pn.serve(app, port=port, address="127.0.0.1",
+                    websocket_origin=[f"127.0.0.1:{port}"], threaded=True, show=False,
+                    liveness=True, start=True)
+
+
+@pytest.fixture(scope="session")
+def app_url(data_home):
+    """The whole app, served in-process on a free loopback port."""
+    from dashboard.app import create_app
+
+    port = free_port()
+    server = serve_app(create_app, port)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/liveness")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.stop()
+
+
+def open_page(page, url: str, timeout: float = 90_000):
+    """Go to ``url`` with outside requests aborted; wait until Bokeh is idle."""
+    blocked = []
+
+    def abort(route):
+        blocked.append(route.request.url)
+        route.abort()
+
+    page.route(EXTERNAL, abort)
+    page.goto(url)
+    page.wait_for_function(READY, timeout=timeout)
+    page.blocked_requests = blocked
+    return page
+
+
+@pytest.fixture
+def app_page(page, app_url):
+    """A fresh session of the app (a new browser context is a new Bokeh session)."""
+    return open_page(page, app_url)

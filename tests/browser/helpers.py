@@ -1,0 +1,93 @@
+"""Drive Bokeh models from Playwright (see ../shared/BROWSER_TESTING.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+READY = "() => !!window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
+
+def _views_js() -> str:
+    return """
+    const roots = Bokeh.index.all_views ? [...Bokeh.index.all_views()] : Object.values(Bokeh.index);
+    const seen = new Set(); const all = [];
+    const walk = (v) => { if (!v || seen.has(v)) return; seen.add(v); all.push(v);
+      const kids = v.child_views ? [...v.child_views] : [];
+      for (const c of kids) walk(c);
+      if (v.renderer_views) for (const c of v.renderer_views.values()) walk(c); };
+    for (const v of roots) walk(v);
+    const has = (m, cls) => m && ((m.css_classes || []).includes(cls) || m.name === cls);
+    """
+
+
+def set_model_value(page, css_class: str, value, prop: str = "value") -> None:
+    """Set a widget model's property as a user edit would (syncs to the server)."""
+    found = page.evaluate(
+        "([cls, val, prop]) => {" + _views_js() + """
+        const v = all.find(v => has(v.model, cls));
+        if (!v) return false;
+        v.model[prop] = val; return true; }""",
+        [css_class, value, prop])
+    if not found:
+        raise LookupError(f"no Bokeh model with css class or name {css_class!r}")
+
+
+def model_value(page, css_class: str, prop: str = "value"):
+    return page.evaluate(
+        "([cls, prop]) => {" + _views_js() + """
+        const v = all.find(v => has(v.model, cls));
+        return v ? JSON.stringify(v.model[prop]) : null; }""",
+        [css_class, prop])
+
+
+def figure_point(page, name: str, x: float, y: float) -> tuple:
+    """Page pixel coordinates of data point ``(x, y)`` in the figure named ``name``."""
+    box = page.evaluate(
+        "([cls, x, y]) => {" + _views_js() + """
+        const v = all.find(v => v.frame && has(v.model, cls));
+        if (!v) return null;
+        const r = v.canvas_view.el.getBoundingClientRect();
+        return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)]; }""",
+        [name, x, y])
+    if box is None:
+        raise LookupError(f"no figure named {name!r}")
+    return tuple(box)
+
+
+def click_data(page, name: str, x: float, y: float) -> None:
+    """Click at data coordinates ``(x, y)`` on the figure named ``name``."""
+    px, py = figure_point(page, name, x, y)
+    page.mouse.click(px, py)
+
+
+def open_tab(page, name: str) -> None:
+    """Click the tab titled ``name`` and wait until Bokeh is idle."""
+    page.get_by_role("tab", name=name).first.click()
+    page.wait_for_function(READY, timeout=60_000)
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    page.wait_for_function(READY, timeout=timeout)
+
+
+def text_of(page, css_selector: str) -> str:
+    """Visible text of the first element matching ``css_selector`` (a Panel pane's
+    shadow host: its text lives in the shadow root, beside <style> elements)."""
+    return page.locator(css_selector).first.evaluate(
+        """el => { const root = el.shadowRoot || el;
+           return [...root.children].filter(c => !['STYLE', 'LINK'].includes(c.tagName))
+                  .map(c => c.innerText).join('\\n').trim(); }""")
+
+
+def wait_text_change(page, css_selector: str, before: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = text_of(page, css_selector)
+        if now != before:
+            return now
+        time.sleep(0.05)
+    raise AssertionError(f"{css_selector} still {before!r} after {timeout} s")
+
+
+__all__ = ["set_model_value", "model_value", "figure_point", "click_data", "open_tab",
+           "wait_idle", "text_of", "wait_text_change", "json"]
