@@ -1,0 +1,53 @@
+"""Synthetic datasets: time to generate each one, and to load it again from the cache.
+
+Targets (issue 2, this 2-core machine, ``full`` size): all three generated in
+under 60 s together, each loaded again from the cache in under 5 s. Loading is
+timed in a fresh process (no in-memory cache), around the ``load`` call only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from analysis.datasets import MODULES, dataset_module
+
+LOAD = """
+import json, sys, time
+from analysis.datasets import dataset_module
+module = dataset_module(sys.argv[1])
+start = time.perf_counter()
+module.load(data_dir=sys.argv[2], size=sys.argv[3])
+first = time.perf_counter() - start
+print(json.dumps({"seconds": first}))
+"""
+
+
+def _load_seconds(kind: str, data_dir: Path, size: str) -> float:
+    out = subprocess.run([sys.executable, "-c", LOAD, kind, str(data_dir), size],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def run(bench) -> None:
+    total = 0.0
+    with tempfile.TemporaryDirectory(prefix="fmri-explorer-bench-") as tmp:
+        for kind in MODULES:
+            data_dir = Path(tmp) / kind
+            start = time.perf_counter()
+            dataset_module(kind).generate(data_dir, size=bench.size)
+            seconds = time.perf_counter() - start
+            total += seconds
+            bench.row(f"generate {kind} ({bench.size})", seconds, "s")
+            # first load may build the masked-data cache; the second is "loaded again"
+            bench.row(f"load {kind}, first time (builds caches)",
+                      _load_seconds(kind, data_dir, bench.size), "s", "fresh process")
+            again = _load_seconds(kind, data_dir, bench.size)
+            bench.row(f"load {kind} again from the cache", again, "s",
+                      f"fresh process; target < 5 s: {'met' if again < 5 else 'NOT met'}")
+    bench.row("generate all three", total, "s",
+              f"target < 60 s: {'met' if total < 60 else 'NOT met'}")

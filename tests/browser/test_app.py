@@ -1,0 +1,32 @@
+"""The whole app in Chromium, every outside request blocked: three tabs, a click."""
+
+import re
+
+from tests.browser.helpers import click_data, figure_point, open_tab, text_of, wait_text_change
+
+TABS = ["Encoding", "Decoding", "Connectivity"]
+
+
+def test_three_tabs_render_with_no_outside_request(app_page):
+    page = app_page
+    for name in TABS:
+        open_tab(page, name)
+        page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
+        summary = text_of(page, ".summary")
+        assert summary.strip(), f"{name} tab shows no summary"
+    assert page.blocked_requests == [], page.blocked_requests
+
+
+def test_click_on_a_slice_moves_the_crosshair(app_page):
+    page = app_page
+    open_tab(page, "Decoding")
+    page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
+    info = page.locator(".crosshair-info").first
+    before = text_of(page, ".crosshair-info")
+    match = re.search(r"crosshair \(([-\d.]+), ([-\d.]+), ([-\d.]+)\) mm", before)
+    assert match, before
+    x, y, _ = map(float, match.groups())
+    # click one voxel-ish step away in the axial view
+    click_data(page, "slice-axial", x + 8.0, y - 8.0)
+    after = wait_text_change(page, ".crosshair-info", before)
+    assert after != before and info.is_visible()
