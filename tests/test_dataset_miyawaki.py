@@ -10,10 +10,18 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from analysis.datasets import miyawaki
 from analysis.errors import DataError
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """One BLAS thread: on 2 shared cores OpenBLAS threads contend (10x slower)."""
+    with threadpool_limits(1):
+        yield
 
 def test_fetcher_returns_every_file_without_network(encoding_dir, no_network):
     from nilearn.datasets import fetch_miyawaki2008

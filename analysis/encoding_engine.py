@@ -1,0 +1,276 @@
+"""Fast voxel-wise ridge regression with cross-validated R^2 (pure numpy).
+
+The seed fits ``Ridge(alpha)`` once per fold. Here each fold is decomposed
+once: the training stimuli are centred (as ``Ridge(fit_intercept=True)``
+does), ``Xc = U diag(s) Vt`` by a thin SVD, and ``W = Vt Xc.T Yc`` (which is
+``diag(s) U.T Yc``) is cached. The ridge solution for any alpha is then
+``V b`` with ``b = diag(1 / (s^2 + alpha)) W``: a rescale of the cached
+product. ``Xc.T Yc`` of a training fold is ``X.T Y`` of all samples minus the
+test rows' product, so all folds together cost about two passes over ``Y``.
+The held-out sum of squared errors needs no prediction either: with
+``P = (X_test - x_mean) @ V``, ``G = P.T P`` and ``A = P.T (Y_test - y_mean)``,
+
+    SSE = ||Y_test - y_mean||^2 - 2 sum(b * A) + sum(b * (G @ b))
+
+so one alpha costs one ``(k, k) @ (k, n_voxels)`` product per fold.
+``r2`` follows :func:`sklearn.metrics.r2_score` (``multioutput="raw_values"``,
+``force_finite=True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DataError
+from .progress import null_progress
+
+CV_SCHEMES = ("kfold", "run")
+
+
+def make_folds(n_samples: int, cv: str = "kfold", n_folds: int = 10, runs=None) -> list:
+    """CV splits as a list of ``(train, test)`` index arrays.
+
+    ``cv="kfold"``: ``sklearn.model_selection.KFold(n_folds)`` (unshuffled, as
+    the seed). ``cv="run"``: ``LeaveOneGroupOut`` over ``runs``.
+    """
+    if cv not in CV_SCHEMES:
+        raise DataError(f"cv must be one of {', '.join(CV_SCHEMES)}, not {cv!r}")
+    index = np.arange(n_samples)
+    if cv == "kfold":
+        n_folds = int(n_folds)
+        if n_folds < 2 or n_folds > n_samples:
+            raise DataError(f"n_folds must be between 2 and the number of samples "
+                            f"({n_samples}), not {n_folds}")
+        from sklearn.model_selection import KFold
+
+        return [(tr, te) for tr, te in KFold(n_folds).split(index)]
+    if runs is None:
+        raise DataError("leave-one-run-out needs the run of each sample")
+    runs = np.asarray(runs)
+    if runs.shape[0] != n_samples:
+        raise DataError(f"{runs.shape[0]} run labels for {n_samples} samples")
+    if np.unique(runs).size < 2:
+        raise DataError("leave-one-run-out needs at least 2 runs")
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    return [(tr, te) for tr, te in LeaveOneGroupOut().split(index, groups=runs)]
+
+
+def check_alpha(alpha) -> float:
+    alpha = float(alpha)
+    if not np.isfinite(alpha) or alpha <= 0:
+        raise DataError(f"alpha must be a positive number, not {alpha}")
+    return alpha
+
+
+@dataclass
+class _Fold:
+    test: np.ndarray
+    x_mean: np.ndarray   # (n_features,)
+    y_mean: np.ndarray   # (n_voxels,)
+    s2: np.ndarray       # (k,) squared singular values of the centred training stimuli
+    v: np.ndarray        # (n_features, k)
+    w: np.ndarray        # (k, n_voxels)   Vt @ Xc.T @ Yc  (training fold)
+    p: np.ndarray        # (n_test, k)     (X_test - x_mean) @ V
+    gram: np.ndarray     # (k, k)          P.T @ P
+    a: np.ndarray        # (k, n_voxels)   P.T @ (Y_test - y_mean)
+    sst: np.ndarray      # (n_voxels,)     ||Y_test - mean(Y_test)||^2
+    ssc: np.ndarray      # (n_voxels,)     ||Y_test - y_mean||^2
+
+    def b(self, alpha, dtype):
+        """Ridge coefficients in the V basis: ``(k, n_voxels)``."""
+        return (1.0 / (self.s2 + alpha)).astype(dtype)[:, None] * self.w
+
+
+class _Products:
+    """``X.T @ Y`` and column sums of all samples, computed once (float64)."""
+
+    def __init__(self, x, y):
+        self.xty = x.T @ y.astype(np.float64, copy=False)
+        self.x_sum = x.sum(axis=0)
+        self.y_sum = y.sum(axis=0, dtype=np.float64)
+        self.n = x.shape[0]
+
+
+def _decompose(x, y, prod: _Products, test, dtype) -> _Fold:
+    """One fold: SVD of the centred training stimuli and the cached products.
+
+    The training products come from the all-sample ones minus the test rows,
+    so a fold costs one ``(n_features, n_test) @ (n_test, n_voxels)`` product.
+    """
+    if test is None:
+        train = np.arange(prod.n)
+        xty_te = np.zeros_like(prod.xty)
+        x_sum_te = np.zeros_like(prod.x_sum)
+        y_sum_te = np.zeros_like(prod.y_sum)
+    else:
+        train = np.setdiff1d(np.arange(prod.n), test)
+        yte = y[test]
+        yte64 = yte.astype(np.float64, copy=False)
+        xty_te = x[test].T @ yte64
+        x_sum_te = x[test].sum(axis=0)
+        y_sum_te = yte64.sum(axis=0)
+    n_tr = train.size
+    x_mean = (prod.x_sum - x_sum_te) / n_tr
+    y_mean = (prod.y_sum - y_sum_te) / n_tr
+    _, s, vt = np.linalg.svd(x[train] - x_mean, full_matrices=False)
+    keep = s > s.max() * max(n_tr, x.shape[1]) * np.finfo(float).eps
+    s, vt = s[keep], vt[keep]
+    xcyc = (prod.xty - xty_te) - n_tr * np.outer(x_mean, y_mean)
+    w = (vt @ xcyc).astype(dtype)
+    if test is None:
+        return _Fold(None, x_mean, y_mean.astype(dtype), s ** 2, vt.T, w,
+                     None, None, None, None, None)
+    n_te = test.size
+    p = (x[test] - x_mean) @ vt.T
+    # (X_te - xm).T (Y_te - ym) from the test products
+    cross = xty_te - np.outer(x_mean, y_sum_te) - np.outer(x_sum_te, y_mean) \
+        + n_te * np.outer(x_mean, y_mean)
+    a = vt @ cross
+    te_mean = y_sum_te / n_te
+    sst = ((yte64 - te_mean) ** 2).sum(axis=0)
+    ssc = sst + n_te * (te_mean - y_mean) ** 2
+    return _Fold(test, x_mean, y_mean.astype(dtype), s ** 2, vt.T, w,
+                 p.astype(dtype), (p.T @ p).astype(dtype), a.astype(dtype), sst, ssc)
+
+
+class RidgeCV:
+    """Cross-validated ridge R^2 for every voxel, any alpha, from one decomposition per fold.
+
+    Parameters
+    ----------
+    x : ndarray (n_samples, n_features)
+        Stimuli (the seed's ``stimuli``, 100 pixels).
+    y : ndarray (n_samples, n_voxels)
+        Responses (the seed's ``fmri_data``).
+    folds : list of (train, test)
+        CV splits, e.g. from :func:`make_folds`.
+    dtype : numpy dtype
+        ``float64`` or ``float32`` for the cached products and results.
+    full_fit : bool
+        Also decompose all samples, for coefficients (receptive fields).
+    """
+
+    #: Decompositions made by all instances (tests count them).
+    n_decompositions = 0
+
+    def __init__(self, x, y, folds, dtype=np.float64, full_fit=True, progress=None):
+        progress = progress or null_progress
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise DataError(f"dtype must be float32 or float64, not {self.dtype}")
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=self.dtype)
+        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+            raise DataError(f"stimuli {x.shape} and responses {y.shape} need the same "
+                            f"number of rows")
+        self.n_samples, self.n_features = x.shape
+        self.n_voxels = y.shape[1]
+        self.folds = [(np.asarray(tr), np.asarray(te)) for tr, te in folds]
+        if not self.folds:
+            raise DataError("no CV folds")
+        self._y = y
+        self._folds = []
+        prod = _Products(x, y)
+        n = len(self.folds) + 1
+        progress(1 / n, "stimuli x responses")
+        for i, (_, te) in enumerate(self.folds):
+            self._folds.append(_decompose(x, y, prod, te, self.dtype))
+            progress((i + 2) / n, f"decomposing fold {i + 1}/{len(self.folds)}")
+        self._full = _decompose(x, y, prod, None, self.dtype) if full_fit else None
+        type(self).n_decompositions += 1
+        progress(1.0, "decomposed")
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.folds)
+
+    def _sse(self, f: _Fold, alpha: float) -> np.ndarray:
+        b = f.b(alpha, self.dtype)
+        cross = np.einsum("kv,kv->v", b, f.a, dtype=np.float64)
+        quad = np.einsum("kv,kv->v", b, f.gram @ b, dtype=np.float64)
+        return np.maximum(f.ssc - 2 * cross + quad, 0.0)
+
+    def r2(self, alpha) -> np.ndarray:
+        """R^2 per fold and voxel at ``alpha``: ``(n_folds, n_voxels)``."""
+        alpha = check_alpha(alpha)
+        out = np.empty((self.n_folds, self.n_voxels), dtype=self.dtype)
+        for i, f in enumerate(self._folds):
+            sse = self._sse(f, alpha)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r2 = 1.0 - sse / f.sst
+            zero = f.sst == 0
+            if zero.any():  # sklearn's force_finite: 1 for a perfect fit, else 0
+                # (sse of a constant voxel is zero up to rounding of the cached products)
+                tol = 1e-12 * (1.0 + f.test.size * np.asarray(f.y_mean[zero], float) ** 2)
+                r2[zero] = np.where(sse[zero] <= tol, 1.0, 0.0)
+            out[i] = r2
+        return out
+
+    def mean_r2(self, alpha) -> np.ndarray:
+        """Fold-mean R^2 per voxel: ``(n_voxels,)`` (the seed's ``np.mean(scores, axis=0)``)."""
+        return self.r2(alpha).mean(axis=0)
+
+    def r2_path(self, alphas, progress=None) -> np.ndarray:
+        """R^2 for each alpha, fold and voxel: ``(n_alphas, n_folds, n_voxels)``."""
+        progress = progress or null_progress
+        alphas = [check_alpha(a) for a in np.atleast_1d(alphas)]
+        out = np.empty((len(alphas), self.n_folds, self.n_voxels), dtype=self.dtype)
+        for i, a in enumerate(alphas):
+            out[i] = self.r2(a)
+            progress((i + 1) / len(alphas), f"alpha {a:g}")
+        return out
+
+    def coef(self, alpha, voxels=None) -> np.ndarray:
+        """Ridge coefficients fitted on all samples: ``(n_voxels, n_features)``."""
+        if self._full is None:
+            raise DataError("this engine was built without the full-data fit")
+        alpha = check_alpha(alpha)
+        f = self._full
+        b = f.b(alpha, self.dtype)
+        if voxels is not None:
+            b = b[:, np.atleast_1d(voxels)]
+        return (f.v.astype(self.dtype) @ b).T
+
+    def intercept(self, alpha, voxels=None) -> np.ndarray:
+        """Intercepts of the all-samples fit (``y_mean - x_mean @ coef``)."""
+        f = self._full
+        coef = self.coef(alpha, voxels)
+        y_mean = f.y_mean if voxels is None else f.y_mean[np.atleast_1d(voxels)]
+        return y_mean - coef @ f.x_mean.astype(self.dtype)
+
+    def predict_cv(self, alpha, voxel: int) -> np.ndarray:
+        """Out-of-fold predictions of one voxel: ``(n_samples,)`` (NaN where never tested)."""
+        alpha = check_alpha(alpha)
+        voxel = self.check_voxel(voxel)
+        out = np.full(self.n_samples, np.nan, dtype=self.dtype)
+        for f in self._folds:
+            d = (1.0 / (f.s2 + alpha)).astype(self.dtype)
+            out[f.test] = f.p @ (d * f.w[:, voxel]) + f.y_mean[voxel]
+        return out
+
+    def measured(self, voxel: int) -> np.ndarray:
+        """The responses of one voxel: ``(n_samples,)``."""
+        return self._y[:, self.check_voxel(voxel)]
+
+    def check_voxel(self, voxel) -> int:
+        v = int(voxel)
+        if not 0 <= v < self.n_voxels:
+            raise DataError(f"voxel index {voxel} is outside the mask "
+                            f"(0 to {self.n_voxels - 1})")
+        return v
+
+
+def reference_r2(x, y, folds, alpha) -> np.ndarray:
+    """The seed's loop: ``Ridge(alpha)`` per fold, ``r2_score(raw_values)``: ``(n_folds, n_voxels)``."""
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+
+    estimator = Ridge(alpha=alpha)
+    scores = []
+    for train, test in folds:
+        predictions = estimator.fit(x[train], y[train]).predict(x[test])
+        scores.append(r2_score(y[test], predictions, multioutput="raw_values"))
+    return np.array(scores)
