@@ -52,21 +52,27 @@ def select_samples(labels: pd.DataFrame, conditions) -> tuple[np.ndarray, np.nda
     conditions = list(conditions)
     if len(conditions) < 2:
         raise DataError(f"choose at least two conditions to discriminate, got {conditions}")
-    names = []
-    known = list(dict.fromkeys(labels["labels"]))
-    for c in conditions:
-        try:
-            name = resolve_label(c, labels)
-        except DataError:
-            raise DataError(f"condition {c!r} has no samples in the labels "
-                            f"(known: {', '.join(map(str, known))})") from None
-        names.append(name)
+    names = resolve_conditions(labels, conditions)
     if len(set(names)) < len(names):
         raise DataError(f"conditions must differ, got {names}")
     index = np.flatnonzero(labels["labels"].isin(names).to_numpy())
     y = labels["labels"].to_numpy()[index].astype(str)
     groups = labels["chunks"].to_numpy()[index]
     return index, y, groups
+
+
+def resolve_conditions(labels: pd.DataFrame, conditions) -> list[str]:
+    """Conditions given as names or numeric codes, as names; a clear error for
+    a condition with no samples."""
+    names = []
+    known = list(dict.fromkeys(labels["labels"]))
+    for c in conditions:
+        try:
+            names.append(resolve_label(c, labels))
+        except DataError:
+            raise DataError(f"condition {c!r} has no samples in the labels "
+                            f"(known: {', '.join(map(str, known))})") from None
+    return names
 
 
 def cv_splits(cv: str, n_folds: int, y: np.ndarray, groups: np.ndarray):
@@ -291,7 +297,7 @@ class DecodingAnalysis(param.Parameterized):
         conditions = params.get("conditions")
         if conditions is None:
             conditions = [c for c in ("face", "cat") if c in names] or names[:2]
-        self.conditions = [resolve_label(c, data.labels) for c in conditions]
+        self.conditions = resolve_conditions(data.labels, conditions)
         self.mask = params.get("mask", masks[0])
         self._masked_key = None
         self._masked = None

@@ -1,0 +1,129 @@
+"""``fmri-explorer decoding``: the seed's decoding from the command line.
+
+``fmri-explorer decoding [--data DIR | --func F --mask M --labels L [--label-names FILE]]
+--conditions A B [--classifier svc|logistic] [--C 1.0] [--cv kfold|run] [--n-folds K]
+[--n-permutations N] [--json] [--out weights.nii.gz]``
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import DataError
+from ..progress import console_progress
+from . import print_json
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "decoding", help="decode conditions from fMRI with a linear classifier (Haxby 2001)",
+        description="Linear SVC (or logistic regression) decoding as in nilearn's Haxby "
+                    "tutorial: NiftiMasker(mask, standardize=True) on all volumes, the "
+                    "conditions selected, cross-validated with unshuffled KFold or "
+                    "leave-one-run-out. Without --data or --func, the synthetic dataset.")
+    src = p.add_argument_group("data (one of)")
+    src.add_argument("--data", type=Path, metavar="DIR",
+                     help="nilearn data_dir holding haxby2001/ (synthetic or real); "
+                          "uses its ventral-temporal mask")
+    src.add_argument("--func", type=Path, metavar="F", help="your 4D NIfTI")
+    src.add_argument("--mask", type=Path, metavar="M", help="your mask (same grid as --func)")
+    src.add_argument("--labels", type=Path, metavar="L",
+                     help="labels: 'labels chunks' header file, or numeric 'label run' columns")
+    src.add_argument("--label-names", type=Path, metavar="FILE",
+                     help="code-to-name table for numeric labels (lines 'code name' or JSON); "
+                          "default: the Haxby codes")
+    p.add_argument("--conditions", nargs="+", default=["face", "cat"], metavar="A",
+                   help="conditions to discriminate, names or numeric codes (default: face cat)")
+    p.add_argument("--classifier", choices=["svc", "logistic"], default="svc")
+    p.add_argument("--C", type=float, default=1.0, help="inverse regularisation (default 1.0)")
+    p.add_argument("--cv", choices=["kfold", "run"], default="run",
+                   help="unshuffled KFold or leave-one-run-out (default: run)")
+    p.add_argument("--n-folds", type=int, default=5, metavar="K", help="KFold folds (default 5)")
+    p.add_argument("--n-permutations", type=int, default=0, metavar="N",
+                   help="permutation test with N permutations (default: none)")
+    p.add_argument("--n-jobs", type=int, default=2, help="threads for permutations (default 2)")
+    p.add_argument("--random-state", type=int, default=0, help="permutation seed (default 0)")
+    p.add_argument("--no-standardize", action="store_true",
+                   help="do not z-score voxels (the seed standardises)")
+    p.add_argument("--whole-brain", action="store_true",
+                   help="with --data: use the whole-brain mask instead of ventral-temporal")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--out", type=Path, metavar="weights.nii.gz",
+                   help="write the weight map (train on all samples) as NIfTI")
+    return p
+
+
+def build_analysis(args):
+    from ..decoding import DecodingAnalysis
+
+    user = [args.func, args.mask, args.labels]
+    if args.data is not None and any(x is not None for x in user):
+        raise DataError("give either --data or --func/--mask/--labels, not both")
+    params = dict(classifier=args.classifier, C=args.C, cv=args.cv, n_folds=args.n_folds,
+                  n_permutations=max(args.n_permutations, 0), n_jobs=args.n_jobs,
+                  random_state=args.random_state, standardize=not args.no_standardize)
+    if any(x is not None for x in user):
+        missing = [n for n, x in zip(("--func", "--mask", "--labels"), user) if x is None]
+        if missing:
+            raise DataError(f"user files need {', '.join(missing)} too")
+        analysis = DecodingAnalysis.from_files(args.func, args.mask, args.labels,
+                                               label_names=args.label_names,
+                                               conditions=args.conditions, **params)
+    else:
+        if args.label_names is not None:
+            raise DataError("--label-names goes with --labels")
+        analysis = DecodingAnalysis.from_dataset(args.data, conditions=args.conditions,
+                                                 **params)
+        if args.whole_brain:
+            analysis.mask = "whole brain"
+    return analysis
+
+
+def run(args) -> int:
+    from ..atomic import save_nifti
+    from ..volumes import to_nifti
+
+    if args.C <= 0:
+        raise DataError(f"--C must be positive, got {args.C}")
+    analysis = build_analysis(args)
+    scores = analysis.scores()
+    payload = {
+        "conditions": list(analysis.conditions),
+        "cv": analysis.cv,
+        "fold_scores": [float(v) for v in scores.fold_score.values],
+        "mean_score": float(scores.mean_score),
+        "train_score": float(scores.train_score),
+        "chance": float(scores.chance),
+        "classifier": analysis.classifier,
+        "C": analysis.C,
+        "n_folds": int(scores.sizes["fold"]),
+        "test_runs": [str(v) for v in scores.test_runs.values],
+        "mask": analysis.mask,
+        "standardize": analysis.standardize,
+        "n_samples": scores.attrs["n_samples"],
+        "n_voxels": scores.attrs["n_voxels"],
+        "confusion": {"labels": [str(v) for v in scores.true.values],
+                      "counts": scores.confusion.values.tolist()},
+        "source": analysis.data.source,
+        "func": str(analysis.data.func),
+    }
+    if args.n_permutations > 0:
+        progress = None if args.json else console_progress("permutations")
+        perm = analysis.permutation_test(progress=progress)
+        payload.update(p_value=float(perm.p_value), n_permutations=int(perm.sizes["permutation"]),
+                       null_mean=float(perm.null.mean()), null_max=float(perm.null.max()))
+    if args.out is not None:
+        save_nifti(to_nifti(analysis.weight_map()), args.out)
+        payload["out"] = str(args.out)
+    if args.json:
+        print_json(payload)
+    else:
+        out = sys.stdout
+        print(analysis.summary() if args.n_permutations <= 0 else
+              f"{analysis.summary()}, p={payload['p_value']:.3g} "
+              f"({payload['n_permutations']} permutations)", file=out)
+        print("fold scores: " + " ".join(f"{v:.3f}" for v in payload["fold_scores"]), file=out)
+        if args.out is not None:
+            print(f"weights written to {args.out}", file=out)
+    return 0
