@@ -7,6 +7,10 @@ Heavy state (datasets, cleaned data, decompositions) is cached per process and
 shared between sessions; a session only holds its parameters and views.
 Everything the page needs is served by this server (no CDN, no web fonts), so
 the app works with no internet.
+
+URL query (whitelisted, see :mod:`dashboard.share`): ``tab`` (encoding,
+decoding, connectivity), ``present`` (presentation layout), ``theme``
+(``default`` or ``dark``), plus each tab's own parameters.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ if __package__ in (None, ""):  # `panel serve dashboard/app.py` runs this file a
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import panel as pn
+import param
 
 from analysis.config import default_size
 from dashboard.notify import report_error
+from dashboard.share import sync_url
+from dashboard.slice_viewer import session_viewers
 
 log = logging.getLogger("fmri_explorer.dashboard")
 
@@ -33,41 +40,124 @@ TABS = [
     ("Decoding", "dashboard.decoding", "DecodingTab"),
     ("Connectivity", "dashboard.connectivity", "ConnectivityTab"),
 ]
+TAB_KEYS = [title.lower() for title, _, _ in TABS]
 
 CSS = """
 .summary p, .summary pre { font-family: monospace; font-size: 14px; margin: 4px 0; }
+body.present #main { zoom: 1.3; }
+body.present #sidebar { display: none !important; }
+"""
+#: Presentation layout from the start (``?present=true``), until the toggle says otherwise.
+PRESENT_CSS = """
+body:not(.normal) #main { zoom: 1.3; }
+body:not(.normal) #sidebar { display: none !important; }
+"""
+TOGGLE_JS = """
+document.body.classList.toggle('present', cb_obj.active);
+document.body.classList.toggle('normal', !cb_obj.active);
+"""
+THEME_JS = """
+const url = new URL(window.location.href);
+url.searchParams.set('theme', 'NEXT_THEME');
+window.location.href = url.toString();
 """
 
-pn.extension(notifications=True, raw_css=[CSS], sizing_mode="fixed",
-             design="native", loading_indicator=True)
+pn.extension(notifications=True, raw_css=[CSS], design="bootstrap", loading_indicator=True,
+             nthreads=int(os.environ.get("FMRI_EXPLORER_THREADS", "4")))
+
+
+class AppState(param.Parameterized):
+    """The app-level view state that a shared link reproduces."""
+
+    tab = param.Selector(default="encoding", objects=TAB_KEYS, doc="The active tab.")
+    present = param.Boolean(default=False, doc="Presentation layout: large views, no sidebar.")
+    theme = param.Selector(default="default", objects=["default", "dark"], doc="Colour theme.")
 
 
 def _tab(title: str, module: str, cls: str):
     """Build one tab; a failure shows an error in that tab, the others keep working."""
     try:
         viewer = getattr(importlib.import_module(module), cls)()
-        return pn.panel(viewer)
+        return viewer, pn.panel(viewer)
     except Exception as exc:  # noqa: BLE001 - one broken tab must not take the app down
         message = report_error(exc)
         log.exception("tab %s failed", title)
-        return pn.pane.Alert(f"**{title}** could not start: {message}", alert_type="danger",
-                             width=700)
+        return None, pn.pane.Alert(f"**{title}** could not start: {message}",
+                                   alert_type="danger", width=700)
 
 
-def create_app(size: str | None = None) -> pn.viewable.Viewable:
+def _initial(state: AppState) -> None:
+    """Apply the URL's app-level values before building (theme needs them first)."""
+    args = pn.state.session_args or {}
+    for name in ("tab", "theme", "present"):
+        raw = args.get(name)
+        if not raw:
+            continue
+        value = raw[0].decode() if isinstance(raw[0], bytes) else str(raw[0])
+        try:
+            if name == "present":
+                state.present = value.lower() in ("1", "true", "yes", "on")
+            else:
+                setattr(state, name, value.strip('"'))
+        except ValueError:
+            pass  # not in the whitelist's choices: ignored
+
+
+def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     """The whole app for one session."""
     if size is not None:
         os.environ["FMRI_EXPLORER_SIZE"] = size
-    tabs = pn.Tabs(*[(title, _tab(title, module, cls)) for title, module, cls in TABS],
-                   dynamic=True, css_classes=["analysis-tabs"], sizing_mode="stretch_width")
-    header = pn.Row(
-        pn.pane.Markdown("## fmri-explorer", margin=(0, 10)),
-        pn.pane.Markdown(f"synthetic data: **{default_size()}** size &nbsp;|&nbsp; "
-                         "encoding (Miyawaki 2008) · decoding (Haxby 2001) · seed connectivity",
-                         margin=(12, 10)),
-        sizing_mode="stretch_width",
-    )
-    return pn.Column(header, tabs, sizing_mode="stretch_width")
+    state = AppState()
+    _initial(state)
+    built = [_tab(title, module, cls) for title, module, cls in TABS]
+    tabs = pn.Tabs(*[(title, pane) for (title, _, _), (_, pane) in zip(TABS, built)],
+                   dynamic=True, css_classes=["analysis-tabs"], sizing_mode="stretch_width",
+                   active=TAB_KEYS.index(state.tab))
+
+    def tab_from_widget(event):
+        state.tab = TAB_KEYS[event.new]
+
+    def tab_to_widget(event):
+        tabs.active = TAB_KEYS.index(event.new)
+
+    tabs.param.watch(tab_from_widget, "active")
+    state.param.watch(tab_to_widget, "tab")
+
+    present = pn.widgets.Toggle(name="Present", value=state.present, button_type="primary",
+                                css_classes=["present-toggle"], width=110)
+    present.jscallback(value=TOGGLE_JS.replace("cb_obj.active", "cb_obj.value"))
+    present.link(state, value="present")
+
+    def enlarge(event):
+        for viewer in session_viewers():
+            viewer.plot_height = 420 if event.new else 260
+
+    state.param.watch(enlarge, "present")
+    theme = pn.widgets.Button(name="Dark / light", css_classes=["theme-toggle"], width=110)
+    theme.js_on_click(code=THEME_JS.replace(
+        "NEXT_THEME", "default" if state.theme == "dark" else "dark"))
+
+    template = pn.template.BootstrapTemplate(
+        title="fmri-explorer", theme="dark" if state.theme == "dark" else "default",
+        collapsed_sidebar=state.present, sidebar_width=260,
+        header=[pn.Row(present, theme, margin=(0, 10))],
+        sidebar=[pn.pane.Markdown(
+            "**Encoding** (Miyawaki 2008): ridge from 10x10 images to voxels.  \n"
+            "**Decoding** (Haxby 2001): linear SVC across categories.  \n"
+            "**Connectivity**: seed-to-voxel correlation; click to move the seed.\n\n"
+            f"Synthetic data: **{default_size()}** size.  \n"
+            "Parameters are kept in the URL: copy it to share this view.")],
+        main=[tabs])
+    if state.present:
+        template.config.raw_css.append(PRESENT_CSS)
+    sync_url(state, {"tab": "tab", "present": "present", "theme": "theme"})
+    if state.present:
+        enlarge(param.parameterized.Event(what="value", name="present", obj=state, cls=AppState,
+                                          old=False, new=True, type="changed"))
+    template.app_state = state
+    template.tabs = tabs
+    template.tab_viewers = {key: viewer for key, (viewer, _) in zip(TAB_KEYS, built)}
+    return template
 
 
 if pn.state.served:

@@ -13,6 +13,8 @@ its own grid at the crosshair.
 
 from __future__ import annotations
 
+import weakref
+
 import holoviews as hv
 import numpy as np
 import panel as pn
@@ -22,6 +24,15 @@ import xarray as xr
 from analysis.volumes import DIMS, affine_of, mm_to_voxel
 
 hv.extension("bokeh", logo=False)
+
+#: The slice viewers of each served session (the app enlarges them when presenting).
+_SESSION_VIEWERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def session_viewers(doc=None) -> list:
+    """The slice viewers created in a session (default: the current one)."""
+    doc = doc if doc is not None else pn.state.curdoc
+    return list(_SESSION_VIEWERS.get(doc, ())) if doc is not None else []
 
 #: view name -> (horizontal dim, vertical dim, sliced dim)
 VIEWS = {
@@ -94,6 +105,8 @@ class SliceViewer(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
+        if pn.state.curdoc is not None:
+            _SESSION_VIEWERS.setdefault(pn.state.curdoc, weakref.WeakSet()).add(self)
         self._taps = {}
         self._panes = {}
         for view in VIEWS:
