@@ -1,0 +1,315 @@
+"""Encoding analysis (Miyawaki 2008): voxel-wise ridge from 10x10 images to voxels.
+
+:class:`EncodingAnalysis` is the single source of truth for the analysis'
+parameters. **Structural** parameters (``data_dir``, ``size``, ``lag``,
+``cv``, ``n_folds``, ``dtype``) key a cached heavy step: loading and cleaning
+the runs (as the seed does) and one decomposition per CV fold
+(:class:`analysis.encoding_engine.RidgeCV`). **Display** parameters
+(``alpha``, ``threshold``, ``voxel``) only reuse it. The heavy steps live in
+process-level caches, so several app sessions share them.
+
+Results are xarray objects: R^2 per fold and voxel, the mean R^2 map as a
+volume (x, y, z in mm), the alpha path, ridge coefficients as
+(voxel, row, col), receptive fields as (row, col).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import param
+import xarray as xr
+
+from .config import SIZES, default_size
+from .datasets import miyawaki
+from .encoding_engine import CV_SCHEMES, RidgeCV, check_alpha, make_folds
+from .errors import DataError
+from .volumes import to_xarray, voxel_to_mm
+
+_LOCK = threading.RLock()
+_DATA: "OrderedDict[tuple, miyawaki.EncodingData]" = OrderedDict()
+_ENGINES: "OrderedDict[tuple, RidgeCV]" = OrderedDict()
+_LASSO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_PATHS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+
+
+def _remember(cache: OrderedDict, key, value, limit: int):
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > limit:
+        cache.popitem(last=False)
+    return value
+
+
+def clear_caches() -> None:
+    """Forget every cached dataset, decomposition, path and Lasso fit."""
+    with _LOCK:
+        for cache in (_DATA, _ENGINES, _LASSO, _PATHS):
+            cache.clear()
+
+
+def load_data(data_dir=None, size=None, progress=None) -> miyawaki.EncodingData:
+    """The cleaned dataset, cached per folder for the whole process."""
+    if data_dir is None:
+        from .datasets import ensure_synthetic
+
+        data_dir = ensure_synthetic("encoding", size or default_size())
+    key = (str(Path(data_dir).resolve()),)
+    with _LOCK:
+        if key not in _DATA:
+            _remember(_DATA, key, miyawaki.load(data_dir, progress=progress), 3)
+        return _DATA[key]
+
+
+def lasso_receptive_field(x, y) -> np.ndarray:
+    """The seed's ``make_pipeline(StandardScaler(), LassoLarsCV(max_iter=10))`` coefficients."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LassoLarsCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    lasso = make_pipeline(StandardScaler(), LassoLarsCV(max_iter=10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lasso.fit(x, y)
+    return lasso.named_steps["lassolarscv"].coef_.copy()
+
+
+class EncodingAnalysis(param.Parameterized):
+    """Voxel-wise ridge encoding model with cross-validated R^2, as in the Miyawaki seed.
+
+    Examples
+    --------
+    >>> enc = EncodingAnalysis(size="small", alpha=100, n_folds=10)
+    >>> enc.r2_map()          # xr.DataArray (x, y, z), fold-mean R^2
+    >>> enc.alpha = 10        # reuses the decomposition: one product
+    """
+
+    # ---- structural: key the cached heavy step
+    data_dir = param.String(default=None, allow_None=True, doc="""
+        nilearn data_dir holding miyawaki2008/ (synthetic or real); None uses the
+        synthetic dataset of `size`.""")
+    size = param.Selector(default="full", objects=list(SIZES), doc="""
+        Synthetic dataset size when no data_dir is given.""")
+    lag = param.Integer(default=miyawaki.LAG, bounds=(0, 20), doc="""
+        Volumes between an image and its response: the first `lag` volumes and the
+        last `lag` images of each run are dropped (the seed's 2).""")
+    cv = param.Selector(default="kfold", objects=list(CV_SCHEMES), doc="""
+        Cross-validation: unshuffled KFold(n_folds) as in the seed, or leave-one-run-out.""")
+    n_folds = param.Integer(default=10, bounds=(2, None), doc="""
+        Number of KFold folds (ignored for leave-one-run-out).""")
+    dtype = param.Selector(default="float64", objects=["float64", "float32"], doc="""
+        Floating point type of the responses and of the cached products.""")
+
+    # ---- display: reuse the heavy step
+    alpha = param.Number(default=100.0, bounds=(0, None), inclusive_bounds=(False, True),
+                         softbounds=(1e-2, 1e5), doc="""
+        Ridge regularisation (sklearn's Ridge alpha); shown on a log scale.""")
+    threshold = param.Number(default=0.05, bounds=(-1.0, 1.0), softbounds=(0.0, 0.5), doc="""
+        R^2 below which voxels are hidden in the map and not counted.""")
+    voxel = param.Integer(default=None, allow_None=True, bounds=(0, None), doc="""
+        Selected voxel (index in mask order) for receptive fields and time courses.""")
+    alpha_range = param.Range(default=(-1.0, 5.0), bounds=(-6, 9), doc="""
+        log10 range of the alpha path.""")
+    n_alphas = param.Integer(default=20, bounds=(2, 200), doc="""
+        Number of alphas (log-spaced) on the alpha path.""")
+
+    STRUCTURAL = ("data_dir", "size", "lag", "cv", "n_folds", "dtype")
+    DISPLAY = ("alpha", "threshold", "voxel", "alpha_range", "n_alphas")
+
+    def __init__(self, **params):
+        params.setdefault("size", default_size())
+        if "alpha" in params:
+            params["alpha"] = check_alpha(params["alpha"])
+        super().__init__(**params)
+
+    # ------------------------------------------------------------------ heavy, cached
+    def data(self, progress=None) -> miyawaki.EncodingData:
+        """The cleaned random-image runs (the seed's ``masker.transform`` output)."""
+        return load_data(self.data_dir, self.size, progress=progress)
+
+    def _data_key(self):
+        d = self.data_dir
+        return str(Path(d).resolve()) if d else f"synthetic-{self.size}"
+
+    @param.depends("data_dir", "size", "lag")
+    def samples(self):
+        """``(Y (n_samples, n_voxels), X (n_samples, 100), runs (n_samples,), volumes)``."""
+        return self.data().lagged(self.lag)
+
+    def structural_key(self) -> tuple:
+        return (self._data_key(), self.lag, self.cv,
+                self.n_folds if self.cv == "kfold" else None, self.dtype)
+
+    @param.depends(*STRUCTURAL)
+    def engine(self, progress=None) -> RidgeCV:
+        """The per-fold decompositions (cached per structural parameters)."""
+        key = self.structural_key()
+        with _LOCK:
+            eng = _ENGINES.get(key)
+            if eng is not None:
+                _ENGINES.move_to_end(key)
+        if eng is not None:
+            self.param.voxel.bounds = (0, eng.n_voxels - 1)
+            return eng
+        y, x, runs, _ = self.samples()
+        folds = make_folds(len(x), self.cv, self.n_folds, runs)
+        eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
+        with _LOCK:
+            eng = _remember(_ENGINES, key, eng, 4)
+        self.param.voxel.bounds = (0, eng.n_voxels - 1)
+        return eng
+
+    # ------------------------------------------------------------------ results
+    @property
+    def n_voxels(self) -> int:
+        return self.data().n_voxels
+
+    @param.depends(*STRUCTURAL, "alpha")
+    def r2_folds(self) -> xr.DataArray:
+        """R^2 per fold and voxel at ``alpha``: dims ``(fold, voxel)``."""
+        eng = self.engine()
+        r2 = eng.r2(self.alpha)
+        return xr.DataArray(r2, dims=("fold", "voxel"),
+                            coords={"fold": np.arange(eng.n_folds), "voxel": np.arange(eng.n_voxels)},
+                            name="r2", attrs={"alpha": self.alpha, "cv": self.cv})
+
+    @param.depends(*STRUCTURAL, "alpha")
+    def mean_r2(self) -> xr.DataArray:
+        """Fold-mean R^2 per voxel (negatives kept): dims ``(voxel,)``, mask order."""
+        r2 = self.r2_folds().mean("fold")
+        r2.name = "r2"
+        r2.attrs.update(alpha=self.alpha, n_folds=self.engine().n_folds)
+        return r2
+
+    @param.depends(*STRUCTURAL, "alpha")
+    def r2_map(self) -> xr.DataArray:
+        """The fold-mean R^2 as a volume, dims ``(x, y, z)`` in mm (NaN outside the mask)."""
+        da = to_xarray(self.mean_r2().values, mask=self.data().mask_img, name="r2")
+        da.attrs.update(alpha=self.alpha, n_folds=self.engine().n_folds)
+        return da
+
+    @param.depends(*STRUCTURAL, "alpha", "threshold")
+    def n_above(self) -> int:
+        """Voxels whose fold-mean R^2 exceeds ``threshold``."""
+        return int((self.mean_r2().values > self.threshold).sum())
+
+    @param.depends(*STRUCTURAL, "alpha", "threshold")
+    def summary(self) -> str:
+        """One line, e.g. ``alpha=100 folds=10 mean R2=0.108 voxels above 0.05: 812``."""
+        r2 = self.mean_r2().values
+        return (f"alpha={self.alpha:.4g} folds={self.engine().n_folds} "
+                f"mean R2={float(r2.mean()):.3f} voxels above {self.threshold:g}: "
+                f"{int((r2 > self.threshold).sum())}")
+
+    @param.depends(*STRUCTURAL, "alpha_range", "n_alphas")
+    def alphas(self) -> np.ndarray:
+        lo, hi = self.alpha_range
+        return np.logspace(lo, hi, self.n_alphas)
+
+    @param.depends(*STRUCTURAL, "alpha_range", "n_alphas")
+    def alpha_path(self) -> xr.Dataset:
+        """Score vs alpha: ``mean_r2 (alpha)``, ``r2 (alpha, voxel)`` (fold means),
+        ``best_alpha (voxel)`` and ``best_r2 (voxel)``."""
+        alphas = self.alphas()
+        key = self.structural_key() + (tuple(np.round(np.log10(alphas), 12)),)
+        with _LOCK:
+            r2 = _PATHS.get(key)
+        if r2 is None:
+            r2 = self.engine().r2_path(alphas).mean(axis=1)
+            with _LOCK:
+                _remember(_PATHS, key, r2, 8)
+        best = r2.argmax(axis=0)
+        vox = np.arange(r2.shape[1])
+        return xr.Dataset(
+            {"mean_r2": ("alpha", r2.mean(axis=1)),
+             "r2": (("alpha", "voxel"), r2),
+             "best_alpha": ("voxel", alphas[best]),
+             "best_r2": ("voxel", r2[best, vox])},
+            coords={"alpha": alphas, "voxel": vox})
+
+    @param.depends(*STRUCTURAL, "alpha")
+    def coefficients(self) -> xr.DataArray:
+        """Ridge coefficients fitted on all samples: dims ``(voxel, row, col)``."""
+        eng = self.engine()
+        coef = eng.coef(self.alpha).reshape(eng.n_voxels, *miyawaki.STIMULUS_SHAPE)
+        return xr.DataArray(coef, dims=("voxel", "row", "col"), name="coef",
+                            coords={"voxel": np.arange(eng.n_voxels)}, attrs={"alpha": self.alpha})
+
+    def _voxel(self, voxel):
+        voxel = self.voxel if voxel is None else voxel
+        if voxel is None:
+            raise DataError("no voxel selected")
+        return self.engine().check_voxel(voxel)
+
+    def ridge_receptive_field(self, voxel=None) -> xr.DataArray:
+        """Ridge coefficients of one voxel (all samples, ``alpha``) as ``(row, col)``."""
+        v = self._voxel(voxel)
+        rf = self.engine().coef(self.alpha, voxels=v)[0].reshape(miyawaki.STIMULUS_SHAPE)
+        return xr.DataArray(rf, dims=("row", "col"), name="ridge",
+                            attrs={"voxel": v, "alpha": self.alpha})
+
+    def lasso_receptive_field(self, voxel=None) -> xr.DataArray:
+        """The seed's LassoLarsCV receptive field of one voxel, computed on demand, cached."""
+        v = self._voxel(voxel)
+        key = (self._data_key(), self.lag, v)
+        with _LOCK:
+            coef = _LASSO.get(key)
+        if coef is None:
+            y, x, _, _ = self.samples()
+            coef = lasso_receptive_field(x, np.asarray(y[:, v], dtype=np.float64))
+            with _LOCK:
+                _remember(_LASSO, key, coef, 512)
+        return xr.DataArray(coef.reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
+                            name="lasso", attrs={"voxel": v})
+
+    def time_course(self, voxel=None) -> xr.Dataset:
+        """Measured and cross-validated predicted responses of one voxel over samples."""
+        v = self._voxel(voxel)
+        eng = self.engine()
+        _, _, runs, volumes = self.samples()
+        return xr.Dataset({"measured": ("sample", np.asarray(eng.measured(v), float)),
+                           "predicted": ("sample", np.asarray(eng.predict_cv(self.alpha, v), float))},
+                          coords={"sample": np.arange(eng.n_samples), "run": ("sample", runs),
+                                  "volume": ("sample", volumes)},
+                          attrs={"voxel": v, "alpha": self.alpha})
+
+    def stimulus(self, sample: int) -> xr.DataArray:
+        """The 10x10 image paired with ``sample`` (after the lag): ``(row, col)``."""
+        _, x, _, volumes = self.samples()
+        s = int(sample)
+        if not 0 <= s < len(x):
+            raise DataError(f"sample {sample} is outside 0 to {len(x) - 1}")
+        return xr.DataArray(x[s].reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
+                            name="stimulus", attrs={"sample": s, "volume": int(volumes[s])})
+
+    # ------------------------------------------------------------------ voxels <-> space
+    def voxel_ijk(self, voxel=None) -> tuple:
+        """Grid indices (i, j, k) of a voxel given in mask order."""
+        v = self._voxel(voxel)
+        mask = np.asarray(self.data().mask_img.dataobj).astype(bool)
+        return tuple(int(a[v]) for a in np.nonzero(mask))
+
+    def voxel_mm(self, voxel=None) -> tuple:
+        ijk = self.voxel_ijk(voxel)
+        return tuple(float(c) for c in voxel_to_mm(self.data().mask_img.affine, ijk))
+
+    def voxel_at(self, ijk) -> int | None:
+        """Mask-order index of grid voxel ``(i, j, k)``, or None outside the mask."""
+        mask = np.asarray(self.data().mask_img.dataobj).astype(bool)
+        i, j, k = (int(a) for a in ijk)
+        if not (0 <= i < mask.shape[0] and 0 <= j < mask.shape[1] and 0 <= k < mask.shape[2]):
+            return None
+        if not mask[i, j, k]:
+            return None
+        flat = np.ravel_multi_index((i, j, k), mask.shape)
+        return int(np.searchsorted(np.flatnonzero(mask.ravel()), flat))
+
+    def background(self) -> xr.DataArray | None:
+        bg = self.data().background
+        return None if bg is None else to_xarray(bg, name="background")

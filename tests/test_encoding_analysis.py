@@ -1,0 +1,202 @@
+"""EncodingAnalysis: results as xarray, planted truth recovered, display params reuse the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from threadpoolctl import threadpool_limits
+
+from analysis import encoding
+from analysis.encoding import EncodingAnalysis
+from analysis.encoding_engine import RidgeCV, reference_r2
+from analysis.errors import DataError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture
+def enc(encoding_dir):
+    return EncodingAnalysis(data_dir=str(encoding_dir), alpha=100.0, n_folds=10)
+
+
+def test_results_are_xarray_and_equal_the_seed(enc):
+    y, x, runs, _ = enc.samples()
+    folds = enc.engine().folds
+    ref = reference_r2(x, y.astype(np.float64), folds, 100.0)
+    r2f = enc.r2_folds()
+    assert isinstance(r2f, xr.DataArray) and r2f.dims == ("fold", "voxel")
+    assert np.abs(r2f.values - ref).max() < 1e-8
+    mean = enc.mean_r2()
+    assert mean.dims == ("voxel",) and np.abs(mean.values - ref.mean(axis=0)).max() < 1e-8
+    vol = enc.r2_map()
+    assert vol.dims == ("x", "y", "z") and "affine" in vol.attrs
+    from analysis.volumes import to_masked
+
+    np.testing.assert_allclose(to_masked(vol, enc.data().mask_img), mean.values)
+    coef = enc.coefficients()
+    assert coef.dims == ("voxel", "row", "col") and coef.shape == (enc.n_voxels, 10, 10)
+
+
+def test_summary_line(enc):
+    r2 = enc.mean_r2().values
+    expected = (f"alpha=100 folds=10 mean R2={r2.mean():.3f} voxels above 0.05: "
+                f"{int((r2 > 0.05).sum())}")
+    assert enc.summary() == expected
+    enc.threshold = 0.2
+    assert enc.summary().endswith(f"voxels above 0.2: {int((r2 > 0.2).sum())}")
+
+
+def test_alpha_path(enc):
+    enc.param.update(alpha_range=(0, 4), n_alphas=5)
+    path = enc.alpha_path()
+    assert path.mean_r2.dims == ("alpha",) and path.sizes["alpha"] == 5
+    y, x, _, _ = enc.samples()
+    folds = enc.engine().folds
+    for a in path.alpha.values:
+        ref = reference_r2(x, y.astype(np.float64), folds, a).mean(axis=0)
+        assert np.abs(path.r2.sel(alpha=a).values - ref).max() < 1e-8
+    best = path.r2.values.argmax(axis=0)
+    np.testing.assert_array_equal(path.best_alpha.values, path.alpha.values[best])
+
+
+def test_planted_receptive_fields_are_recovered(enc):
+    truth = enc.data().truth
+    r2 = enc.mean_r2().values
+    above = r2 > enc.threshold
+    assert above.sum() >= 30
+    coef = enc.coefficients().values.reshape(enc.n_voxels, -1)
+    peak = np.stack(np.unravel_index(coef.argmax(axis=1), (10, 10)), axis=1)
+    near = np.abs(peak - truth["peak"]).max(axis=1) <= 1
+    assert near[above].mean() >= 0.9
+    # the planted non-responsive voxels explain (close to) nothing
+    silent = ~truth["responsive"]
+    assert silent.sum() > 20
+    assert abs(np.median(r2[silent])) < 0.08 and np.percentile(r2[silent], 95) < 0.05
+    assert np.median(r2[truth["responsive"]]) > np.percentile(r2[silent], 95)
+
+
+def test_lasso_receptive_field_as_the_seed_and_cached(enc, monkeypatch):
+    from sklearn.linear_model import LassoLarsCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    truth = enc.data().truth
+    v = int(np.argmax(np.where(truth["responsive"], enc.mean_r2().values, -1)))
+    enc.voxel = v
+    rf = enc.lasso_receptive_field()
+    y, x, _, _ = enc.samples()
+    lasso = make_pipeline(StandardScaler(), LassoLarsCV(max_iter=10))
+    lasso.fit(x, y[:, v])
+    ref = lasso.named_steps["lassolarscv"].coef_.reshape((10, 10))
+    assert rf.dims == ("row", "col")
+    np.testing.assert_allclose(rf.values, ref, atol=1e-10)
+    assert np.unravel_index(np.argmax(rf.values), (10, 10)) in {
+        tuple(truth["peak"][v] + d) for d in np.ndindex(3, 3) for d in [np.array(d) - 1]}
+    calls = []
+    monkeypatch.setattr(encoding, "lasso_receptive_field", lambda *a: calls.append(a))
+    enc.alpha = 10.0
+    np.testing.assert_array_equal(enc.lasso_receptive_field().values, rf.values)
+    assert calls == []
+    ridge = enc.ridge_receptive_field()
+    np.testing.assert_allclose(ridge.values, enc.coefficients().sel(voxel=v).values)
+
+
+def test_display_changes_do_not_recompute_the_decomposition(enc):
+    enc.summary()
+    before = RidgeCV.n_decompositions
+    for alpha in (1.0, 10.0, 1000.0):
+        enc.alpha = alpha
+        enc.r2_map(), enc.summary()
+    enc.threshold = 0.1
+    enc.summary(), enc.n_above()
+    enc.voxel = 3
+    enc.ridge_receptive_field(), enc.time_course()
+    enc.voxel = 4
+    enc.ridge_receptive_field(), enc.time_course()
+    enc.alpha_path()
+    assert RidgeCV.n_decompositions == before
+    # a second session with the same structural parameters shares the cache
+    EncodingAnalysis(data_dir=enc.data_dir, n_folds=10, alpha=5.0).summary()
+    assert RidgeCV.n_decompositions == before
+    # structural changes do decompose again, once
+    enc.n_folds = 5
+    enc.summary(), enc.summary()
+    assert RidgeCV.n_decompositions == before + 1
+    enc.lag = 1
+    enc.summary()
+    assert RidgeCV.n_decompositions == before + 2
+
+
+def test_leave_one_run_out_and_lag(enc):
+    enc.param.update(cv="run", lag=1)
+    y, x, runs, _ = enc.samples()
+    assert len(x) == 20 * (enc.data().run_lengths[0] - 1)
+    assert enc.engine().n_folds == 20 and enc.summary().startswith("alpha=100 folds=20 ")
+    from analysis.encoding_engine import make_folds
+
+    ref = reference_r2(x, y.astype(np.float64), make_folds(len(x), "run", runs=runs), 100.0)
+    assert np.abs(enc.mean_r2().values - ref.mean(axis=0)).max() < 1e-8
+
+
+def test_float32(enc):
+    enc.dtype = "float32"
+    assert enc.mean_r2().dtype == np.float32
+    y, x, _, _ = enc.samples()
+    ref = reference_r2(x, y.astype(np.float64), enc.engine().folds, 100.0).mean(axis=0)
+    assert np.abs(enc.mean_r2().values - ref).max() < 1e-5
+
+
+def test_time_course_and_stimulus(enc):
+    enc.voxel = 2
+    tc = enc.time_course()
+    assert set(tc.data_vars) == {"measured", "predicted"} and tc.sizes["sample"] == len(enc.samples()[1])
+    assert np.isfinite(tc.predicted.values).all()
+    stim = enc.stimulus(5)
+    y, x, _, volumes = enc.samples()
+    np.testing.assert_array_equal(stim.values.ravel(), x[5])
+    np.testing.assert_array_equal(stim.values, enc.data().stimuli[5])  # first run: image 5 -> volume 7
+    assert stim.attrs["volume"] == 7
+
+
+def test_voxel_space_round_trip(enc):
+    for v in (0, 17, enc.n_voxels - 1):
+        assert enc.voxel_at(enc.voxel_ijk(v)) == v
+    assert enc.voxel_at((0, 0, 0)) is None
+
+
+def test_bad_input(enc, encoding_dir):
+    with pytest.raises(DataError, match="alpha must be a positive number"):
+        EncodingAnalysis(data_dir=str(encoding_dir), alpha=0)
+    with pytest.raises(ValueError, match="alpha"):
+        enc.alpha = -1.0
+    with pytest.raises(ValueError, match="n_folds"):
+        enc.n_folds = 1
+    enc.n_folds = 100_000
+    with pytest.raises(DataError, match="n_folds must be between 2 and the number of samples"):
+        enc.summary()
+    enc.n_folds = 10
+    with pytest.raises(DataError, match="outside the mask"):
+        enc.ridge_receptive_field(enc.n_voxels)
+    with pytest.raises(DataError, match="outside the mask"):
+        enc.lasso_receptive_field(-1)
+    with pytest.raises(ValueError, match="voxel"):
+        enc.voxel = enc.n_voxels + 5
+    with pytest.raises(DataError, match="no voxel selected"):
+        EncodingAnalysis(data_dir=str(encoding_dir)).time_course()
+    with pytest.raises(DataError, match="sample"):
+        enc.stimulus(10**6)
+    with pytest.raises(ValueError, match="lag"):
+        enc.lag = 21
+    with pytest.raises(DataError, match="lag must be between"):
+        enc.data().lagged(enc.data().run_lengths[0])
+
+
+def test_default_uses_the_synthetic_cache(encoding_dir):
+    enc = EncodingAnalysis()  # size from $FMRI_EXPLORER_SIZE (small in tests)
+    assert enc.size == "small"
+    assert enc.data().fmri.shape == EncodingAnalysis(data_dir=str(encoding_dir)).data().fmri.shape
