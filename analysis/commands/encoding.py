@@ -1,0 +1,97 @@
+"""``fmri-explorer encoding``: voxel-wise ridge R^2 (the Miyawaki seed) from the command line.
+
+The pipeline is the seed's, step for step: ``MultiNiftiMasker(mask_img=mask,
+detrend=True, standardize="zscore_sample")`` on the 20 random-image runs, the
+first ``lag`` volumes of each run and the last ``lag`` images dropped, stimuli
+reshaped in Fortran order, ``Ridge(alpha)`` scored with ``r2_score`` per fold
+of an unshuffled ``KFold(n_folds)`` (or leave-one-run-out), averaged over
+folds (negatives kept).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..config import SIZES
+from ..encoding_engine import CV_SCHEMES, check_alpha
+from ..errors import DataError
+from . import print_json
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "encoding", help="cross-validated ridge R^2 per voxel (Miyawaki 2008)",
+        description="Voxel-wise ridge regression from the 10x10 images to every voxel, "
+                    "as in nilearn's Miyawaki encoding example; prints the fold-mean R^2.")
+    p.add_argument("--data", type=Path, metavar="DIR", default=None,
+                   help="nilearn data_dir holding miyawaki2008/ (written by "
+                        "'fmri-explorer data encoding' or the real download); "
+                        "default: the synthetic dataset of --size")
+    p.add_argument("--size", choices=SIZES, default=None,
+                   help="synthetic size when --data is not given (default $FMRI_EXPLORER_SIZE or full)")
+    p.add_argument("--alpha", type=float, default=100.0, metavar="A",
+                   help="ridge alpha (default 100, the seed's)")
+    p.add_argument("--n-folds", type=int, default=10, metavar="K",
+                   help="KFold folds (default 10, the seed's)")
+    p.add_argument("--cv", choices=CV_SCHEMES, default="kfold",
+                   help="kfold (unshuffled, as the seed) or run (leave one run out)")
+    p.add_argument("--lag", type=int, default=2, metavar="L",
+                   help="volumes between image and response (default 2, the seed's)")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="R^2 threshold for the count of voxels above it (default 0.05)")
+    p.add_argument("--json", action="store_true", help="print JSON (r2_per_voxel in mask order)")
+    p.add_argument("--out", type=Path, metavar="r2_map.nii.gz", default=None,
+                   help="write the fold-mean R^2 map (zero outside the mask)")
+    return p
+
+
+def run(args) -> int:
+    from ..encoding import EncodingAnalysis
+    from ..volumes import to_nifti, to_xarray
+
+    alpha = check_alpha(args.alpha)
+    if args.data is not None and not Path(args.data).exists():
+        raise DataError("folder not found", args.data)
+    if args.lag < 0:
+        raise DataError(f"lag must be 0 or more, not {args.lag}")
+    if args.cv == "kfold" and args.n_folds < 2:
+        raise DataError(f"n_folds must be between 2 and the number of samples, not {args.n_folds}")
+    params = dict(alpha=alpha, cv=args.cv, lag=args.lag, dtype=args.dtype,
+                  threshold=args.threshold)
+    if args.cv == "kfold":
+        params["n_folds"] = args.n_folds
+    if args.size:
+        params["size"] = args.size
+    if args.data is not None:
+        params["data_dir"] = str(args.data)
+    try:
+        enc = EncodingAnalysis(**params)
+    except ValueError as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(str(exc)) from None
+    r2 = enc.mean_r2().values.astype(np.float64)
+    n_folds = enc.engine().n_folds
+    if args.out is not None:
+        from ..atomic import save_nifti
+
+        vol = to_xarray(r2, mask=enc.data().mask_img, name="r2", fill=0.0)
+        save_nifti(to_nifti(vol, dtype=np.float32 if args.dtype == "float32" else np.float64),
+                   args.out)
+    if args.json:
+        print_json({
+            "alpha": alpha, "n_folds": n_folds, "cv": args.cv, "lag": args.lag,
+            "n_samples": enc.engine().n_samples, "n_voxels": int(r2.size),
+            "mean_r2": float(r2.mean()), "threshold": args.threshold,
+            "n_above_threshold": int((r2 > args.threshold).sum()),
+            "data": enc.data().source, "out": None if args.out is None else str(args.out),
+            "r2_per_voxel": r2.tolist(),
+        })
+    else:
+        print(enc.summary())
+        if args.out is not None:
+            print(f"wrote {args.out}")
+    return 0
