@@ -1,0 +1,192 @@
+"""Exports of a tab's current state: map as NIfTI, slide-ready PNG, scores as
+CSV, a one-file HTML report that opens offline, and the code that reproduces it.
+
+A tab plugs in by implementing the small :class:`ExportSource` protocol and
+placing an :class:`ExportBar` in its layout. The file builders are plain
+functions (no Panel), tested on their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import gzip
+import html
+import io
+import re
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import xarray as xr
+
+from analysis.volumes import to_nifti
+from dashboard.notify import notify_errors
+
+
+class ExportSource(Protocol):
+    """What a tab provides to be exported."""
+
+    def export_map(self) -> dict:
+        """``{"map": DataArray, "background": DataArray | None, "title": str,
+        "threshold": float, "name": str, "symmetric": bool, "cut_coords": tuple | None}``."""
+
+    def export_scores(self) -> pd.DataFrame: ...
+
+    def export_summary(self) -> str: ...
+
+    def export_params(self) -> dict: ...
+
+    def export_code(self) -> str: ...
+
+
+# ---- file builders ----------------------------------------------------------
+def nifti_bytes(da: xr.DataArray) -> bytes:
+    """The volume as a gzipped NIfTI file (NaN outside the mask written as 0)."""
+    filled = da.fillna(0) if np.issubdtype(da.dtype, np.floating) else da
+    img = to_nifti(filled.astype(np.float32))
+    return gzip.compress(img.to_bytes(), compresslevel=6)
+
+
+def stat_map_png(da: xr.DataArray, background: xr.DataArray | None = None, title: str = "",
+                 threshold: float | None = None, symmetric: bool = True,
+                 cut_coords=None, cmap: str | None = None, dpi: int = 150) -> bytes:
+    """A slide-ready PNG of the map over its background (nilearn's plot_stat_map)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from nilearn import plotting
+
+    img = to_nifti(da.fillna(0).astype(np.float32))
+    bg = to_nifti(background.fillna(0).astype(np.float32)) if background is not None else None
+    values = np.asarray(da.values, dtype=float)
+    finite = values[np.isfinite(values)]
+    vmax = float(np.abs(finite).max()) if finite.size else 1.0
+    fig = plt.figure(figsize=(12, 4.2), facecolor="white")
+    kwargs = {"cmap": cmap} if cmap else {}
+    try:
+        plotting.plot_stat_map(
+            img, bg_img=bg, threshold=threshold or None,
+            title=title or None, figure=fig, cut_coords=cut_coords, colorbar=True,
+            symmetric_cbar=symmetric, vmax=vmax or 1.0, draw_cross=True, annotate=True,
+            black_bg=False, **kwargs)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False).encode()
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    b64 = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def html_report(title: str, params: dict, summary: str, figures=(), tables=(),
+                code: str | None = None) -> str:
+    """A one-file HTML report (inline CSS, images as data URIs): opens offline."""
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in params.items())
+    figs = "".join(f"<figure>{_img_tag(png, caption)}<figcaption>{html.escape(caption)}"
+                   f"</figcaption></figure>" for caption, png in figures)
+    tabs = "".join(f"<h2>{html.escape(name)}</h2>"
+                   + df.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+                   for name, df in tables)
+    code_html = (f"<h2>Code</h2><pre><code>{html.escape(code)}</code></pre>" if code else "")
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+h1 {{ font-size: 1.6em; }} .summary {{ font-family: monospace; font-size: 1.1em;
+  background: #f3f3f3; padding: .6em 1em; border-radius: 4px; }}
+table {{ border-collapse: collapse; margin: .5em 0 1.5em; }}
+th, td {{ text-align: left; padding: .2em 1em .2em 0; border-bottom: 1px solid #ddd; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} figcaption {{ color: #555; }}
+pre {{ background: #f6f8fa; padding: 1em; overflow-x: auto; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="summary">{html.escape(summary)}</p>
+<h2>Parameters</h2><table>{rows}</table>
+{figs}{tabs}{code_html}
+<p style="color:#888">fmri-explorer report, {stamp}</p>
+</body></html>
+"""
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "export"
+
+
+# ---- the widget row ---------------------------------------------------------
+class ExportBar(pn.viewable.Viewer):
+    """Download buttons for a tab: NIfTI, PNG, CSV, HTML report, and "show code"."""
+
+    source = param.Parameter(doc="The tab: implements ExportSource.")
+    stem = param.String(default="fmri-explorer", doc="File name stem.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._code = pn.pane.Markdown("", visible=False, css_classes=["export-code"],
+                                      sizing_mode="stretch_width")
+        show = pn.widgets.Toggle(name="Show code", css_classes=["export-show-code"], width=120)
+        show.param.watch(self._toggle_code, "value")
+        self._buttons = pn.Row(
+            self._download("Map (NIfTI)", "nii.gz", self._nifti, "export-nifti"),
+            self._download("Figure (PNG)", "png", self._png, "export-png"),
+            self._download("Scores (CSV)", "csv", self._csv, "export-csv"),
+            self._download("Report (HTML)", "html", self._html, "export-html"),
+            self._download("Code (.py)", "py", self._py, "export-py"),
+            show,
+        )
+        self._layout = pn.Column(self._buttons, self._code, sizing_mode="stretch_width")
+
+    def _download(self, label, ext, builder, css):
+        return pn.widgets.FileDownload(
+            callback=notify_errors(lambda: io.BytesIO(builder())),
+            filename=f"{self.stem}.{ext}", label=label, button_type="light", embed=False,
+            css_classes=[css], width=130)
+
+    def _nifti(self) -> bytes:
+        return nifti_bytes(self.source.export_map()["map"])
+
+    def _png(self) -> bytes:
+        spec = self.source.export_map()
+        return stat_map_png(spec["map"], spec.get("background"), title=spec.get("title", ""),
+                            threshold=spec.get("threshold"), symmetric=spec.get("symmetric", True),
+                            cut_coords=spec.get("cut_coords"), cmap=spec.get("cmap"))
+
+    def _csv(self) -> bytes:
+        return csv_bytes(self.source.export_scores())
+
+    def _py(self) -> bytes:
+        return self.source.export_code().encode()
+
+    def _html(self) -> bytes:
+        spec = self.source.export_map()
+        figures = [(spec.get("title", "map"), self._png())]
+        extra = getattr(self.source, "export_figures", None)
+        if extra is not None:
+            figures += list(extra())
+        return html_report(
+            title=spec.get("title", self.stem), params=self.source.export_params(),
+            summary=self.source.export_summary(), figures=figures,
+            tables=[("Scores", self.source.export_scores())],
+            code=self.source.export_code()).encode()
+
+    @notify_errors
+    def _toggle_code(self, event) -> None:
+        if event.new:
+            self._code.object = f"```python\n{self.source.export_code()}\n```"
+        self._code.visible = bool(event.new)
+
+    def __panel__(self):
+        return self._layout
