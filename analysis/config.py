@@ -12,6 +12,18 @@ DATA_ENV = "FMRI_EXPLORER_DATA"
 #: Environment variable choosing the synthetic size the app uses (``full`` or ``small``).
 SIZE_ENV = "FMRI_EXPLORER_SIZE"
 SIZES = ("small", "full")
+#: Environment variable: per-file upload limit in the app, in MB (default 500).
+MAX_UPLOAD_ENV = "FMRI_EXPLORER_MAX_UPLOAD_MB"
+DEFAULT_MAX_UPLOAD_MB = 500
+
+
+def max_upload_bytes() -> int:
+    """The per-file upload limit in bytes (``$FMRI_EXPLORER_MAX_UPLOAD_MB``)."""
+    try:
+        mb = float(os.environ.get(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB))
+    except ValueError:
+        mb = DEFAULT_MAX_UPLOAD_MB
+    return int(mb * 1024 * 1024)
 
 
 def data_home() -> Path:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..config import SIZE_ENV, SIZES, default_size
+from ..config import SIZE_ENV, SIZES, default_size, max_upload_bytes
 from ..datasets import MODULES, ensure_synthetic
 from ..progress import console_progress
 
@@ -50,7 +50,11 @@ def run(args) -> int:
         cmd.append("--show")
     if args.num_procs:
         cmd += ["--num-procs", str(args.num_procs)]
-    cmd += list(args.panel_args)
+    extra = list(args.panel_args)
+    if not any(a.startswith("--websocket-max-message-size") for a in extra):
+        # uploads travel over the websocket: let a file at the upload limit through
+        extra += ["--websocket-max-message-size", str(max_upload_bytes() + 2**20)]
+    cmd += extra
     env = {**os.environ, SIZE_ENV: size}
     host = args.address or "localhost"
     print(f"fmri-explorer: serving at http://{host}:{args.port}/app", flush=True)

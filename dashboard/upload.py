@@ -1,0 +1,145 @@
+"""Uploads: the user's own files, for their session only.
+
+Files land in a per-session temporary folder under fixed names chosen by the
+server (``func.nii.gz``, ``mask.nii``, ``labels.txt``...): the name the browser
+sends is only checked (extension, no path parts), never used as a path. Each
+file is size-limited (``$FMRI_EXPLORER_MAX_UPLOAD_MB``, default 500) and
+type-checked (NIfTI images are opened with nibabel; a functional image must be
+4D). The folder is removed when the session ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+import param
+
+from analysis.config import max_upload_bytes
+from analysis.errors import DataError
+from analysis.io import load_func, load_mask
+from dashboard.notify import report_error, report_info
+
+NIFTI = (".nii.gz", ".nii")
+#: role -> (allowed extensions, description)
+ROLES = {
+    "func": (NIFTI, "4D functional image"),
+    "mask": (NIFTI, "3D mask"),
+    "labels": ((".txt", ".csv", ".tsv"), "labels (one row per volume)"),
+    "label_names": ((".txt", ".json"), "code-to-name table"),
+    "confounds": ((".tsv", ".txt"), "confounds TSV"),
+}
+
+
+def check_name(filename: str, role: str) -> str:
+    """The extension of an uploaded file's name, after refusing unsafe names."""
+    if role not in ROLES:
+        raise DataError(f"unknown upload role {role!r}")
+    name = str(filename or "")
+    if (not name or "/" in name or "\\" in name or "\x00" in name or name.startswith(".")
+            or ".." in name.replace("\\", "/").split("/") or ".." in name):
+        raise DataError(f"refused file name {name!r}: it must be a plain file name")
+    lower = name.lower()
+    allowed, what = ROLES[role]
+    for ext in allowed:
+        if lower.endswith(ext):
+            return ext
+    raise DataError(f"{name}: a {what} must end in {' or '.join(allowed)}")
+
+
+class SessionUploads:
+    """A session's uploaded files, in its own temporary folder."""
+
+    def __init__(self, max_bytes: int | None = None):
+        self.max_bytes = max_upload_bytes() if max_bytes is None else int(max_bytes)
+        self.folder = Path(tempfile.mkdtemp(prefix="fmri-explorer-upload-"))
+        self.files: dict[str, Path] = {}
+        self.names: dict[str, str] = {}
+        weakref.finalize(self, shutil.rmtree, str(self.folder), True)
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(lambda ctx: self.cleanup())
+
+    def accept(self, role: str, filename: str, data: bytes) -> Path:
+        """Check and store one upload; return its server-side path."""
+        ext = check_name(filename, role)
+        size = len(data or b"")
+        if size == 0:
+            raise DataError(f"{filename}: the file is empty")
+        if size > self.max_bytes:
+            raise DataError(f"{filename}: {size / 2**20:.1f} MB is over the upload limit of "
+                            f"{self.max_bytes / 2**20:.0f} MB")
+        if ext == ".nii.gz" and data[:2] != b"\x1f\x8b":
+            raise DataError(f"{filename}: not a gzipped NIfTI file")
+        target = self.folder / f"{role}{ext}"
+        tmp = self.folder / f".{role}.partial{ext}"
+        tmp.write_bytes(data)
+        try:
+            if ext in NIFTI:
+                if role == "func":
+                    img = load_func(tmp)
+                    np.asanyarray(img.dataobj[..., 0])  # the data decode, not just the header
+                else:
+                    load_mask(tmp)
+            os.replace(tmp, target)
+        except DataError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DataError(exc.problem, filename) from None
+        except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
+            tmp.unlink(missing_ok=True)
+            raise DataError(f"cannot read it ({type(exc).__name__})", filename) from None
+        self.files[role] = target
+        self.names[role] = filename
+        return target
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.files.clear()
+
+
+class UploadPanel(pn.viewable.Viewer):
+    """File inputs for some roles; ``paths`` holds the accepted files by role."""
+
+    roles = param.List(default=["func", "mask", "labels"], doc="Which files to ask for.")
+    paths = param.Dict(default={}, doc="Accepted uploads: role -> server-side path.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.uploads = SessionUploads()
+        limit = self.uploads.max_bytes / 2**20
+        self._inputs = {}
+        rows = []
+        for role in self.roles:
+            allowed, what = ROLES[role]
+            widget = pn.widgets.FileInput(accept=",".join(allowed), name=what,
+                                          css_classes=[f"upload-{role}"], width=230)
+            widget.param.watch(lambda event, role=role: self._received(role, event), "value")
+            self._inputs[role] = widget
+            rows.append(pn.Column(pn.pane.Markdown(f"{what}", margin=(0, 5)), widget,
+                                  margin=(0, 0)))
+        self._status = pn.pane.Markdown(f"Up to {limit:.0f} MB per file; kept for this "
+                                        "session only.", css_classes=["upload-status"])
+        self._layout = pn.Column(*rows, self._status)
+
+    def _received(self, role: str, event) -> None:
+        widget = self._inputs[role]
+        if event.new is None:
+            return
+        try:
+            self.uploads.accept(role, widget.filename, event.new)
+        except DataError as exc:
+            report_error(exc)
+            self._status.object = f"**refused:** {exc}"
+            return
+        finally:
+            widget.value = None  # free the bytes held by the widget
+        self.paths = {**self.paths, role: self.uploads.files[role]}
+        self._status.object = f"received {widget.filename} ({role})"
+        report_info(f"received {widget.filename}")
+
+    def __panel__(self):
+        return self._layout
