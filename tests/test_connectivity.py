@@ -1,0 +1,254 @@
+"""Seed connectivity: the fast engine against the seed's nilearn pipeline, the
+Param class, planted truth, bad input, and no re-cleaning on a seed move."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import connectivity as C
+from analysis.connectivity_reference import reference_seed_map
+from analysis.datasets import development as dev
+from analysis.errors import DataError
+
+SEEDS = [((0, -52, 18), 8.0), ((-2, -50, 18), 8.0), ((30, -20, 50), 4.0),
+         ((10, 40, 0), 12.5), ((-40, 10, 30), 2.0)]
+COMMON = dict(detrend=True, standardize="zscore_sample", standardize_confounds=True,
+              low_pass=0.1, high_pass=0.01, t_r=2.0)
+
+
+@pytest.fixture(scope="module")
+def files(connectivity_dir):
+    return dev.subject_files(connectivity_dir, subject=0)
+
+
+@pytest.fixture(scope="module")
+def img64(files):
+    img = nib.load(files["func"])
+    return nib.Nifti1Image(img.get_fdata(dtype=np.float64), img.affine, img.header)
+
+
+@pytest.fixture(scope="module")
+def reference(img64, files):
+    """The seed's brain masker (float64) once per confound setting; spheres per seed."""
+    from nilearn.maskers import NiftiMasker, NiftiSpheresMasker
+
+    brains = {}
+
+    def brain(confounds):
+        key = str(confounds)
+        if key not in brains:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                masker = NiftiMasker(smoothing_fwhm=6, **COMMON)
+                brains[key] = (masker.fit_transform(img64, confounds=confounds), masker)
+        return brains[key]
+
+    def seed_map(seed, radius, confounds):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ts = NiftiSpheresMasker([seed], radius=radius, **COMMON).fit_transform(
+                img64, confounds=confounds)
+        b, masker = brain(confounds)
+        return (b.T @ ts / ts.shape[0])[:, 0], ts[:, 0], masker
+
+    return seed_map
+
+
+@pytest.fixture(scope="module")
+def subject(files):
+    return C.load_subject(files["func"], confounds=files["confounds"], t_r=files["t_r"])
+
+
+@pytest.fixture(scope="module")
+def sc(connectivity_dir):
+    return C.SeedConnectivity(data_dir=str(connectivity_dir))
+
+
+@pytest.mark.parametrize("with_confounds", [True, False])
+def test_seed_maps_equal_the_seed_pipeline(subject, files, reference, with_confounds):
+    columns = tuple(subject.confound_names) if with_confounds else None
+    data = C.clean_data(subject, C.CleaningSettings(confound_columns=columns))
+    confounds = [files["confounds"]] if with_confounds else None
+    for seed, radius in SEEDS:
+        fast = C.seed_correlation(data, seed, radius)
+        r, ts, masker = reference(seed, radius, confounds)
+        assert np.array_equal(np.asarray(masker.mask_img_.dataobj).astype(bool), data.mask)
+        assert np.abs(fast.r - r).max() < 1e-5, (seed, radius)
+        assert np.abs(fast.seed_signal - ts).max() < 1e-5
+    # the seed's own function (the reference used by the benchmark) agrees too
+    r, _ = reference_seed_map(files["func"], SEEDS[0][0], SEEDS[0][1], confounds=confounds[0]
+                              if confounds else None)
+    assert np.abs(C.seed_correlation(data, *SEEDS[0]).r - r).max() < 1e-5
+
+
+def test_fmriprep_confounds_with_na_first_row(files, img64, reference):
+    """The full TSV (``n/a`` first row): the engine uses 0 there; so does the reference."""
+    full = pd.read_csv(files["confounds_full"], sep="\t", na_values=["n/a"])
+    assert np.isnan(full["framewise_displacement"][0])
+    subj = C.load_subject(files["func"], confounds=files["confounds_full"], t_r=2.0)
+    cols = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z", "csf",
+            "white_matter", "global_signal", "framewise_displacement")
+    data = C.clean_data(subj, C.CleaningSettings(confound_columns=cols))
+    array = full[list(cols)].fillna(0.0).to_numpy()
+    r, _, _ = reference((0, -52, 18), 8.0, array)
+    assert np.abs(C.seed_correlation(data, (0, -52, 18), 8.0).r - r).max() < 1e-5
+
+
+def test_param_class_defaults_and_results(sc, reference, files):
+    assert sc.seed_mm == (0.0, -52.0, 18.0) and sc.radius_mm == 8 and sc.smoothing_fwhm == 6
+    assert sc.t_r == 2.0 and sc.standardize == "zscore_sample"
+    assert sc.confound_columns == dev.REDUCED_COLUMNS
+    r_map = sc.r_map()
+    assert r_map.dims == ("x", "y", "z") and r_map.attrs["units"] == "mm"
+    r, ts, _ = reference((0, -52, 18), 8.0, [files["confounds"]])
+    assert np.abs(r_map.values[sc.cleaned_data().mask] - r).max() < 1e-5
+    assert np.isnan(r_map.values[~sc.cleaned_data().mask]).all()
+    # Fisher z is arctanh(r), as a volume and as the exported NIfTI
+    z = sc.z_map()
+    assert np.allclose(z.values, np.arctanh(r_map.values), equal_nan=True)
+    img = sc.to_nifti(fisher_z=True)
+    assert np.allclose(np.asarray(img.dataobj)[sc.cleaned_data().mask],
+                       np.arctanh(r).astype(np.float32), atol=1e-6)
+    series = sc.seed_time_series()
+    assert series.dims == ("time",) and series.size == 168 and series["time"][-1] == 334.0
+    assert np.abs(series.values - ts).max() < 1e-5
+
+
+def test_summary_line(sc):
+    text = sc.summary()
+    m = re.fullmatch(r"seed \(0, -52, 18\) r=8 mm: (\d+) voxels; r in \[(-?\d\.\d\d), (\d\.\d\d)\]; "
+                     r"([\d,]+) voxels above 0\.5", text)
+    assert m, text
+    res = sc.ensure()
+    assert int(m.group(1)) == res.n_seed_voxels
+    assert float(m.group(2)) == pytest.approx(res.r.min(), abs=0.005)
+    assert int(m.group(4).replace(",", "")) == int((np.abs(res.r) >= 0.5).sum())
+
+
+def test_pcc_peaks_lie_in_planted_default_mode_nodes(sc):
+    peaks = sc.peaks()
+    assert len(peaks) == sc.n_peaks
+    assert (np.diff(peaks["r"]) <= 0).all() and (peaks["r"] > sc.threshold).all()
+    top = peaks.head(5)
+    assert (top["network"] == dev.DMN).all(), top
+    assert (top["node_distance_mm"] < 10).all(), top
+    # each peak is a local maximum of the map
+    vals = sc.r_map().values
+    for i, j, k in peaks[["i", "j", "k"]].to_numpy():
+        block = vals[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2, max(k - 1, 0):k + 2]
+        assert vals[i, j, k] == np.nanmax(block)
+    assert np.allclose(peaks["fisher_z"], np.arctanh(peaks["r"]))
+
+
+def test_confound_regression_stops_artefacts_spreading(connectivity_dir):
+    on = C.SeedConnectivity(data_dir=str(connectivity_dir)).ensure().r
+    off_sc = C.SeedConnectivity(data_dir=str(connectivity_dir), regress_confounds=False)
+    off = off_sc.ensure().r
+    assert off_sc.settings().confound_columns is None
+    assert np.median(off) > 0.4 and (np.abs(off) > 0.3).mean() > 0.9
+    assert abs(np.median(on)) < 0.1 and (np.abs(on) > 0.3).mean() < 0.35
+
+
+def test_bad_seed_keeps_the_previous_map(sc):
+    sc.seed_mm = (0, -52, 18)
+    before, map_before = sc.result, sc.r_map()
+    with pytest.raises(DataError, match=r"seed \(0, 0, 200\) mm is outside the brain"):
+        sc.seed_mm = (0, 0, 200)
+    assert sc.seed_mm == (0, -52, 18) and sc.result is before
+    assert "outside the brain" in sc.error
+    # just outside the brain: a small sphere captures no brain voxel, a large one does
+    mask = sc.cleaned_data().mask
+    affine = sc.cleaned_data().affine
+    i, j, k = np.argwhere(mask)[np.argmax(np.argwhere(mask)[:, 2])]   # top of the brain
+    outside = nib.affines.apply_affine(affine, (i, j, k + 1))
+    sc.radius_mm = 2
+    with pytest.raises(DataError, match="captures no brain voxel"):
+        sc.seed_mm = tuple(outside)
+    assert sc.result.seed_mm == (0, -52, 18)
+    sc.radius_mm = 8
+    assert sc.result.radius_mm == 8
+    xr_map = sc.r_map()
+    assert np.allclose(xr_map.values, map_before.values, equal_nan=True)
+
+
+def test_bad_band_and_confounds_are_clear_errors(sc, files, tmp_path):
+    before = sc.result
+    with pytest.raises(DataError, match="high_pass 0.01 Hz must be below low_pass 0.005 Hz"):
+        sc.low_pass = 0.005
+    assert sc.low_pass == 0.1 and sc.result is before
+    with pytest.raises(DataError, match="Nyquist frequency 0.25 Hz"):
+        sc.low_pass = 0.3
+    with pytest.raises(DataError, match="Nyquist"):
+        C.CleaningSettings(high_pass=0.25, low_pass=None).check()
+    assert sc.low_pass == 0.1 and sc.result is before
+    short = tmp_path / "short.tsv"
+    pd.read_csv(files["confounds"], sep="\t").iloc[:150].to_csv(short, sep="\t", index=False)
+    with pytest.raises(DataError, match="short.tsv: 150 confound rows for 168 volumes"):
+        C.load_subject(files["func"], confounds=short)
+    with pytest.raises(DataError, match="radius"):
+        C.sphere_voxels(sc.cleaned_data(), (0, -52, 18), 0)
+
+
+def test_moving_the_seed_does_not_reclean(connectivity_dir, monkeypatch):
+    calls = []
+    real = C.clean_data
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(C, "clean_data", counting)
+    sc = C.SeedConnectivity(data_dir=str(connectivity_dir), smoothing_fwhm=4.0)
+    sc.ensure()
+    assert len(calls) == 1
+    for seed in [(10, 40, 0), (-40, 10, 30), (0, -52, 18)]:
+        sc.seed_mm = seed
+    sc.radius_mm = 6
+    sc.threshold = 0.3
+    sc.fisher_z = True
+    sc.peaks(), sc.summary(), sc.z_map()
+    assert len(calls) == 1
+    # another session with the same settings shares the cleaned data
+    other = C.SeedConnectivity(data_dir=str(connectivity_dir), smoothing_fwhm=4.0,
+                               seed_mm=(10, 40, 0))
+    other.ensure()
+    assert len(calls) == 1
+    sc.smoothing_fwhm = 5.0           # a structural change cleans once
+    assert len(calls) == 2 and calls[-1].smoothing_fwhm == 5.0
+    sc.smoothing_fwhm = 4.0           # back: from the cache
+    assert len(calls) == 2
+
+
+def test_subject_changes_the_map(connectivity_dir):
+    sc = C.SeedConnectivity(data_dir=str(connectivity_dir))
+    first = sc.ensure().r.copy()
+    assert sc.n_subjects == 3 and sc.param.subject.bounds == (0, 2)
+    sc.subject = 2
+    assert sc.cleaned_data().name == "sub-pixar002"
+    assert not np.allclose(sc.ensure().r, first)
+    assert sc.peaks().head(3)["network"].eq(dev.DMN).all()
+
+
+def test_user_files_with_a_mask(files, connectivity_dir, reference):
+    mask = dev.dataset_dir(connectivity_dir) / dev.MASK
+    sc = C.SeedConnectivity.from_files(files["func"], confounds=files["confounds"], mask=mask)
+    assert sc.t_r == 2.0
+    r, _, _ = reference((0, -52, 18), 8.0, [files["confounds"]])
+    assert np.abs(sc.ensure().r - r).max() < 1e-5
+    with pytest.raises(DataError, match="not a NIfTI"):
+        C.load_subject(files["confounds"])
+
+
+def test_analysis_does_not_import_panel():
+    code = ("import sys, analysis.connectivity, analysis.connectivity_reference, "
+            "analysis.commands.connectivity; "
+            "assert not {'panel', 'holoviews'} & set(sys.modules), 'GUI imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
