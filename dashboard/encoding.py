@@ -1,0 +1,409 @@
+"""Encoding tab (Miyawaki 2008): live voxel-wise ridge with receptive fields.
+
+A thin view over :class:`analysis.encoding.EncodingAnalysis`. Its parameters
+become widgets (alpha on a log10 slider), its xarray results HoloViews
+elements: the fold-mean R^2 map in the shared slice viewer (thresholded), a
+histogram of R^2 with the threshold marked, the alpha path with the current
+alpha marked, and for the clicked voxel its ridge and Lasso receptive fields
+(10x10, the seed's marked pixel in red, the planted peak in yellow when the
+data is synthetic) and its measured vs cross-validated predicted time course;
+plus a stimulus browser. The decompositions are cached per process, so
+moving alpha or the threshold, or clicking, never refits anything.
+"""
+
+from __future__ import annotations
+
+import math
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from analysis.config import default_size
+from analysis.encoding import EncodingAnalysis
+from analysis.errors import DataError
+from dashboard.notify import notify_errors, report_error, report_info
+from dashboard.share import sync_url
+from dashboard.slice_viewer import SliceViewer
+
+#: The seed marks this pixel in every receptive field.
+MARKED_PIXEL = (4, 2)
+PLOT_H = 250
+
+
+def _pixel_box(row: int, col: int, color: str) -> hv.Rectangles:
+    return hv.Rectangles([(col - 0.5, row - 0.5, col + 0.5, row + 0.5)]).opts(
+        fill_alpha=0, line_color=color, line_width=3)
+
+
+def receptive_field_image(rf, title: str, marked=MARKED_PIXEL, planted=None,
+                          cmap="RdBu_r", symmetric=True) -> hv.Overlay:
+    """A 10x10 image (row 0 at the top, as ``imshow``) with the marked pixel boxed."""
+    values = np.asarray(rf, dtype=float)
+    rows, cols = np.arange(values.shape[0]), np.arange(values.shape[1])
+    top = float(np.abs(values).max()) or 1.0
+    clim = (-top, top) if symmetric else (0.0, max(top, 1.0))
+    image = hv.Image((cols, rows, values), kdims=["col", "row"], vdims=["weight"]).opts(
+        cmap=cmap, clim=clim, invert_yaxis=True, colorbar=symmetric, title=title,
+        frame_width=170, frame_height=170, toolbar=None, tools=["hover"], xaxis=None,
+        yaxis=None, fontsize={"title": 10}, framewise=True)
+    overlay = image * _pixel_box(*marked, "red")
+    if planted is not None:
+        overlay = overlay * _pixel_box(*planted, "gold")
+    return overlay.opts(show_legend=False)
+
+
+def r2_histogram(r2: np.ndarray, threshold: float, bins: int = 60) -> hv.Overlay:
+    """Histogram of R^2 over voxels with the threshold as a red line."""
+    finite = r2[np.isfinite(r2)]
+    counts, edges = np.histogram(finite, bins=bins)
+    hist = hv.Histogram((edges, counts), kdims=["R2"], vdims=["voxels"]).opts(
+        color="#4c78a8", line_color=None, title="R\u00b2 over voxels", height=PLOT_H,
+        responsive=True, toolbar=None, tools=["hover"], framewise=True)
+    return (hist * hv.VLine(threshold).opts(color="red", line_width=2)).opts(show_legend=False)
+
+
+def time_course_plot(tc) -> hv.Overlay:
+    """Measured vs cross-validated predicted responses of a voxel."""
+    x = tc.sample.values
+    measured = hv.Curve((x, tc.measured.values), kdims=["sample"], vdims=["response"],
+                        label="measured").opts(color="#999999", line_width=1)
+    predicted = hv.Curve((x, tc.predicted.values), kdims=["sample"], vdims=["response"],
+                         label="predicted (CV)").opts(color="#d62728", line_width=1.5)
+    return (measured * predicted).opts(
+        title=f"voxel {tc.attrs['voxel']}: measured vs predicted", height=PLOT_H,
+        responsive=True, legend_position="top_right", toolbar="above",
+        active_tools=["xwheel_zoom"], xlim=(0, min(len(x), 290)), framewise=True)
+
+
+class EncodingTab(pn.viewable.Viewer):
+    """The Encoding tab: widgets, summary line, R^2 map, histogram, alpha path, receptive fields."""
+
+    log10_alpha = param.Number(default=2.0, bounds=(-2.0, 5.0), step=0.05, doc="""
+        log10 of the ridge alpha (the slider is on a log scale).""")
+    sample = param.Integer(default=0, bounds=(0, None), doc="Sample shown by the stimulus browser.")
+    revision = param.Integer(default=0, precedence=-1, doc="""
+        Bumped after a structural change has been recomputed (redraws every view).""")
+
+    def __init__(self, analysis: EncodingAnalysis | None = None, **params):
+        super().__init__(**params)
+        self.analysis = analysis or EncodingAnalysis(size=default_size())
+        a = self.analysis
+        self.viewer = SliceViewer(title="", map_label="R2", cmap="fire", symmetric=False,
+                                  plot_height=230)
+        self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
+        self.voxel_info = pn.pane.Markdown("", css_classes=["voxel-info"],
+                                           sizing_mode="stretch_width")
+        rev = self.param.revision
+        self.hist = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
+            self._hist_element, alpha=a.param.alpha, threshold=a.param.threshold, revision=rev)),
+            css_classes=["r2-hist"], linked_axes=False, sizing_mode="stretch_width")
+        path = hv.DynamicMap(pn.bind(self._path_element, alpha_range=a.param.alpha_range,
+                                     n_alphas=a.param.n_alphas, revision=rev))
+        marker = hv.DynamicMap(pn.bind(lambda alpha: hv.VLine(alpha).opts(
+            color="red", line_width=2), alpha=a.param.alpha))
+        self.path = pn.pane.HoloViews((path * marker).opts(show_legend=False),
+                                      css_classes=["alpha-path"], linked_axes=False,
+                                      sizing_mode="stretch_width")
+        self.rf_ridge = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
+            self._ridge_element, alpha=a.param.alpha, voxel=a.param.voxel, revision=rev)),
+            css_classes=["rf-ridge"], linked_axes=False)
+        self.rf_lasso = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
+            self._lasso_element, voxel=a.param.voxel, revision=rev)),
+            css_classes=["rf-lasso"], linked_axes=False)
+        self.timecourse = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
+            self._time_course_element, alpha=a.param.alpha, voxel=a.param.voxel, revision=rev)),
+            css_classes=["time-course"], linked_axes=False, sizing_mode="stretch_width")
+        self.stimulus_pane = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
+            self._stimulus_element, sample=self.param.sample, revision=rev)),
+            css_classes=["stimulus"], linked_axes=False)
+        self.stimulus_info = pn.pane.Markdown("", css_classes=["stimulus-info"])
+        self._build_widgets()
+        sync_url(a, {"alpha": "alpha", "threshold": "threshold", "cv": "cv",
+                     "n_folds": "n_folds", "lag": "lag", "voxel": "voxel"})
+        self.log10_alpha = round(math.log10(a.alpha), 6)
+        a.param.watch(self._structural_changed, ["cv", "n_folds", "lag", "dtype"])
+        a.param.watch(self._alpha_changed, ["alpha"])
+        a.param.watch(self._threshold_changed, ["threshold"])
+        a.param.watch(self._voxel_changed, ["voxel"])
+        self.viewer.param.watch(self._clicked, ["crosshair_mm"])
+        self._start()
+
+    # ---- widgets -----------------------------------------------------------------
+    def _build_widgets(self):
+        a = self.analysis
+        self.w_alpha = pn.widgets.FloatSlider(
+            name="log10 alpha", start=-2.0, end=5.0, step=0.05, value=math.log10(a.alpha),
+            css_classes=["alpha-slider"], format="0.00")
+        self.w_threshold = pn.widgets.FloatSlider(
+            name="R\u00b2 threshold", start=0.0, end=0.5, step=0.005, value=a.threshold,
+            css_classes=["threshold-slider"], format="0.000")
+        self.w_cv = pn.widgets.Select(name="Cross-validation",
+                                      options={"KFold (unshuffled)": "kfold",
+                                               "leave one run out": "run"},
+                                      value=a.cv, css_classes=["cv-select"])
+        self.w_folds = pn.widgets.IntSlider(name="n_folds", start=2, end=20, value=a.n_folds,
+                                            css_classes=["folds-slider"],
+                                            disabled=a.cv != "kfold")
+        self.w_lag = pn.widgets.IntSlider(name="lag (volumes)", start=0, end=5, value=a.lag,
+                                          css_classes=["lag-slider"])
+        self.w_dtype = pn.widgets.RadioButtonGroup(name="dtype", options=["float64", "float32"],
+                                                   value=a.dtype, css_classes=["dtype-select"])
+        self.w_sample = pn.widgets.IntSlider(name="sample", start=0, end=1, value=0,
+                                             css_classes=["sample-slider"])
+
+        def setter(name, transform=lambda v: v):
+            @notify_errors
+            def set_value(event):
+                setattr(self.analysis, name, transform(event.new))
+            return set_value
+
+        self.w_alpha.link(self, value="log10_alpha")
+        self.w_threshold.param.watch(setter("threshold", float), "value")
+        self.w_cv.param.watch(setter("cv"), "value")
+        self.w_folds.param.watch(setter("n_folds", int), "value")
+        self.w_lag.param.watch(setter("lag", int), "value")
+        self.w_dtype.param.watch(setter("dtype"), "value")
+        self.w_sample.link(self, value="sample")
+
+    @param.depends("log10_alpha", watch=True)
+    @notify_errors
+    def _log_alpha_to_analysis(self):
+        alpha = float(10.0 ** self.log10_alpha)
+        if not math.isclose(alpha, self.analysis.alpha, rel_tol=1e-9):
+            self.analysis.alpha = alpha
+
+    # ---- updates ------------------------------------------------------------------
+    @notify_errors
+    def _start(self):
+        a = self.analysis
+        self.viewer.background = a.background()
+        self._update_samples()
+        if a.voxel is None:  # start on the best voxel, with its receptive fields
+            a.voxel = int(np.argmax(a.mean_r2().values))
+        self._update_map()
+        self._voxel_changed()
+
+    def _update_map(self):
+        a = self.analysis
+        r2 = a.mean_r2().values
+        vol = a.r2_map()
+        shown = vol.copy(data=np.where(vol.values < 0, 0.0, vol.values))  # the seed's cut at 0
+        top = float(np.nanmax(r2)) if np.isfinite(r2).any() else 1.0
+        self.viewer.param.update(stat_map=shown, threshold=max(a.threshold, 1e-6),
+                                 clim=(0.0, max(top, 1e-3)),
+                                 title=f"cross-validated R\u00b2 (alpha={a.alpha:.4g})")
+        self.summary.object = a.summary()
+
+    def _structural_changed(self, event):
+        self.w_folds.disabled = self.analysis.cv != "kfold"
+        for w, name in ((self.w_cv, "cv"), (self.w_folds, "n_folds"), (self.w_lag, "lag"),
+                        (self.w_dtype, "dtype")):
+            w.value = getattr(self.analysis, name)
+        try:
+            self._update_samples()
+            self._update_map()
+            self._update_voxel_info()
+            self.revision += 1
+        except Exception as exc:  # noqa: BLE001 - bad combination: say so, keep serving
+            report_error(exc)
+
+    @notify_errors
+    def _alpha_changed(self, event):
+        a = self.analysis
+        if not math.isclose(10.0 ** self.w_alpha.value, a.alpha, rel_tol=1e-6):
+            self.w_alpha.value = round(math.log10(a.alpha), 6)
+        self._update_map()
+        self._update_voxel_info()
+
+    @notify_errors
+    def _threshold_changed(self, event):
+        a = self.analysis
+        if self.w_threshold.value != a.threshold:
+            self.w_threshold.value = a.threshold
+        self.viewer.threshold = max(a.threshold, 1e-6)
+        self.summary.object = a.summary()
+
+    @notify_errors
+    def _voxel_changed(self, event=None):
+        a = self.analysis
+        if a.voxel is None:
+            return
+        if self.viewer.voxel_index() != a.voxel_ijk():
+            self.viewer.crosshair_mm = a.voxel_mm()
+        self._update_voxel_info()
+
+    def _planted(self, v):
+        truth = self.analysis.data().truth
+        return tuple(int(p) for p in truth["peak"][v]) if truth is not None else None
+
+    def _update_voxel_info(self):
+        a = self.analysis
+        v = a.voxel
+        if v is None:
+            self.voxel_info.object = "click a voxel to see its receptive field"
+            return
+        truth = a.data().truth
+        planted = self._planted(v)
+        ridge = a.ridge_receptive_field()
+        r2 = float(a.mean_r2().values[v])
+        best = a.alpha_path()
+        x, y, z = a.voxel_mm()
+        peak = np.unravel_index(int(np.argmax(ridge.values)), ridge.shape)
+        text = (f"**voxel {v}** at ({x:g}, {y:g}, {z:g}) mm: R\u00b2={r2:.3f}, "
+                f"best alpha {float(best.best_alpha.values[v]):.3g} "
+                f"(R\u00b2={float(best.best_r2.values[v]):.3f}); ridge peak pixel "
+                f"(row {peak[0]}, col {peak[1]})")
+        if planted is not None:
+            text += (f"; planted peak (row {planted[0]}, col {planted[1]})"
+                     if bool(truth["responsive"][v]) else "; planted: responds to nothing")
+        self.voxel_info.object = text + "  \nred box: the seed's marked pixel (4, 2)" + (
+            "; gold box: planted peak" if planted is not None else "")
+
+    def _clicked(self, event):
+        ijk = self.viewer.voxel_index()
+        if ijk is None:
+            return
+        try:
+            v = self.analysis.voxel_at(ijk)
+            if v is None:
+                report_info(f"voxel {ijk} is outside the mask")
+                return
+            if v != self.analysis.voxel:
+                self.analysis.voxel = v
+        except (DataError, ValueError) as exc:
+            report_error(exc)
+
+    def _update_samples(self):
+        n = len(self.analysis.samples()[1])
+        self.param.sample.bounds = (0, n - 1)
+        self.w_sample.param.update(end=max(n - 1, 1), value=min(self.w_sample.value, n - 1))
+        self._stimulus_text()
+
+    @param.depends("sample", watch=True)
+    @notify_errors
+    def _stimulus_text(self):
+        a = self.analysis
+        _, _, runs, volumes = a.samples()
+        s = min(self.sample, len(runs) - 1)
+        self.stimulus_info.object = (f"sample {s}: run {int(runs[s]) + 1}, image "
+                                     f"{int(volumes[s]) - a.lag} paired with volume "
+                                     f"{int(volumes[s])}")
+
+    # ---- HoloViews elements (DynamicMap callbacks; errors become notifications) -----
+    def _hist_element(self, alpha, threshold, revision):
+        try:
+            return r2_histogram(self.analysis.mean_r2().values, threshold)
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+            return r2_histogram(np.zeros(1), threshold)
+
+    def _path_element(self, alpha_range, n_alphas, revision):
+        try:
+            path = self.analysis.alpha_path()
+            xs, ys = path.alpha.values, path.mean_r2.values
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+            xs, ys = np.array([1.0, 10.0]), np.zeros(2)
+        curve = hv.Curve((xs, ys), kdims=["alpha"], vdims=["mean R2"]).opts(
+            logx=True, color="black", line_width=2, title="alpha path (mean R\u00b2)",
+            height=PLOT_H, responsive=True, toolbar=None, tools=["hover"], framewise=True)
+        return curve * hv.Scatter((xs, ys), kdims=["alpha"], vdims=["mean R2"]).opts(
+            color="black", size=4)
+
+    def _ridge_element(self, alpha, voxel, revision):
+        try:
+            if voxel is None:
+                return receptive_field_image(np.zeros((10, 10)), "ridge: click a voxel")
+            rf = self.analysis.ridge_receptive_field(voxel)
+            return receptive_field_image(rf.values, f"ridge, voxel {voxel} (alpha={alpha:.3g})",
+                                         planted=self._planted(voxel))
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+            return receptive_field_image(np.zeros((10, 10)), "ridge")
+
+    def _lasso_element(self, voxel, revision):
+        try:
+            if voxel is None:
+                return receptive_field_image(np.zeros((10, 10)), "LassoLarsCV: click a voxel")
+            rf = self.analysis.lasso_receptive_field(voxel)
+            return receptive_field_image(rf.values, f"LassoLarsCV, voxel {voxel}",
+                                         planted=self._planted(voxel))
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+            return receptive_field_image(np.zeros((10, 10)), "LassoLarsCV")
+
+    def _time_course_element(self, alpha, voxel, revision):
+        try:
+            if voxel is not None:
+                return time_course_plot(self.analysis.time_course(voxel))
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+        import xarray as xr
+
+        empty = xr.Dataset({"measured": ("sample", np.zeros(2)),
+                            "predicted": ("sample", np.zeros(2))},
+                           coords={"sample": np.arange(2)}, attrs={"voxel": "-"})
+        return time_course_plot(empty)
+
+    def _stimulus_element(self, sample, revision):
+        try:
+            stim = self.analysis.stimulus(sample).values.astype(float)
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+            stim = np.zeros((10, 10))
+        return hv.Image((np.arange(10), np.arange(10), stim), kdims=["col", "row"],
+                        vdims=["pixel"]).opts(
+            cmap="gray", clim=(0, 1), invert_yaxis=True, frame_width=150, frame_height=150,
+            toolbar=None, xaxis=None, yaxis=None, title=f"stimulus of sample {sample}",
+            fontsize={"title": 10})
+
+    # ---- exports (see dashboard/export.py) ----------------------------------------------
+    def export_map(self) -> dict:
+        a = self.analysis
+        return {"map": a.r2_map(), "background": a.background(),
+                "title": f"cross-validated R2 (alpha={a.alpha:.4g})", "threshold": a.threshold,
+                "name": "r2_map", "symmetric": False, "cut_coords": None, "cmap": "hot"}
+
+    def export_scores(self) -> pd.DataFrame:
+        a = self.analysis
+        r2 = a.r2_folds()
+        df = pd.DataFrame(r2.values.T, columns=[f"fold_{i}" for i in r2.fold.values])
+        df.insert(0, "mean_r2", r2.mean("fold").values)
+        df.insert(0, "voxel", r2.voxel.values)
+        return df
+
+    def export_summary(self) -> str:
+        return self.analysis.summary()
+
+    def export_params(self) -> dict:
+        a = self.analysis
+        return {k: getattr(a, k) for k in ("alpha", "cv", "n_folds", "lag", "dtype", "threshold")}
+
+    def export_code(self) -> str:
+        a = self.analysis
+        src = f"data_dir={a.data_dir!r}" if a.data_dir else f"size={a.size!r}"
+        return (f"from analysis.encoding import EncodingAnalysis\n\n"
+                f"enc = EncodingAnalysis({src}, alpha={a.alpha!r}, cv={a.cv!r}, "
+                f"n_folds={a.n_folds}, lag={a.lag}, dtype={a.dtype!r}, threshold={a.threshold!r})\n"
+                f"print(enc.summary())\n"
+                f"enc.r2_map()  # xr.DataArray (x, y, z), fold-mean R^2\n")
+
+    # ---- layout ------------------------------------------------------------------------
+    def __panel__(self):
+        from dashboard.export import ExportBar
+
+        controls = pn.Column(
+            "**Ridge encoding** (Miyawaki 2008)",
+            self.w_alpha, self.w_threshold, self.w_cv, self.w_folds, self.w_lag, self.w_dtype,
+            pn.layout.Divider(), "**Stimulus browser**", self.w_sample, self.stimulus_pane,
+            self.stimulus_info, width=240)
+        rfs = pn.Row(self.rf_ridge, self.rf_lasso)
+        main = pn.Column(
+            self.summary, self.viewer, self.voxel_info,
+            pn.Row(self.hist, self.path, sizing_mode="stretch_width"),
+            rfs, self.timecourse, ExportBar(source=self, stem="encoding"),
+            sizing_mode="stretch_width")
+        return pn.Row(controls, main, sizing_mode="stretch_width")
