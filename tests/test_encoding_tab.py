@@ -1,0 +1,87 @@
+"""EncodingTab headless: elements by their data, widgets drive the analysis, clicks select voxels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture
+def tab(encoding_dir):
+    from analysis.encoding import EncodingAnalysis
+    from dashboard.encoding import EncodingTab
+
+    return EncodingTab(analysis=EncodingAnalysis(data_dir=str(encoding_dir)))
+
+
+def test_receptive_field_image_keeps_row_zero_at_the_top():
+    from dashboard.encoding import receptive_field_image
+
+    rf = np.zeros((10, 10))
+    rf[1, 7] = 1.0
+    overlay = receptive_field_image(rf, "t", marked=(4, 2), planted=(1, 7))
+    image = overlay.get(0)
+    assert image.opts.get().kwargs["invert_yaxis"] is True
+    assert image[7, 1] == 1.0  # (col, row) -> value
+    boxes = [el for el in overlay if el.group == "Rectangles"]
+    assert [tuple(b.array()[0]) for b in boxes] == [(1.5, 3.5, 2.5, 4.5), (6.5, 0.5, 7.5, 1.5)]
+
+
+def test_histogram_and_threshold_line():
+    from dashboard.encoding import r2_histogram
+
+    r2 = np.random.default_rng(0).normal(0.05, 0.1, 500)
+    overlay = r2_histogram(r2, 0.07, bins=20)
+    hist, line = overlay.get(0), overlay.get(1)
+    counts, edges = np.histogram(r2, bins=20)
+    np.testing.assert_array_equal(hist.dimension_values(1), counts)
+    np.testing.assert_allclose(hist.edges, edges)
+    assert line.data == 0.07
+
+
+def test_widgets_drive_the_analysis(tab):
+    a = tab.analysis
+    assert tab.summary.object == a.summary()
+    assert a.voxel == int(np.argmax(a.mean_r2().values))
+    tab.w_alpha.value = 1.0
+    assert a.alpha == pytest.approx(10.0)
+    assert tab.summary.object == a.summary() and tab.summary.object.startswith("alpha=10 ")
+    r2 = a.mean_r2().values
+    from analysis.volumes import to_masked
+
+    np.testing.assert_allclose(to_masked(tab.viewer.stat_map, a.data().mask_img), np.maximum(r2, 0))
+    tab.w_threshold.value = 0.1
+    assert tab.viewer.threshold == pytest.approx(0.1) and "voxels above 0.1:" in tab.summary.object
+    tab.w_folds.value = 5
+    assert a.n_folds == 5 and "folds=5 " in tab.summary.object
+    tab.w_sample.value = 3
+    assert tab.stimulus_info.object.startswith("sample 3: run 1, image 3 paired with volume 5")
+
+
+def test_click_selects_the_voxel(tab):
+    a = tab.analysis
+    target = 11
+    x, y, z = a.voxel_mm(target)
+    tab.viewer.crosshair_mm = (tab.viewer.crosshair_mm[0], tab.viewer.crosshair_mm[1], z)
+    tab.viewer.tap("axial", x, y)
+    assert a.voxel == target
+    assert f"voxel {target}** at" in tab.voxel_info.object
+    ridge = tab._ridge_element(a.alpha, target, 0).get(0)
+    shown = np.array([[ridge[c, r] for c in range(10)] for r in range(10)])
+    np.testing.assert_allclose(shown, a.ridge_receptive_field(target).values)
+
+
+def test_bad_structural_choice_is_reported_not_raised(tab, monkeypatch):
+    import dashboard.encoding as mod
+
+    seen = []
+    monkeypatch.setattr(mod, "report_error", lambda exc: seen.append(str(exc)))
+    tab.analysis.n_folds = 100_000
+    assert seen and "n_folds must be between 2" in seen[0]
