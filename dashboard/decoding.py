@@ -1,0 +1,377 @@
+"""Decoding tab (Haxby 2001): live SVM decoding with honest cross-validation.
+
+A thin view over :class:`analysis.decoding.DecodingAnalysis`: its parameters
+as widgets, its xarray results as HoloViews elements (fold-score bars with the
+mean and chance lines, the permutation null, the confusion matrix, the
+weight/pattern map in the shared slice viewer with a histogram of its values).
+The masked data is cached per process (shared by every session); a change of
+C, conditions or CV scheme only refits the classifiers. Permutations run in a
+background thread with a progress bar and a cancel button.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from analysis.datasets import haxby
+from analysis.decoding import CV_SCHEMES, DecodingAnalysis
+from analysis.errors import DataError
+from dashboard.notify import notify_errors, report_error
+from dashboard.slice_viewer import SliceViewer
+
+#: Real Haxby data (one slice), offered as a second source when present.
+SLICE_ENV = "FMRI_EXPLORER_HAXBY_SLICE"
+C_VALUES = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0]
+SYNTHETIC = "synthetic (Haxby-like)"
+REAL_SLICE = "real Haxby 2001 slice"
+
+
+def real_slice_dir() -> Path | None:
+    """The folder of the real Haxby slice (``$FMRI_EXPLORER_HAXBY_SLICE`` or ../shared/data)."""
+    candidates = [os.environ.get(SLICE_ENV),
+                  Path(__file__).resolve().parents[2] / "shared" / "data" / "haxby2001_slice"]
+    for c in candidates:
+        if c and (Path(c) / "bold.nii.gz").is_file():
+            return Path(c)
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(source: str) -> haxby.HaxbyData:
+    """Datasets shared by every session of this process."""
+    if source == REAL_SLICE:
+        folder = real_slice_dir()
+        return haxby.load_user(folder / "bold.nii.gz", folder / "mask.nii.gz",
+                               folder / "attributes.txt")
+    return haxby.load()
+
+
+@functools.lru_cache(maxsize=4)
+def _background(source: str):
+    return displayable(DecodingAnalysis(_dataset(source)).background())
+
+
+def displayable(da):
+    """A volume with a single slice along some axis (like the real Haxby slice),
+    padded with empty (NaN) slices on both sides so that every view has a sane
+    extent (about the smaller of the other two); values and their mm
+    coordinates are unchanged."""
+    import xarray as xr
+
+    extents = {d: abs(float(da[d].values[-1] - da[d].values[0])) for d in ("x", "y", "z")}
+    for axis, dim in enumerate(("x", "y", "z")):
+        if da.sizes[dim] != 1:
+            continue
+        affine = np.array(da.attrs["affine"], dtype=float)
+        step = affine[axis, axis]
+        others = [e for d, e in extents.items() if d != dim and e > 0]
+        n_side = max(1, int(round(min(others) / abs(step) / 2))) if others else 1
+        c = float(da[dim].values[0])
+        empty = xr.full_like(da, np.nan, dtype=float)
+        before = [empty.assign_coords({dim: [c - k * step]}) for k in range(n_side, 0, -1)]
+        after = [empty.assign_coords({dim: [c + k * step]}) for k in range(1, n_side + 1)]
+        attrs = dict(da.attrs)
+        da = xr.concat(before + [da.astype(float)] + after, dim=dim)
+        affine[axis, 3] -= n_side * step
+        attrs["affine"] = affine
+        da.attrs = attrs
+    return da
+
+
+class DecodingTab(pn.viewable.Viewer):
+    """The Decoding tab: widgets, summary, fold bars, null, confusion, weight map."""
+
+    source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC], doc="Dataset to decode.")
+    map_kind = param.Selector(default="weights", objects=["weights", "pattern"], doc=(
+        "Show the decoder's weights or its Haufe activation pattern (weights are not "
+        "activations)."))
+    threshold = param.Number(default=0.0, bounds=(0, None), doc="Hide map values with |value| below.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        sources = [SYNTHETIC] + ([REAL_SLICE] if real_slice_dir() is not None else [])
+        self.param.source.objects = sources
+        self._doc = pn.state.curdoc
+        self._new_grid = True
+        self.analysis = DecodingAnalysis(_dataset(self.source))
+        self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
+        self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
+        self.bars = pn.pane.HoloViews(css_classes=["fold-bars"], linked_axes=False)
+        self.null_plot = pn.pane.HoloViews(css_classes=["null-hist"], linked_axes=False)
+        self.confusion = pn.pane.HoloViews(css_classes=["confusion"], linked_axes=False)
+        self.map_hist = pn.pane.HoloViews(css_classes=["map-hist"], linked_axes=False)
+        self.progress = pn.indicators.Progress(value=0, max=1000, bar_color="primary",
+                                               width=260, css_classes=["perm-progress"],
+                                               visible=False)
+        self.perm_status = pn.pane.Str("", css_classes=["perm-status"])
+        self._build_widgets()
+        self._bind_analysis()
+        self._set_background()
+        self.refresh()
+
+    # ---- widgets --------------------------------------------------------------
+    def _build_widgets(self):
+        a = self.analysis
+        self.w_source = pn.widgets.Select.from_param(self.param.source, name="Data",
+                                                     css_classes=["source-select"])
+        self.w_conditions = pn.widgets.MultiChoice(
+            name="Conditions", options=list(a.param.conditions.objects), value=list(a.conditions),
+            css_classes=["conditions-select"])
+        self.w_mask = pn.widgets.Select(name="Mask", options=list(a.param.mask.objects),
+                                        value=a.mask, css_classes=["mask-select"])
+        self.w_standardize = pn.widgets.Checkbox(name="standardize (z-score voxels)",
+                                                 value=a.standardize)
+        self.w_classifier = pn.widgets.Select(
+            name="Classifier", options=dict(a.param.classifier.objects), value=a.classifier,
+            css_classes=["classifier-select"])
+        self.w_C = pn.widgets.DiscreteSlider(
+            name="C (log scale)", options={f"{c:g}": c for c in C_VALUES}, value=1.0,
+            css_classes=["c-slider"])
+        self.w_cv = pn.widgets.Select(name="Cross-validation", options=dict(CV_SCHEMES),
+                                      value=a.cv, css_classes=["cv-select"])
+        self.w_folds = pn.widgets.IntSlider(name="n_folds (KFold)", start=2, end=20,
+                                            value=a.n_folds, css_classes=["folds-slider"],
+                                            disabled=a.cv != "kfold")
+        self.w_perms = pn.widgets.IntInput(name="Permutations", value=a.n_permutations,
+                                           start=10, end=100000, step=100,
+                                           css_classes=["perm-count"])
+        self.w_run = pn.widgets.Button(name="Run permutation test", button_type="primary",
+                                       css_classes=["perm-run"])
+        self.w_cancel = pn.widgets.Button(name="Cancel", button_type="warning",
+                                          css_classes=["perm-cancel"], disabled=True)
+        self.w_map = pn.widgets.RadioButtonGroup.from_param(self.param.map_kind,
+                                                            css_classes=["map-kind"])
+        self.w_threshold = pn.widgets.FloatSlider(name="|value| threshold", start=0.0, end=1.0,
+                                                  step=0.001, value=0.0,
+                                                  css_classes=["threshold-slider"])
+        self.w_run.on_click(lambda e: self._start_permutations())
+        self.w_cancel.on_click(lambda e: self._cancel_permutations())
+        self.w_threshold.link(self, value="threshold")
+
+        def setter(name, transform=lambda v: v):
+            @notify_errors
+            def set_value(event):
+                setattr(self.analysis, name, transform(event.new))
+            return set_value
+
+        self.w_conditions.param.watch(self._on_conditions, "value")
+        self.w_mask.param.watch(setter("mask"), "value")
+        self.w_standardize.param.watch(setter("standardize"), "value")
+        self.w_classifier.param.watch(setter("classifier"), "value")
+        self.w_C.param.watch(setter("C", float), "value")
+        self.w_cv.param.watch(setter("cv"), "value")
+        self.w_folds.param.watch(setter("n_folds", int), "value")
+        self.w_perms.param.watch(setter("n_permutations", int), "value")
+
+    @notify_errors
+    def _on_conditions(self, event):
+        if len(event.new) < 2:
+            raise DataError("choose at least two conditions to discriminate")
+        self.analysis.conditions = list(event.new)
+
+    def _bind_analysis(self):
+        a = self.analysis
+        a.param.watch(lambda e: self.refresh(),
+                      ["conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds",
+                       "contrast"])
+        a.param.watch(self._on_permutation_event, ["permutation_progress", "permutation_status",
+                                                   "permutation_running", "permutation_result"])
+
+    @param.depends("source", watch=True)
+    def _switch_source(self):
+        try:
+            data = _dataset(self.source)
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+            return
+        self._cancel_permutations()
+        old = self.analysis
+        params = {k: getattr(old, k) for k in ("classifier", "C", "cv", "n_folds",
+                                               "n_permutations", "standardize")}
+        self.analysis = DecodingAnalysis(data, **params)
+        self.w_conditions.param.update(options=list(self.analysis.param.conditions.objects),
+                                       value=list(self.analysis.conditions))
+        self.w_mask.param.update(options=list(self.analysis.param.mask.objects),
+                                 value=self.analysis.mask)
+        self._bind_analysis()
+        self._set_background()
+        self._new_grid = True
+        self.refresh()
+
+    def _set_background(self):
+        try:
+            self.viewer.background = _background(self.source)
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+
+    # ---- results --------------------------------------------------------------
+    @notify_errors
+    def refresh(self):
+        """Recompute (cheap: the masked data is cached) and redraw everything."""
+        a = self.analysis
+        self.w_folds.disabled = a.cv != "kfold"
+        scores = a.scores()
+        self.summary.object = a.summary()
+        self.bars.object = self.fold_bars(scores)
+        self.confusion.object = self.confusion_plot(scores)
+        self.null_plot.object = self.null_histogram(a.permutation_result)
+        self._update_map()
+
+    @param.depends("map_kind", watch=True)
+    @notify_errors
+    def _update_map(self):
+        a = self.analysis
+        volume = displayable(a.weight_map() if self.map_kind == "weights" else a.pattern_map())
+        values = volume.values[np.isfinite(volume.values)]
+        top = float(np.abs(values).max()) if values.size else 1.0
+        self.w_threshold.param.update(end=top or 1.0, step=(top or 1.0) / 200,
+                                      value=min(self.w_threshold.value, top))
+        update = dict(stat_map=volume, map_label=self.map_kind,
+                      title=f"{self.map_kind}: {volume.attrs.get('contrast', '')}")
+        if (self._new_grid or self.viewer.stat_map is None
+                or self._outside(volume, self.viewer.crosshair_mm)):
+            self._new_grid = False
+            # a new grid (another dataset): start at the map's peak
+            peak = np.unravel_index(np.nanargmax(np.abs(volume.values)), volume.shape)
+            update["crosshair_mm"] = tuple(float(volume[d].values[i])
+                                           for d, i in zip(("x", "y", "z"), peak))
+        self.viewer.param.update(**update)
+        self.map_hist.object = self.value_histogram(values, self.threshold)
+
+    @staticmethod
+    def _outside(volume, xyz) -> bool:
+        for d, v in zip(("x", "y", "z"), xyz):
+            c = volume[d].values
+            half = abs(float(c[1] - c[0])) / 2 if c.size > 1 else 0.5
+            if not (c.min() - half <= v <= c.max() + half):
+                return True
+        return False
+
+    @param.depends("threshold", watch=True)
+    def _threshold_changed(self):
+        self.viewer.threshold = self.threshold
+        stat = self.viewer.stat_map
+        if stat is not None:
+            values = stat.values[np.isfinite(stat.values)]
+            self.map_hist.object = self.value_histogram(values, self.threshold)
+
+    # ---- HoloViews elements (testable by their data) -------------------------------
+    @staticmethod
+    def fold_bars(scores) -> hv.Overlay:
+        """Fold accuracies as bars, with the mean (solid) and chance (dashed) lines."""
+        if scores.attrs["cv"] == "run":
+            names = [f"run {r}" for r in scores.test_runs.values]
+        else:
+            names = [f"fold {i + 1}" for i in scores.fold.values]
+        bars = hv.Bars(list(zip(names, scores.fold_score.values)), kdims=["fold"],
+                       vdims=["accuracy"]).opts(
+            ylim=(0, 1.05), color="#4c78a8", title=f"{scores.attrs['cv_name']} fold accuracy",
+            xrotation=45 if len(names) > 6 else 0, height=260, responsive=True,
+            tools=["hover"], toolbar=None)
+        mean = hv.HLine(float(scores.mean_score), label="mean").opts(color="black", line_width=2)
+        chance = hv.HLine(float(scores.chance), label="chance").opts(
+            color="red", line_dash="dashed", line_width=2)
+        train = hv.HLine(float(scores.train_score), label="train").opts(
+            color="grey", line_dash="dotted", line_width=1)
+        return (bars * mean * chance * train).opts(show_legend=False)
+
+    @staticmethod
+    def confusion_plot(scores) -> hv.Overlay:
+        """Out-of-fold confusion matrix (counts) with the counts written in."""
+        rows = [(str(p), str(t), int(scores.confusion.sel(true=t, predicted=p)))
+                for t in scores.true.values for p in scores.predicted.values]
+        heat = hv.HeatMap(rows, kdims=["predicted", "true"], vdims=["count"]).opts(
+            cmap="Blues", colorbar=False, title="confusion (out-of-fold)", height=260,
+            width=300, toolbar=None, tools=["hover"])
+        labels = hv.Labels(rows, kdims=["predicted", "true"], vdims=["count"])
+        return heat * labels
+
+    @staticmethod
+    def null_histogram(result) -> hv.Overlay:
+        """The permutation null with the observed score and p (empty before a run)."""
+        if result is None:
+            return hv.Histogram(([0, 1], [0]), kdims=["accuracy"]).opts(
+                title="permutation null (not run yet)", height=260,
+                responsive=True, toolbar=None, alpha=0)
+        null = result.null.values
+        counts, edges = np.histogram(null, bins=min(30, max(5, len(null) // 5)),
+                                     range=(min(null.min(), float(result.score)) - 0.01,
+                                            max(null.max(), float(result.score)) + 0.01))
+        hist = hv.Histogram((edges, counts), kdims=["accuracy"], vdims=["permutations"]).opts(
+            color="#9ecae9", height=260, responsive=True, toolbar=None,
+            title=f"permutation null (n={len(null)}): p = {float(result.p_value):.3g}")
+        observed = hv.VLine(float(result.score)).opts(color="black", line_width=2)
+        return hist * observed
+
+    @staticmethod
+    def value_histogram(values, threshold) -> hv.Overlay:
+        """Histogram of the map's values with +/- the threshold marked."""
+        if values.size == 0:
+            values = np.zeros(1)
+        counts, edges = np.histogram(values, bins=40)
+        hist = hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"]).opts(
+            color="#bbbbbb", height=200, responsive=True, toolbar=None, title="map values")
+        lines = hv.VLine(-threshold).opts(color="orange") * hv.VLine(threshold).opts(
+            color="orange")
+        return hist * lines
+
+    # ---- permutations (background thread) ----------------------------------------
+    @notify_errors
+    def _start_permutations(self):
+        self.analysis.n_permutations = int(self.w_perms.value)
+        self.analysis.scores()  # errors (bad folds...) surface here, not in the thread
+        self.progress.param.update(value=0, visible=True)
+        self.w_run.disabled = True
+        self.w_cancel.disabled = False
+        self.analysis.start_permutations()
+
+    def _cancel_permutations(self):
+        self.analysis.cancel_permutations(wait=False)
+
+    def _on_permutation_event(self, *events):
+        """Called from the worker thread: hand the update to the session's event loop."""
+        doc = self._doc
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(self._apply_permutation_state)
+        else:
+            self._apply_permutation_state()
+
+    def _apply_permutation_state(self):
+        a = self.analysis
+        self.progress.value = int(round(1000 * a.permutation_progress))
+        self.perm_status.object = a.permutation_status
+        self.w_run.disabled = a.permutation_running
+        self.w_cancel.disabled = not a.permutation_running
+        self.progress.visible = a.permutation_running
+        self.null_plot.object = self.null_histogram(a.permutation_result)
+        self.summary.object = self._safe_summary()
+
+    def _safe_summary(self) -> str:
+        try:
+            return self.analysis.summary()
+        except Exception:  # noqa: BLE001 - keep the last good text
+            return self.summary.object
+
+    # ---- layout -----------------------------------------------------------------
+    def __panel__(self):
+        controls = pn.Column(
+            self.w_source, self.w_conditions, self.w_mask, self.w_standardize,
+            self.w_classifier, self.w_C, self.w_cv, self.w_folds,
+            pn.layout.Divider(), self.w_perms, pn.Row(self.w_run, self.w_cancel),
+            self.progress, self.perm_status,
+            pn.layout.Divider(), self.w_map, self.w_threshold,
+            width=300)
+        plots = pn.Column(
+            self.summary,
+            pn.Row(self.bars, self.null_plot, self.confusion, sizing_mode="stretch_width"),
+            self.viewer,
+            self.map_hist,
+            sizing_mode="stretch_width")
+        return pn.Row(controls, plots, sizing_mode="stretch_width")

@@ -1,0 +1,97 @@
+"""The Decoding tab in Chromium: CV scheme switch, permutations, the real slice."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Error as PlaywrightError
+
+from tests.browser.conftest import SCREENSHOTS
+from tests.browser.helpers import set_model_value, text_of, wait_idle, wait_text_change
+
+
+def open_decoding(page):
+    page.locator(".bk-tab", has_text="Decoding").first.click()
+    wait_idle(page)
+    page.locator(".fold-bars canvas").first.wait_for(state="visible", timeout=60_000)
+    page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
+    deadline = time.monotonic() + 30
+    while "vs" not in text_of(page, ".summary") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return text_of(page, ".summary")
+
+
+def wait_image_change(locator, before: bytes, timeout: float = 30.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            now = locator.screenshot(timeout=5000)
+        except PlaywrightError:  # the plot is being replaced: look again
+            now = before
+        if now != before:
+            return now
+        time.sleep(0.1)
+    raise AssertionError("the plot did not change")
+
+
+def test_switching_cv_changes_summary_and_bars(app_page, decoding_dir):
+    from analysis.decoding import DecodingAnalysis
+
+    page = app_page
+    before = open_decoding(page)
+    expected = DecodingAnalysis.from_dataset(decoding_dir)
+    assert before == expected.summary()  # leave-one-run-out by default
+    bars = page.locator(".fold-bars").first
+    bars_before = bars.screenshot()
+    set_model_value(page, "cv-select", "KFold")
+    after = wait_text_change(page, ".summary", before)
+    expected.cv = "kfold"
+    assert after == expected.summary()
+    assert "KFold(5)" in after and "leave-one-run-out" not in after
+    wait_image_change(bars, bars_before)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "decoding-kfold.png"), full_page=True)
+    assert page.blocked_requests == []
+
+
+def test_permutations_run_in_background(app_page):
+    page = app_page
+    open_decoding(page)
+    null = page.locator(".null-hist").first
+    null_before = null.screenshot()
+    set_model_value(page, "perm-count", 30)
+    page.locator(".perm-run button").first.click()
+    deadline = time.monotonic() + 120
+    status = ""
+    while time.monotonic() < deadline:
+        status = text_of(page, ".perm-status")
+        if status.startswith("p = "):
+            break
+        time.sleep(0.2)
+    assert status.startswith("p = ") and "30 permutations" in status
+    assert ", p=" in text_of(page, ".summary")
+    wait_image_change(null, null_before)
+    page.screenshot(path=str(SCREENSHOTS / "decoding-permutations.png"), full_page=True)
+
+
+def test_real_slice_source(app_page):
+    from dashboard.decoding import REAL_SLICE, real_slice_dir
+
+    if real_slice_dir() is None:
+        pytest.fail("the real Haxby slice is missing")
+    page = app_page
+    before = open_decoding(page)
+    hist = page.locator(".map-hist").first
+    hist_before = hist.screenshot()
+    set_model_value(page, "source-select", REAL_SLICE)
+    after = wait_text_change(page, ".summary", before, timeout=60)
+    # the seed's face vs cat, leave-one-run-out, on the real slice (see tests/test_decoding.py)
+    assert after.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
+    wait_image_change(hist, hist_before, timeout=60)  # the map (530 voxels) follows
+    deadline = time.monotonic() + 30
+    while ", 0.0) mm, voxel" not in text_of(page, ".crosshair-info"):
+        assert time.monotonic() < deadline, text_of(page, ".crosshair-info")
+        time.sleep(0.1)  # the crosshair moves onto the slice (z = 0 mm)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SCREENSHOTS / "decoding-real-slice.png"), full_page=True)

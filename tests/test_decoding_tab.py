@@ -1,0 +1,79 @@
+"""DecodingTab headless: HoloViews elements by their data, display vs structural params."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tab(decoding_dir):
+    from dashboard.decoding import DecodingTab
+
+    return DecodingTab()
+
+
+def test_bars_and_lines_show_the_scores(tab):
+    tab.w_cv.value = "run"
+    scores = tab.analysis.scores()
+    overlay = tab.bars.object
+    bars = overlay.Bars.I
+    np.testing.assert_array_equal(bars.dimension_values("accuracy"), scores.fold_score.values)
+    assert list(bars.dimension_values("fold")) == [f"run {r}" for r in range(12)]
+    hlines = [el.data for el in overlay if type(el).__name__ == "HLine"]
+    assert hlines == [float(scores.mean_score), float(scores.chance), float(scores.train_score)]
+    tab.w_cv.value = "kfold"
+    assert len(tab.bars.object.Bars.I) == 5
+    assert "KFold(5)" in tab.summary.object
+    tab.w_cv.value = "run"
+
+
+def test_confusion_matrix_counts(tab):
+    scores = tab.analysis.scores()
+    heat = tab.confusion.object.HeatMap.I
+    for t in scores.true.values:
+        for p in scores.predicted.values:
+            row = heat.data[(heat.data.true == t) & (heat.data.predicted == p)]
+            assert int(row["count"].iloc[0]) == int(scores.confusion.sel(true=t, predicted=p))
+
+
+def test_threshold_and_map_kind_do_not_refit(tab, monkeypatch):
+    import analysis.decoding as dec
+
+    calls = []
+    real = dec.cross_validate
+    monkeypatch.setattr(dec, "cross_validate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    n_masked = tab.analysis.n_maskings
+    tab.w_threshold.value = tab.w_threshold.end / 2
+    assert tab.viewer.threshold == tab.w_threshold.value
+    tab.map_kind = "pattern"
+    assert tab.viewer.stat_map.name == "pattern"
+    tab.map_kind = "weights"
+    assert calls == [] and tab.analysis.n_maskings == n_masked
+    tab.w_C.value = 0.1  # a classifier parameter refits, but never re-masks
+    assert calls and tab.analysis.n_maskings == n_masked
+    tab.w_C.value = 1.0
+
+
+def test_bad_input_keeps_the_last_good_view(tab):
+    before = tab.summary.object
+    tab.w_cv.value = "kfold"
+    good = tab.summary.object
+    tab.w_folds.value = 20
+    tab.analysis.n_folds = 5000  # more folds than samples: a notification, no crash
+    assert tab.summary.object.startswith("face vs cat")
+    tab.analysis.n_folds = 5
+    assert tab.summary.object == good
+    tab.w_cv.value = "run"
+    assert tab.summary.object == before
+
+
+def test_permutations_in_background_update_the_null(tab):
+    tab.w_perms.value = 15
+    tab._start_permutations()
+    tab.analysis._worker.join(120)
+    tab._apply_permutation_state()
+    null = tab.null_plot.object.Histogram.I
+    assert null.dimension_values("permutations").sum() == 15
+    assert tab.perm_status.object.startswith("p = ")
+    assert ", p=" in tab.summary.object
