@@ -465,12 +465,15 @@ class DecodingAnalysis(param.Parameterized):
                                 self.C, self.n_permutations, self.random_state, self.n_jobs,
                                 progress=progress, cancel=cancel)
         score = float(np.mean(cvr["fold_scores"]))
-        return xr.Dataset(
+        result = xr.Dataset(
             {"null": ("permutation", null), "score": ((), score),
              "p_value": ((), p_value(score, null))},
             coords={"permutation": np.arange(len(null))},
             attrs={"key": key, "random_state": self.random_state, "n_jobs": self.n_jobs,
                    "seconds": time.perf_counter() - t0})
+        if key == repr(self._cv_key()):  # parameters unchanged meanwhile
+            self.permutation_result = result
+        return result
 
     def start_permutations(self) -> threading.Thread:
         """Run the permutation test in a background thread; progress in
