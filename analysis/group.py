@@ -318,10 +318,11 @@ def connect(address: str | None = None, n_workers: int = 2, processes: bool = Tr
 
     address = scheduler_address(address)
     if address is None:
+        # processes: tcp on the loopback (the dashboard link is local); threads: inproc
+        where = {"host": "127.0.0.1"} if processes else {}
         cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1,
-                               processes=bool(processes), host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0",
-                               silence_logs=logging.ERROR)
+                               processes=bool(processes), dashboard_address="127.0.0.1:0",
+                               silence_logs=logging.CRITICAL, **where)
         try:
             client = Client(cluster, set_as_default=False)
         except BaseException:
@@ -332,16 +333,47 @@ def connect(address: str | None = None, n_workers: int = 2, processes: bool = Tr
         address = f"tcp://{address}"
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     logging.getLogger("distributed.comm").setLevel(logging.CRITICAL)
-    start = time.monotonic()
+    _probe(address, timeout)
     try:
         client = Client(address, timeout=f"{timeout}s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        waited = time.monotonic() - start
-        raise DataError(f"the Dask scheduler at {address} did not answer within "
-                        f"{max(waited, timeout):.0f} s ({type(exc).__name__}); check the "
-                        f"address (--scheduler / ${SCHEDULER_ENV}) or leave it empty for a "
-                        "local cluster") from None
+    except Exception as exc:  # noqa: BLE001 - it answered the probe, then failed
+        raise DataError(f"could not connect to the Dask scheduler at {address}: "
+                        f"{type(exc).__name__}: {exc}") from None
     return client, None
+
+
+def _probe(address: str, timeout: float) -> dict:
+    """Ask ``address`` for its identity within ``timeout`` s; a clear DataError if it
+    does not answer as a Dask scheduler (refused, silent, or another service)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.core import rpc
+
+    async def identity():
+        async with rpc(address, timeout=timeout) as remote:
+            return await remote.identity()
+
+    async def bounded():
+        return await asyncio.wait_for(identity(), timeout)
+
+    start = time.monotonic()
+    pool = ThreadPoolExecutor(1)  # its own event loop, even when called from one
+    try:
+        try:
+            info = pool.submit(asyncio.run, bounded()).result(timeout=timeout + 2)
+        except Exception as exc:  # noqa: BLE001 - refused, timed out, or garbage
+            waited = time.monotonic() - start
+            how = (f"within {timeout:g} s" if waited >= timeout - 0.5
+                   else f"({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else 'no answer'})")
+            raise DataError(f"the Dask scheduler at {address} did not answer {how}; check the "
+                            f"address (--scheduler / ${SCHEDULER_ENV}) or leave it empty for "
+                            "a local cluster") from None
+    finally:
+        pool.shutdown(wait=False)
+    if not isinstance(info, dict) or info.get("type") != "Scheduler":
+        raise DataError(f"{address} answered, but it is not a Dask scheduler")
+    return info
 
 
 def _key(*parts) -> str:
