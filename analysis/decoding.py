@@ -185,8 +185,32 @@ def shuffled_labels(y, groups, n_permutations: int, random_state=0) -> list[np.n
     return [_shuffle(y, groups, rng) for _ in range(n_permutations)]
 
 
+def _precomputed_scorer(X, splits, C):
+    """Mean CV accuracy of ``SVC(kernel='linear', C)`` for any labels, via one Gram matrix.
+
+    ``K = X X^T`` is computed once; each fold's train/test blocks are reused by
+    every permutation (``SVC(kernel='precomputed')`` sees the same kernel values
+    the linear kernel computes, so the same fits, faster).
+    """
+    from sklearn.svm import SVC
+
+    K = X @ X.T
+    blocks = [(train, test, np.ascontiguousarray(K[np.ix_(train, train)]),
+               np.ascontiguousarray(K[np.ix_(test, train)])) for train, test in splits]
+
+    def score(labels):
+        accs = []
+        for train, test, k_train, k_test in blocks:
+            pred = SVC(kernel="precomputed", C=C).fit(k_train, labels[train]).predict(k_test)
+            accs.append(np.average(pred == labels[test]))
+        return float(np.mean(accs))
+
+    return score
+
+
 def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutations=100,
-                     random_state=0, n_jobs=2, progress=None, cancel=None) -> np.ndarray:
+                     random_state=0, n_jobs=2, progress=None, cancel=None,
+                     precomputed: bool = True) -> np.ndarray:
     """Null distribution of the mean CV accuracy, as ``permutation_test_score``.
 
     The same permuted labels (same ``random_state``, shuffled within runs for
@@ -194,12 +218,19 @@ def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutatio
     threads (libsvm and BLAS release the GIL). ``cancel`` is a
     ``threading.Event``: when set, the computation stops and
     :class:`Cancelled` is raised. ``progress(fraction, message)`` is called as
-    permutations finish.
+    permutations finish. For the linear SVC, ``precomputed`` fits on a Gram
+    matrix computed once (about 1.7x faster at the full size; the tests check
+    the null against ``permutation_test_score``).
     """
     progress = progress or null_progress
     perms = shuffled_labels(y, groups, n_permutations, random_state)
     null = np.full(n_permutations, np.nan)
     X = np.ascontiguousarray(X, dtype=np.float64)
+    if classifier == "svc" and precomputed:
+        score_of = _precomputed_scorer(X, splits, C)
+    else:
+        def score_of(labels):
+            return float(cross_validate(X, labels, splits, classifier, C)["fold_scores"].mean())
     done = [0]
     lock = threading.Lock()
     t0 = time.perf_counter()
@@ -208,7 +239,7 @@ def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutatio
         for i in indices:
             if cancel is not None and cancel.is_set():
                 return
-            null[i] = cross_validate(X, perms[i], splits, classifier, C)["fold_scores"].mean()
+            null[i] = score_of(perms[i])
             with lock:
                 done[0] += 1
                 n = done[0]

@@ -161,6 +161,16 @@ def test_permutation_null_equals_permutation_test_score(analysis, reference):
     assert float(result.p_value) == p
 
 
+def test_precomputed_kernel_path_equals_plain_fits(reference):
+    X, y, groups = reference
+    splits = list(LeaveOneGroupOut().split(X, y, groups))
+    fast = decoding.permutation_null(X, y, groups, splits, "svc", 0.5, n_permutations=6,
+                                     random_state=2, n_jobs=1, precomputed=True)
+    plain = decoding.permutation_null(X, y, groups, splits, "svc", 0.5, n_permutations=6,
+                                      random_state=2, n_jobs=1, precomputed=False)
+    np.testing.assert_array_equal(fast, plain)
+
+
 def test_permutation_kfold_equals_reference(analysis, reference):
     X, y, _ = reference
     analysis.param.update(conditions=["face", "cat"], cv="kfold", n_folds=5, C=1.0,

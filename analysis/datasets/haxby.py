@@ -488,12 +488,16 @@ class HaxbyData:
     info: dict = field(default_factory=dict)
 
 
-def load(data_dir=None, size: str | None = None, subject: int = SUBJECT) -> HaxbyData:
+def load(data_dir=None, size: str | None = None, subject: int = SUBJECT,
+         standardize=True, progress=None) -> HaxbyData:
     """A Haxby dataset (synthetic or real) read through ``nilearn.datasets.fetch_haxby``.
 
     ``data_dir`` defaults to the synthetic cache of ``size`` (generated on
     first use). Real data: point ``data_dir`` at a folder where ``fetch_haxby``
-    has downloaded it.
+    has downloaded it. The ventral-temporal masked data (``standardize`` as
+    ``NiftiMasker``; ``None`` to skip) is read into the process cache too (from
+    the ``.npy`` cache; masked with nilearn the first time) and kept in
+    ``info["masked_shape"]``.
     """
     from nilearn.datasets import fetch_haxby
 
@@ -513,12 +517,18 @@ def load(data_dir=None, size: str | None = None, subject: int = SUBJECT) -> Haxb
     img = load_func(func)
     labels = load_labels(bunch.session_target[0], n_volumes=img.shape[3])
     synthetic = (Path(func).parent / "ground_truth.json").exists()
+    info = {"data_dir": str(data_dir), "subject": subject}
+    if standardize is not None:
+        from ..io import load_mask
+
+        X = masked_data(func, load_mask(bunch.mask_vt[0], img), standardize, progress=progress)
+        info["masked_shape"] = list(X.shape)
     return HaxbyData(
         func=func, labels=labels,
         masks={"ventral-temporal": Path(bunch.mask_vt[0]), "whole brain": Path(bunch.mask)},
         anat=Path(bunch.anat[0]) if bunch.anat and bunch.anat[0] else None,
         t_r=float(bunch.t_r), source="synthetic" if synthetic else "nilearn fetch_haxby",
-        n_volumes=int(img.shape[3]), info={"data_dir": str(data_dir), "subject": subject})
+        n_volumes=int(img.shape[3]), info=info)
 
 
 def load_user(func, mask, labels, label_names=None) -> HaxbyData:
