@@ -8,11 +8,11 @@ does), ``Xc = U diag(s) Vt`` by a thin SVD, and ``W = Vt Xc.T Yc`` (which is
 product. ``Xc.T Yc`` of a training fold is ``X.T Y`` of all samples minus the
 test rows' product, so all folds together cost about two passes over ``Y``.
 The held-out sum of squared errors needs no prediction either: with
-``P = (X_test - x_mean) @ V``, ``G = P.T P`` and ``A = P.T (Y_test - y_mean)``,
+``P = (X_test - x_mean) @ V = Q R`` (thin QR) and ``c = Q.T (Y_test - y_mean)``,
 
-    SSE = ||Y_test - y_mean||^2 - 2 sum(b * A) + sum(b * (G @ b))
+    SSE = ||Y_test - y_mean||^2 - ||c||^2 + ||R b - c||^2
 
-so one alpha costs one ``(k, k) @ (k, n_voxels)`` product per fold.
+so one alpha costs one triangular ``(k, k) @ (k, n_voxels)`` product per fold.
 ``r2`` follows :func:`sklearn.metrics.r2_score` (``multioutput="raw_values"``,
 ``force_finite=True``).
 """
@@ -74,10 +74,10 @@ class _Fold:
     v: np.ndarray        # (n_features, k)
     w: np.ndarray        # (k, n_voxels)   Vt @ Xc.T @ Yc  (training fold)
     p: np.ndarray        # (n_test, k)     (X_test - x_mean) @ V
-    gram: np.ndarray     # (k, k)          P.T @ P
-    a: np.ndarray        # (k, n_voxels)   P.T @ (Y_test - y_mean)
+    r: np.ndarray        # (r, k)          R of P = Q R (upper triangular; Fortran order)
+    c: np.ndarray        # (r, n_voxels)   Q.T @ (Y_test - y_mean)
     sst: np.ndarray      # (n_voxels,)     ||Y_test - mean(Y_test)||^2
-    ssc: np.ndarray      # (n_voxels,)     ||Y_test - y_mean||^2
+    rest: np.ndarray     # (n_voxels,)     ||Y_test - y_mean||^2 - ||c||^2 (float64)
 
     def b(self, alpha, dtype):
         """Ridge coefficients in the V basis: ``(k, n_voxels)``."""
@@ -132,8 +132,28 @@ def _decompose(x, y, prod: _Products, test, dtype) -> _Fold:
     te_mean = y_sum_te / n_te
     sst = ((yte64 - te_mean) ** 2).sum(axis=0)
     ssc = sst + n_te * (te_mean - y_mean) ** 2
+    # SSE = ||Y_te_c - P b||^2 = ||Y_te_c||^2 - ||c||^2 + ||R b - c||^2 with P = Q R, c = Q.T Y_te_c
+    q, r = np.linalg.qr(p)
+    if r.shape[0] == r.shape[1] and np.linalg.cond(r) < 1e8:
+        from scipy.linalg import solve_triangular
+
+        c = solve_triangular(r, a, trans="T", lower=False)  # R.T c = P.T Y_te_c
+    else:  # rank-deficient test fold: project explicitly
+        c = q.T @ (yte64 - y_mean)
+    rest = ssc - (c ** 2).sum(axis=0)
     return _Fold(test, x_mean, y_mean.astype(dtype), s ** 2, vt.T, w,
-                 p.astype(dtype), (p.T @ p).astype(dtype), a.astype(dtype), sst, ssc)
+                 p.astype(dtype), np.asfortranarray(r, dtype=dtype), c.astype(dtype), sst, rest)
+
+
+def _triangular_product(r: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``r @ b`` for an upper-triangular square ``r`` (half the flops of a matmul), as ``(k, n)``."""
+    if r.shape[0] != r.shape[1]:
+        return r @ b
+    from scipy.linalg.blas import get_blas_funcs
+
+    trmm = get_blas_funcs("trmm", (r, b))
+    # b.T is Fortran-ordered (n, k): compute b.T @ r.T = (r @ b).T in place of a copy
+    return trmm(1.0, r, b.T, side=1, lower=0, trans_a=1).T
 
 
 class RidgeCV:
@@ -188,10 +208,11 @@ class RidgeCV:
         return len(self.folds)
 
     def _sse(self, f: _Fold, alpha: float) -> np.ndarray:
-        b = f.b(alpha, self.dtype)
-        cross = np.einsum("kv,kv->v", b, f.a, dtype=np.float64)
-        quad = np.einsum("kv,kv->v", b, f.gram @ b, dtype=np.float64)
-        return np.maximum(f.ssc - 2 * cross + quad, 0.0)
+        # one triangular (k, k) @ (k, n_voxels) product per fold
+        t = _triangular_product(f.r, f.b(alpha, self.dtype))
+        t -= f.c
+        t *= t
+        return np.maximum(f.rest + t.sum(axis=0), 0.0)
 
     def r2(self, alpha) -> np.ndarray:
         """R^2 per fold and voxel at ``alpha``: ``(n_folds, n_voxels)``."""
@@ -204,7 +225,7 @@ class RidgeCV:
             zero = f.sst == 0
             if zero.any():  # sklearn's force_finite: 1 for a perfect fit, else 0
                 # (sse of a constant voxel is zero up to rounding of the cached products)
-                tol = 1e-12 * (1.0 + f.test.size * np.asarray(f.y_mean[zero], float) ** 2)
+                tol = 1e-10 * (1.0 + f.test.size * np.asarray(f.y_mean[zero], float) ** 2)
                 r2[zero] = np.where(sse[zero] <= tol, 1.0, 0.0)
             out[i] = r2
         return out

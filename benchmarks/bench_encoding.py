@@ -1,0 +1,101 @@
+"""Encoding (Miyawaki): the seed's Ridge loop vs cached per-fold decompositions vs himalaya.
+
+Rows, side by side in one run on the same samples and folds:
+
+- the seed's loop (``Ridge(alpha=100)`` + ``KFold(10)`` + ``r2_score``), float64 and float32;
+- building the per-fold decompositions once (the structural step);
+- one alpha change on the cached decompositions (the slider step), float64 and float32;
+- a 20-alpha path: the sklearn loop over alphas, ``himalaya.ridge.RidgeCV`` (numpy
+  backend, same folds) and the cached decompositions;
+- the largest R^2 difference of each fast path from its reference.
+
+BLAS runs on one thread for every path (fair, and on 2 shared cores OpenBLAS
+threads mostly contend).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def run(bench):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        _run(bench)
+
+
+def _run(bench):
+    from analysis.datasets import miyawaki
+    from analysis.encoding_engine import RidgeCV, make_folds, reference_r2
+
+    data_dir = bench.data_dir("encoding")
+    miyawaki.load(data_dir)  # clean once into the npy cache
+    bench.time("load cleaned runs (npy cache)", lambda: miyawaki.load(data_dir), repeat=3)
+    y, x, runs, _ = miyawaki.load(data_dir).lagged(2)
+    bench.row("samples x voxels", f"{y.shape[0]}x{y.shape[1]}")
+    folds = make_folds(len(x), "kfold", 10)
+    alpha = 100.0
+    y64, y32, x32 = y.astype(np.float64), y.astype(np.float32), x.astype(np.float32)
+
+    # ---- one alpha -------------------------------------------------------------------
+    ref64 = reference_r2(x, y64, folds, alpha)
+    bench.time("seed loop Ridge(alpha=100) 10 folds, f64", lambda: reference_r2(x, y64, folds, alpha))
+    bench.time("seed loop Ridge(alpha=100) 10 folds, f32",
+               lambda: reference_r2(x32, y32, folds, alpha))
+    eng64 = RidgeCV(x, y64, folds, dtype=np.float64)
+    eng32 = RidgeCV(x, y32, folds, dtype=np.float32)
+    bench.time("decompose 10 folds once, f64", lambda: RidgeCV(x, y64, folds, dtype=np.float64))
+    bench.time("decompose 10 folds once, f32", lambda: RidgeCV(x, y32, folds, dtype=np.float32))
+    alphas_cycle = iter(np.tile([100.0, 90.0, 110.0], 100))
+    bench.time("one alpha change on cached decompositions, f64",
+               lambda: eng64.r2(next(alphas_cycle)).mean(axis=0), repeat=15, warmup=1)
+    bench.time("one alpha change on cached decompositions, f32",
+               lambda: eng32.r2(next(alphas_cycle)).mean(axis=0), repeat=15, warmup=1)
+    bench.row("max |R2 fast - seed| f64", float(np.abs(eng64.r2(alpha) - ref64).max()), "",
+              "per fold and voxel")
+    bench.row("max |R2 fast f32 - seed f64|", float(np.abs(eng32.r2(alpha) - ref64).max()), "")
+    bench.ratio("alpha change vs seed loop, f64", "seed loop Ridge(alpha=100) 10 folds, f64",
+                "one alpha change on cached decompositions, f64", target=50)
+    bench.ratio("alpha change vs seed loop, f32", "seed loop Ridge(alpha=100) 10 folds, f32",
+                "one alpha change on cached decompositions, f32", target=50)
+
+    # ---- 20-alpha path -------------------------------------------------------------------
+    alphas = np.logspace(-1, 5, 20)
+    ref_path = np.stack([reference_r2(x, y64, folds, a).mean(axis=0) for a in alphas])
+    bench.row("sklearn loop over 20 alphas", _timed(lambda: [
+        reference_r2(x, y64, folds, a) for a in alphas]), "s", "one run")
+    fast_path = eng64.r2_path(alphas).mean(axis=1)
+    bench.time("20-alpha path on cached decompositions (incl. decomposing)",
+               lambda: RidgeCV(x, y64, folds).r2_path(alphas), repeat=3)
+    bench.row("max |path fast - sklearn| over 20 alphas", float(np.abs(fast_path - ref_path).max()))
+
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV as HimalayaRidgeCV
+    from himalaya.scoring import r2_score
+
+    set_backend("numpy", on_error="raise")
+    # scored by R^2 (himalaya's default is the negative MSE) so its cv_scores_ are comparable
+    model = HimalayaRidgeCV(alphas=alphas, fit_intercept=True, cv=folds,
+                            solver_params={"score_func": r2_score})
+    bench.row("himalaya RidgeCV 20 alphas (numpy backend, same folds)",
+              _timed(lambda: model.fit(x, y64)), "s", "one run, includes its final refit")
+    best_fast = fast_path.max(axis=0)
+    bench.row("max |best-alpha R2: fast - himalaya cv_scores_|",
+              float(np.abs(best_fast - np.asarray(model.cv_scores_)).max()))
+    same = np.isclose(np.asarray(model.best_alphas_, float), alphas[fast_path.argmax(axis=0)],
+                      rtol=1e-5)
+    bench.row("voxels with the same best alpha as himalaya", f"{same.mean():.1%}")
+    bench.ratio("20-alpha path vs sklearn loop", "sklearn loop over 20 alphas",
+                "20-alpha path on cached decompositions (incl. decomposing)")
+    bench.ratio("20-alpha path vs himalaya RidgeCV",
+                "himalaya RidgeCV 20 alphas (numpy backend, same folds)",
+                "20-alpha path on cached decompositions (incl. decomposing)", target=20)
+
+
+def _timed(fn) -> float:
+    import time
+
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
