@@ -476,8 +476,9 @@ class GroupEngine:
             done = 0
             for fut in as_completed(pending, loop=self.client.loop):
                 if fut.status == "error":
+                    exc = fut.exception()
                     self._drop(fut)
-                    raise _task_error(fut.exception(), by_key.get(fut.key)) from None
+                    raise _task_error(exc, by_key.get(fut.key)) from None
                 done += 1
                 report(done / len(pending), f"cleaned {done}/{len(pending)} "
                                             f"({by_key[fut.key].name})")
@@ -536,6 +537,11 @@ _ENGINES_LOCK = threading.Lock()
 def get_engine(address: str | None = None, n_workers: int = 2, processes: bool = True,
                timeout: float = CONNECT_TIMEOUT) -> GroupEngine:
     """The process-level engine for a scheduler (shared by sessions; closed at exit)."""
+    return _get_engine(address, n_workers, processes, timeout)[0]
+
+
+def _get_engine(address, n_workers, processes, timeout) -> tuple:
+    """``(engine, created)``: the shared engine, and whether this call started it."""
     address = scheduler_address(address)
     key = (address, None if address else int(n_workers), None if address else bool(processes))
     with _ENGINES_LOCK:
@@ -543,11 +549,12 @@ def get_engine(address: str | None = None, n_workers: int = 2, processes: bool =
         if engine is not None and engine.client.status not in ("running", "connecting"):
             _ENGINES.pop(key, None)
             engine = None
-        if engine is None:
-            engine = GroupEngine(address, n_workers=n_workers, processes=processes,
-                                 timeout=timeout)
-            _ENGINES[key] = engine
-        return engine
+        if engine is not None:
+            return engine, False
+        engine = GroupEngine(address, n_workers=n_workers, processes=processes,
+                             timeout=timeout)
+        _ENGINES[key] = engine
+        return engine, True
 
 
 def close_engines() -> None:
@@ -679,6 +686,7 @@ class GroupConnectivity(param.Parameterized):
         self._subjects: SubjectList | None = None
         self._subjects_key = None
         self._engine: GroupEngine | None = None
+        self._owns_engine = False
         self._run_lock = threading.Lock()
 
     @classmethod
@@ -730,8 +738,9 @@ class GroupConnectivity(param.Parameterized):
         address = scheduler_address(self.scheduler)
         if self._engine is None or self._engine.address != address \
                 or self._engine.client.status not in ("running", "connecting"):
-            self._engine = get_engine(address, n_workers=self.n_workers,
-                                      processes=self.processes, timeout=self.timeout)
+            self._engine, created = _get_engine(address, self.n_workers, self.processes,
+                                                self.timeout)
+            self._owns_engine = created
         return self._engine
 
     @property
@@ -775,9 +784,10 @@ class GroupConnectivity(param.Parameterized):
         return self.result
 
     def close(self) -> None:
-        """Shut down the cluster this object started (idempotent)."""
+        """Shut down the cluster if this object started it (idempotent); a shared
+        engine that another object started stays up (it closes at exit)."""
         engine, self._engine = self._engine, None
-        if engine is None:
+        if engine is None or not self._owns_engine:
             return
         with _ENGINES_LOCK:
             for k, e in list(_ENGINES.items()):

@@ -1,7 +1,7 @@
 """``fmri-explorer group``: group seed connectivity on Dask from the command line.
 
 ``fmri-explorer group --seed X Y Z [--n-subjects N] [--age-group both|adult|child]
-[--radius R] [--threshold T] [--scheduler ADDRESS] [--workers N]
+[--radius R] [--threshold T] [--scheduler ADDRESS] [--workers N] [--threads]
 [--data DIR | --size small|full | --func F1 F2 ... [--confounds C1 C2 ...] [--mask M]]
 [--json] [--out t_map.nii.gz] [--out-mean-z mean_z.nii.gz]``
 """
@@ -55,6 +55,8 @@ def add_parser(sub):
                           "(default: $FMRI_EXPLORER_SCHEDULER, else a local cluster)")
     clu.add_argument("--workers", type=int, default=2,
                      help="workers of the local cluster (default 2)")
+    clu.add_argument("--threads", action="store_true",
+                     help="local cluster workers as threads of this process (no processes)")
     clu.add_argument("--timeout", type=float, default=5.0,
                      help="seconds to wait for the scheduler (default 5)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -71,6 +73,7 @@ def build_analysis(args):
                   threshold=args.threshold, n_peaks=args.n_peaks,
                   smoothing_fwhm=args.smoothing, regress_confounds=not args.no_confounds,
                   scheduler=args.scheduler or "", n_workers=args.workers,
+                  processes=not args.threads,
                   timeout=args.timeout, age_group=args.age_group)
     if args.radius <= 0:
         raise DataError(f"--radius must be above 0 mm, got {args.radius:g}")
