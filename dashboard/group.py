@@ -1,0 +1,349 @@
+"""Group section of the Connectivity tab: seed maps for many subjects on Dask.
+
+A thin view over :class:`analysis.group.GroupConnectivity`. The Run button
+starts the group analysis in a background thread (the app keeps serving);
+the cluster's progress fills a bar, then the group t map is shown in the
+shared :class:`~dashboard.slice_viewer.SliceViewer` over the MNI template,
+with a histogram of t, the subjects' r maps as a strip of axial slices at the
+seed's z, the peaks, and a link to the Dask dashboard. Once the subjects are
+cleaned on the workers, a new seed (typed, clicked on the group map, or
+moved in the single-subject view when the seed is shared) re-runs only the
+cheap per-subject step.
+
+``GroupPanel()`` stands alone (synthetic data of the app's size);
+``GroupPanel(seed_source=obj)`` shares ``obj.seed_mm`` (and ``radius_mm``)
+with another Parameterized, e.g. the single-subject ``SeedConnectivity``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from analysis.config import default_size
+from analysis.errors import DataError
+from analysis.group import AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, scheduler_address
+from dashboard.notify import report_error
+from dashboard.slice_viewer import SliceViewer, colour_range
+
+PLOT_H = 220
+STRIP_MAX = 12  # subjects shown in the strip
+
+
+def t_histogram(values: np.ndarray, threshold: float, bins: int = 60) -> hv.Overlay:
+    """Histogram of the group t values with the +/- threshold lines."""
+    from dashboard.connectivity import value_histogram
+
+    return value_histogram(np.asarray(values, dtype=float), threshold, label="t", bins=bins)
+
+
+def subject_strip(strip, clim=None, size: int = 120) -> hv.Layout:
+    """Small multiples: one axial r slice per subject (``strip``: (subject, y, x))."""
+    values = np.asarray(strip.values, dtype=float)
+    clim = clim or colour_range(values)
+    images = []
+    for i, name in enumerate(strip.subject.values[:STRIP_MAX]):
+        sl = strip.isel(subject=i)
+        img = hv.Image((sl.x.values, sl.y.values, sl.values), kdims=["x", "y"], vdims=["r"])
+        images.append(img.opts(
+            cmap="RdBu_r", clim=clim, title=str(name), frame_width=size,
+            frame_height=int(size * np.ptp(sl.y.values) / max(np.ptp(sl.x.values), 1)),
+            xaxis=None, yaxis=None, toolbar=None, fontsize={"title": 9},
+            clipping_colors={"NaN": "#222222"}, tools=["hover"]))
+    return hv.Layout(images).cols(len(images) or 1).opts(shared_axes=False)
+
+
+class GroupPanel(pn.viewable.Viewer):
+    """Widgets, Run button, progress, group t map, t histogram, subject strip, peaks."""
+
+    def __init__(self, seed_source: param.Parameterized | None = None,
+                 model: GroupConnectivity | None = None, **params):
+        super().__init__(**params)
+        self._doc = pn.state.curdoc
+        self.model = model or GroupConnectivity(size=default_size())
+        self.seed_source = seed_source
+        self._thread: threading.Thread | None = None
+        self._syncing = False
+        self._rerun = False
+        m = self.model
+        if seed_source is not None:
+            m.seed_mm = tuple(float(v) for v in seed_source.seed_mm)
+            if hasattr(seed_source, "radius_mm"):
+                m.radius_mm = float(seed_source.radius_mm)
+
+        available = self._available()
+        n_max = max(available.get(m.age_group, 2), 2)
+        self.w_n = pn.widgets.IntSlider(name="subjects", start=2, end=n_max,
+                                        value=min(m.n_subjects or n_max, n_max),
+                                        css_classes=["group-n-subjects"])
+        self.w_age = pn.widgets.Select(name="age group", options=list(AGE_GROUPS),
+                                       value=m.age_group, css_classes=["group-age"],
+                                       visible=bool(available.get("adult") or
+                                                    available.get("child")))
+        self.w_x = pn.widgets.FloatInput(name="seed x (mm)", value=float(m.seed_mm[0]), width=80,
+                                         css_classes=["group-seed-x"])
+        self.w_y = pn.widgets.FloatInput(name="seed y (mm)", value=float(m.seed_mm[1]), width=80,
+                                         css_classes=["group-seed-y"])
+        self.w_z = pn.widgets.FloatInput(name="seed z (mm)", value=float(m.seed_mm[2]), width=80,
+                                         css_classes=["group-seed-z"])
+        self.w_radius = pn.widgets.FloatSlider(name="sphere radius (mm)", start=1.0,
+                                               end=float(m.param.radius_mm.bounds[1]), step=1.0,
+                                               value=float(m.radius_mm),
+                                               css_classes=["group-radius"])
+        self.w_threshold = pn.widgets.FloatSlider(name="threshold on |t|", start=0.0, end=20.0,
+                                                  step=0.5, value=float(m.threshold),
+                                                  css_classes=["group-threshold"])
+        env = scheduler_address(None)
+        self.w_scheduler = pn.widgets.TextInput(
+            name="Dask scheduler (empty: local cluster)", value=m.scheduler,
+            placeholder=env or "tcp://host:8786", css_classes=["group-scheduler"])
+        self.w_run = pn.widgets.Button(name="Run group analysis", button_type="primary",
+                                       css_classes=["group-run"])
+        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
+                                               width=260, visible=False,
+                                               css_classes=["group-progress"])
+        self.status = pn.pane.Str("", css_classes=["group-status"])
+        self.dask_link = pn.pane.Markdown("", css_classes=["dask-link"])
+        self.summary = pn.pane.Markdown(
+            "Press *Run group analysis*: each subject is cleaned once on the Dask workers, "
+            "then a seed move only re-runs the cheap step there.",
+            css_classes=["summary", "group-summary"], sizing_mode="stretch_width")
+        self.viewer = SliceViewer(title="", map_label="t", cmap="RdBu_r", plot_height=250,
+                                  crosshair_mm=tuple(float(v) for v in m.seed_mm),
+                                  marker_mm=tuple(float(v) for v in m.seed_mm))
+        self.hist = pn.pane.HoloViews(css_classes=["group-hist"], linked_axes=False,
+                                      sizing_mode="stretch_width")
+        self.strip = pn.pane.HoloViews(css_classes=["group-strip"], linked_axes=False)
+        self.peaks_table = pn.widgets.DataFrame(
+            pd.DataFrame(), css_classes=["group-peaks"], disabled=True, show_index=False,
+            height=220, sizing_mode="stretch_width", autosize_mode="fit_columns")
+        self._set_background()
+
+        self.w_run.on_click(lambda event: self.start())
+        self.w_n.param.watch(self._widget_to_model("n_subjects", int), "value")
+        self.w_age.param.watch(self._age_changed, "value")
+        self.w_radius.param.watch(self._seed_typed, "value")
+        for w in (self.w_x, self.w_y, self.w_z):
+            w.param.watch(self._seed_typed, "value")
+        self.w_threshold.param.watch(self._widget_to_model("threshold", float), "value")
+        self.w_scheduler.param.watch(self._widget_to_model("scheduler", str), "value")
+        m.param.watch(self._on_display, ["threshold"])
+        m.param.watch(self._on_seed_param, ["seed_mm", "radius_mm"])
+        self.viewer.param.watch(self._clicked, ["crosshair_mm"])
+        if seed_source is not None:
+            names = [n for n in ("seed_mm", "radius_mm") if n in seed_source.param]
+            seed_source.param.watch(self._source_moved, names)
+        self._layout = self._build_layout()
+
+    # ---- data ---------------------------------------------------------------------------
+    def _available(self) -> dict:
+        try:
+            return dict(self.model.subject_list().n_available) or {
+                "both": len(self.model.subject_list().subjects)}
+        except Exception as exc:  # noqa: BLE001 - the panel says so, the app keeps serving
+            report_error(exc)
+            return {}
+
+    def _set_background(self):
+        try:
+            from dashboard.connectivity import mni_background
+
+            mask = self.model.subject_list().mask
+            self.viewer.background = mni_background(int(round(abs(mask.affine[0, 0]))))
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+
+    # ---- threads and the event loop --------------------------------------------------------
+    def _served(self) -> bool:
+        return self._doc is not None and self._doc.session_context is not None
+
+    def _schedule(self, fn) -> None:
+        """Run ``fn`` on the session's event loop (from any thread), or now outside a server."""
+        if self._served():
+            from panel.io.state import set_curdoc
+
+            with set_curdoc(self._doc):
+                pn.state.execute(fn, schedule=True)
+        else:
+            fn()
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> threading.Thread | None:
+        """Start a run in a background thread (a second press while running is ignored)."""
+        if self.busy:
+            self._rerun = True  # e.g. the seed moved meanwhile: run again when done
+            return self._thread
+        self._rerun = False
+        self.w_run.disabled = True
+        self.progress.param.update(value=0, visible=True)
+        self.status.object = "starting ..."
+        self._thread = threading.Thread(target=self._job, daemon=True, name="group-run")
+        self._thread.start()
+        return self._thread
+
+    def _job(self):
+        try:
+            self.model.run(progress=self._progress)
+        except Exception as exc:  # noqa: BLE001 - becomes a notification
+            self._schedule(lambda: self._failed(exc))
+            return
+        self._schedule(self._done)
+
+    def _progress(self, fraction: float, message: str = "") -> None:
+        value = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        self._schedule(lambda: self._show_progress(value, message))
+
+    def _show_progress(self, value: int, message: str) -> None:
+        self.progress.value = value
+        self.status.object = message
+        link = self.model.dashboard_link
+        if link and link not in self.dask_link.object:
+            self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
+
+    def _failed(self, exc):
+        self.w_run.disabled = False
+        self.progress.visible = False
+        self.status.object = f"error: {report_error(exc)}"
+        self._rerun = False
+
+    def _done(self):
+        self.w_run.disabled = False
+        self.progress.visible = False
+        self.status.object = ""
+        self._redraw(move_crosshair=True)
+        if self._rerun:
+            self.start()
+
+    # ---- user actions ------------------------------------------------------------------------
+    def _widget_to_model(self, name, transform):
+        def set_value(event):
+            if self._syncing:
+                return
+            try:
+                setattr(self.model, name, transform(event.new))
+            except (DataError, ValueError) as exc:
+                report_error(exc)
+        return set_value
+
+    def _age_changed(self, event):
+        if self._syncing:
+            return
+        try:
+            self.model.age_group = event.new
+            n_max = max(self._available().get(event.new, 2), 2)
+            self._syncing = True
+            try:
+                self.w_n.param.update(end=n_max, value=min(self.w_n.value, n_max))
+            finally:
+                self._syncing = False
+            self.model.n_subjects = self.w_n.value
+        except (DataError, ValueError) as exc:
+            report_error(exc)
+
+    def _seed_typed(self, event):
+        if self._syncing:
+            return
+        xyz = (float(self.w_x.value), float(self.w_y.value), float(self.w_z.value))
+        self._set_seed(xyz, float(self.w_radius.value))
+
+    def _clicked(self, event):
+        """A click on the group map moves the seed there (once subjects are cleaned)."""
+        if self._syncing or self.model.result is None:
+            return
+        self._set_seed(tuple(float(v) for v in event.new), self.model.radius_mm)
+
+    def _set_seed(self, xyz, radius):
+        try:
+            self.model.param.update(seed_mm=tuple(xyz), radius_mm=radius)
+            if self.seed_source is not None:
+                self.seed_source.param.update(
+                    seed_mm=tuple(xyz),
+                    **({"radius_mm": radius} if "radius_mm" in self.seed_source.param else {}))
+        except (DataError, ValueError) as exc:
+            report_error(exc)
+
+    def _source_moved(self, *events):
+        src = self.seed_source
+        update = {"seed_mm": tuple(float(v) for v in src.seed_mm)}
+        if "radius_mm" in src.param:
+            update["radius_mm"] = float(src.radius_mm)
+        if any(getattr(self.model, k) != v for k, v in update.items()):
+            self.model.param.update(**update)
+
+    # ---- model -> view -------------------------------------------------------------------------
+    def _on_seed_param(self, *events):
+        m = self.model
+        self._syncing = True
+        try:
+            self.w_x.value, self.w_y.value, self.w_z.value = (float(v) for v in m.seed_mm)
+            self.w_radius.value = float(m.radius_mm)
+            self.viewer.marker_mm = tuple(float(v) for v in m.seed_mm)
+        finally:
+            self._syncing = False
+        if m.result is not None:  # subjects are cleaned on the workers: the cheap step
+            self.start()
+
+    def _on_display(self, *events):
+        self._redraw(move_crosshair=False)
+
+    def _redraw(self, move_crosshair=False):
+        m = self.model
+        if m.result is None:
+            return
+        try:
+            res = m.result
+            seed = tuple(float(v) for v in res.seed_mm)
+            update = dict(stat_map=m.t_map(), threshold=float(m.threshold), marker_mm=seed,
+                          title=f"group t map ({res.n_subjects} subjects), "
+                                f"|t| >= {m.threshold:g}")
+            self._syncing = True
+            try:
+                if move_crosshair:
+                    grid = m.t_map()
+                    from dashboard.slice_viewer import snap
+
+                    update["crosshair_mm"] = snap(grid, seed)
+                self.viewer.param.update(**update)
+            finally:
+                self._syncing = False
+            self.hist.object = t_histogram(res.t, float(m.threshold))
+            self.strip.object = subject_strip(m.axial_strip())
+            peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
+            self.peaks_table.value = peaks.drop(columns=["i", "j", "k"], errors="ignore")
+            self.summary.object = m.summary()
+            link = m.dashboard_link
+            if link:
+                self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+
+    def _build_layout(self):
+        controls = pn.Row(
+            pn.Column(self.w_n, self.w_age, self.w_threshold, width=280),
+            pn.Column(pn.Row(self.w_x, self.w_y, self.w_z), self.w_radius, width=300),
+            pn.Column(self.w_scheduler, pn.Row(self.w_run, self.progress), self.status,
+                      self.dask_link, width=380),
+        )
+        return pn.Column(
+            pn.pane.Markdown("### Group (Dask)", margin=(0, 10)),
+            controls,
+            self.summary,
+            self.viewer,
+            pn.Row(pn.Column(self.hist, sizing_mode="stretch_width"),
+                   pn.Column(self.peaks_table, sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width"),
+            pn.pane.Markdown("**Subjects** (r, axial slice at the seed's z)", margin=(0, 10)),
+            self.strip,
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self):
+        return self._layout

@@ -1,0 +1,96 @@
+"""The Group panel headless: a run in a thread fills the viewer, histogram, strip;
+the seed is shared with another object; errors reach the status line."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import param
+import pytest
+
+from analysis import group as G
+from analysis.datasets import development as dev
+
+
+@pytest.fixture(scope="module")
+def group_dir(data_home):
+    path = data_home / "group-small-8"
+    if not dev.is_present(path):
+        dev.generate(path, size="small", n_subjects=8)
+    return path
+
+
+class Seed(param.Parameterized):
+    seed_mm = param.NumericTuple(default=G.PCC_MM, length=3)
+    radius_mm = param.Number(default=8.0)
+
+
+def _wait(panel, timeout=120):
+    panel._thread.join(timeout)
+    assert not panel.busy
+
+
+def test_group_panel_runs_in_a_thread_and_shows_results(group_dir):
+    from dashboard.group import GroupPanel
+
+    source = Seed()
+    model = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=4, processes=False)
+    panel = GroupPanel(seed_source=source, model=model)
+    panel.__panel__()
+    assert panel.w_n.end == 8 and panel.w_age.visible
+    thread = panel.start()
+    assert thread is not None and panel.w_run.disabled
+    _wait(panel)
+    res = model.result
+    assert res is not None and res.n_subjects == 4
+    assert not panel.w_run.disabled and not panel.progress.visible
+    np.testing.assert_array_equal(panel.viewer.stat_map.values, model.t_map().values)
+    assert panel.viewer.marker_mm == G.PCC_MM
+    assert panel.summary.object == model.summary() and "4 subjects" in panel.summary.object
+    hist = panel.hist.object.get(0)
+    assert isinstance(hist, hv.Histogram) and hist.data["voxels"].sum() == np.isfinite(res.t).sum()
+    strip = panel.strip.object
+    assert len(strip) == 4 and list(strip)[0].label == "" and \
+        [el.opts.get().kwargs["title"] for el in strip] == list(res.r.subject.values)
+    assert "Dask dashboard" in panel.dask_link.object
+    assert len(panel.peaks_table.value) > 0
+
+    # display parameter: redraw only
+    panel.w_threshold.value = 8.0
+    assert model.threshold == 8.0 and panel.viewer.threshold == 8.0 and panel.busy is False
+    assert "|t| >= 8" in panel.summary.object
+
+    # the shared seed moves (e.g. a click in the single-subject view): the cheap re-run
+    calls = G.CLEAN_CALLS["n"]
+    source.seed_mm = (-40.0, -70.0, 36.0)
+    assert model.seed_mm == (-40.0, -70.0, 36.0) and panel.w_x.value == -40.0
+    _wait(panel)
+    assert model.result.seed_mm == (-40.0, -70.0, 36.0)
+    assert model.result.timings["cleaned_now"] == 0 and G.CLEAN_CALLS["n"] == calls
+    # ... and the panel's seed widgets move the shared seed too
+    panel.w_z.value = 30.0
+    _wait(panel)
+    assert source.seed_mm == (-40.0, -70.0, 30.0) and model.result.seed_mm[2] == 30.0
+
+
+def test_group_panel_bad_scheduler_reports_and_keeps_working(group_dir):
+    from dashboard.group import GroupPanel
+
+    model = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=3, processes=False,
+                                timeout=1.0)
+    panel = GroupPanel(model=model)
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    panel.w_scheduler.value = f"127.0.0.1:{port}"
+    assert model.scheduler == f"127.0.0.1:{port}"
+    panel.start()
+    _wait(panel, 30)
+    assert panel.status.object.startswith("error: the Dask scheduler at")
+    assert not panel.w_run.disabled and model.result is None
+    panel.w_scheduler.value = ""
+    panel.start()
+    _wait(panel)
+    assert model.result.n_subjects == 3 and panel.status.object == ""
