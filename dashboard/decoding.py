@@ -24,6 +24,7 @@ from analysis.datasets import haxby
 from analysis.decoding import CV_SCHEMES, DecodingAnalysis
 from analysis.errors import DataError
 from dashboard.notify import notify_errors, report_error
+from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
 
 #: Real Haxby data (one slice), offered as a second source when present.
@@ -100,6 +101,7 @@ class DecodingTab(pn.viewable.Viewer):
         self.param.source.objects = sources
         self._doc = pn.state.curdoc
         self._new_grid = True
+        self._syncing = False
         self.analysis = DecodingAnalysis(_dataset(self.source))
         self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
@@ -158,7 +160,8 @@ class DecodingTab(pn.viewable.Viewer):
         def setter(name, transform=lambda v: v):
             @notify_errors
             def set_value(event):
-                setattr(self.analysis, name, transform(event.new))
+                if not self._syncing:
+                    setattr(self.analysis, name, transform(event.new))
             return set_value
 
         self.w_conditions.param.watch(self._on_conditions, "value")
@@ -172,17 +175,42 @@ class DecodingTab(pn.viewable.Viewer):
 
     @notify_errors
     def _on_conditions(self, event):
+        if self._syncing:
+            return
         if len(event.new) < 2:
             raise DataError("choose at least two conditions to discriminate")
         self.analysis.conditions = list(event.new)
 
+    def _to_widgets(self, *events):
+        """Analysis -> widgets (a shared link, a notebook or a source switch set them)."""
+        a = self.analysis
+        self._syncing = True
+        try:
+            self.w_conditions.param.update(options=list(a.param.conditions.objects),
+                                           value=list(a.conditions))
+            self.w_mask.param.update(options=list(a.param.mask.objects), value=a.mask)
+            nearest = min(C_VALUES, key=lambda c: abs(np.log10(c) - np.log10(a.C)))
+            self.w_C.value = nearest
+            self.w_C.name = "C (log scale)" if nearest == a.C else f"C (log scale), now {a.C:g}"
+            self.w_cv.value = a.cv
+            self.w_folds.value = min(max(a.n_folds, self.w_folds.start), self.w_folds.end)
+            self.w_classifier.value = a.classifier
+            self.w_standardize.value = a.standardize
+            self.w_perms.value = a.n_permutations
+        finally:
+            self._syncing = False
+
     def _bind_analysis(self):
         a = self.analysis
-        a.param.watch(lambda e: self.refresh(),
-                      ["conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds",
-                       "contrast"])
+        structural = ["conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds",
+                      "n_permutations", "data"]
+        a.param.watch(self._to_widgets, structural)
+        a.param.watch(lambda *events: self.refresh(), structural[:-2] + ["contrast", "data"])
         a.param.watch(self._on_permutation_event, ["permutation_progress", "permutation_status",
                                                    "permutation_running", "permutation_result"])
+        sync_url(a, {"conditions": "dec_conditions", "mask": "dec_mask",
+                     "standardize": "dec_standardize", "classifier": "dec_classifier",
+                     "C": "dec_C", "cv": "dec_cv", "n_folds": "dec_n_folds"})
 
     @param.depends("source", watch=True)
     def _switch_source(self):
@@ -191,19 +219,12 @@ class DecodingTab(pn.viewable.Viewer):
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
             return
-        self._cancel_permutations()
-        old = self.analysis
-        params = {k: getattr(old, k) for k in ("classifier", "C", "cv", "n_folds",
-                                               "n_permutations", "standardize")}
-        self.analysis = DecodingAnalysis(data, **params)
-        self.w_conditions.param.update(options=list(self.analysis.param.conditions.objects),
-                                       value=list(self.analysis.conditions))
-        self.w_mask.param.update(options=list(self.analysis.param.mask.objects),
-                                 value=self.analysis.mask)
-        self._bind_analysis()
-        self._set_background()
         self._new_grid = True
-        self.refresh()
+        self._set_background()
+        try:
+            self.analysis.set_data(data)  # watchers redraw everything once
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
 
     def _set_background(self):
         try:
