@@ -77,3 +77,29 @@ def test_permutations_in_background_update_the_null(tab):
     assert null.dimension_values("permutations").sum() == 15
     assert tab.perm_status.object.startswith("p = ")
     assert ", p=" in tab.summary.object
+
+
+def test_analysis_changes_show_in_the_widgets(tab):
+    # a shared link or a notebook sets the analysis; the widgets follow
+    tab.analysis.param.update(cv="kfold", n_folds=4, C=0.5)
+    assert tab.w_cv.value == "kfold" and tab.w_folds.value == 4
+    assert tab.w_C.value == 0.3 and "now 0.5" in tab.w_C.name  # nearest slider stop
+    assert tab.analysis.C == 0.5  # not overwritten by the slider
+    assert tab.summary.object.startswith("face vs cat, SVC C=0.5, KFold(4)")
+    tab.analysis.param.update(cv="run", n_folds=5, C=1.0)
+    assert tab.w_C.name == "C (log scale)"
+
+
+def test_switch_to_the_real_slice_and_back(tab):
+    from dashboard.decoding import REAL_SLICE, SYNTHETIC, real_slice_dir
+
+    if real_slice_dir() is None:
+        pytest.fail("the real Haxby slice is missing")
+    tab.source = REAL_SLICE
+    assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
+    assert tab.w_mask.value == "user mask" and tab.w_mask.options == ["user mask"]
+    assert int(np.isfinite(tab.viewer.stat_map.values).sum()) == 530
+    assert tab.viewer.crosshair_mm[2] == 0.0  # on the slice
+    tab.source = SYNTHETIC
+    assert tab.w_mask.value == "ventral-temporal"
+    assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out")
