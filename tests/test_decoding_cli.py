@@ -74,6 +74,10 @@ def test_text_output(decoding_dir, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("face vs cat, SVC C=1, leave-one-run-out: ")
     assert out[1].startswith("fold scores: ")
+    assert main(["decoding", "--data", str(decoding_dir), "--n-permutations", "5"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(", p=0.167 (5 permutations)") or first.count(", p=") == 1
+    assert first.count(", p=") == 1
 
 
 @pytest.mark.parametrize("argv, message", [

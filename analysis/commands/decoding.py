@@ -120,9 +120,7 @@ def run(args) -> int:
         print_json(payload)
     else:
         out = sys.stdout
-        print(analysis.summary() if args.n_permutations <= 0 else
-              f"{analysis.summary()}, p={payload['p_value']:.3g} "
-              f"({payload['n_permutations']} permutations)", file=out)
+        print(analysis.summary(), file=out)  # with p when permutations ran
         print("fold scores: " + " ".join(f"{v:.3f}" for v in payload["fold_scores"]), file=out)
         if args.out is not None:
             print(f"weights written to {args.out}", file=out)
