@@ -103,22 +103,31 @@ class SliceViewer(pn.viewable.Viewer):
     map_label = param.String(default="value", doc="Name of the map's values (colour bar).")
     plot_height = param.Integer(default=260, bounds=(120, 1200), doc="Height of each view (px).")
 
+    # Derived, so that each layer redraws only when what it shows changes.
+    _x = param.Number(default=0.0, precedence=-1, doc="Slice position of the sagittal view.")
+    _y = param.Number(default=0.0, precedence=-1, doc="Slice position of the coronal view.")
+    _z = param.Number(default=0.0, precedence=-1, doc="Slice position of the axial view.")
+    _extent = param.Tuple(default=None, length=3, allow_None=True, precedence=-1, doc="""
+        (min, max) in mm of each axis of the grid: the views' frames.""")
+
     def __init__(self, **params):
         super().__init__(**params)
         if pn.state.curdoc is not None:
             _SESSION_VIEWERS.setdefault(pn.state.curdoc, weakref.WeakSet()).add(self)
+        self._update_positions()
+        self._update_extent()
         self._taps = {}
         self._panes = {}
         for view in VIEWS:
+            position = self.param[f"_{VIEWS[view][2]}"]
             background = hv.DynamicMap(pn.bind(
                 self._background_image, view=view, background=self.param.background,
-                stat_map=self.param.stat_map, crosshair_mm=self.param.crosshair_mm,
+                extent=self.param._extent, position=position,
                 plot_height=self.param.plot_height))
             overlay = hv.DynamicMap(pn.bind(
                 self._map_image, view=view, stat_map=self.param.stat_map,
                 threshold=self.param.threshold, clim=self.param.clim,
-                symmetric=self.param.symmetric, cmap=self.param.cmap,
-                crosshair_mm=self.param.crosshair_mm))
+                symmetric=self.param.symmetric, cmap=self.param.cmap, position=position))
             cross = hv.DynamicMap(pn.bind(
                 self._crosshair, view=view, crosshair_mm=self.param.crosshair_mm,
                 marker_mm=self.param.marker_mm))
@@ -137,6 +146,17 @@ class SliceViewer(pn.viewable.Viewer):
             pn.Row(*self._panes.values()),
             self._info,
         )
+
+    @param.depends("crosshair_mm", watch=True)
+    def _update_positions(self) -> None:
+        x, y, z = self.crosshair_mm
+        self.param.update(_x=float(x), _y=float(y), _z=float(z))  # unchanged ones stay quiet
+
+    @param.depends("stat_map", "background", watch=True)
+    def _update_extent(self) -> None:
+        grid = self.grid
+        self._extent = None if grid is None else tuple(
+            (float(grid[d].min()), float(grid[d].max())) for d in DIMS)
 
     # ---- grids and values -------------------------------------------------
     @property
@@ -185,45 +205,48 @@ class SliceViewer(pn.viewable.Viewer):
         h, v, s = VIEWS[view]
         return _ascending(da).sel({s: position}, method="nearest").transpose(v, h)
 
-    def _grid_for(self, stat_map, background):
-        return stat_map if stat_map is not None else background
+    @staticmethod
+    def _image(da: xr.DataArray, view: str, position: float, vdim: str, values=None):
+        """An ``hv.Image`` of one slice, from plain arrays (fast to build and update)."""
+        h, v, _ = VIEWS[view]
+        sl = SliceViewer._slice(da, view, position)
+        data = sl.values if values is None else values(sl.values)
+        return hv.Image((sl[h].values, sl[v].values, data), kdims=[h, v], vdims=[vdim])
 
-    def _background_image(self, view, background, stat_map, crosshair_mm, plot_height):
+    def _background_image(self, view, background, extent, position, plot_height):
         """The background slice; it also fixes the frame (extent, size, labels)."""
         h, v, s = VIEWS[view]
-        ref = self._grid_for(stat_map, background)
-        pos = dict(zip(DIMS, crosshair_mm))
-        if ref is None:
+        if extent is None:
             return hv.Image(np.full((2, 2), np.nan), kdims=[h, v], vdims=["background"])
-        extent = [(float(ref[d].min()), float(ref[d].max())) for d in (h, v)]
-        width_mm = extent[0][1] - extent[0][0] or 1.0
-        height_mm = extent[1][1] - extent[1][0] or 1.0
+        ext = dict(zip(DIMS, extent))
+        width_mm = ext[h][1] - ext[h][0] or 1.0
+        height_mm = ext[v][1] - ext[v][0] or 1.0
         frame_height = plot_height - 40
         frame_width = max(60, int(frame_height * width_mm / height_mm))
-        source = background if background is not None else ref.copy(
-            data=np.full(ref.shape, np.nan))
-        image = hv.Image(self._slice(source, view, pos[s]), kdims=[h, v], vdims=["background"])
-        extra = 90 if view == "axial" and stat_map is not None else 0
+        if background is not None:
+            image = self._image(background, view, position, "background")
+        else:  # no anatomy: an empty frame over the map's extent
+            image = hv.Image((np.array(ext[h]), np.array(ext[v]), np.full((2, 2), np.nan)),
+                             kdims=[h, v], vdims=["background"])
+        extra = 90 if view == "axial" and self.stat_map is not None else 0
         return image.opts(
             cmap="gray", colorbar=False, clipping_colors={"NaN": "black"},
-            title=f"{view}  {s}={pos[s]:.0f} mm", xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
-            frame_height=frame_height, frame_width=frame_width, xlim=extent[0],
-            ylim=extent[1], fontsize={"title": 10}, min_width=frame_width + 60 + extra,
-            framewise=True)
+            title=f"{view}  {s}={position:.0f} mm", xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
+            frame_height=frame_height, frame_width=frame_width, xlim=ext[h], ylim=ext[v],
+            fontsize={"title": 10}, min_width=frame_width + 60 + extra, framewise=True)
 
-    def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, crosshair_mm):
+    def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, position):
         """The thresholded map slice (NaN transparent)."""
         h, v, s = VIEWS[view]
-        pos = dict(zip(DIMS, crosshair_mm))
         if stat_map is None:
             return hv.Image(np.full((2, 2), np.nan), kdims=[h, v],
                             vdims=[self.map_label]).opts(
                 clipping_colors={"NaN": "transparent"}, colorbar=False)
-        sl = self._slice(stat_map, view, pos[s])
         crange = tuple(clim) if clim is not None else colour_range(
             np.asarray(stat_map.values, dtype=float), symmetric)
-        shown = sl.copy(data=threshold_map(sl.values, threshold))
-        return hv.Image(shown, kdims=[h, v], vdims=[self.map_label]).opts(
+        image = self._image(stat_map, view, position, self.map_label,
+                            values=lambda vals: threshold_map(vals, threshold))
+        return image.opts(
             cmap=cmap, clim=crange, clipping_colors={"NaN": "transparent"},
             colorbar=(view == "axial"), tools=["hover"], framewise=True)
 
@@ -245,8 +268,13 @@ class SliceViewer(pn.viewable.Viewer):
     def _view(self, view, stat_map, background, threshold, clim, symmetric, cmap,
               crosshair_mm, marker_mm, plot_height):
         """One view as a static overlay (for tests and exports)."""
-        return (self._background_image(view, background, stat_map, crosshair_mm, plot_height)
-                * self._map_image(view, stat_map, threshold, clim, symmetric, cmap, crosshair_mm)
+        s = VIEWS[view][2]
+        position = dict(zip(DIMS, crosshair_mm))[s]
+        grid = stat_map if stat_map is not None else background
+        extent = None if grid is None else tuple(
+            (float(grid[d].min()), float(grid[d].max())) for d in DIMS)
+        return (self._background_image(view, background, extent, position, plot_height)
+                * self._map_image(view, stat_map, threshold, clim, symmetric, cmap, position)
                 * self._crosshair(view, crosshair_mm, marker_mm))
 
     @param.depends("crosshair_mm", "stat_map", "background")

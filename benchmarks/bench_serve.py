@@ -1,0 +1,176 @@
+"""The served app under load (issue 6).
+
+* Cold start: ``panel serve dashboard/app.py`` launched with the dataset cache
+  warm, to the first interactive page in Chromium (target < 5 s).
+* Load: N concurrent browser sessions (default 10), each moving the Encoding
+  tab's alpha slider once a second for 60 s (10 s at ``--size small``); the
+  latency of each change is measured in the page, from the model change to the
+  summary line's update. Printed: errors (target 0), median and 95th percentile
+  latency (target p95 < 1 s), server RSS at start and with N sessions (target
+  < 50 MB more per session).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage"]
+EXTERNAL = re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/]).*")
+READY = "() => !!window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
+
+ARM = """
+() => {
+  const find = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.classList && el.classList.contains('summary')) return el;
+      if (el.shadowRoot) { const f = find(el.shadowRoot); if (f) return f; }
+    }
+    return null;
+  };
+  const text = () => { const el = find(document); if (!el) return null;
+    const root = el.shadowRoot || el;
+    return [...root.children].filter(c => !['STYLE', 'LINK'].includes(c.tagName))
+      .map(c => c.innerText).join(' '); };
+  window.__lat = []; window.__t0 = null; window.__before = text();
+  const poll = () => {
+    if (window.__t0 !== null) {
+      const now = text();
+      if (now !== null && now !== window.__before) {
+        window.__lat.push(performance.now() - window.__t0);
+        window.__t0 = null; window.__before = now;
+      }
+    }
+  };
+  setInterval(poll, 5);  // timers, not frames: headless Chromium draws frames on demand
+  return window.__before !== null;
+}
+"""
+
+MOVE = """
+(value) => {
+  const roots = [...Bokeh.index.all_views ? Bokeh.index.all_views() : Object.values(Bokeh.index)];
+  const seen = new Set(); const all = [];
+  const walk = (v) => { if (!v || seen.has(v)) return; seen.add(v); all.push(v);
+    for (const c of (v.child_views ? [...v.child_views] : [])) walk(c); };
+  for (const v of roots) walk(v);
+  const v = all.find(v => (v.model.css_classes || []).includes('alpha-slider'));
+  window.__t0 = performance.now();
+  v.model.value = value;
+}
+"""
+
+
+def _rss(pid: int) -> float:
+    import psutil
+
+    proc = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(bench) -> None:
+    from playwright.sync_api import sync_playwright
+
+    for kind in ("encoding", "decoding", "connectivity"):
+        bench.data_dir(kind)  # warm cache: generated before the clock starts
+    n_sessions = 10
+    duration = 10.0 if bench.quick else 60.0
+    port = _free_port()
+    env = {**os.environ, "FMRI_EXPLORER_SIZE": bench.size}
+    start = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", str(ROOT / "dashboard" / "app.py"),
+         "--port", str(port), "--address", "127.0.0.1",
+         f"--allow-websocket-origin=127.0.0.1:{port}", "--liveness"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}/app"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/liveness", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.05)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.route(EXTERNAL, lambda r: r.abort())
+            page.goto(url)
+            page.wait_for_function(READY, timeout=120_000)
+            page.locator(".summary").first.wait_for(state="attached")
+            bench.row("cold start: launch to first interactive page", time.perf_counter() - start,
+                      "s", "dataset cache warm; target < 5 s")
+            page.close()
+            rss_start = _rss(server.pid)
+            pages = []
+            for _ in range(n_sessions):
+                context = browser.new_context(viewport={"width": 1400, "height": 900})
+                pg = context.new_page()
+                pg.route(EXTERNAL, lambda r: r.abort())
+                pg.goto(url)
+                pg.wait_for_function(READY, timeout=120_000)
+                pg.locator(".alpha-slider").first.wait_for(state="attached")
+                pg.evaluate(ARM)
+                pages.append(pg)
+            rss_sessions = _rss(server.pid)
+            errors = 0
+            ticks = 0
+            values = [1.0, 2.0, 3.0, 1.5, 2.5]
+            t_end = time.perf_counter() + duration
+            while time.perf_counter() < t_end:
+                tick = time.perf_counter()
+                value = values[ticks % len(values)]
+                for pg in pages:
+                    pg.evaluate(MOVE, value)
+                ticks += 1
+                time.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
+            time.sleep(2.0)
+            latencies = []
+            for pg in pages:
+                lat = pg.evaluate("() => window.__lat")
+                errors += max(0, ticks - len(lat))
+                latencies += lat
+            browser.close()
+        log = server.stdout.read() if server.poll() is not None else ""
+        lat = np.array(latencies) / 1000.0
+        bench.row(f"load: {n_sessions} sessions x {ticks} slider moves, updates missed", errors,
+                  "", "target 0")
+        bench.row("load: update latency, median", float(np.median(lat)) if lat.size else np.nan,
+                  "s", "in-page, model change to summary update")
+        bench.row("load: update latency, p95", float(np.percentile(lat, 95)) if lat.size
+                  else np.nan, "s", "target < 1 s")
+        bench.row("server RSS at start (after first page)", rss_start, "MB")
+        bench.row(f"server RSS with {n_sessions} sessions", rss_sessions, "MB")
+        per = (rss_sessions - rss_start) / n_sessions
+        bench.row("server RSS per extra session", per, "MB",
+                  f"target < 50 MB: {'met' if per < 50 else 'NOT met'}")
+        if "Traceback" in log or "ERROR" in log:
+            bench.row("server log errors", log.count("Traceback") + log.count("ERROR"), "")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
