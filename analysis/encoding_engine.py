@@ -145,15 +145,18 @@ def _decompose(x, y, prod: _Products, test, dtype) -> _Fold:
                  p.astype(dtype), np.asfortranarray(r, dtype=dtype), c.astype(dtype), sst, rest)
 
 
-def _triangular_product(r: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``r @ b`` for an upper-triangular square ``r`` (half the flops of a matmul), as ``(k, n)``."""
+def _triangular_product(r: np.ndarray, b: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """``r @ b`` for an upper-triangular square ``r`` (half the flops of a matmul), as ``(k, n)``.
+
+    With ``overwrite`` and a C-contiguous ``b`` the result is written into ``b``.
+    """
     if r.shape[0] != r.shape[1]:
         return r @ b
     from scipy.linalg.blas import get_blas_funcs
 
     trmm = get_blas_funcs("trmm", (r, b))
-    # b.T is Fortran-ordered (n, k): compute b.T @ r.T = (r @ b).T in place of a copy
-    return trmm(1.0, r, b.T, side=1, lower=0, trans_a=1).T
+    # b.T is Fortran-ordered (n, k): compute b.T @ r.T = (r @ b).T, in place when allowed
+    return trmm(1.0, r, b.T, side=1, lower=0, trans_a=1, overwrite_b=int(overwrite)).T
 
 
 class RidgeCV:
@@ -207,9 +210,13 @@ class RidgeCV:
     def n_folds(self) -> int:
         return len(self.folds)
 
-    def _sse(self, f: _Fold, alpha: float) -> np.ndarray:
-        # one triangular (k, k) @ (k, n_voxels) product per fold
-        t = _triangular_product(f.r, f.b(alpha, self.dtype))
+    def _sse(self, f: _Fold, alpha: float, work: np.ndarray | None = None) -> np.ndarray:
+        # one triangular (k, k) @ (k, n_voxels) product per fold, in one reused buffer
+        k = f.w.shape[0]
+        work = np.empty_like(f.w) if work is None else work[:k]
+        d = (1.0 / (f.s2 + alpha)).astype(self.dtype)
+        np.multiply(d[:, None], f.w, out=work)
+        t = _triangular_product(f.r, work, overwrite=True)
         t -= f.c
         t *= t
         return np.maximum(f.rest + t.sum(axis=0), 0.0)
@@ -218,8 +225,9 @@ class RidgeCV:
         """R^2 per fold and voxel at ``alpha``: ``(n_folds, n_voxels)``."""
         alpha = check_alpha(alpha)
         out = np.empty((self.n_folds, self.n_voxels), dtype=self.dtype)
+        work = np.empty((self.n_features, self.n_voxels), dtype=self.dtype)
         for i, f in enumerate(self._folds):
-            sse = self._sse(f, alpha)
+            sse = self._sse(f, alpha, work)
             with np.errstate(divide="ignore", invalid="ignore"):
                 r2 = 1.0 - sse / f.sst
             zero = f.sst == 0
