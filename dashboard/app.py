@@ -109,12 +109,27 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         os.environ["FMRI_EXPLORER_SIZE"] = size
     state = AppState()
     _initial(state)
-    built = [_tab(title, module, cls) for title, module, cls in TABS]
-    tabs = pn.Tabs(*[(title, pane) for (title, _, _), (_, pane) in zip(TABS, built)],
+    # Tabs are built on first visit: a session pays only for what it looks at.
+    holders = [pn.Column(pn.indicators.LoadingSpinner(value=True, size=40, name="loading"),
+                         sizing_mode="stretch_width") for _ in TABS]
+    viewers: dict = {}
+
+    def build(key: str):
+        """The tab's viewer, built (once) on demand."""
+        if key not in viewers:
+            index = TAB_KEYS.index(key)
+            viewer, pane = _tab(*TABS[index])
+            viewers[key] = viewer
+            holders[index][:] = [pane]
+        return viewers[key]
+
+    build(state.tab)
+    tabs = pn.Tabs(*[(title, holder) for (title, _, _), holder in zip(TABS, holders)],
                    dynamic=True, css_classes=["analysis-tabs"], sizing_mode="stretch_width",
                    active=TAB_KEYS.index(state.tab))
 
     def tab_from_widget(event):
+        build(TAB_KEYS[event.new])
         state.tab = TAB_KEYS[event.new]
 
     def tab_to_widget(event):
@@ -156,7 +171,8 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
                                           old=False, new=True, type="changed"))
     template.app_state = state
     template.tabs = tabs
-    template.tab_viewers = {key: viewer for key, (viewer, _) in zip(TAB_KEYS, built)}
+    template.tab_viewers = viewers  # filled as tabs are built
+    template.build_tab = build
     return template
 
 

@@ -62,7 +62,7 @@ def click_data(page, name: str, x: float, y: float) -> None:
 
 def open_tab(page, name: str) -> None:
     """Click the tab titled ``name`` and wait until Bokeh is idle."""
-    page.get_by_role("tab", name=name).first.click()
+    page.locator(".bk-tab", has_text=name).first.click()
     page.wait_for_function(READY, timeout=60_000)
 
 
@@ -73,10 +73,25 @@ def wait_idle(page, timeout: float = 60_000) -> None:
 def text_of(page, css_selector: str) -> str:
     """Visible text of the first element matching ``css_selector`` (a Panel pane's
     shadow host: its text lives in the shadow root, beside <style> elements)."""
-    return page.locator(css_selector).first.evaluate(
+    return page.locator(f"{css_selector} >> visible=true").first.evaluate(
         """el => { const root = el.shadowRoot || el;
            return [...root.children].filter(c => !['STYLE', 'LINK'].includes(c.tagName))
                   .map(c => c.innerText).join('\\n').trim(); }""")
+
+
+def wait_text(page, css_selector: str, predicate=bool, timeout: float = 60.0) -> str:
+    """Wait until the visible text of ``css_selector`` satisfies ``predicate``; return it."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        try:
+            text = text_of(page, css_selector)
+        except Exception:  # noqa: BLE001 - not rendered yet
+            text = ""
+        if predicate(text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{css_selector}: {text!r} after {timeout} s")
 
 
 def wait_text_change(page, css_selector: str, before: str, timeout: float = 30.0) -> str:
@@ -90,4 +105,4 @@ def wait_text_change(page, css_selector: str, before: str, timeout: float = 30.0
 
 
 __all__ = ["set_model_value", "model_value", "figure_point", "click_data", "open_tab",
-           "wait_idle", "text_of", "wait_text_change", "json"]
+           "wait_idle", "text_of", "wait_text", "wait_text_change", "json"]

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.browser.helpers import click_data, figure_point, open_tab, text_of, wait_text_change
+from tests.browser.helpers import click_data, open_tab, text_of, wait_text, wait_text_change
 
 TABS = ["Encoding", "Decoding", "Connectivity"]
 
@@ -12,8 +12,7 @@ def test_three_tabs_render_with_no_outside_request(app_page):
     for name in TABS:
         open_tab(page, name)
         page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
-        summary = text_of(page, ".summary")
-        assert summary.strip(), f"{name} tab shows no summary"
+        wait_text(page, ".summary", lambda t: bool(t.strip()))
     assert page.blocked_requests == [], page.blocked_requests
 
 
