@@ -173,7 +173,8 @@ class EncodingTab(pn.viewable.Viewer):
     def _log_alpha_to_analysis(self):
         alpha = float(10.0 ** self.log10_alpha)
         if not math.isclose(alpha, self.analysis.alpha, rel_tol=1e-9):
-            self.analysis.alpha = alpha
+            with pn.io.hold():  # every view's update goes to the browser in one message
+                self.analysis.alpha = alpha
 
     # ---- updates ------------------------------------------------------------------
     @notify_errors
