@@ -1,0 +1,452 @@
+"""Connectivity tab: click anywhere in the brain, get that seed's correlation map.
+
+A thin view over :class:`analysis.connectivity.SeedConnectivity`: the cleaned
+data is cached per process (shared by every session, one cleaning per
+preprocessing setting, with a progress bar); a click on a slice or a new seed
+coordinate is a sphere mean and one matrix-vector product. Shown: the r (or
+Fisher z) map over the MNI template, thresholded at +/- the threshold, the
+seed as a marker, its time series, a histogram with the threshold lines, the
+peaks table (click a row to move the crosshair there), exports of r and z.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import threading
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from analysis.config import default_size
+from analysis.connectivity import SeedConnectivity, cleaned
+from analysis.errors import DataError
+from analysis.volumes import to_xarray
+from dashboard.notify import notify_errors, report_error
+from dashboard.slice_viewer import SliceViewer
+
+PLOT_H = 230
+PEAKS_CSS = """
+.bk-btn-group { align-items: stretch; }
+.bk-btn { font-family: monospace; text-align: left; white-space: pre; }
+"""
+
+
+def peak_labels(peaks: pd.DataFrame) -> dict:
+    """One label per peak (MNI mm, r, z, nearest planted network): ``{label: row}``."""
+    labels = {}
+    for n, row in enumerate(peaks.itertuples(index=False)):
+        text = (f"{n + 1:2d}. ({row.x:5.0f}, {row.y:5.0f}, {row.z:5.0f})  "
+                f"r={row.r:5.2f}  z={row.fisher_z:5.2f}")
+        if "network" in peaks:
+            text += f"  {row.network} ({row.node_distance_mm:.0f} mm)"
+        labels[text] = n
+    return labels
+
+
+@functools.lru_cache(maxsize=4)
+def mni_background(resolution: int):
+    """The MNI152 template (shipped with nilearn) on the data's grid, as a volume."""
+    from nilearn.datasets import load_mni152_template
+
+    return to_xarray(load_mni152_template(resolution=resolution), name="MNI152")
+
+
+def value_histogram(values: np.ndarray, threshold: float, label: str = "r",
+                    bins: int = 60) -> hv.Overlay:
+    """Histogram of the map's values with the +/- threshold lines."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        finite = np.zeros(1)
+    counts, edges = np.histogram(finite, bins=bins)
+    hist = hv.Histogram((edges, counts), kdims=[label], vdims=["voxels"]).opts(
+        color="#4c78a8", line_color=None, title=f"{label} over brain voxels", height=PLOT_H,
+        responsive=True, toolbar=None, tools=["hover"], framewise=True)
+    lines = (hv.VLine(-threshold).opts(color="orange", line_width=2)
+             * hv.VLine(threshold).opts(color="orange", line_width=2))
+    return (hist * lines).opts(show_legend=False)
+
+
+def seed_series_plot(series) -> hv.Curve:
+    """The seed's standardised time series (time in s)."""
+    seed = ", ".join(f"{v:g}" for v in series.attrs["seed_mm"])
+    return hv.Curve((series["time"].values, series.values), kdims=["time (s)"],
+                    vdims=["seed signal (z)"]).opts(
+        color="#2ca02c", line_width=1.5, height=PLOT_H, responsive=True, toolbar=None,
+        tools=["hover"], framewise=True,
+        title=f"seed ({seed}) r={series.attrs['radius_mm']:g} mm time series")
+
+
+class ConnectivityTab(pn.viewable.Viewer):
+    """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks."""
+
+    def __init__(self, model: SeedConnectivity | None = None, **params):
+        super().__init__(**params)
+        self._doc = pn.state.curdoc
+        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
+                                               width=250, css_classes=["clean-progress"],
+                                               visible=False)
+        self.status = pn.pane.Str("", css_classes=["clean-status"])
+        self.model = model or SeedConnectivity(size=default_size(), progress=self._progress)
+        if self.model.progress is None:
+            self.model.progress = self._progress
+        m = self.model
+        self._syncing = False
+        self._lock = threading.RLock()
+        self.viewer = SliceViewer(title="", map_label="r", cmap="RdBu_r", plot_height=250,
+                                  crosshair_mm=tuple(float(v) for v in m.seed_mm),
+                                  marker_mm=tuple(float(v) for v in m.seed_mm))
+        self.summary = pn.pane.Markdown("", css_classes=["summary", "connectivity-summary"],
+                                        sizing_mode="stretch_width")
+        self.series = pn.pane.HoloViews(css_classes=["seed-ts"], linked_axes=False,
+                                        sizing_mode="stretch_width")
+        self.hist = pn.pane.HoloViews(css_classes=["map-hist"], linked_axes=False,
+                                      sizing_mode="stretch_width")
+        # the peaks as a column of buttons, one row each: click a row to go there
+        self.peaks = pd.DataFrame()
+        self.peaks_table = pn.widgets.RadioButtonGroup(
+            options=[], value=None, orientation="vertical", button_type="light",
+            css_classes=["peaks-table"], stylesheets=[PEAKS_CSS])
+        self._build_widgets()
+        m.param.watch(self._on_result, ["result"])
+        m.param.watch(self._on_display, ["threshold", "fisher_z", "clim", "n_peaks"])
+        m.param.watch(self._sync_widgets, ["seed_mm", "radius_mm", "subject", "smoothing_fwhm",
+                                           "detrend", "high_pass", "low_pass", "standardize",
+                                           "standardize_confounds", "regress_confounds",
+                                           "confound_columns", "threshold", "fisher_z"])
+        self.viewer.param.watch(self._clicked, ["crosshair_mm"])
+        self.peaks_table.param.watch(self._peak_selected, ["value"])
+        self._set_background()
+        if self._served() and not self._is_cached():
+            # the first session cleans (once per process) in the background, with progress
+            self.status.object = "cleaning the data once (shared by every session) ..."
+            self.progress.visible = True
+            threading.Thread(target=self._background_clean, daemon=True).start()
+        else:
+            self._first_compute()
+
+    # ---- widgets -------------------------------------------------------------------
+    def _build_widgets(self):
+        m = self.model
+        step = self._voxel_size()
+        self.w_subject = pn.widgets.Select(name="Subject", options=self._subject_options(),
+                                           value=m.subject, css_classes=["subject-select"], width=270)
+        self.w_x = pn.widgets.FloatInput(name="seed x (mm)", value=float(m.seed_mm[0]),
+                                         step=step, width=80, css_classes=["seed-x"])
+        self.w_y = pn.widgets.FloatInput(name="seed y (mm)", value=float(m.seed_mm[1]),
+                                         step=step, width=80, css_classes=["seed-y"])
+        self.w_z = pn.widgets.FloatInput(name="seed z (mm)", value=float(m.seed_mm[2]),
+                                         step=step, width=80, css_classes=["seed-z"])
+        self.w_radius = pn.widgets.FloatSlider(name="sphere radius (mm)", start=1.0,
+                                               end=float(m.param.radius_mm.bounds[1]), step=1.0,
+                                               value=float(m.radius_mm),
+                                               css_classes=["radius-slider"])
+        self.w_threshold = pn.widgets.FloatSlider.from_param(
+            m.param.threshold, name="threshold on |r|", css_classes=["threshold-slider"])
+        self.w_fisher = pn.widgets.Checkbox.from_param(m.param.fisher_z,
+                                                       name="Fisher z = arctanh(r)",
+                                                       css_classes=["fisher-z"])
+        self.w_cmax = pn.widgets.FloatInput(name="colour max (0 = auto)", value=0.0, start=0.0,
+                                            step=0.1, width=160, css_classes=["clim-max"])
+        self.w_smoothing = pn.widgets.FloatSlider(name="smoothing FWHM (mm)", start=0.0,
+                                                  end=20.0, step=1.0, value=m.smoothing_fwhm,
+                                                  css_classes=["smoothing-slider"])
+        self.w_detrend = pn.widgets.Checkbox(name="detrend", value=m.detrend,
+                                             css_classes=["detrend"])
+        self.w_high = pn.widgets.FloatInput(name="high-pass (Hz, 0 = off)",
+                                            value=m.high_pass or 0.0, step=0.005, start=0.0,
+                                            width=120, css_classes=["high-pass"])
+        self.w_low = pn.widgets.FloatInput(name="low-pass (Hz, 0 = off)",
+                                           value=m.low_pass or 0.0, step=0.01, start=0.0,
+                                           width=120, css_classes=["low-pass"])
+        self.w_standardize = pn.widgets.Select(name="standardize", options=list(
+            m.param.standardize.objects), value=m.standardize, css_classes=["standardize"], width=270)
+        self.w_std_conf = pn.widgets.Checkbox(name="standardize confounds",
+                                              value=m.standardize_confounds)
+        self.w_confounds = pn.widgets.Checkbox(name="regress confounds",
+                                               value=m.regress_confounds,
+                                               css_classes=["regress-confounds"])
+        self.w_columns = pn.widgets.MultiChoice(name="confound columns",
+                                                options=list(m.param.confound_columns.objects),
+                                                value=list(m.confound_columns),
+                                                css_classes=["confound-columns"], width=270)
+        self.r_download = pn.widgets.FileDownload(
+            callback=notify_errors(lambda: self._nifti_bytes(False)), filename="seed_r_map.nii.gz",
+            label="r map (NIfTI)", button_type="light", embed=False, css_classes=["export-r"],
+            width=140)
+        self.z_download = pn.widgets.FileDownload(
+            callback=notify_errors(lambda: self._nifti_bytes(True)), filename="seed_z_map.nii.gz",
+            label="z map (NIfTI)", button_type="light", embed=False, css_classes=["export-z"],
+            width=140)
+
+        for w in (self.w_x, self.w_y, self.w_z):
+            w.param.watch(self._seed_typed, "value")
+        self.w_subject.param.watch(self._setter("subject", int), "value")
+        self.w_radius.param.watch(self._setter("radius_mm", float), "value")
+        self.w_cmax.param.watch(self._cmax_changed, "value")
+        self.w_smoothing.param.watch(self._setter("smoothing_fwhm", float), "value")
+        self.w_detrend.param.watch(self._setter("detrend", bool), "value")
+        self.w_high.param.watch(self._setter("high_pass", lambda v: float(v) or None), "value")
+        self.w_low.param.watch(self._setter("low_pass", lambda v: float(v) or None), "value")
+        self.w_standardize.param.watch(self._setter("standardize"), "value")
+        self.w_std_conf.param.watch(self._setter("standardize_confounds", bool), "value")
+        self.w_confounds.param.watch(self._setter("regress_confounds", bool), "value")
+        self.w_columns.param.watch(self._setter("confound_columns", list), "value")
+
+    def _voxel_size(self) -> float:
+        try:
+            data = self.model.subject_data()
+            return float(abs(data.img.affine[0, 0]))
+        except Exception:  # noqa: BLE001
+            return 4.0
+
+    def _subject_options(self) -> dict:
+        m = self.model
+        truth = m.truth
+        if truth:
+            return {f"{s['index']}: {s['participant_id']} ({s['child_adult']})": s["index"]
+                    for s in truth["subjects"]}
+        return {str(i): i for i in range(m.n_subjects)}
+
+    def _setter(self, name, transform=lambda v: v):
+        def set_value(event):
+            if self._syncing:
+                return
+            self._run(lambda: setattr(self.model, name, transform(event.new)),
+                      busy=name not in ("radius_mm",))
+        return set_value
+
+    def _run(self, action, busy=False):
+        """Run a model change; a DataError becomes a notification (the model reverts)."""
+        try:
+            if busy:
+                self.progress.param.update(value=0, visible=True)
+            action()
+        except (DataError, ValueError) as exc:
+            report_error(exc)
+            self._sync_widgets()
+        finally:
+            if busy:
+                self.progress.visible = False
+
+    # ---- progress of a cleaning ------------------------------------------------------
+    def _served(self) -> bool:
+        return self._doc is not None and self._doc.session_context is not None
+
+    def _schedule(self, fn) -> None:
+        """Run ``fn`` on the session's event loop (thread-safe), or now outside a server."""
+        if self._served():
+            self._doc.add_next_tick_callback(fn)
+        else:
+            fn()
+
+    def _progress(self, fraction: float, message: str = "") -> None:
+        self._schedule(functools.partial(self._show_progress, fraction, message))
+
+    def _show_progress(self, fraction: float, message: str) -> None:
+        self.progress.param.update(value=int(round(100 * fraction)), visible=fraction < 1.0)
+        self.status.object = message if fraction < 1.0 else ""
+
+    def _background_clean(self):
+        try:
+            self.model.cleaned_data()
+        except Exception as exc:  # noqa: BLE001
+            self._schedule(functools.partial(self._show_error, exc))
+            return
+        self._schedule(self._first_compute)
+
+    def _show_error(self, exc):
+        self.progress.visible = False
+        self.status.object = f"error: {report_error(exc)}"
+
+    def _is_cached(self) -> bool:
+        from analysis.connectivity import CACHE
+
+        try:
+            key = (self.model.subject_data().key, self.model.settings())
+        except Exception:  # noqa: BLE001
+            return False
+        return key in CACHE._items
+
+    def _first_compute(self):
+        try:
+            if self.model.result is None:
+                self.model.compute()          # -> _on_result redraws
+            else:
+                self._redraw(move_crosshair=True)
+            self.status.object = ""
+            self.progress.visible = False
+        except Exception as exc:  # noqa: BLE001 - the tab says so, the app keeps serving
+            self._show_error(exc)
+
+    def _set_background(self):
+        try:
+            self.viewer.background = mni_background(int(round(self._voxel_size())))
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
+
+    # ---- user actions ----------------------------------------------------------------
+    def _seed_typed(self, event):
+        if self._syncing:
+            return
+        xyz = (float(self.w_x.value), float(self.w_y.value), float(self.w_z.value))
+        self._run(lambda: setattr(self.model, "seed_mm", xyz))
+
+    def _clicked(self, event):
+        """A click on a slice (the crosshair moved): the seed goes there."""
+        if self._syncing:
+            return
+        xyz = tuple(float(v) for v in event.new)
+        try:
+            self.model.seed_mm = xyz
+        except (DataError, ValueError) as exc:
+            report_error(exc)
+            self._move_crosshair(self.model.seed_mm)  # back to the seed; the map stays
+
+    def _peak_selected(self, event):
+        if event.new is None or self._syncing:
+            return
+        row = self.peaks.iloc[int(event.new)]
+        self._move_crosshair((row["x"], row["y"], row["z"]), snap=False)
+
+    @notify_errors
+    def _cmax_changed(self, event):
+        value = float(event.new or 0.0)
+        self.model.clim = (-value, value) if value > 0 else None
+
+    # ---- model -> view ------------------------------------------------------------------
+    def _sync_widgets(self, *events):
+        m = self.model
+        self._syncing = True
+        try:
+            self.w_x.value, self.w_y.value, self.w_z.value = (float(v) for v in m.seed_mm)
+            self.w_subject.value = m.subject
+            self.w_radius.value = float(m.radius_mm)
+            self.w_smoothing.value = float(m.smoothing_fwhm)
+            self.w_detrend.value = m.detrend
+            self.w_high.value = float(m.high_pass or 0.0)
+            self.w_low.value = float(m.low_pass or 0.0)
+            self.w_standardize.value = m.standardize
+            self.w_std_conf.value = m.standardize_confounds
+            self.w_confounds.value = m.regress_confounds
+            self.w_columns.param.update(options=list(m.param.confound_columns.objects),
+                                        value=list(m.confound_columns))
+            self.w_columns.disabled = not m.regress_confounds
+        finally:
+            self._syncing = False
+
+    def _move_crosshair(self, xyz, snap=False):
+        self._syncing = True
+        try:
+            if snap:
+                self.viewer.set_crosshair(xyz)
+            else:
+                self.viewer.crosshair_mm = tuple(float(v) for v in xyz)
+        finally:
+            self._syncing = False
+
+    def _on_result(self, event):
+        self._redraw(move_crosshair=True)
+
+    def _on_display(self, *events):
+        self._redraw(move_crosshair=False)
+
+    def _redraw(self, move_crosshair=False):
+        m = self.model
+        if m.result is None:
+            return
+        with self._lock:
+            try:
+                stat = m.stat_map()
+                label = "fisher_z" if m.fisher_z else "r"
+                seed = tuple(float(v) for v in m.result.seed_mm)
+                update = dict(stat_map=stat, threshold=m.display_threshold(),
+                              clim=m.colour_range(), marker_mm=seed, map_label=label,
+                              title=f"seed-to-voxel {label} map, thresholded at "
+                                    f"+/-{m.display_threshold():.2f}")
+                self._syncing = True
+                try:
+                    if move_crosshair:
+                        update["crosshair_mm"] = seed
+                    self.viewer.param.update(**update)
+                finally:
+                    self._syncing = False
+                values = m.result.z if m.fisher_z else m.result.r
+                self.hist.object = value_histogram(values, m.display_threshold(), label)
+                self.series.object = seed_series_plot(m.seed_time_series())
+                self.peaks = m.peaks()
+                self._syncing = True
+                try:
+                    self.peaks_table.param.update(options=peak_labels(self.peaks), value=None)
+                finally:
+                    self._syncing = False
+                self.summary.object = m.summary()
+            except Exception as exc:  # noqa: BLE001
+                report_error(exc)
+
+    # ---- exports ------------------------------------------------------------------------
+    def _nifti_bytes(self, fisher_z: bool):
+        import gzip
+
+        img = self.model.to_nifti(fisher_z=fisher_z)
+        return io.BytesIO(gzip.compress(img.to_bytes(), compresslevel=6))
+
+    def export_map(self) -> dict:
+        m = self.model
+        return {"map": m.stat_map(), "background": self.viewer.background,
+                "title": m.summary(), "threshold": m.display_threshold(),
+                "name": "z_map" if m.fisher_z else "r_map", "symmetric": True,
+                "cut_coords": tuple(m.result.seed_mm) if m.result else None}
+
+    def export_scores(self) -> pd.DataFrame:
+        return self.model.peaks()
+
+    def export_summary(self) -> str:
+        return self.model.summary()
+
+    def export_params(self) -> dict:
+        m = self.model
+        names = ("subject", "seed_mm", "radius_mm", "smoothing_fwhm", "detrend", "high_pass",
+                 "low_pass", "t_r", "standardize", "regress_confounds", "threshold", "fisher_z")
+        return {k: getattr(m, k) for k in names}
+
+    def export_code(self) -> str:
+        m = self.model
+        return ("from analysis.connectivity import SeedConnectivity\n\n"
+                f"sc = SeedConnectivity(subject={m.subject}, seed_mm={tuple(m.seed_mm)!r}, "
+                f"radius_mm={m.radius_mm!r}, smoothing_fwhm={m.smoothing_fwhm!r},\n"
+                f"                      high_pass={m.high_pass!r}, low_pass={m.low_pass!r}, "
+                f"regress_confounds={m.regress_confounds!r}, threshold={m.threshold!r})\n"
+                "print(sc.summary())\n"
+                "sc.r_map()  # xr.DataArray (x, y, z) in MNI mm\n"
+                "sc.to_nifti().to_filename('seed_r_map.nii.gz')\n")
+
+    # ---- layout -------------------------------------------------------------------------
+    def __panel__(self):
+        from dashboard.export import ExportBar
+
+        controls = pn.Column(
+            "**Seed connectivity** (nilearn's seed-to-voxel example). "
+            "Click a slice to move the seed.",
+            self.w_subject, pn.Row(self.w_x, self.w_y, self.w_z), self.w_radius,
+            self.w_threshold, self.w_fisher, self.w_cmax,
+            pn.layout.Divider(), "**Preprocessing** (cleaned once per setting, cached)",
+            self.w_smoothing, self.w_detrend, pn.Row(self.w_high, self.w_low),
+            self.w_standardize, self.w_std_conf, self.w_confounds, self.w_columns,
+            self.progress, self.status,
+            width=290)
+        main = pn.Column(
+            self.summary, self.viewer,
+            pn.Row(self.series, self.hist, sizing_mode="stretch_width"),
+            "**Peaks** (local maxima of r above the threshold; click a row to go there)",
+            self.peaks_table,
+            pn.Row(self.r_download, self.z_download),
+            ExportBar(source=self, stem="connectivity"),
+            sizing_mode="stretch_width")
+        return pn.Row(controls, main, sizing_mode="stretch_width")
+
+
+__all__ = ["ConnectivityTab", "value_histogram", "seed_series_plot", "mni_background", "cleaned"]

@@ -1,0 +1,68 @@
+"""The Connectivity tab in Chromium: a click on a slice moves the seed and redraws."""
+
+from __future__ import annotations
+
+import time
+
+from tests.browser.conftest import SCREENSHOTS
+from tests.browser.helpers import _views_js, model_value, text_of, wait_idle, wait_text_change
+
+SUMMARY = ".connectivity-summary"
+
+
+def open_connectivity(page) -> str:
+    page.locator(".bk-tab", has_text="Connectivity").first.click()
+    wait_idle(page)
+    page.locator(".slice-axial canvas >> visible=true").first.wait_for(timeout=60_000)
+    deadline = time.monotonic() + 60
+    while not text_of(page, SUMMARY).startswith("seed (") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return text_of(page, SUMMARY)
+
+
+def visible_figure_point(page, name: str, x: float, y: float) -> tuple:
+    """Page pixels of data point (x, y) in the *visible* figure named ``name``
+    (every tab has its own slice viewer; the others are hidden)."""
+    point = page.evaluate(
+        "([cls, x, y]) => {" + _views_js() + """
+        const v = all.find(v => v.frame && has(v.model, cls) && v.canvas_view
+                            && v.canvas_view.el.getBoundingClientRect().width > 0);
+        if (!v) return null;
+        const r = v.canvas_view.el.getBoundingClientRect();
+        return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)]; }""",
+        [name, x, y])
+    assert point is not None, f"no visible figure {name}"
+    return tuple(point)
+
+
+def wait_image_change(locator, before: bytes, timeout: float = 30.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = locator.screenshot()
+        if now != before:
+            return now
+        time.sleep(0.1)
+    raise AssertionError("the map was not redrawn")
+
+
+def test_click_on_a_slice_moves_the_seed(app_page, connectivity_dir):
+    from analysis.connectivity import SeedConnectivity
+
+    page = app_page
+    before = open_connectivity(page)
+    expected = SeedConnectivity(data_dir=str(connectivity_dir))
+    assert before == expected.summary()                       # the seed's PCC map
+    assert before.startswith("seed (0, -52, 18) r=8 mm: ")
+    coronal = page.locator(".slice-coronal >> visible=true").first
+    image_before = coronal.screenshot()
+    page.mouse.click(*visible_figure_point(page, "slice-axial", 30.0, -20.0))  # -> (28, -20)
+    after = wait_text_change(page, SUMMARY, before)
+    expected.seed_mm = (28.0, -20.0, 18.0)
+    assert after == expected.summary()
+    assert after.startswith("seed (28, -20, 18) r=8 mm: ")
+    assert [float(model_value(page, c)) for c in ("seed-x", "seed-y", "seed-z")] == [28, -20, 18]
+    wait_image_change(coronal, image_before)                   # the map was redrawn
+    wait_idle(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "connectivity-click.png"), full_page=True)
+    assert page.blocked_requests == []

@@ -1,0 +1,93 @@
+"""The Connectivity tab without a browser: clicks, widgets in sync, elements' data."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from analysis.connectivity import SeedConnectivity
+
+
+@pytest.fixture(scope="module")
+def tab(connectivity_dir):
+    from dashboard.connectivity import ConnectivityTab
+
+    return ConnectivityTab(SeedConnectivity(data_dir=str(connectivity_dir)))
+
+
+def test_first_view_is_the_seeds_pcc_map(tab):
+    m = tab.model
+    assert tab.summary.object == m.summary()
+    assert tab.summary.object.startswith("seed (0, -52, 18) r=8 mm: ")
+    assert tab.viewer.marker_mm == (0.0, -52.0, 18.0)
+    assert tab.viewer.crosshair_mm == (0.0, -52.0, 18.0)
+    assert tab.viewer.stat_map is not None and tab.viewer.threshold == 0.5
+    np.testing.assert_array_equal(tab.viewer.stat_map.values, m.r_map().values)
+    assert tab.viewer.background.shape == tab.viewer.stat_map.shape   # MNI template, same grid
+    assert tab.peaks.equals(m.peaks()) and len(tab.peaks_table.options) == m.n_peaks
+    first = next(iter(tab.peaks_table.options))
+    row = tab.peaks.iloc[0]
+    assert first.startswith(f" 1. ({row.x:5.0f}, {row.y:5.0f}, {row.z:5.0f})  r={row.r:5.2f}")
+    assert "DefaultMode" in first
+
+
+def test_click_moves_the_seed_and_keeps_widgets_in_sync(tab):
+    m = tab.model
+    calls_before = m.cleaned_data()
+    tab.viewer.tap("axial", 30.0, -20.0)            # snapped to the voxel centre (28, -20)
+    assert m.seed_mm == (28.0, -20.0, 18.0)
+    assert (tab.w_x.value, tab.w_y.value, tab.w_z.value) == (28.0, -20.0, 18.0)
+    assert tab.summary.object.startswith("seed (28, -20, 18) r=8 mm: ")
+    assert tab.viewer.marker_mm == (28.0, -20.0, 18.0)
+    np.testing.assert_array_equal(tab.viewer.stat_map.values, m.r_map().values)
+    assert m.cleaned_data() is calls_before           # no re-cleaning
+    # a click outside the brain: the seed and the map stay
+    before = tab.viewer.stat_map
+    tab.viewer.tap("axial", 95.0, 95.0)
+    assert m.seed_mm == (28.0, -20.0, 18.0) and tab.viewer.stat_map is before
+    assert tab.viewer.crosshair_mm == (28.0, -20.0, 18.0)
+    # typing coordinates moves the seed too
+    tab.w_x.value, tab.w_y.value, tab.w_z.value = 0.0, -52.0, 18.0
+    assert m.seed_mm == (0.0, -52.0, 18.0)
+    assert tab.summary.object.startswith("seed (0, -52, 18)")
+
+
+def test_histogram_series_and_threshold_lines(tab):
+    m = tab.model
+    tab.w_threshold.value = 0.3
+    hist = tab.hist.object
+    h = hist.get(0)
+    assert int(h.dimension_values("voxels").sum()) == m.result.r.size
+    assert [hist.get(1).data, hist.get(2).data] == [-0.3, 0.3]
+    assert tab.viewer.threshold == 0.3 and "above 0.3" in tab.summary.object
+    tab.w_fisher.value = True
+    assert tab.viewer.threshold == pytest.approx(np.arctanh(0.3))
+    assert tab.hist.object.get(2).data == pytest.approx(np.arctanh(0.3))
+    np.testing.assert_allclose(tab.viewer.stat_map.values, np.arctanh(m.r_map().values))
+    tab.w_fisher.value = False
+    tab.w_threshold.value = 0.5
+    curve = tab.series.object
+    np.testing.assert_allclose(curve.dimension_values(1), m.result.seed_signal)
+
+
+def test_bad_preprocessing_is_refused_and_widgets_follow(tab):
+    before = tab.model.result
+    tab.w_low.value = 0.005                     # below the high-pass: refused
+    assert tab.model.low_pass == 0.1 and tab.w_low.value == 0.1
+    assert tab.model.result is before
+
+
+def test_peak_row_moves_the_crosshair_and_exports(tab):
+    peaks = tab.peaks
+    tab.peaks_table.value = 2
+    assert tab.viewer.crosshair_mm == tuple(float(v) for v in peaks.iloc[2][["x", "y", "z"]])
+    assert tab.model.seed_mm == (0.0, -52.0, 18.0)  # a row shows a peak, the seed stays
+    for fisher in (False, True):
+        raw = tab._nifti_bytes(fisher).getvalue()
+        img = nib.Nifti1Image.from_bytes(gzip.decompress(raw))
+        mask = tab.model.cleaned_data().mask
+        expected = tab.model.result.z if fisher else tab.model.result.r
+        np.testing.assert_allclose(np.asarray(img.dataobj)[mask], expected, atol=1e-6)
