@@ -29,7 +29,7 @@ from analysis.config import default_size
 from analysis.errors import DataError
 from analysis.group import AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, scheduler_address
 from dashboard.notify import report_error
-from dashboard.slice_viewer import SliceViewer, colour_range
+from dashboard.slice_viewer import SliceViewer, colour_range, snap
 
 PLOT_H = 220
 STRIP_MAX = 12  # subjects shown in the strip
@@ -55,7 +55,16 @@ def subject_strip(strip, clim=None, size: int = 120) -> hv.Layout:
             frame_height=int(size * np.ptp(sl.y.values) / max(np.ptp(sl.x.values), 1)),
             xaxis=None, yaxis=None, toolbar=None, fontsize={"title": 9},
             clipping_colors={"NaN": "#222222"}, tools=["hover"]))
-    return hv.Layout(images).cols(len(images) or 1).opts(shared_axes=False)
+    return hv.Layout(images).cols(len(images) or 1).opts(shared_axes=False, toolbar=None)
+
+
+def robust_clim(t: np.ndarray, threshold: float) -> tuple:
+    """A symmetric colour range at the 99th percentile of |t| (the seed's own sphere has
+    huge t values that would wash out the rest of the map)."""
+    finite = np.abs(t[np.isfinite(t)])
+    top = float(np.percentile(finite, 99)) if finite.size else 1.0
+    top = max(top, 2 * float(threshold), 1e-6)
+    return (-top, top)
 
 
 class GroupPanel(pn.viewable.Viewer):
@@ -80,9 +89,9 @@ class GroupPanel(pn.viewable.Viewer):
         n_max = max(available.get(m.age_group, 2), 2)
         self.w_n = pn.widgets.IntSlider(name="subjects", start=2, end=n_max,
                                         value=min(m.n_subjects or n_max, n_max),
-                                        css_classes=["group-n-subjects"])
+                                        width=250, css_classes=["group-n-subjects"])
         self.w_age = pn.widgets.Select(name="age group", options=list(AGE_GROUPS),
-                                       value=m.age_group, css_classes=["group-age"],
+                                       value=m.age_group, css_classes=["group-age"], width=250,
                                        visible=bool(available.get("adult") or
                                                     available.get("child")))
         self.w_x = pn.widgets.FloatInput(name="seed x (mm)", value=float(m.seed_mm[0]), width=80,
@@ -96,7 +105,7 @@ class GroupPanel(pn.viewable.Viewer):
                                                value=float(m.radius_mm),
                                                css_classes=["group-radius"])
         self.w_threshold = pn.widgets.FloatSlider(name="threshold on |t|", start=0.0, end=20.0,
-                                                  step=0.5, value=float(m.threshold),
+                                                  step=0.5, value=float(m.threshold), width=250,
                                                   css_classes=["group-threshold"])
         env = scheduler_address(None)
         self.w_scheduler = pn.widgets.TextInput(
@@ -121,7 +130,7 @@ class GroupPanel(pn.viewable.Viewer):
         self.strip = pn.pane.HoloViews(css_classes=["group-strip"], linked_axes=False)
         self.peaks_table = pn.widgets.DataFrame(
             pd.DataFrame(), css_classes=["group-peaks"], disabled=True, show_index=False,
-            height=220, sizing_mode="stretch_width", autosize_mode="fit_columns")
+            height=220, width=560, autosize_mode="force_fit")
         self._set_background()
 
         self.w_run.on_click(lambda event: self.start())
@@ -300,28 +309,28 @@ class GroupPanel(pn.viewable.Viewer):
             return
         try:
             res = m.result
-            seed = tuple(float(v) for v in res.seed_mm)
-            update = dict(stat_map=m.t_map(), threshold=float(m.threshold), marker_mm=seed,
-                          title=f"group t map ({res.n_subjects} subjects), "
-                                f"|t| >= {m.threshold:g}")
-            self._syncing = True
-            try:
-                if move_crosshair:
-                    grid = m.t_map()
-                    from dashboard.slice_viewer import snap
-
-                    update["crosshair_mm"] = snap(grid, seed)
-                self.viewer.param.update(**update)
-            finally:
-                self._syncing = False
-            self.hist.object = t_histogram(res.t, float(m.threshold))
-            self.strip.object = subject_strip(m.axial_strip())
-            peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
-            self.peaks_table.value = peaks.drop(columns=["i", "j", "k"], errors="ignore")
+            # text first: Panel can drop later model changes of a tick that re-renders panes
             self.summary.object = m.summary()
             link = m.dashboard_link
             if link:
                 self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
+            seed = tuple(float(v) for v in res.seed_mm)
+            t_map = m.t_map()
+            update = dict(stat_map=t_map, threshold=float(m.threshold), marker_mm=seed,
+                          clim=robust_clim(res.t, m.threshold),
+                          title=f"group t map ({res.n_subjects} subjects), "
+                                f"|t| >= {m.threshold:g}")
+            if move_crosshair:
+                update["crosshair_mm"] = snap(t_map, seed)
+            self._syncing = True
+            try:
+                self.viewer.param.update(**update)
+            finally:
+                self._syncing = False
+            self.hist.object = t_histogram(res.t, float(m.threshold))
+            peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
+            self.peaks_table.value = peaks.drop(columns=["i", "j", "k"], errors="ignore")
+            self.strip.object = subject_strip(m.axial_strip())
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
 
@@ -338,7 +347,9 @@ class GroupPanel(pn.viewable.Viewer):
             self.summary,
             self.viewer,
             pn.Row(pn.Column(self.hist, sizing_mode="stretch_width"),
-                   pn.Column(self.peaks_table, sizing_mode="stretch_width"),
+                   pn.Column(pn.pane.Markdown("**Peaks** of t (nearest planted node on "
+                                              "synthetic data)", margin=(0, 10)),
+                             self.peaks_table),
                    sizing_mode="stretch_width"),
             pn.pane.Markdown("**Subjects** (r, axial slice at the seed's z)", margin=(0, 10)),
             self.strip,
