@@ -34,6 +34,7 @@ _DATA: "OrderedDict[tuple, miyawaki.EncodingData]" = OrderedDict()
 _ENGINES: "OrderedDict[tuple, RidgeCV]" = OrderedDict()
 _LASSO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _PATHS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_KEY_LOCKS: dict = {}
 
 
 def _remember(cache: OrderedDict, key, value, limit: int):
@@ -134,8 +135,10 @@ class EncodingAnalysis(param.Parameterized):
         return load_data(self.data_dir, self.size, progress=progress)
 
     def _data_key(self):
+        from .config import synthetic_dir
+
         d = self.data_dir
-        return str(Path(d).resolve()) if d else f"synthetic-{self.size}"
+        return str(Path(d).resolve()) if d else str(synthetic_dir(self.size).resolve())
 
     @param.depends("data_dir", "size", "lag")
     def samples(self):
@@ -151,17 +154,18 @@ class EncodingAnalysis(param.Parameterized):
         """The per-fold decompositions (cached per structural parameters)."""
         key = self.structural_key()
         with _LOCK:
-            eng = _ENGINES.get(key)
-            if eng is not None:
-                _ENGINES.move_to_end(key)
-        if eng is not None:
-            self.param.voxel.bounds = (0, eng.n_voxels - 1)
-            return eng
-        y, x, runs, _ = self.samples()
-        folds = make_folds(len(x), self.cv, self.n_folds, runs)
-        eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
-        with _LOCK:
-            eng = _remember(_ENGINES, key, eng, 4)
+            key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+        with key_lock:  # sessions asking for the same decomposition wait for one build
+            with _LOCK:
+                eng = _ENGINES.get(key)
+                if eng is not None:
+                    _ENGINES.move_to_end(key)
+            if eng is None:
+                y, x, runs, _ = self.samples()
+                folds = make_folds(len(x), self.cv, self.n_folds, runs)
+                eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
+                with _LOCK:
+                    _remember(_ENGINES, key, eng, 4)
         self.param.voxel.bounds = (0, eng.n_voxels - 1)
         return eng
 
