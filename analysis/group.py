@@ -256,6 +256,15 @@ def clean_subject(spec: SubjectSpec, settings: CleaningSettings, mask) -> Cleane
     return clean_data(subject, settings)
 
 
+def warm_up() -> int:
+    """Task: import what the cleaning needs (a fresh worker process pays it once)."""
+    import nilearn.image  # noqa: F401
+    import nilearn.masking  # noqa: F401
+    import nilearn.signal  # noqa: F401
+
+    return os.getpid()
+
+
 def subject_seed_map(data: CleanedData, seed_mm, radius_mm: float) -> tuple:
     """Task: one subject's seed map ``(r (n_voxels,) float64, n_seed_voxels)``."""
     res = seed_correlation(data, seed_mm, radius_mm)
@@ -416,6 +425,10 @@ class GroupEngine:
         self._cleaned: dict = {}
         self._lock = threading.Lock()
         self.n_submitted_cleanings = 0
+
+    def warm_up(self) -> dict:
+        """Import the cleaning's modules on every worker now: ``{worker: pid}``."""
+        return self.client.run(warm_up)
 
     @property
     def dashboard_link(self) -> str:
