@@ -384,3 +384,27 @@ def test_cli_bad_input_one_line(group_dir, capsys):
     assert "between 1 and 8" in capsys.readouterr().err
     assert main(["group", "--seed", "0", "-52", "18", "--n-subjects", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_real_dataset_layout_without_truth_uses_the_mni_mask(group_dir, tmp_path, analysis,
+                                                             no_network):
+    """A fetch_development_fmri folder with no planted truth (real data): the subjects
+    are read through the fetcher offline, masked with the MNI152 brain mask."""
+    import shutil
+
+    src = dev.dataset_dir(group_dir)
+    dst = dev.dataset_dir(tmp_path)
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if not f.name.startswith("synthetic_"):
+            shutil.copy(f, dst / f.name)
+    subjects = G.dataset_subjects(tmp_path, n_subjects=3)
+    assert subjects.truth is None and subjects.source == "development_fmri"
+    ours = np.asarray(subjects.mask.dataobj).astype(bool)
+    planted = np.asarray(analysis.subject_list().mask.dataobj).astype(bool)
+    assert ours.shape == planted.shape
+    assert (ours & planted).sum() / (ours | planted).sum() > 0.8   # the same brain, roughly
+    g = G.GroupConnectivity(data_dir=str(tmp_path), n_subjects=3, processes=False)
+    res = g.run()
+    assert res.n_subjects == 3 and "network" not in g.peaks().columns
+    assert g.report()["source"] == "development_fmri"
