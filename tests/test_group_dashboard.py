@@ -94,3 +94,19 @@ def test_group_panel_bad_scheduler_reports_and_keeps_working(group_dir):
     panel.start()
     _wait(panel)
     assert model.result.n_subjects == 3 and panel.status.object == ""
+
+
+def test_group_panel_with_no_arguments_and_a_shared_single_subject_seed(connectivity_dir):
+    """Cheap to build (nothing computed until Run); shares the single-subject seed."""
+    from analysis.connectivity import SeedConnectivity
+    from dashboard.group import GroupPanel
+
+    alone = GroupPanel()
+    assert alone.model.result is None and alone.viewer.stat_map is None
+    assert alone.w_n.end == dev.SIZES["small"]["n_subjects"]
+    assert alone.viewer.background is not None
+    single = SeedConnectivity(size="small", seed_mm=(4.0, -50.0, 24.0))
+    shared = GroupPanel(seed_source=single)
+    assert shared.model.seed_mm == (4.0, -50.0, 24.0) and shared.w_x.value == 4.0
+    single.seed_mm = (0.0, -52.0, 18.0)   # no result yet: the seed follows, nothing runs
+    assert shared.model.seed_mm == (0.0, -52.0, 18.0) and not shared.busy
