@@ -117,6 +117,11 @@ def run(bench) -> None:
     except Exception as exc:  # noqa: BLE001 - the analysis rows stand on their own
         bench.row("tab timings skipped", str(exc)[:60])
 
+    try:
+        served_latency(bench)
+    except Exception as exc:  # noqa: BLE001 - no browser here: the other rows stand
+        bench.row("served app latency skipped", f"{type(exc).__name__}: {exc}"[:70])
+
     # ---- permutations
     analysis.param.update(C=1.0, cv="run", random_state=0)
     n_check = 20 if size == "full" else 10
@@ -144,3 +149,92 @@ def run(bench) -> None:
                    lambda: analysis.permutation_test(), repeat=1)
     bench.ratio("permutations: 1 worker / 2 workers", f"{n_perm} permutations LORO, 1 worker(s)",
                 f"{n_perm} permutations LORO, 2 worker(s)")
+
+
+# ---------------------------------------------------------------- served app latency
+
+LATENCY_JS = """
+async ([cls, value, n, waitMap]) => {
+  const roots = [...Bokeh.index.all_views()];
+  const seen = new Set(); const all = [];
+  const walk = (v) => { if (!v || seen.has(v)) return; seen.add(v); all.push(v);
+    for (const c of (v.child_views ? [...v.child_views] : [])) walk(c); };
+  for (const v of roots) walk(v);
+  const has = (m, c) => m && (m.css_classes || []).includes(c);
+  const summary = all.find(v => has(v.model, 'summary')).model;
+  const infoView = all.find(v => has(v.model, 'crosshair-info'));
+  const infoText = () => { const out = []; const st = [infoView];
+    while (st.length) { const v = st.pop(); if (typeof v.model.text === 'string') out.push(v.model.text);
+      for (const c of (v.child_views ? [...v.child_views] : [])) st.push(c); }
+    return out.join('|'); };
+  const infoBefore = infoText();
+  const target = all.find(v => has(v.model, cls));
+  // composite widgets (DiscreteSlider): the slider among the target's descendants
+  const below = []; const stack = [target];
+  while (stack.length) { const v = stack.pop(); below.push(v);
+    for (const c of (v.child_views ? [...v.child_views] : [])) stack.push(c); }
+  const slider = below.find(v => v.model.start !== undefined && v.model.end !== undefined);
+  const model = slider ? slider.model : target.model;
+  const before = summary.text;
+  const t0 = performance.now();
+  model[n] = value;
+  while (summary.text === before) {
+    await new Promise(r => requestAnimationFrame(r));
+    if (performance.now() - t0 > 20000) return [-1, -1];
+  }
+  const tSummary = performance.now() - t0;
+  if (!waitMap) return [tSummary, null];
+  while (infoText() === infoBefore) {   // the value at the crosshair: the map was redrawn
+    await new Promise(r => requestAnimationFrame(r));
+    if (performance.now() - t0 > 20000) return [tSummary, -1];
+  }
+  return [tSummary, performance.now() - t0];
+}
+"""
+
+
+def served_latency(bench) -> None:
+    """Change C and the CV scheme in Chromium; time until the summary shows the result."""
+    import socket
+    import statistics
+
+    import panel as pn
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.decoding import C_VALUES, DecodingTab
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = pn.serve(lambda: pn.Column(DecodingTab()), port=port, address="127.0.0.1",
+                      websocket_origin=[f"127.0.0.1:{port}"], threaded=True, show=False,
+                      start=True)
+    try:
+        time.sleep(2)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.route("**/*", lambda r: r.abort() if not r.request.url.startswith(
+                f"http://127.0.0.1:{port}") else r.continue_())
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("() => !!window.Bokeh && Bokeh.documents.length > 0 && "
+                                   "Bokeh.documents[0].is_idle", timeout=120_000)
+            page.wait_for_timeout(1000)
+            # regularised range: the weights (and the value at the crosshair) change with C
+            c_index = [C_VALUES.index(c) for c in (0.001, 0.0001, 0.003, 0.0003, 0.01, 0.001)]
+            c_ms = [page.evaluate(LATENCY_JS, ["c-slider", i, "value", True]) for i in c_index]
+            cv_ms = [page.evaluate(LATENCY_JS, ["cv-select", v, "value", False])[0]
+                     for v in ("KFold", "leave-one-run-out") * 3]
+            browser.close()
+    finally:
+        server.stop()
+    bench.row("served app: new C -> summary and bars in the page",
+              statistics.median([c[0] for c in c_ms]) / 1000, "s",
+              f"median of {len(c_ms)} in Chromium; target < 150 ms")
+    bench.row("served app: new C -> weight map (3 views) redrawn",
+              statistics.median([c[1] for c in c_ms]) / 1000, "s",
+              f"median of {len(c_ms)} in Chromium")
+    bench.row("served app: new CV scheme -> summary and bars in the page",
+              statistics.median(cv_ms) / 1000, "s",
+              f"median of {len(cv_ms)} in Chromium; target < 150 ms")

@@ -94,6 +94,9 @@ class DecodingTab(pn.viewable.Viewer):
         "Show the decoder's weights or its Haufe activation pattern (weights are not "
         "activations)."))
     threshold = param.Number(default=0.0, bounds=(0, None), doc="Hide map values with |value| below.")
+    scores_revision = param.Integer(default=0, precedence=-1, doc="Bumped when scores change.")
+    null_revision = param.Integer(default=0, precedence=-1, doc="Bumped when the null changes.")
+    map_revision = param.Integer(default=0, precedence=-1, doc="Bumped when the map changes.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -105,10 +108,15 @@ class DecodingTab(pn.viewable.Viewer):
         self.analysis = DecodingAnalysis(_dataset(self.source))
         self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
-        self.bars = pn.pane.HoloViews(css_classes=["fold-bars"], linked_axes=False)
-        self.null_plot = pn.pane.HoloViews(css_classes=["null-hist"], linked_axes=False)
-        self.confusion = pn.pane.HoloViews(css_classes=["confusion"], linked_axes=False)
-        self.map_hist = pn.pane.HoloViews(css_classes=["map-hist"], linked_axes=False)
+        # the latest elements; DynamicMaps redraw them in place (data sources only)
+        self.elements = {"bars": None, "confusion": None, "null": self.null_histogram(None),
+                         "map_hist": self.value_histogram(np.zeros(1), 0.0)}
+        self.bars = self._dynamic("bars", self.param.scores_revision, "fold-bars")
+        self.confusion = self._dynamic("confusion", self.param.scores_revision, "confusion")
+        self.null_plot = self._dynamic("null", self.param.null_revision, "null-hist")
+        self.map_hist = self._dynamic("map_hist", self.param.map_revision, "map-hist")
+        self._null_shown = None
+        self._map_key = None
         self.progress = pn.indicators.Progress(value=0, max=1000, bar_color="primary",
                                                width=260, css_classes=["perm-progress"],
                                                visible=False)
@@ -232,23 +240,45 @@ class DecodingTab(pn.viewable.Viewer):
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
 
+    def _dynamic(self, key, revision, css):
+        dmap = hv.DynamicMap(pn.bind(lambda rev: self.elements[key], rev=revision))
+        return pn.pane.HoloViews(dmap, css_classes=[css], linked_axes=False)
+
     # ---- results --------------------------------------------------------------
     @notify_errors
     def refresh(self):
-        """Recompute (cheap: the masked data is cached) and redraw everything."""
+        """Recompute (cheap: the masked data is cached) and redraw what changed."""
         a = self.analysis
         self.w_folds.disabled = a.cv != "kfold"
         scores = a.scores()
         self.summary.object = a.summary()
-        self.bars.object = self.fold_bars(scores)
-        self.confusion.object = self.confusion_plot(scores)
-        self.null_plot.object = self.null_histogram(a.permutation_result)
-        self._update_map()
+        self.elements["bars"] = self.fold_bars(scores)
+        self.elements["confusion"] = self.confusion_plot(scores)
+        self.scores_revision += 1
+        self._show_null()
+        doc = self._doc
+        if doc is not None and doc.session_context is not None:
+            # served: the summary and bars go out first, the map (three views) follows
+            doc.add_next_tick_callback(self._update_map)
+        else:
+            self._update_map()
+
+    def _show_null(self):
+        result = self.analysis.permutation_result
+        if result is not self._null_shown:
+            self._null_shown = result
+            self.elements["null"] = self.null_histogram(result)
+            self.null_revision += 1
 
     @param.depends("map_kind", watch=True)
     @notify_errors
     def _update_map(self):
         a = self.analysis
+        key = (id(a.data), tuple(a.conditions), a.mask, a.standardize, a.classifier, a.C,
+               a.contrast, self.map_kind)
+        if key == self._map_key:
+            return  # the CV scheme does not change the map (trained on all samples)
+        self._map_key = key
         volume = displayable(a.weight_map() if self.map_kind == "weights" else a.pattern_map())
         values = volume.values[np.isfinite(volume.values)]
         top = float(np.abs(values).max()) if values.size else 1.0
@@ -264,7 +294,8 @@ class DecodingTab(pn.viewable.Viewer):
             update["crosshair_mm"] = tuple(float(volume[d].values[i])
                                            for d, i in zip(("x", "y", "z"), peak))
         self.viewer.param.update(**update)
-        self.map_hist.object = self.value_histogram(values, self.threshold)
+        self.elements["map_hist"] = self.value_histogram(values, self.threshold)
+        self.map_revision += 1
 
     @staticmethod
     def _outside(volume, xyz) -> bool:
@@ -281,7 +312,8 @@ class DecodingTab(pn.viewable.Viewer):
         stat = self.viewer.stat_map
         if stat is not None:
             values = stat.values[np.isfinite(stat.values)]
-            self.map_hist.object = self.value_histogram(values, self.threshold)
+            self.elements["map_hist"] = self.value_histogram(values, self.threshold)
+            self.map_revision += 1
 
     # ---- HoloViews elements (testable by their data) -------------------------------
     @staticmethod
@@ -295,7 +327,7 @@ class DecodingTab(pn.viewable.Viewer):
                        vdims=["accuracy"]).opts(
             ylim=(0, 1.05), color="#4c78a8", title=f"{scores.attrs['cv_name']} fold accuracy",
             xrotation=45 if len(names) > 6 else 0, height=260, responsive=True,
-            tools=["hover"], toolbar=None)
+            tools=["hover"], toolbar=None, framewise=True)
         mean = hv.HLine(float(scores.mean_score), label="mean").opts(color="black", line_width=2)
         chance = hv.HLine(float(scores.chance), label="chance").opts(
             color="red", line_dash="dashed", line_width=2)
@@ -310,7 +342,7 @@ class DecodingTab(pn.viewable.Viewer):
                 for t in scores.true.values for p in scores.predicted.values]
         heat = hv.HeatMap(rows, kdims=["predicted", "true"], vdims=["count"]).opts(
             cmap="Blues", colorbar=False, title="confusion (out-of-fold)", height=260,
-            width=300, toolbar=None, tools=["hover"])
+            width=300, toolbar=None, tools=["hover"], framewise=True)
         labels = hv.Labels(rows, kdims=["predicted", "true"], vdims=["count"])
         return heat * labels
 
@@ -318,17 +350,18 @@ class DecodingTab(pn.viewable.Viewer):
     def null_histogram(result) -> hv.Overlay:
         """The permutation null with the observed score and p (empty before a run)."""
         if result is None:
-            return hv.Histogram(([0, 1], [0]), kdims=["accuracy"]).opts(
-                title="permutation null (not run yet)", height=260,
+            empty = hv.Histogram(([0, 1], [0]), kdims=["accuracy"], vdims=["permutations"]).opts(
+                title="permutation null (not run yet)", height=260, framewise=True,
                 responsive=True, toolbar=None, alpha=0)
+            return empty * hv.VLine(0.5).opts(color="black", line_width=2, alpha=0)
         null = result.null.values
         counts, edges = np.histogram(null, bins=min(30, max(5, len(null) // 5)),
                                      range=(min(null.min(), float(result.score)) - 0.01,
                                             max(null.max(), float(result.score)) + 0.01))
         hist = hv.Histogram((edges, counts), kdims=["accuracy"], vdims=["permutations"]).opts(
-            color="#9ecae9", height=260, responsive=True, toolbar=None,
+            color="#9ecae9", height=260, responsive=True, toolbar=None, framewise=True, alpha=1,
             title=f"permutation null (n={len(null)}): p = {float(result.p_value):.3g}")
-        observed = hv.VLine(float(result.score)).opts(color="black", line_width=2)
+        observed = hv.VLine(float(result.score)).opts(color="black", line_width=2, alpha=1)
         return hist * observed
 
     @staticmethod
@@ -338,7 +371,8 @@ class DecodingTab(pn.viewable.Viewer):
             values = np.zeros(1)
         counts, edges = np.histogram(values, bins=40)
         hist = hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"]).opts(
-            color="#bbbbbb", height=200, responsive=True, toolbar=None, title="map values")
+            color="#bbbbbb", height=200, responsive=True, toolbar=None, title="map values",
+            framewise=True)
         lines = hv.VLine(-threshold).opts(color="orange") * hv.VLine(threshold).opts(
             color="orange")
         return hist * lines
@@ -371,8 +405,9 @@ class DecodingTab(pn.viewable.Viewer):
         self.w_run.disabled = a.permutation_running
         self.w_cancel.disabled = not a.permutation_running
         self.progress.visible = a.permutation_running
-        self.null_plot.object = self.null_histogram(a.permutation_result)
-        self.summary.object = self._safe_summary()
+        if a.permutation_result is not self._null_shown:
+            self._show_null()
+            self.summary.object = self._safe_summary()
 
     def _safe_summary(self) -> str:
         try:

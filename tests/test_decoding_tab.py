@@ -16,21 +16,21 @@ def tab(decoding_dir):
 def test_bars_and_lines_show_the_scores(tab):
     tab.w_cv.value = "run"
     scores = tab.analysis.scores()
-    overlay = tab.bars.object
+    overlay = tab.elements["bars"]
     bars = overlay.Bars.I
     np.testing.assert_array_equal(bars.dimension_values("accuracy"), scores.fold_score.values)
     assert list(bars.dimension_values("fold")) == [f"run {r}" for r in range(12)]
     hlines = [el.data for el in overlay if type(el).__name__ == "HLine"]
     assert hlines == [float(scores.mean_score), float(scores.chance), float(scores.train_score)]
     tab.w_cv.value = "kfold"
-    assert len(tab.bars.object.Bars.I) == 5
+    assert len(tab.elements["bars"].Bars.I) == 5
     assert "KFold(5)" in tab.summary.object
     tab.w_cv.value = "run"
 
 
 def test_confusion_matrix_counts(tab):
     scores = tab.analysis.scores()
-    heat = tab.confusion.object.HeatMap.I
+    heat = tab.elements["confusion"].HeatMap.I
     for t in scores.true.values:
         for p in scores.predicted.values:
             row = heat.data[(heat.data.true == t) & (heat.data.predicted == p)]
@@ -73,7 +73,7 @@ def test_permutations_in_background_update_the_null(tab):
     tab._start_permutations()
     tab.analysis._worker.join(120)
     tab._apply_permutation_state()
-    null = tab.null_plot.object.Histogram.I
+    null = tab.elements["null"].Histogram.I
     assert null.dimension_values("permutations").sum() == 15
     assert tab.perm_status.object.startswith("p = ")
     assert ", p=" in tab.summary.object
