@@ -414,8 +414,12 @@ class GroupEngine:
     ``cleaned`` futures are kept (keyed by subject data, settings and mask) so
     the data stays in worker memory; a new seed only submits
     :func:`subject_seed_map` tasks. If a worker dies, Dask recomputes the
-    cleaned data it held from the task graph.
+    cleaned data it held from the task graph. The data of the ``max_settings``
+    most recent preprocessing settings is kept; older data is released.
     """
+
+    #: Preprocessing settings whose cleaned data stays on the workers.
+    max_settings = 2
 
     def __init__(self, address: str | None = None, n_workers: int = 2, processes: bool = True,
                  timeout: float = CONNECT_TIMEOUT):
@@ -423,6 +427,7 @@ class GroupEngine:
         self.client, self.cluster = connect(self.address, n_workers=n_workers,
                                             processes=processes, timeout=timeout)
         self._cleaned: dict = {}
+        self._settings_order: list = []
         self._lock = threading.Lock()
         self.n_submitted_cleanings = 0
 
@@ -458,6 +463,13 @@ class GroupEngine:
                     self._cleaned[key] = fut
                     self.n_submitted_cleanings += 1
                 futures.append(fut)
+            # keep the cleaned data of the last few settings only (worker memory)
+            self._settings_order = [k for k in self._settings_order if k != (settings, mkey)]
+            self._settings_order.append((settings, mkey))
+            for old in self._settings_order[:-self.max_settings]:
+                for k in [k for k in self._cleaned if (k[1], k[2]) == old]:
+                    self._cleaned.pop(k).release()
+            self._settings_order = self._settings_order[-self.max_settings:]
         return futures
 
     def forget(self, keep=()) -> None:

@@ -408,3 +408,21 @@ def test_real_dataset_layout_without_truth_uses_the_mni_mask(group_dir, tmp_path
     res = g.run()
     assert res.n_subjects == 3 and "network" not in g.peaks().columns
     assert g.report()["source"] == "development_fmri"
+
+
+def test_engine_keeps_the_cleaned_data_of_the_last_settings_only(connectivity_dir):
+    from analysis.connectivity import CleaningSettings
+
+    subjects = G.dataset_subjects(connectivity_dir, n_subjects=2)
+    engine = G.GroupEngine(n_workers=1, processes=False)
+    try:
+        for fwhm in (6.0, 4.0, 2.0):
+            engine.seed_maps(subjects.subjects, CleaningSettings(smoothing_fwhm=fwhm),
+                             subjects.mask, G.PCC_MM)
+        kept = {key[1].smoothing_fwhm for key in engine._cleaned}
+        assert kept == {4.0, 2.0} and len(engine._cleaned) == 4
+        assert engine.n_submitted_cleanings == 6
+        held = {k for keys in engine.client.has_what().values() for k in keys}
+        assert sum(k.startswith("clean-") for k in held) <= 4
+    finally:
+        engine.close()
