@@ -22,11 +22,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import solve_triangular
+from scipy.linalg.blas import get_blas_funcs  # loaded with the module, so BLAS limits apply to it
 
 from .errors import DataError
 from .progress import null_progress
 
 CV_SCHEMES = ("kfold", "run")
+_BLAS = None
+
+
+def _one_blas_thread():
+    """A context with every BLAS library on one thread.
+
+    The per-alpha products are small; on a few busy cores, BLAS threads mostly
+    wait for each other (one thread was 3-4x faster on this 2-core machine).
+    """
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def make_folds(n_samples: int, cv: str = "kfold", n_folds: int = 10, runs=None) -> list:
@@ -135,8 +152,6 @@ def _decompose(x, y, prod: _Products, test, dtype) -> _Fold:
     # SSE = ||Y_te_c - P b||^2 = ||Y_te_c||^2 - ||c||^2 + ||R b - c||^2 with P = Q R, c = Q.T Y_te_c
     q, r = np.linalg.qr(p)
     if r.shape[0] == r.shape[1] and np.linalg.cond(r) < 1e8:
-        from scipy.linalg import solve_triangular
-
         c = solve_triangular(r, a, trans="T", lower=False)  # R.T c = P.T Y_te_c
     else:  # rank-deficient test fold: project explicitly
         c = q.T @ (yte64 - y_mean)
@@ -152,8 +167,6 @@ def _triangular_product(r: np.ndarray, b: np.ndarray, overwrite: bool = False) -
     """
     if r.shape[0] != r.shape[1]:
         return r @ b
-    from scipy.linalg.blas import get_blas_funcs
-
     trmm = get_blas_funcs("trmm", (r, b))
     # b.T is Fortran-ordered (n, k): compute b.T @ r.T = (r @ b).T, in place when allowed
     return trmm(1.0, r, b.T, side=1, lower=0, trans_a=1, overwrite_b=int(overwrite)).T
@@ -224,6 +237,10 @@ class RidgeCV:
     def r2(self, alpha) -> np.ndarray:
         """R^2 per fold and voxel at ``alpha``: ``(n_folds, n_voxels)``."""
         alpha = check_alpha(alpha)
+        with _one_blas_thread():
+            return self._r2(alpha)
+
+    def _r2(self, alpha: float) -> np.ndarray:
         out = np.empty((self.n_folds, self.n_voxels), dtype=self.dtype)
         work = np.empty((self.n_features, self.n_voxels), dtype=self.dtype)
         for i, f in enumerate(self._folds):
@@ -247,8 +264,9 @@ class RidgeCV:
         progress = progress or null_progress
         alphas = [check_alpha(a) for a in np.atleast_1d(alphas)]
         out = np.empty((len(alphas), self.n_folds, self.n_voxels), dtype=self.dtype)
-        for i, a in enumerate(alphas):
-            out[i] = self.r2(a)
+        with _one_blas_thread():
+            for i, a in enumerate(alphas):
+                out[i] = self._r2(a)
             progress((i + 1) / len(alphas), f"alpha {a:g}")
         return out
 

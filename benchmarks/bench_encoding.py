@@ -21,6 +21,8 @@ import numpy as np
 def run(bench):
     from threadpoolctl import threadpool_limits
 
+    import analysis.encoding_engine  # noqa: F401 - load every BLAS library before limiting them
+
     with threadpool_limits(1):
         _run(bench)
 
