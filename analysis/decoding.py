@@ -197,6 +197,7 @@ def _precomputed_scorer(X, splits, C):
     """
     from sklearn.svm import _libsvm
 
+    _libsvm.set_verbosity_wrap(0)  # as SVC(verbose=False) does before each fit
     K = np.ascontiguousarray(X @ X.T, dtype=np.float64)
     blocks = [(train, test, np.ascontiguousarray(K[np.ix_(train, train)]),
                np.ascontiguousarray(K[np.ix_(test, train)])) for train, test in splits]

@@ -314,3 +314,13 @@ def test_mask_selecting_no_voxel(tmp_path, haxby_slice):
     with pytest.raises(DataError, match="empty.nii.gz: the mask selects no voxel"):
         DecodingAnalysis.from_files(haxby_slice / "bold.nii.gz", empty,
                                     haxby_slice / "attributes.txt")
+
+
+def test_permutations_print_nothing(reference, capfd):
+    from sklearn.svm import _libsvm
+
+    X, y, groups = reference
+    _libsvm.set_verbosity_wrap(1)  # as if the last SVC was verbose
+    decoding.permutation_null(X, y, groups, list(LeaveOneGroupOut().split(X, y, groups)),
+                              n_permutations=2, n_jobs=1)
+    assert capfd.readouterr().out == ""

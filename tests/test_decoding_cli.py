@@ -39,9 +39,10 @@ def test_data_dir_json(decoding_dir, capsys):
     assert "p_value" not in result
 
 
-def test_permutations_and_weights(decoding_dir, capsys, tmp_path):
+def test_permutations_and_weights(decoding_dir, capfd, tmp_path):
+    # capfd: nothing else (e.g. libsvm's C-level messages) may reach stdout
     out = tmp_path / "weights.nii.gz"
-    result = run_json(capsys, "--data", decoding_dir, "--conditions", "face", "cat",
+    result = run_json(capfd, "--data", decoding_dir, "--conditions", "face", "cat",
                       "--n-permutations", "20", "--out", out)
     assert result["cv"] == "run" and len(result["fold_scores"]) == 12
     assert 0 < result["p_value"] < 0.05
