@@ -17,12 +17,14 @@ from pathlib import Path
 
 import holoviews as hv
 import numpy as np
+import pandas as pd
 import panel as pn
 import param
 
 from analysis.datasets import haxby
 from analysis.decoding import CV_SCHEMES, DecodingAnalysis
 from analysis.errors import DataError
+from dashboard.export import ExportBar
 from dashboard.notify import notify_errors, report_error
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
@@ -415,6 +417,52 @@ class DecodingTab(pn.viewable.Viewer):
         except Exception:  # noqa: BLE001 - keep the last good text
             return self.summary.object
 
+    # ---- exports (see dashboard/export.py) ----------------------------------------------
+    def export_map(self) -> dict:
+        a = self.analysis
+        volume = a.weight_map() if self.map_kind == "weights" else a.pattern_map()
+        return {"map": volume, "background": self.viewer.background,
+                "title": f"{self.map_kind}: {volume.attrs.get('contrast', '')}",
+                "threshold": self.threshold or None, "name": f"{self.map_kind}_map",
+                "symmetric": True, "cut_coords": tuple(self.viewer.crosshair_mm),
+                "cmap": "RdBu_r"}
+
+    def export_scores(self) -> pd.DataFrame:
+        s = self.analysis.scores()
+        df = pd.DataFrame({"fold": s.fold.values, "test_runs": s.test_runs.values,
+                           "n_test": s.n_test.values, "accuracy": s.fold_score.values,
+                           "train_accuracy": s.fold_train_score.values})
+        df.attrs["mean"] = float(s.mean_score)
+        return df
+
+    def export_summary(self) -> str:
+        return self.analysis.summary()
+
+    def export_params(self) -> dict:
+        a = self.analysis
+        return {"source": self.source, "conditions": list(a.conditions), "mask": a.mask,
+                "standardize": a.standardize, "classifier": a.classifier, "C": a.C,
+                "cv": a.cv, "n_folds": a.n_folds, "n_permutations": a.n_permutations,
+                "map": self.map_kind, "threshold": self.threshold}
+
+    def export_code(self) -> str:
+        a = self.analysis
+        if self.source == REAL_SLICE:
+            folder = real_slice_dir()
+            load = (f"a = DecodingAnalysis.from_files({str(folder / 'bold.nii.gz')!r}, "
+                    f"{str(folder / 'mask.nii.gz')!r}, {str(folder / 'attributes.txt')!r},\n"
+                    f"                                conditions={list(a.conditions)!r})\n")
+        else:
+            load = (f"a = DecodingAnalysis.from_dataset({str(a.data.info.get('data_dir'))!r}, "
+                    f"conditions={list(a.conditions)!r}, mask={a.mask!r})\n")
+        return ("from analysis.decoding import DecodingAnalysis\n\n" + load +
+                f"a.param.update(standardize={a.standardize!r}, classifier={a.classifier!r}, "
+                f"C={a.C!r}, cv={a.cv!r}, n_folds={a.n_folds})\n"
+                "print(a.summary())\n"
+                "print(a.scores().fold_score.values)\n"
+                f"a.{'weight_map' if self.map_kind == 'weights' else 'pattern_map'}()"
+                "  # xr.DataArray (x, y, z)\n")
+
     # ---- layout -----------------------------------------------------------------
     def __panel__(self):
         controls = pn.Column(
@@ -429,5 +477,6 @@ class DecodingTab(pn.viewable.Viewer):
             pn.Row(self.bars, self.null_plot, self.confusion, sizing_mode="stretch_width"),
             self.viewer,
             self.map_hist,
+            ExportBar(source=self, stem="decoding"),
             sizing_mode="stretch_width")
         return pn.Row(controls, plots, sizing_mode="stretch_width")

@@ -103,3 +103,26 @@ def test_switch_to_the_real_slice_and_back(tab):
     tab.source = SYNTHETIC
     assert tab.w_mask.value == "ventral-temporal"
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out")
+
+
+def test_exports(tab, tmp_path):
+    import gzip
+
+    import nibabel as nib
+
+    from dashboard.export import ExportBar
+
+    bar = ExportBar(source=tab, stem="decoding")
+    path = tmp_path / "weights.nii.gz"
+    path.write_bytes(bar._nifti())
+    img = nib.load(str(path))
+    weights = tab.analysis.weight_map()
+    np.testing.assert_allclose(np.asarray(img.dataobj), np.nan_to_num(weights.values), rtol=1e-6)
+    assert gzip.decompress(path.read_bytes())[:4]  # a real gzip stream
+    csv = bar._csv().decode()
+    assert csv.splitlines()[0].startswith("fold,test_runs,n_test,accuracy")
+    assert len(csv.strip().splitlines()) == 1 + tab.analysis.scores().sizes["fold"]
+    ns = {}
+    exec(tab.export_code(), ns)  # the shown code reproduces the summary
+    assert ns["a"].summary() == tab.analysis.summary().split(", p=")[0]
+    assert bar._png()[:4] == b"\x89PNG"
