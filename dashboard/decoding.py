@@ -28,12 +28,14 @@ from dashboard.export import ExportBar
 from dashboard.notify import notify_errors, report_error
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
+from dashboard.upload import UploadPanel
 
 #: Real Haxby data (one slice), offered as a second source when present.
 SLICE_ENV = "FMRI_EXPLORER_HAXBY_SLICE"
 C_VALUES = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0]
 SYNTHETIC = "synthetic (Haxby-like)"
 REAL_SLICE = "real Haxby 2001 slice"
+USER_FILES = "your files (upload)"
 
 
 def real_slice_dir() -> Path | None:
@@ -123,6 +125,9 @@ class DecodingTab(pn.viewable.Viewer):
                                                width=260, css_classes=["perm-progress"],
                                                visible=False)
         self.perm_status = pn.pane.Str("", css_classes=["perm-status"])
+        self._user_data = None
+        self.upload = UploadPanel(roles=["func", "mask", "labels", "label_names"])
+        self.upload.param.watch(self._uploaded, "paths")
         self._build_widgets()
         self._bind_analysis()
         self._set_background()
@@ -225,7 +230,7 @@ class DecodingTab(pn.viewable.Viewer):
     @param.depends("source", watch=True)
     def _switch_source(self):
         try:
-            data = _dataset(self.source)
+            data = self._user_data if self.source == USER_FILES else _dataset(self.source)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
             return
@@ -238,9 +243,32 @@ class DecodingTab(pn.viewable.Viewer):
 
     def _set_background(self):
         try:
-            self.viewer.background = _background(self.source)
+            if self.source == USER_FILES:
+                self.viewer.background = displayable(
+                    DecodingAnalysis(self._user_data).background())
+            else:
+                self.viewer.background = _background(self.source)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
+
+    def _uploaded(self, event):
+        """The user's files (this session only): decode them once func, mask and labels are in."""
+        paths = event.new
+        if not {"func", "mask", "labels"} <= set(paths):
+            return
+        try:
+            self._user_data = haxby.load_user(paths["func"], paths["mask"], paths["labels"],
+                                              label_names=paths.get("label_names"))
+        except Exception as exc:  # noqa: BLE001 - bad files: a notification, keep serving
+            report_error(exc)
+            return
+        if USER_FILES not in self.param.source.objects:
+            self.param.source.objects = [*self.param.source.objects, USER_FILES]
+            self.w_source.options = list(self.param.source.objects)
+        if self.source == USER_FILES:
+            self._switch_source()
+        else:
+            self.source = USER_FILES
 
     def _dynamic(self, key, revision, css):
         dmap = hv.DynamicMap(pn.bind(lambda rev: self.elements[key], rev=revision))
@@ -471,6 +499,8 @@ class DecodingTab(pn.viewable.Viewer):
             pn.layout.Divider(), self.w_perms, pn.Row(self.w_run, self.w_cancel),
             self.progress, self.perm_status,
             pn.layout.Divider(), self.w_map, self.w_threshold,
+            pn.Card(self.upload, title="Your files: 4D NIfTI, mask, labels", collapsed=True,
+                    css_classes=["decoding-upload"]),
             width=300)
         plots = pn.Column(
             self.summary,

@@ -126,3 +126,21 @@ def test_exports(tab, tmp_path):
     exec(tab.export_code(), ns)  # the shown code reproduces the summary
     assert ns["a"].summary() == tab.analysis.summary().split(", p=")[0]
     assert bar._png()[:4] == b"\x89PNG"
+
+
+def test_uploaded_files_become_a_source(decoding_dir, haxby_slice):
+    from dashboard.decoding import USER_FILES, DecodingTab
+
+    tab = DecodingTab()
+    up = tab.upload
+    for role, name in (("func", "bold.nii.gz"), ("mask", "mask.nii.gz"),
+                       ("labels", "attributes.txt")):
+        up.uploads.accept(role, name, (haxby_slice / name).read_bytes())
+        up.paths = {**up.paths, role: up.uploads.files[role]}
+    assert tab.source == USER_FILES
+    assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
+    # a labels file of the wrong length: a notification, the tab keeps its data
+    bad = "\n".join((haxby_slice / "attributes.txt").read_text().splitlines()[:100])
+    up.uploads.accept("labels", "short.txt", bad.encode())
+    up.paths = {**up.paths, "labels": up.uploads.files["labels"]}
+    assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
