@@ -65,17 +65,20 @@ def r2_histogram(r2: np.ndarray, threshold: float, bins: int = 60) -> hv.Overlay
     return (hist * hv.VLine(threshold).opts(color="red", line_width=2)).opts(show_legend=False)
 
 
-def time_course_plot(tc) -> hv.Overlay:
-    """Measured vs cross-validated predicted responses of a voxel."""
+def time_course_plot(tc, run: int | None = None) -> hv.Overlay:
+    """Measured vs cross-validated predicted responses of a voxel (one run, 1-based, or all)."""
+    title = f"voxel {tc.attrs['voxel']}: measured vs predicted (CV)"
+    if run is not None and "run" in tc.coords:
+        tc = tc.isel(sample=np.flatnonzero(tc.run.values == run - 1))
+        title = f"voxel {tc.attrs['voxel']}, run {run}: measured vs predicted (CV)"
     x = tc.sample.values
     measured = hv.Curve((x, tc.measured.values), kdims=["sample"], vdims=["response"],
                         label="measured").opts(color="#999999", line_width=1)
     predicted = hv.Curve((x, tc.predicted.values), kdims=["sample"], vdims=["response"],
                          label="predicted (CV)").opts(color="#d62728", line_width=1.5)
     return (measured * predicted).opts(
-        title=f"voxel {tc.attrs['voxel']}: measured vs predicted", height=PLOT_H,
-        responsive=True, legend_position="top_right", toolbar="above",
-        active_tools=["xwheel_zoom"], xlim=(0, min(len(x), 290)), framewise=True)
+        title=title, height=PLOT_H, responsive=True, legend_position="top_right",
+        toolbar=None, framewise=True)
 
 
 class EncodingTab(pn.viewable.Viewer):
@@ -84,6 +87,7 @@ class EncodingTab(pn.viewable.Viewer):
     log10_alpha = param.Number(default=2.0, bounds=(-2.0, 5.0), step=0.05, doc="""
         log10 of the ridge alpha (the slider is on a log scale).""")
     sample = param.Integer(default=0, bounds=(0, None), doc="Sample shown by the stimulus browser.")
+    run = param.Integer(default=1, bounds=(1, None), doc="Run shown in the time course (1-based).")
     revision = param.Integer(default=0, precedence=-1, doc="""
         Bumped after a structural change has been recomputed (redraws every view).""")
 
@@ -114,7 +118,8 @@ class EncodingTab(pn.viewable.Viewer):
             self._lasso_element, voxel=a.param.voxel, revision=rev)),
             css_classes=["rf-lasso"], linked_axes=False)
         self.timecourse = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._time_course_element, alpha=a.param.alpha, voxel=a.param.voxel, revision=rev)),
+            self._time_course_element, alpha=a.param.alpha, voxel=a.param.voxel, run=self.param.run,
+            revision=rev)),
             css_classes=["time-course"], linked_axes=False, sizing_mode="stretch_width")
         self.stimulus_pane = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
             self._stimulus_element, sample=self.param.sample, revision=rev)),
@@ -153,6 +158,8 @@ class EncodingTab(pn.viewable.Viewer):
                                                    value=a.dtype, css_classes=["dtype-select"])
         self.w_sample = pn.widgets.IntSlider(name="sample", start=0, end=1, value=0,
                                              css_classes=["sample-slider"])
+        self.w_run = pn.widgets.IntSlider(name="time course: run", start=1, end=2, value=1,
+                                          css_classes=["run-slider"], width=300)
 
         def setter(name, transform=lambda v: v):
             @notify_errors
@@ -167,6 +174,7 @@ class EncodingTab(pn.viewable.Viewer):
         self.w_lag.param.watch(setter("lag", int), "value")
         self.w_dtype.param.watch(setter("dtype"), "value")
         self.w_sample.link(self, value="sample")
+        self.w_run.link(self, value="run")
 
     @param.depends("log10_alpha", watch=True)
     @notify_errors
@@ -278,7 +286,11 @@ class EncodingTab(pn.viewable.Viewer):
             report_error(exc)
 
     def _update_samples(self):
-        n = len(self.analysis.samples()[1])
+        runs = self.analysis.samples()[2]
+        n_runs = int(runs.max()) + 1
+        self.param.run.bounds = (1, n_runs)
+        self.w_run.param.update(end=max(n_runs, 2), value=min(self.w_run.value, n_runs))
+        n = len(runs)
         self.param.sample.bounds = (0, n - 1)
         self.w_sample.param.update(end=max(n - 1, 1), value=min(self.w_sample.value, n - 1))
         self._stimulus_text()
@@ -336,10 +348,10 @@ class EncodingTab(pn.viewable.Viewer):
             report_error(exc)
             return receptive_field_image(np.zeros((10, 10)), "LassoLarsCV")
 
-    def _time_course_element(self, alpha, voxel, revision):
+    def _time_course_element(self, alpha, voxel, run, revision):
         try:
             if voxel is not None:
-                return time_course_plot(self.analysis.time_course(voxel))
+                return time_course_plot(self.analysis.time_course(voxel), run=run)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
         import xarray as xr
@@ -405,6 +417,6 @@ class EncodingTab(pn.viewable.Viewer):
         main = pn.Column(
             self.summary, self.viewer, self.voxel_info,
             pn.Row(self.hist, self.path, sizing_mode="stretch_width"),
-            rfs, self.timecourse, ExportBar(source=self, stem="encoding"),
+            rfs, self.timecourse, self.w_run, ExportBar(source=self, stem="encoding"),
             sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")
