@@ -7,7 +7,9 @@ Rows, side by side in one run on the same samples and folds:
 - one alpha change on the cached decompositions (the slider step), float64 and float32;
 - a 20-alpha path: the sklearn loop over alphas, ``himalaya.ridge.RidgeCV`` (numpy
   backend, same folds) and the cached decompositions;
-- the largest R^2 difference of each fast path from its reference.
+- the largest R^2 difference of each fast path from its reference;
+- in the served tab (Chromium, measured in the page): alpha slider -> summary line, and
+  -> the last update of the views (map, histogram, alpha path, receptive field, time course).
 
 BLAS runs on one thread for every path (fair, and on 2 shared cores OpenBLAS
 threads mostly contend).
@@ -25,6 +27,7 @@ def run(bench):
 
     with threadpool_limits(1):
         _run(bench)
+    app_latency(bench)
 
 
 def _run(bench):
@@ -123,3 +126,89 @@ def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+LATENCY_JS = """async ([cls, val]) => {
+  const seen = new Set(); const views = [];
+  const walk = v => { if (!v || seen.has(v)) return; seen.add(v); views.push(v);
+    if (v.child_views) for (const c of v.child_views) walk(c); };
+  [...Bokeh.index.all_views()].forEach(walk);
+  const slider = views.find(v => (v.model.css_classes || []).includes(cls));
+  const find = (root) => { for (const el of root.querySelectorAll('*')) {
+      if (el.classList && el.classList.contains('summary')) return el;
+      if (el.shadowRoot) { const f = find(el.shadowRoot); if (f) return f; } } return null; };
+  const summary = find(document);
+  const doc = Bokeh.documents[0];
+  let last = null, text = null;
+  const cb = () => { last = performance.now(); };
+  doc.on_change(cb);
+  const obs = new MutationObserver(() => { if (text === null) text = performance.now(); });
+  obs.observe(summary.shadowRoot, {subtree: true, childList: true, characterData: true});
+  const t0 = performance.now();
+  slider.model.value = val;
+  const deadline = t0 + 10000;
+  while (performance.now() < deadline) {   // until the text changed and 300 ms of quiet
+    await new Promise(r => setTimeout(r, 20));
+    if (text !== null && last !== null && performance.now() - last > 300) break;
+  }
+  obs.disconnect(); doc.remove_on_change(cb);
+  return text === null ? null : [text - t0, (last || text) - t0];
+}"""
+
+
+def app_latency(bench, n: int = 12) -> None:
+    """Serve the Encoding tab alone and time alpha-slider moves in Chromium (in the page)."""
+    import os
+    import shutil
+    import statistics
+    import time
+
+    chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    try:
+        import panel as pn
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        bench.row("app latency", "skipped", "", f"{exc}")
+        return
+    if not shutil.which(chromium) and not os.path.exists(chromium):
+        bench.row("app latency", "skipped", "", f"no Chromium at {chromium}")
+        return
+    from dashboard.encoding import EncodingTab
+    from tests.browser.conftest import ARGS, EXTERNAL, READY, free_port, wait_http
+
+    os.environ["FMRI_EXPLORER_SIZE"] = bench.size
+    bench.data_dir("encoding")
+    pn.extension(notifications=True)
+    start = time.perf_counter()
+    EncodingTab()
+    bench.row("app: first Encoding tab (load + decompose)", time.perf_counter() - start, "s")
+    start = time.perf_counter()
+    EncodingTab()
+    bench.row("app: another session's Encoding tab (shared cache)", time.perf_counter() - start, "s")
+    port = free_port()
+    server = pn.serve(EncodingTab, port=port, address="127.0.0.1",
+                      websocket_origin=[f"127.0.0.1:{port}"], threaded=True, show=False,
+                      liveness=True, start=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/liveness")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route(EXTERNAL, lambda route: route.abort())
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function(READY, timeout=120_000)
+            page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
+            time.sleep(1.0)
+            texts, views = [], []
+            for value in np.tile([1.0, 1.5, 2.0, 2.5, 3.0, 2.2], n // 6 + 1)[:n]:
+                out = page.evaluate(LATENCY_JS, ["alpha-slider", float(value)])
+                if out is not None:
+                    texts.append(out[0] / 1000)
+                    views.append(out[1] / 1000)
+            browser.close()
+    finally:
+        server.stop()
+    bench.row("app: alpha slider -> summary line (Chromium)", statistics.median(texts), "s",
+              f"median of {len(texts)}")
+    bench.row("app: alpha slider -> all views updated (Chromium)", statistics.median(views), "s",
+              f"median of {len(views)}; target < 150 ms")
