@@ -112,3 +112,72 @@ def run(bench) -> None:
     bench.time("new seed via SeedConnectivity (+ r volume, peaks, summary)", param_move,
                repeat=21, number=3)
     bench.row("brain voxels x volumes", f"{data.n_voxels} x {data.n_volumes}", "")
+    browser_latency(bench)
+
+
+CLICKS = [(-30.0, -20.0), (30.0, -20.0), (0.0, 40.0), (-40.0, -60.0), (40.0, -60.0), (0.0, -52.0)]
+INSTALL = """(host) => {
+  window.__lat = {down: null, results: []};
+  document.addEventListener('pointerdown', () => { window.__lat.down = performance.now(); }, true);
+  new MutationObserver(() => {
+    if (window.__lat.down !== null) {
+      window.__lat.results.push(performance.now() - window.__lat.down);
+      window.__lat.down = null;
+    }
+  }).observe(host.shadowRoot || host, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def browser_latency(bench, n_clicks: int = 18) -> None:
+    """Click to updated map in the served app, measured in Chromium (in the page:
+    pointerdown -> the summary's DOM change; the map is sent before the summary)."""
+    import os
+    import statistics
+
+    if not Path("/usr/bin/chromium").exists():
+        bench.row("click to redrawn map (Chromium)", "skipped", "", "no /usr/bin/chromium")
+        return
+    from playwright.sync_api import sync_playwright
+
+    from dashboard.app import create_app
+    from tests.browser.conftest import ARGS, EXTERNAL, READY, free_port, serve_app, wait_http
+    from tests.browser.helpers import text_of
+    from tests.browser.test_connectivity import visible_figure_point
+
+    os.environ["FMRI_EXPLORER_SIZE"] = bench.size
+    port = free_port()
+    server = serve_app(lambda: create_app(size=bench.size), port)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/liveness")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.route(EXTERNAL, lambda route: route.abort())
+            page.goto(f"http://127.0.0.1:{port}/?tab=connectivity", timeout=300_000)
+            page.wait_for_function(READY, timeout=300_000)
+            summary = page.locator(".connectivity-summary").first
+            deadline = time.monotonic() + 300
+            while ("seed (" not in text_of(page, ".connectivity-summary")
+                   and time.monotonic() < deadline):
+                time.sleep(0.2)
+            page.locator(".slice-axial canvas >> visible=true").first.wait_for(timeout=60_000)
+            time.sleep(1.0)
+            summary.evaluate(INSTALL)
+            for n in range(n_clicks):
+                x, y = CLICKS[n % len(CLICKS)]
+                page.mouse.click(*visible_figure_point(page, "slice-axial", x, y))
+                deadline = time.monotonic() + 30
+                while (page.evaluate("() => window.__lat.results.length") <= n
+                       and time.monotonic() < deadline):
+                    time.sleep(0.02)
+                time.sleep(0.3)
+            results = page.evaluate("() => window.__lat.results")
+            page.screenshot(path=str(Path(tempfile.gettempdir()) /
+                                     f"connectivity-{bench.size}.png"), full_page=True)
+            browser.close()
+    finally:
+        server.stop()
+    if results:
+        bench.row("click to redrawn map in Chromium (median)", statistics.median(results) / 1000,
+                  "s", f"{len(results)} clicks, range {min(results):.0f}-{max(results):.0f} ms; "
+                       "target < 150 ms")

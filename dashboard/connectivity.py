@@ -26,9 +26,15 @@ from analysis.connectivity import SeedConnectivity, cleaned
 from analysis.errors import DataError
 from analysis.volumes import to_xarray
 from dashboard.notify import notify_errors, report_error
+from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
 
 PLOT_H = 230
+#: Parameters kept in the URL (a shared link reopens the same seed and settings).
+URL_KEYS = {"seed_mm": "conn_seed", "radius_mm": "conn_radius", "threshold": "conn_threshold",
+            "fisher_z": "conn_fisher_z", "subject": "conn_subject",
+            "smoothing_fwhm": "conn_smoothing", "high_pass": "conn_high_pass",
+            "low_pass": "conn_low_pass", "regress_confounds": "conn_confounds"}
 PEAKS_CSS = """
 .bk-btn-group { align-items: stretch; }
 .bk-btn { font-family: monospace; text-align: left; white-space: pre; }
@@ -62,8 +68,9 @@ def value_histogram(values: np.ndarray, threshold: float, label: str = "r",
     if finite.size == 0:
         finite = np.zeros(1)
     counts, edges = np.histogram(finite, bins=bins)
-    hist = hv.Histogram((edges, counts), kdims=[label], vdims=["voxels"]).opts(
+    hist = hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"]).opts(
         color="#4c78a8", line_color=None, title=f"{label} over brain voxels", height=PLOT_H,
+        xlabel=label,
         responsive=True, toolbar=None, tools=["hover"], framewise=True)
     lines = (hv.VLine(-threshold).opts(color="orange", line_width=2)
              * hv.VLine(threshold).opts(color="orange", line_width=2))
@@ -83,6 +90,10 @@ def seed_series_plot(series) -> hv.Curve:
 class ConnectivityTab(pn.viewable.Viewer):
     """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks."""
 
+    revision = param.Integer(default=0, precedence=-1, doc="""
+        Bumped after each redraw: the histogram and time series (DynamicMaps) follow it,
+        updating their data in place instead of building new plots.""")
+
     def __init__(self, model: SeedConnectivity | None = None, **params):
         super().__init__(**params)
         self._doc = pn.state.curdoc
@@ -101,9 +112,13 @@ class ConnectivityTab(pn.viewable.Viewer):
                                   marker_mm=tuple(float(v) for v in m.seed_mm))
         self.summary = pn.pane.Markdown("", css_classes=["summary", "connectivity-summary"],
                                         sizing_mode="stretch_width")
-        self.series = pn.pane.HoloViews(css_classes=["seed-ts"], linked_axes=False,
+        self.series = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
+            self._series_element, revision=self.param.revision)),
+            css_classes=["seed-ts"], linked_axes=False,
                                         sizing_mode="stretch_width")
-        self.hist = pn.pane.HoloViews(css_classes=["map-hist"], linked_axes=False,
+        self.hist = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
+            self._hist_element, revision=self.param.revision)),
+            css_classes=["map-hist"], linked_axes=False,
                                       sizing_mode="stretch_width")
         # the peaks as a column of buttons, one row each: click a row to go there
         self.peaks = pd.DataFrame()
@@ -120,6 +135,10 @@ class ConnectivityTab(pn.viewable.Viewer):
         self.viewer.param.watch(self._clicked, ["crosshair_mm"])
         self.peaks_table.param.watch(self._peak_selected, ["value"])
         self._set_background()
+        try:
+            sync_url(m, URL_KEYS)   # a bad value in a link: ignored, with a notification
+        except Exception as exc:  # noqa: BLE001
+            report_error(exc)
         if self._served() and not self._is_cached():
             # the first session cleans (once per process) in the background, with progress
             self.status.object = "cleaning the data once (shared by every session) ..."
@@ -374,9 +393,7 @@ class ConnectivityTab(pn.viewable.Viewer):
                     self.viewer.param.update(**update)
                 finally:
                     self._syncing = False
-                values = m.result.z if m.fisher_z else m.result.r
-                self.hist.object = value_histogram(values, m.display_threshold(), label)
-                self.series.object = seed_series_plot(m.seed_time_series())
+                self.revision += 1          # histogram and time series
                 self.peaks = m.peaks()
                 self._syncing = True
                 try:
@@ -386,6 +403,20 @@ class ConnectivityTab(pn.viewable.Viewer):
                 self.summary.object = m.summary()
             except Exception as exc:  # noqa: BLE001
                 report_error(exc)
+
+    def _hist_element(self, revision=0):
+        m = self.model
+        if m.result is None:
+            return value_histogram(np.zeros(1), m.display_threshold())
+        values = m.result.z if m.fisher_z else m.result.r
+        return value_histogram(values, m.display_threshold(), "fisher_z" if m.fisher_z else "r")
+
+    def _series_element(self, revision=0):
+        m = self.model
+        if m.result is None:
+            return hv.Curve([], kdims=["time (s)"], vdims=["seed signal (z)"]).opts(
+                height=PLOT_H, responsive=True, toolbar=None)
+        return seed_series_plot(m.seed_time_series())
 
     # ---- exports ------------------------------------------------------------------------
     def _nifti_bytes(self, fisher_z: bool):

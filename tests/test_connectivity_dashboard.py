@@ -58,18 +58,18 @@ def test_click_moves_the_seed_and_keeps_widgets_in_sync(tab):
 def test_histogram_series_and_threshold_lines(tab):
     m = tab.model
     tab.w_threshold.value = 0.3
-    hist = tab.hist.object
+    hist = tab._hist_element()
     h = hist.get(0)
     assert int(h.dimension_values("voxels").sum()) == m.result.r.size
     assert [hist.get(1).data, hist.get(2).data] == [-0.3, 0.3]
     assert tab.viewer.threshold == 0.3 and "above 0.3" in tab.summary.object
     tab.w_fisher.value = True
     assert tab.viewer.threshold == pytest.approx(np.arctanh(0.3))
-    assert tab.hist.object.get(2).data == pytest.approx(np.arctanh(0.3))
+    assert tab._hist_element().get(2).data == pytest.approx(np.arctanh(0.3))
     np.testing.assert_allclose(tab.viewer.stat_map.values, np.arctanh(m.r_map().values))
     tab.w_fisher.value = False
     tab.w_threshold.value = 0.5
-    curve = tab.series.object
+    curve = tab._series_element()
     np.testing.assert_allclose(curve.dimension_values(1), m.result.seed_signal)
 
 

@@ -66,3 +66,18 @@ def test_click_on_a_slice_moves_the_seed(app_page, connectivity_dir):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "connectivity-click.png"), full_page=True)
     assert page.blocked_requests == []
+
+
+def test_a_shared_link_reopens_the_seed(page, app_url):
+    from tests.browser.conftest import open_page
+
+    open_page(page, app_url + "?tab=connectivity&conn_seed=[28,-20,18]&conn_threshold=0.3")
+    deadline = time.monotonic() + 90
+    text = ""
+    while time.monotonic() < deadline:
+        text = text_of(page, SUMMARY)
+        if text.startswith("seed ("):
+            break
+        time.sleep(0.2)
+    assert text.startswith("seed (28, -20, 18) r=8 mm: ") and "above 0.3" in text
+    assert float(model_value(page, "seed-x")) == 28
