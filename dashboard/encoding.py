@@ -81,6 +81,11 @@ def time_course_plot(tc, run: int | None = None) -> hv.Overlay:
         toolbar=None, framewise=True)
 
 
+#: Analysis parameters kept in the URL (shareable view) and their query keys.
+URL_KEYS = {"alpha": "enc_alpha", "threshold": "enc_threshold", "cv": "enc_cv",
+            "n_folds": "enc_n_folds", "lag": "enc_lag", "voxel": "enc_voxel"}
+
+
 class EncodingTab(pn.viewable.Viewer):
     """The Encoding tab: widgets, summary line, R^2 map, histogram, alpha path, receptive fields."""
 
@@ -126,9 +131,8 @@ class EncodingTab(pn.viewable.Viewer):
             css_classes=["stimulus"], linked_axes=False)
         self.stimulus_info = pn.pane.Markdown("", css_classes=["stimulus-info"])
         self._build_widgets()
-        sync_url(a, {"alpha": "alpha", "threshold": "threshold", "cv": "cv",
-                     "n_folds": "n_folds", "lag": "lag", "voxel": "voxel"})
-        self.log10_alpha = round(math.log10(a.alpha), 6)
+        sync_url(a, URL_KEYS)  # a shared link sets the analysis; the widgets follow
+        self._widgets_from_analysis()
         a.param.watch(self._structural_changed, ["cv", "n_folds", "lag", "dtype"])
         a.param.watch(self._alpha_changed, ["alpha"])
         a.param.watch(self._threshold_changed, ["threshold"])
@@ -137,6 +141,17 @@ class EncodingTab(pn.viewable.Viewer):
         self._start()
 
     # ---- widgets -----------------------------------------------------------------
+    def _widgets_from_analysis(self):
+        """Show the analysis' values (e.g. from a shared link) in the widgets."""
+        a = self.analysis
+        self.log10_alpha = round(math.log10(a.alpha), 6)
+        self.w_alpha.value = self.log10_alpha
+        self.w_threshold.value = a.threshold
+        self.w_cv.value = a.cv
+        self.w_folds.param.update(value=a.n_folds, disabled=a.cv != "kfold")
+        self.w_lag.value = a.lag
+        self.w_dtype.value = a.dtype
+
     def _build_widgets(self):
         a = self.analysis
         self.w_alpha = pn.widgets.FloatSlider(
