@@ -8,6 +8,11 @@ user's cache and each small dataset is generated once per session.
 from __future__ import annotations
 
 import os
+
+# One BLAS thread per process in the tests: numpy and scipy each bring their own
+# OpenBLAS, and on 2 busy cores oversubscribed small products run 3-10x slower.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 import shutil
 import socket
 import tempfile
