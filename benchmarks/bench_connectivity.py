@@ -170,6 +170,7 @@ def browser_latency(bench, n_clicks: int = 18) -> None:
                 while (page.evaluate("() => window.__lat.results.length") <= n
                        and time.monotonic() < deadline):
                     time.sleep(0.02)
+                page.wait_for_function(READY, timeout=60_000)   # one click at a time
                 time.sleep(0.3)
             results = page.evaluate("() => window.__lat.results")
             page.screenshot(path=str(Path(tempfile.gettempdir()) /

@@ -239,7 +239,14 @@ class ConnectivityTab(pn.viewable.Viewer):
         return set_value
 
     def _run(self, action, busy=False):
-        """Run a model change; a DataError becomes a notification (the model reverts)."""
+        """Run a model change; a DataError becomes a notification (the model reverts).
+
+        Changes are serialised (the app runs callbacks in threads): the view ends
+        consistent with the last change."""
+        with self._lock:
+            self._run_locked(action, busy)
+
+    def _run_locked(self, action, busy=False):
         try:
             if busy:
                 self.progress.param.update(value=0, visible=True)
@@ -319,11 +326,13 @@ class ConnectivityTab(pn.viewable.Viewer):
         if self._syncing:
             return
         xyz = tuple(float(v) for v in event.new)
-        try:
-            self.model.seed_mm = xyz
-        except (DataError, ValueError) as exc:
-            report_error(exc)
-            self._move_crosshair(self.model.seed_mm)  # back to the seed; the map stays
+        with self._lock:
+            try:
+                self.model.seed_mm = xyz
+            except (DataError, ValueError) as exc:
+                report_error(exc)
+            # the crosshair shows the seed of the map (after an error: the previous one)
+            self._move_crosshair(self.model.seed_mm)
 
     def _peak_selected(self, event):
         if event.new is None or self._syncing:
@@ -413,9 +422,14 @@ class ConnectivityTab(pn.viewable.Viewer):
 
     def _series_element(self, revision=0):
         m = self.model
-        if m.result is None:
-            return hv.Curve([], kdims=["time (s)"], vdims=["seed signal (z)"]).opts(
-                height=PLOT_H, responsive=True, toolbar=None)
+        if m.result is None:   # same structure as the real curve (updated in place)
+            import xarray as xr
+
+            n = m.subject_data().n_volumes
+            empty = xr.DataArray(np.zeros(n), dims=("time",),
+                                 coords={"time": np.arange(n) * m.t_r},
+                                 attrs={"seed_mm": tuple(m.seed_mm), "radius_mm": m.radius_mm})
+            return seed_series_plot(empty)
         return seed_series_plot(m.seed_time_series())
 
     # ---- exports ------------------------------------------------------------------------
