@@ -467,7 +467,7 @@ class ConnectivityTab(pn.viewable.Viewer):
                 f"regress_confounds={m.regress_confounds!r}, threshold={m.threshold!r})\n"
                 "print(sc.summary())\n"
                 "sc.r_map()  # xr.DataArray (x, y, z) in MNI mm\n"
-                "sc.to_nifti().to_filename('seed_r_map.nii.gz')\n")
+                "img = sc.to_nifti()  # NIfTI of the r map: img.to_filename('seed_r_map.nii.gz')\n")
 
     # ---- layout -------------------------------------------------------------------------
     def __panel__(self):

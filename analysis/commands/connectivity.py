@@ -113,7 +113,7 @@ def run(args) -> int:
         from ..volumes import to_nifti
 
         values = result.z if args.fisher_z else result.r
-        volume = conn.to_volume(data, values, "z" if args.fisher_z else "r").fillna(0.0)
+        volume = conn.to_volume(data, values, "fisher_z" if args.fisher_z else "r").fillna(0.0)
         out = save_nifti(to_nifti(volume, dtype=np.float32), args.out)
     payload = {
         "seed": list(result.seed_mm), "radius_mm": result.radius_mm,
