@@ -142,8 +142,16 @@ class EncodingAnalysis(param.Parameterized):
 
     @param.depends("data_dir", "size", "lag")
     def samples(self):
-        """``(Y (n_samples, n_voxels), X (n_samples, 100), runs (n_samples,), volumes)``."""
-        return self.data().lagged(self.lag)
+        """``(Y (n_samples, n_voxels), X (n_samples, 100), runs (n_samples,), volumes)``.
+
+        Sliced once per dataset and lag (views ask for it on every alpha move).
+        """
+        key = (self._data_key(), int(self.lag))
+        cached = getattr(self, "_samples_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, self.data().lagged(self.lag))
+            self._samples_cache = cached
+        return cached[1]
 
     def structural_key(self) -> tuple:
         return (self._data_key(), self.lag, self.cv,

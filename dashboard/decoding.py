@@ -26,6 +26,7 @@ from analysis.decoding import CV_SCHEMES, DecodingAnalysis
 from analysis.errors import DataError
 from dashboard.export import ExportBar
 from dashboard.notify import notify_errors, report_error
+from dashboard.batch import in_batch, serialized
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
 from dashboard.upload import UploadPanel
@@ -168,15 +169,15 @@ class DecodingTab(pn.viewable.Viewer):
         self.w_threshold = pn.widgets.FloatSlider(name="|value| threshold", start=0.0, end=1.0,
                                                   step=0.001, value=0.0,
                                                   css_classes=["threshold-slider"])
-        self.w_run.on_click(lambda e: self._start_permutations())
-        self.w_cancel.on_click(lambda e: self._cancel_permutations())
+        self.w_run.on_click(notify_errors(lambda e: self._start_permutations()))
+        self.w_cancel.on_click(notify_errors(lambda e: self._cancel_permutations()))
         self.w_threshold.link(self, value="threshold")
 
         def setter(name, transform=lambda v: v):
             @notify_errors
             def set_value(event):
                 if not self._syncing:
-                    setattr(self.analysis, name, transform(event.new))
+                    self._set_analysis(name, transform(event.new))
             return set_value
 
         self.w_conditions.param.watch(self._on_conditions, "value")
@@ -188,7 +189,12 @@ class DecodingTab(pn.viewable.Viewer):
         self.w_folds.param.watch(setter("n_folds", int), "value")
         self.w_perms.param.watch(setter("n_permutations", int), "value")
 
+    @serialized
+    def _set_analysis(self, name, value):
+        setattr(self.analysis, name, value)
+
     @notify_errors
+    @serialized
     def _on_conditions(self, event):
         if self._syncing:
             return
@@ -276,6 +282,7 @@ class DecodingTab(pn.viewable.Viewer):
 
     # ---- results --------------------------------------------------------------
     @notify_errors
+    @in_batch
     def refresh(self):
         """Recompute (cheap: the masked data is cached) and redraw what changed."""
         a = self.analysis
@@ -302,6 +309,7 @@ class DecodingTab(pn.viewable.Viewer):
 
     @param.depends("map_kind", watch=True)
     @notify_errors
+    @in_batch
     def _update_map(self):
         a = self.analysis
         key = (id(a.data), tuple(a.conditions), a.mask, a.standardize, a.classifier, a.C,
@@ -409,6 +417,7 @@ class DecodingTab(pn.viewable.Viewer):
 
     # ---- permutations (background thread) ----------------------------------------
     @notify_errors
+    @serialized
     def _start_permutations(self):
         self.analysis.n_permutations = int(self.w_perms.value)
         self.analysis.scores()  # errors (bad folds...) surface here, not in the thread
@@ -417,6 +426,7 @@ class DecodingTab(pn.viewable.Viewer):
         self.w_cancel.disabled = False
         self.analysis.start_permutations()
 
+    @serialized
     def _cancel_permutations(self):
         self.analysis.cancel_permutations(wait=False)
 

@@ -25,6 +25,7 @@ from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
 from dashboard.notify import notify_errors, report_error, report_info
+from dashboard.batch import batched, in_batch, serialized
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
 
@@ -93,6 +94,9 @@ class EncodingTab(pn.viewable.Viewer):
         log10 of the ridge alpha (the slider is on a log scale).""")
     sample = param.Integer(default=0, bounds=(0, None), doc="Sample shown by the stimulus browser.")
     run = param.Integer(default=1, bounds=(1, None), doc="Run shown in the time course (1-based).")
+    detail_alpha = param.Number(default=None, allow_None=True, precedence=-1, doc="""
+        The alpha of the voxel-level views (receptive field, time course, path marker):
+        they follow the map one message later, so the map and histogram arrive first.""")
     revision = param.Integer(default=0, precedence=-1, doc="""
         Bumped after a structural change has been recomputed (redraws every view).""")
 
@@ -100,6 +104,8 @@ class EncodingTab(pn.viewable.Viewer):
         super().__init__(**params)
         self.analysis = analysis or EncodingAnalysis(size=default_size())
         a = self.analysis
+        self._doc = pn.state.curdoc
+        self.detail_alpha = a.alpha
         self.viewer = SliceViewer(title="", map_label="R2", cmap="fire", symmetric=False,
                                   plot_height=230)
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
@@ -112,18 +118,20 @@ class EncodingTab(pn.viewable.Viewer):
         path = hv.DynamicMap(pn.bind(self._path_element, alpha_range=a.param.alpha_range,
                                      n_alphas=a.param.n_alphas, revision=rev))
         marker = hv.DynamicMap(pn.bind(lambda alpha: hv.VLine(alpha).opts(
-            color="red", line_width=2), alpha=a.param.alpha))
+            color="red", line_width=2), alpha=self.param.detail_alpha))
         self.path = pn.pane.HoloViews((path * marker).opts(show_legend=False),
                                       css_classes=["alpha-path"], linked_axes=False,
                                       sizing_mode="stretch_width")
         self.rf_ridge = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._ridge_element, alpha=a.param.alpha, voxel=a.param.voxel, revision=rev)),
+            self._ridge_element, alpha=self.param.detail_alpha, voxel=a.param.voxel,
+            revision=rev)),
             css_classes=["rf-ridge"], linked_axes=False)
         self.rf_lasso = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
             self._lasso_element, voxel=a.param.voxel, revision=rev)),
             css_classes=["rf-lasso"], linked_axes=False)
         self.timecourse = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._time_course_element, alpha=a.param.alpha, voxel=a.param.voxel, run=self.param.run,
+            self._time_course_element, alpha=self.param.detail_alpha, voxel=a.param.voxel,
+            run=self.param.run,
             revision=rev)),
             css_classes=["time-course"], linked_axes=False, sizing_mode="stretch_width")
         self.stimulus_pane = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
@@ -146,6 +154,7 @@ class EncodingTab(pn.viewable.Viewer):
         a = self.analysis
         self.log10_alpha = round(math.log10(a.alpha), 6)
         self.w_alpha.value = self.log10_alpha
+        self.detail_alpha = a.alpha
         self.w_threshold.value = a.threshold
         self.w_cv.value = a.cv
         self.w_folds.param.update(value=a.n_folds, disabled=a.cv != "kfold")
@@ -179,7 +188,7 @@ class EncodingTab(pn.viewable.Viewer):
         def setter(name, transform=lambda v: v):
             @notify_errors
             def set_value(event):
-                setattr(self.analysis, name, transform(event.new))
+                self._set_analysis(name, transform(event.new))
             return set_value
 
         self.w_alpha.link(self, value="log10_alpha")
@@ -191,12 +200,17 @@ class EncodingTab(pn.viewable.Viewer):
         self.w_sample.link(self, value="sample")
         self.w_run.link(self, value="run")
 
+    @serialized
+    def _set_analysis(self, name, value):
+        setattr(self.analysis, name, value)
+
     @param.depends("log10_alpha", watch=True)
     @notify_errors
+    @serialized
     def _log_alpha_to_analysis(self):
         alpha = float(10.0 ** self.log10_alpha)
         if not math.isclose(alpha, self.analysis.alpha, rel_tol=1e-9):
-            with pn.io.hold():  # every view's update goes to the browser in one message
+            with batched():  # every view's update in one message, one model-graph walk
                 self.analysis.alpha = alpha
 
     # ---- updates ------------------------------------------------------------------
@@ -239,10 +253,22 @@ class EncodingTab(pn.viewable.Viewer):
         a = self.analysis
         if not math.isclose(10.0 ** self.w_alpha.value, a.alpha, rel_tol=1e-6):
             self.w_alpha.value = round(math.log10(a.alpha), 6)
-        self._update_map()
+        self._update_map()  # with the histogram (bound to alpha): the first message
+        doc = self._doc
+        if doc is not None and doc.session_context is not None:
+            doc.add_next_tick_callback(self._update_details)
+        else:
+            self._update_details()
+
+    @notify_errors
+    @in_batch
+    def _update_details(self):
+        """The voxel-level views at the current alpha (second message)."""
+        self.detail_alpha = self.analysis.alpha
         self._update_voxel_info()
 
     @notify_errors
+    @in_batch
     def _threshold_changed(self, event):
         a = self.analysis
         if self.w_threshold.value != a.threshold:
@@ -251,6 +277,7 @@ class EncodingTab(pn.viewable.Viewer):
         self.summary.object = a.summary()
 
     @notify_errors
+    @in_batch
     def _voxel_changed(self, event=None):
         a = self.analysis
         if a.voxel is None:

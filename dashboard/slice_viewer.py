@@ -22,6 +22,7 @@ import param
 import xarray as xr
 
 from analysis.volumes import DIMS, affine_of, mm_to_voxel
+from dashboard.batch import batched
 
 hv.extension("bokeh", logo=False)
 
@@ -193,7 +194,8 @@ class SliceViewer(pn.viewable.Viewer):
         h, v, s = VIEWS[view]
         xyz = dict(zip(DIMS, self.crosshair_mm))
         xyz[h], xyz[v] = float(x), float(y)
-        self.set_crosshair([xyz[d] for d in DIMS])
+        with batched():  # the click's cascade (views, the tab's reaction) in one message
+            self.set_crosshair([xyz[d] for d in DIMS])
 
     def tap(self, view: str, x: float, y: float) -> None:
         """Act as a click at data coordinates ``(x, y)`` on ``view`` (tests, scripts)."""
