@@ -132,7 +132,9 @@ class ConnectivityTab(pn.viewable.Viewer):
                                            "detrend", "high_pass", "low_pass", "standardize",
                                            "standardize_confounds", "regress_confounds",
                                            "confound_columns", "threshold", "fisher_z"])
-        self.viewer.param.watch(self._clicked, ["crosshair_mm"])
+        # a click moves the seed; the crosshair, map and marker then move in one update
+        self.viewer.follow_clicks = False
+        self.viewer.param.watch(self._clicked, ["click_mm"])
         self.peaks_table.param.watch(self._peak_selected, ["value"])
         self._set_background()
         try:

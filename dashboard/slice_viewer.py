@@ -100,6 +100,11 @@ class SliceViewer(pn.viewable.Viewer):
         Crosshair position in mm; a click on a view sets it.""")
     marker_mm = param.Tuple(default=None, length=3, allow_None=True, doc="""
         Optional marker (e.g. the seed) in mm.""")
+    follow_clicks = param.Boolean(default=True, doc="""
+        A click moves the crosshair. Off: a click only sets `click_mm`, and the owner
+        moves the crosshair itself, together with what the click changes (one redraw).""")
+    click_mm = param.Tuple(default=None, length=3, allow_None=True, doc="""
+        The last clicked position, snapped to a voxel centre (set on every click).""")
     title = param.String(default="", doc="Title above the views.")
     map_label = param.String(default="value", doc="Name of the map's values (colour bar).")
     plot_height = param.Integer(default=260, bounds=(120, 1200), doc="Height of each view (px).")
@@ -194,8 +199,16 @@ class SliceViewer(pn.viewable.Viewer):
         h, v, s = VIEWS[view]
         xyz = dict(zip(DIMS, self.crosshair_mm))
         xyz[h], xyz[v] = float(x), float(y)
+        grid = self.grid
+        clicked = snap(grid, [xyz[d] for d in DIMS]) if grid is not None else tuple(
+            xyz[d] for d in DIMS)
         with batched():  # the click's cascade (views, the tab's reaction) in one message
-            self.set_crosshair([xyz[d] for d in DIMS])
+            if self.follow_clicks:
+                self.crosshair_mm = clicked
+            if self.click_mm == clicked:
+                self.param.trigger("click_mm")
+            else:
+                self.click_mm = clicked
 
     def tap(self, view: str, x: float, y: float) -> None:
         """Act as a click at data coordinates ``(x, y)`` on ``view`` (tests, scripts)."""

@@ -80,3 +80,17 @@ def test_background_on_another_grid(volume):
                            None, 260)
     assert len(overlay) >= 4  # background, map, two crosshair lines
     assert viewer.voxel_index() == (3, 4, 2)
+
+
+def test_click_without_following_reports_only(volume):
+    data, affine, da = volume
+    viewer = SliceViewer(stat_map=da, follow_clicks=False)
+    viewer.set_crosshair(voxel_to_mm(affine, (1, 1, 1)))
+    before = viewer.crosshair_mm
+    clicks = []
+    viewer.param.watch(lambda e: clicks.append(e.new), "click_mm")
+    target = voxel_to_mm(affine, (4, 5, 1))
+    viewer.tap("axial", target[0] + 0.3, target[1] - 0.2)
+    viewer.tap("axial", target[0], target[1])  # the same voxel again: reported again
+    assert viewer.crosshair_mm == before
+    assert clicks == [pytest.approx(tuple(target))] * 2
