@@ -492,8 +492,19 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.peaks_table,
             pn.Row(self.r_download, self.z_download),
             ExportBar(source=self, stem="connectivity"),
+            pn.Card(self.group_panel(), title="Group analysis on Dask: seed maps for many "
+                    "subjects (same seed)", collapsed=True, css_classes=["group-section"],
+                    sizing_mode="stretch_width"),
             sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")
+
+    def group_panel(self):
+        """The Group section (built once; it computes nothing until Run)."""
+        if getattr(self, "_group_panel", None) is None:
+            from dashboard.group import GroupPanel
+
+            self._group_panel = GroupPanel(seed_source=self.model)
+        return self._group_panel
 
 
 __all__ = ["ConnectivityTab", "value_histogram", "seed_series_plot", "mni_background", "cleaned"]

@@ -91,3 +91,13 @@ def test_peak_row_moves_the_crosshair_and_exports(tab):
         mask = tab.model.cleaned_data().mask
         expected = tab.model.result.z if fisher else tab.model.result.r
         np.testing.assert_allclose(np.asarray(img.dataobj)[mask], expected, atol=1e-6)
+
+
+def test_group_section_shares_the_seed(connectivity_dir):
+    from dashboard.connectivity import ConnectivityTab
+
+    tab = ConnectivityTab()
+    group = tab.group_panel()
+    assert group is tab.group_panel()  # built once
+    tab.model.seed_mm = (-40.0, -66.0, 40.0)
+    assert tuple(group.model.seed_mm) == pytest.approx((-40.0, -66.0, 40.0), abs=6.0)
