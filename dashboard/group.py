@@ -128,9 +128,10 @@ class GroupPanel(pn.viewable.Viewer):
         self.hist = pn.pane.HoloViews(css_classes=["group-hist"], linked_axes=False,
                                       sizing_mode="stretch_width")
         self.strip = pn.pane.HoloViews(css_classes=["group-strip"], linked_axes=False)
-        self.peaks_table = pn.widgets.DataFrame(
-            pd.DataFrame(), css_classes=["group-peaks"], disabled=True, show_index=False,
-            height=220, width=560, autosize_mode="force_fit")
+        # an HTML table: a SlickGrid widget cannot lay out inside a collapsed card
+        self.peaks_table = pn.pane.DataFrame(
+            pd.DataFrame(), css_classes=["group-peaks"], index=False, float_format="{:.3g}".format,
+            max_height=240, width=560)
         self._set_background()
 
         self.w_run.on_click(lambda event: self.start())
@@ -329,7 +330,7 @@ class GroupPanel(pn.viewable.Viewer):
                 self._syncing = False
             self.hist.object = t_histogram(res.t, float(m.threshold))
             peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
-            self.peaks_table.value = peaks.drop(columns=["i", "j", "k"], errors="ignore")
+            self.peaks_table.object = peaks.drop(columns=["i", "j", "k"], errors="ignore")
             self.strip.object = subject_strip(m.axial_strip())
         except Exception as exc:  # noqa: BLE001
             report_error(exc)

@@ -53,7 +53,7 @@ def test_group_panel_runs_in_a_thread_and_shows_results(group_dir):
     assert len(strip) == 4 and list(strip)[0].label == "" and \
         [el.opts.get().kwargs["title"] for el in strip] == list(res.r.subject.values)
     assert "Dask dashboard" in panel.dask_link.object
-    assert len(panel.peaks_table.value) > 0
+    assert len(panel.peaks_table.object) > 0
 
     # display parameter: redraw only
     panel.w_threshold.value = 8.0

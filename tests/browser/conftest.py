@@ -93,10 +93,14 @@ def open_page(page, url: str, timeout: float = 90_000):
         blocked.append(route.request.url)
         route.abort()
 
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.route(EXTERNAL, abort)
     page.goto(url)
     page.wait_for_function(READY, timeout=timeout)
     page.blocked_requests = blocked
+    page.js_errors = errors  # e.g. "Error rendering Bokeh items": a model the page could not draw
     return page
 
 
