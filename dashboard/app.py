@@ -44,12 +44,12 @@ TAB_KEYS = [title.lower() for title, _, _ in TABS]
 
 CSS = """
 .summary p, .summary pre { font-family: monospace; font-size: 14px; margin: 4px 0; }
-body.present #main { zoom: 1.3; }
+body.present { --bokeh-font-size: 17px; --base-font-size: 17px; }
 body.present #sidebar { display: none !important; }
 """
 #: Presentation layout from the start (``?present=true``), until the toggle says otherwise.
 PRESENT_CSS = """
-body:not(.normal) #main { zoom: 1.3; }
+body:not(.normal) { --bokeh-font-size: 17px; --base-font-size: 17px; }
 body:not(.normal) #sidebar { display: none !important; }
 """
 TOGGLE_JS = """
@@ -145,7 +145,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
 
     def enlarge(event):
         for viewer in session_viewers():
-            viewer.plot_height = 420 if event.new else 260
+            viewer.plot_height = 400 if event.new else 260
 
     state.param.watch(enlarge, "present")
     theme = pn.widgets.Button(name="Dark / light", css_classes=["theme-toggle"], width=110)
