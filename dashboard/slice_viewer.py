@@ -160,7 +160,9 @@ class SliceViewer(pn.viewable.Viewer):
 
     @param.depends("stat_map", "background", watch=True)
     def _update_extent(self) -> None:
-        grid = self.grid
+        # the frame follows the background when there is one: it stays put when a map
+        # (perhaps on another grid) arrives later, as Bokeh does not grow a drawn canvas
+        grid = self.background if self.background is not None else self.stat_map
         self._extent = None if grid is None else tuple(
             (float(grid[d].min()), float(grid[d].max())) for d in DIMS)
 
@@ -243,7 +245,7 @@ class SliceViewer(pn.viewable.Viewer):
         else:  # no anatomy: an empty frame over the map's extent
             image = hv.Image((np.array(ext[h]), np.array(ext[v]), np.full((2, 2), np.nan)),
                              kdims=[h, v], vdims=["background"])
-        extra = 90 if view == "axial" and self.stat_map is not None else 0
+        extra = 90 if view == "axial" else 0  # the colour bar's room, map or not yet
         return image.opts(
             cmap="gray", colorbar=False, clipping_colors={"NaN": "black"},
             title=f"{view}  {s}={position:.0f} mm", xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
@@ -253,10 +255,12 @@ class SliceViewer(pn.viewable.Viewer):
     def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, position):
         """The thresholded map slice (NaN transparent)."""
         h, v, s = VIEWS[view]
-        if stat_map is None:
+        if stat_map is None:  # same layout as with a map (colour bar included): the
+            # figure must not change size later, Bokeh does not grow a drawn pane
             return hv.Image(np.full((2, 2), np.nan), kdims=[h, v],
                             vdims=[self.map_label]).opts(
-                clipping_colors={"NaN": "transparent"}, colorbar=False)
+                cmap=cmap, clim=(0.0, 1.0), clipping_colors={"NaN": "transparent"},
+                colorbar=(view == "axial"))
         crange = tuple(clim) if clim is not None else colour_range(
             np.asarray(stat_map.values, dtype=float), symmetric)
         image = self._image(stat_map, view, position, self.map_label,
