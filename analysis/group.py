@@ -351,6 +351,10 @@ def connect(address: str | None = None, n_workers: int = 2, processes: bool = Tr
     return client, None
 
 
+#: Seconds (plus 2 per subject) the cluster may take to return the seed maps.
+SEED_MAP_TIMEOUT = 120.0
+
+
 def _probe(address: str, timeout: float) -> dict:
     """Ask ``address`` for its identity within ``timeout`` s; a clear DataError if it
     does not answer as a Dask scheduler (refused, silent, or another service)."""
@@ -517,7 +521,10 @@ class GroupEngine:
         n_seed = np.zeros(n, dtype=int)
         done = 0
         try:
-            for fut in as_completed(maps, loop=self.client.loop):
+            # seed maps take milliseconds each: a cluster that stops answering is an
+            # error here, not a hang
+            for fut in as_completed(maps, loop=self.client.loop,
+                                    timeout=SEED_MAP_TIMEOUT + 2.0 * n):
                 i = index[fut.key]
                 if fut.status == "error":
                     exc = fut.exception()
@@ -527,6 +534,12 @@ class GroupEngine:
                 r[i], n_seed[i] = fut.result()
                 done += 1
                 report(done / n, f"seed maps {done}/{n}")
+        except TimeoutError:
+            for fut in maps:
+                fut.cancel()
+            raise DataError(f"the cluster returned {done} of {n} seed maps within "
+                            f"{SEED_MAP_TIMEOUT + 2.0 * n:.0f} s; a worker may have died "
+                            "(see the Dask dashboard)") from None
         except Exception as exc:
             for fut in maps:
                 fut.cancel()

@@ -285,11 +285,12 @@ def test_unreachable_scheduler_clear_error_in_bounded_time(group_dir):
 
 @pytest.fixture
 def forked_workers():
-    """Worker processes forked from this one (not spawned): they start in a fraction of
-    the time, without re-importing nilearn; the Nanny restarts a killed one the same way."""
+    """Worker processes are spawned (Dask's default), never forked: in the whole suite
+    this process already runs threads (the browser tests' server), and a forked child
+    of a threaded process can deadlock, hanging the run."""
     import dask
 
-    with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}):
+    with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
         yield
 
 
