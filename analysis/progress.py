@@ -25,11 +25,14 @@ def console_progress(description: str, stream=None) -> ProgressFn:
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}", leave=True)
 
     def report(fraction: float, message: str = "") -> None:
+        if bar.disable:  # closed already
+            return
         bar.n = round(100 * min(max(fraction, 0.0), 1.0))
         bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
         if fraction >= 1.0:
-            bar.close()
+            bar.close()  # draws the final state once
+        else:
+            bar.refresh()
 
     return report
 
