@@ -62,8 +62,11 @@ url.searchParams.set('theme', 'NEXT_THEME');
 window.location.href = url.toString();
 """
 
-pn.extension(notifications=True, raw_css=[CSS], design="bootstrap", loading_indicator=True,
-             nthreads=int(os.environ.get("FMRI_EXPLORER_THREADS", "4")))
+# Widget callbacks run on the event loop, in the order the browser sent them (a thread
+# pool ran one session's events out of order: a Run click before the count typed just
+# before it). Long work (permutations, cleaning, group runs) has its own background
+# threads with progress, so it does not block other sessions.
+pn.extension(notifications=True, raw_css=[CSS], design="bootstrap", loading_indicator=True)
 
 
 class AppState(param.Parameterized):
