@@ -492,11 +492,22 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.peaks_table,
             pn.Row(self.r_download, self.z_download),
             ExportBar(source=self, stem="connectivity"),
-            pn.Card(self.group_panel(), title="Group analysis on Dask: seed maps for many "
-                    "subjects (same seed)", collapsed=True, css_classes=["group-section"],
-                    sizing_mode="stretch_width"),
+            self._group_card(),
             sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")
+
+    def _group_card(self):
+        """The Group section, filled when first opened: until then its models are not in
+        the page (every model in the page makes each update's graph walk longer)."""
+        card = pn.Card(title="Group analysis on Dask: seed maps for many subjects (same seed)",
+                       collapsed=True, css_classes=["group-section"], sizing_mode="stretch_width")
+
+        def opened(event):
+            if not event.new and len(card) == 0:
+                card.append(self.group_panel())
+
+        card.param.watch(opened, "collapsed")
+        return card
 
     def group_panel(self):
         """The Group section (built once; it computes nothing until Run)."""
