@@ -6,6 +6,7 @@ aborted: the app must work with no internet (no CDN, no web fonts).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -71,18 +72,25 @@ def serve_app(app, port: int):
                     liveness=True, start=True)
 
 
-@pytest.fixture(scope="session")
-def app_url(data_home):
-    """The whole app, served in-process on a free loopback port."""
-    from dashboard.app import create_app
-
+@contextlib.contextmanager
+def served(app):
+    """Serve ``app`` (a function returning a Panel object) on a free loopback port; its URL."""
     port = free_port()
-    server = serve_app(create_app, port)
+    server = serve_app(app, port)
     try:
         wait_http(f"http://127.0.0.1:{port}/liveness")
         yield f"http://127.0.0.1:{port}/"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_url(data_home):
+    """The whole app, served in-process on a free loopback port."""
+    from dashboard.app import create_app
+
+    with served(create_app) as url:
+        yield url
 
 
 def open_page(page, url: str, timeout: float = 90_000):

@@ -94,6 +94,22 @@ def wait_text(page, css_selector: str, predicate=bool, timeout: float = 60.0) ->
     raise AssertionError(f"{css_selector}: {text!r} after {timeout} s")
 
 
+def wait_image_change(locator, before: bytes, timeout: float = 30.0) -> bytes:
+    """Wait until ``locator``'s screenshot differs from ``before`` (a plot was redrawn)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            now = locator.screenshot(timeout=5000)
+        except PlaywrightError:  # the plot is being replaced: look again
+            now = before
+        if now != before:
+            return now
+        time.sleep(0.1)
+    raise AssertionError("the plot was not redrawn")
+
+
 def wait_text_change(page, css_selector: str, before: str, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -105,4 +121,4 @@ def wait_text_change(page, css_selector: str, before: str, timeout: float = 30.0
 
 
 __all__ = ["set_model_value", "model_value", "figure_point", "click_data", "open_tab",
-           "wait_idle", "text_of", "wait_text", "wait_text_change", "json"]
+           "wait_idle", "text_of", "wait_text", "wait_text_change", "wait_image_change", "json"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.helpers import _views_js, model_value, text_of, wait_idle, wait_text_change
+from tests.browser.helpers import wait_image_change, _views_js, model_value, text_of, wait_idle, wait_text_change
 
 SUMMARY = ".connectivity-summary"
 
@@ -34,15 +34,6 @@ def visible_figure_point(page, name: str, x: float, y: float) -> tuple:
     assert point is not None, f"no visible figure {name}"
     return tuple(point)
 
-
-def wait_image_change(locator, before: bytes, timeout: float = 30.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = locator.screenshot()
-        if now != before:
-            return now
-        time.sleep(0.1)
-    raise AssertionError("the map was not redrawn")
 
 
 def test_click_on_a_slice_moves_the_seed(app_page, connectivity_dir):

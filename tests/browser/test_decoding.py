@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.helpers import set_model_value, text_of, wait_idle, wait_text_change
+from tests.browser.helpers import wait_image_change, set_model_value, text_of, wait_idle, wait_text_change
 
 
 def open_decoding(page):
@@ -21,18 +20,6 @@ def open_decoding(page):
         time.sleep(0.1)
     return text_of(page, ".summary")
 
-
-def wait_image_change(locator, before: bytes, timeout: float = 30.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            now = locator.screenshot(timeout=5000)
-        except PlaywrightError:  # the plot is being replaced: look again
-            now = before
-        if now != before:
-            return now
-        time.sleep(0.1)
-    raise AssertionError("the plot did not change")
 
 
 def test_switching_cv_changes_summary_and_bars(app_page, decoding_dir):

@@ -3,25 +3,15 @@ a click on a voxel shows its receptive field."""
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
 
 from analysis.encoding import EncodingAnalysis
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.helpers import (click_data, set_model_value, text_of,
+from tests.browser.helpers import (click_data, set_model_value, text_of, wait_image_change,
                                    wait_text_change)
 
-
-def _screenshot_changes(locator, before: bytes, timeout: float = 30.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = locator.screenshot()
-        if now != before:
-            return now
-        time.sleep(0.2)
-    raise AssertionError("the view did not change")
 
 
 @pytest.mark.browser
@@ -42,7 +32,7 @@ def test_alpha_slider_and_voxel_click(app_page):
     after = wait_text_change(page, ".summary", before)
     assert after == EncodingAnalysis(size="small", alpha=1.0).summary()
     assert after.startswith("alpha=1 folds=10 mean R2=")
-    _screenshot_changes(axial, map_before)
+    wait_image_change(axial, map_before)
 
     # the tab starts on the best voxel at alpha=100; click another one in the same axial slice
     r2 = enc.mean_r2().values
@@ -60,6 +50,6 @@ def test_alpha_slider_and_voxel_click(app_page):
     assert f"voxel {target} at" in info
     peak = tuple(int(p) for p in enc.data().truth["peak"][target])
     assert f"planted peak (row {peak[0]}, col {peak[1]})" in info
-    _screenshot_changes(rf, rf_before)
+    wait_image_change(rf, rf_before)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "encoding.png"), full_page=True)

@@ -9,7 +9,7 @@ import pytest
 
 from analysis import group as G
 from analysis.datasets import development as dev
-from tests.browser.conftest import SCREENSHOTS, free_port, open_page, serve_app, wait_http
+from tests.browser.conftest import SCREENSHOTS, open_page, served
 from tests.browser.helpers import click_data, text_of, wait_text_change
 
 SUMMARY = ".group-summary"
@@ -34,13 +34,8 @@ def group_url(group_dir):
         model = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=5, processes=False)
         return pn.Column(GroupPanel(model=model))
 
-    port = free_port()
-    server = serve_app(app, port)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/liveness")
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.stop()
+    with served(app) as url:
+        yield url
 
 
 def wait_summary(page, predicate, timeout=90.0) -> str:

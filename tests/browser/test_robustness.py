@@ -3,8 +3,6 @@ upload is analysed in that session only."""
 
 import gzip
 
-import nibabel as nib
-import numpy as np
 
 from tests.browser.helpers import set_model_value, text_of, wait_text
 

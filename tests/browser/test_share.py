@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlparse
 from analysis.decoding import DecodingAnalysis
 from analysis.encoding import EncodingAnalysis
 from tests.browser.conftest import open_page
-from tests.browser.helpers import model_value, set_model_value, text_of, wait_text
+from tests.browser.helpers import model_value, set_model_value, wait_text
 
 from dashboard.encoding import URL_KEYS as ENC  # noqa: E402 - parameter -> query key
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from analysis.volumes import to_xarray, voxel_to_mm
-from tests.browser.conftest import free_port, open_page, serve_app, wait_http
+from tests.browser.conftest import open_page, served
 from tests.browser.helpers import click_data, text_of, wait_text_change
 
 AFFINE = np.array([[-4.0, 0, 0, 40], [0, 4.0, 0, -60], [0, 0, 4.0, -20], [0, 0, 0, 1]])
@@ -24,13 +24,8 @@ def viewer_url():
         viewer.set_crosshair(voxel_to_mm(AFFINE, (10, 12, 8)))
         return pn.Column(viewer)
 
-    port = free_port()
-    server = serve_app(app, port)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/liveness")
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.stop()
+    with served(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize("view,ijk", [("axial", (3, 20, 8)), ("sagittal", (10, 5, 13)),
