@@ -34,6 +34,7 @@ _DATA: "OrderedDict[tuple, miyawaki.EncodingData]" = OrderedDict()
 _ENGINES: "OrderedDict[tuple, RidgeCV]" = OrderedDict()
 _LASSO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _PATHS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_SAMPLES: "OrderedDict[tuple, tuple]" = OrderedDict()
 _KEY_LOCKS: dict = {}
 
 
@@ -45,10 +46,16 @@ def _remember(cache: OrderedDict, key, value, limit: int):
     return value
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` made read-only: it is shared by every session of the process."""
+    a.flags.writeable = False
+    return a
+
+
 def clear_caches() -> None:
     """Forget every cached dataset, decomposition, path and Lasso fit."""
     with _LOCK:
-        for cache in (_DATA, _ENGINES, _LASSO, _PATHS):
+        for cache in (_DATA, _ENGINES, _LASSO, _PATHS, _SAMPLES):
             cache.clear()
 
 
@@ -149,7 +156,17 @@ class EncodingAnalysis(param.Parameterized):
         key = (self._data_key(), int(self.lag))
         cached = getattr(self, "_samples_cache", None)
         if cached is None or cached[0] != key:
-            cached = (key, self.data().lagged(self.lag))
+            # shared by every instance (session): Y is the size of the data (58 MB at full size)
+            with _LOCK:
+                shared = _SAMPLES.get(key)
+                if shared is not None:
+                    _SAMPLES.move_to_end(key)
+            if shared is None:
+                shared = tuple(_read_only(a) for a in self.data().lagged(self.lag))
+                with _LOCK:
+                    shared = _SAMPLES.setdefault(key, shared)
+                    _remember(_SAMPLES, key, shared, 4)
+            cached = (key, shared)
             self._samples_cache = cached
         return cached[1]
 
