@@ -26,8 +26,11 @@ if __package__ in (None, ""):  # `panel serve dashboard/app.py` runs this file a
 
 import panel as pn
 import param
+from panel.io.resources import LOCAL_DIST
 
 from analysis.config import default_size
+from dashboard import warmup
+from dashboard.batch import batched
 from dashboard.notify import report_error
 from dashboard.share import sync_url
 from dashboard.slice_viewer import session_viewers
@@ -41,6 +44,8 @@ TABS = [
     ("Connectivity", "dashboard.connectivity", "ConnectivityTab"),
 ]
 TAB_KEYS = [title.lower() for title, _, _ in TABS]
+#: Height of each slice view in the presentation layout (px).
+PRESENT_PLOT_HEIGHT = 400
 
 CSS = """
 .summary p, .summary pre { font-family: monospace; font-size: 14px; margin: 4px 0; }
@@ -67,6 +72,10 @@ window.location.href = url.toString();
 # before it). Long work (permutations, cleaning, group runs) has its own background
 # threads with progress, so it does not block other sessions.
 pn.extension(notifications=True, raw_css=[CSS], design="bootstrap", loading_indicator=True)
+# Panel 1.9's Divider skips the stylesheet rewriting other components get, so a Divider
+# made after the page loaded (every tab is built then) asked the CDN for divider.css:
+# point it at this server's copy (relative to the page, as Panel's own local links).
+pn.layout.Divider._stylesheets = [f"{LOCAL_DIST}css/divider.css"]
 
 
 class AppState(param.Parameterized):
@@ -113,7 +122,9 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     state = AppState()
     _initial(state)
     # Tabs are built on first visit: a session pays only for what it looks at.
-    holders = [pn.Column(pn.indicators.LoadingSpinner(value=True, size=40, name="loading"),
+    holders = [pn.Column(pn.Column(pn.indicators.LoadingSpinner(value=True, size=40,
+                                                                name="loading"),
+                                   css_classes=["tab-loading"]),
                          sizing_mode="stretch_width") for _ in TABS]
     viewers: dict = {}
 
@@ -123,10 +134,24 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             index = TAB_KEYS.index(key)
             viewer, pane = _tab(*TABS[index])
             viewers[key] = viewer
+            if state.present:
+                for v in session_viewers():
+                    v.plot_height = PRESENT_PLOT_HEIGHT
             holders[index][:] = [pane]
         return viewers[key]
 
-    build(state.tab)
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        # served: the page (template, tab headers, a spinner) goes out at once and the
+        # browser loads its scripts while the server builds the active tab
+        def first_build():
+            with batched():  # one model-graph walk, one message
+                build(state.tab)
+            warmup.page_loaded()
+
+        pn.state.onload(first_build)
+    else:
+        build(state.tab)
     tabs = pn.Tabs(*[(title, holder) for (title, _, _), holder in zip(TABS, holders)],
                    dynamic=True, css_classes=["analysis-tabs"], sizing_mode="stretch_width",
                    active=TAB_KEYS.index(state.tab))
@@ -148,7 +173,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
 
     def enlarge(event):
         for viewer in session_viewers():
-            viewer.plot_height = 400 if event.new else 260
+            viewer.plot_height = PRESENT_PLOT_HEIGHT if event.new else 260
 
     state.param.watch(enlarge, "present")
     theme = pn.widgets.Button(name="Dark / light", css_classes=["theme-toggle"], width=110)
@@ -179,5 +204,27 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     return template
 
 
+def local_stylesheets(doc=None) -> None:
+    """Point the session's stylesheets at this server, not the CDN.
+
+    Panel does it when it renders a session's HTML page. With ``--num-procs N``
+    a page's websocket may reach another process than its HTML did; that
+    process makes the session anew from the token, renders no HTML, and its
+    models asked the CDN for their stylesheets (unstyled page, no internet).
+    """
+    from panel.io.resources import patch_model_css, use_cdn
+
+    doc = doc if doc is not None else pn.state.curdoc
+    if doc is None or doc.session_context is None or use_cdn():
+        return
+    dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
+    doc._template_variables.setdefault("dist_url", dist_url)  # models made later use it
+    for root in doc.roots:
+        patch_model_css(root, dist_url=doc._template_variables["dist_url"])
+
+
 if pn.state.served:
+    warmup.start()  # once per process; `fmri-explorer serve` has started it already (--setup)
+    local_stylesheets()
     create_app().servable(title="fmri-explorer")
+    local_stylesheets()
