@@ -28,6 +28,7 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 import param
+from holoviews.core.util import dimension_sanitizer
 
 
 def _alive(plot) -> bool:
@@ -105,16 +106,22 @@ class Layer:
 
     # ---- glyph columns --------------------------------------------------------
     def columns(self, **columns) -> bool:
-        """Replace the source's columns (all of them, same names as drawn)."""
+        """Replace the source's columns: all of them, by the dimension names drawn
+        (HoloViews adds a copy under a sanitized name for the hover tool)."""
         plots = self.plots
         if not plots:
             return False
+        given = {k: np.asarray(v) for k, v in columns.items()}
+        for k, v in list(given.items()):
+            given.setdefault(dimension_sanitizer(k), v)
         for p in plots:
             src = p.handles.get("source")
-            if src is None or set(src.data) != set(columns):
+            if src is None or not set(src.data) <= set(given) or not set(columns) <= set(
+                    src.data):
                 return False
         for p in plots:
-            p.handles["source"].data = {k: np.asarray(v) for k, v in columns.items()}
+            src = p.handles["source"]
+            src.data = {k: given[k] for k in src.data}
         return True
 
     def histogram(self, element: hv.Histogram) -> bool:

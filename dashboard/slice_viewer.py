@@ -189,7 +189,7 @@ class SliceViewer(pn.viewable.Viewer):
             self._extent = extent
 
     @param.depends("stat_map", "background", "threshold", "clim", "symmetric", "cmap",
-                   "crosshair_mm", "marker_mm", "_extent", watch=True)
+                   "map_label", "crosshair_mm", "marker_mm", "_extent", watch=True)
     def _redraw(self) -> None:
         """Show the current state: in place when the frames stay, else through HoloViews."""
         if not self._update_in_place():
@@ -197,7 +197,7 @@ class SliceViewer(pn.viewable.Viewer):
 
     def _update_in_place(self) -> bool:
         if not self._layers or (self._drawn_cmap, self._drawn_extent) != (
-                self.cmap, self._extent):
+                (self.cmap, self.map_label), self._extent):
             return False
         if not all(layer.drawn() for layers in self._layers.values()
                    for layer in layers.values()):
@@ -394,7 +394,7 @@ class SliceViewer(pn.viewable.Viewer):
         return image.opts(hooks=[self._layers[view]["background"].hook])
 
     def _map_layer(self, view, rev):
-        self._drawn_cmap = self.cmap
+        self._drawn_cmap = (self.cmap, self.map_label)
         image = self._map_image(view, self.stat_map, self.threshold, self.clim,
                                 self.symmetric, self.cmap, self._position(view))
         return image.opts(hooks=[self._layers[view]["map"].hook])
