@@ -106,8 +106,8 @@ class Layer:
 
     # ---- glyph columns --------------------------------------------------------
     def columns(self, **columns) -> bool:
-        """Replace the source's columns: all of them, by the dimension names drawn
-        (HoloViews adds a copy under a sanitized name for the hover tool)."""
+        """Replace the source's columns: every drawn one must be given, by its dimension
+        name (HoloViews adds a copy under a sanitized name for the hover tool)."""
         plots = self.plots
         if not plots:
             return False
@@ -116,12 +116,36 @@ class Layer:
             given.setdefault(dimension_sanitizer(k), v)
         for p in plots:
             src = p.handles.get("source")
-            if src is None or not set(src.data) <= set(given) or not set(columns) <= set(
-                    src.data):
+            if src is None or not set(src.data) <= set(given):
                 return False
         for p in plots:
             src = p.handles["source"]
             src.data = {k: given[k] for k in src.data}
+        return True
+
+    def keyed(self, keys: tuple, table: dict) -> bool:
+        """New values for the rows of categorical glyphs (bars, heat map cells, labels).
+
+        ``table`` maps a row's key (its values in the ``keys`` columns, as drawn)
+        to ``{column: value}``; the drawn rows must be exactly ``table``'s keys.
+        """
+        plots = self.plots
+        if not plots:
+            return False
+        updates = []
+        for p in plots:
+            src = p.handles.get("source")
+            if src is None or not all(k in src.data for k in keys):
+                return False
+            rows = list(zip(*(list(src.data[k]) for k in keys)))
+            if len(rows) != len(table) or set(rows) != set(table):
+                return False
+            columns = {c for row in table.values() for c in row}
+            if not columns <= set(src.data):
+                return False
+            updates.append((src, {c: [table[r][c] for r in rows] for c in columns}))
+        for src, data in updates:
+            src.data.update(data)
         return True
 
     def histogram(self, element: hv.Histogram) -> bool:

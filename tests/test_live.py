@@ -127,7 +127,7 @@ def _sources(live_plot):
         if hasattr(glyph, "location"):
             out[name] = glyph.location
         else:
-            out[name] = {k: np.asarray(v[0] if k == "image" else v, dtype=float)
+            out[name] = {k: np.asarray(v[0] if k == "image" else v)
                          for k, v in plot.handles["source"].data.items()}
         out[name + " title"] = plot.handles["plot"].title.text
     return out
@@ -139,7 +139,10 @@ def _same_sources(a, b):
         if isinstance(a[key], dict):
             assert a[key].keys() == b[key].keys(), key
             for col in a[key]:
-                np.testing.assert_allclose(a[key][col], b[key][col], err_msg=f"{key} {col}")
+                if a[key][col].dtype.kind in "OUS":  # categories, labels
+                    assert list(a[key][col]) == list(b[key][col]), (key, col)
+                else:
+                    np.testing.assert_allclose(a[key][col], b[key][col], err_msg=f"{key} {col}")
         else:
             assert a[key] == b[key], key
 
@@ -187,3 +190,30 @@ def test_connectivity_click_and_threshold_update_in_place_as_a_fresh_tab_draws(
     for name in ("_hist", "_series"):
         _same_sources(_sources(getattr(tab, name)), _sources(getattr(fresh, name)))
     _assert_same(_drawn(tab.viewer), _drawn(fresh.viewer))
+
+
+def test_decoding_c_and_threshold_update_in_place_as_a_fresh_tab_draws(decoding_dir):
+    from dashboard.decoding import DecodingTab
+
+    tab = DecodingTab()
+    doc = _render(tab)
+    revs = {key: p.rev for key, p in tab._plots.items()}
+    with set_curdoc(doc):
+        tab.w_C.value = 0.01
+        tab.w_threshold.value = tab.w_threshold.end / 4
+    assert tab.analysis.C == 0.01
+    assert {key: p.rev for key, p in tab._plots.items()} == revs, "redrawn, not in place"
+    fresh = DecodingTab()
+    fresh.w_C.value = 0.01
+    fresh.w_threshold.value = tab.w_threshold.value
+    _render(fresh)
+    assert fresh.summary.object == tab.summary.object
+    for key in ("bars", "confusion", "map_hist"):
+        _same_sources(_sources(tab._plots[key]), _sources(fresh._plots[key]))
+    _assert_same(_drawn(tab.viewer), _drawn(fresh.viewer))
+    # a new CV scheme has other folds: the bars are drawn anew, and right
+    with set_curdoc(doc):
+        tab.w_cv.value = "run" if tab.analysis.cv == "kfold" else "kfold"
+    assert tab._plots["bars"].rev == revs["bars"] + 1
+    fresh.w_cv.value = tab.w_cv.value
+    _same_sources(_sources(tab._plots["bars"]), _sources(fresh._plots["bars"]))
