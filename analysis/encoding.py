@@ -62,9 +62,16 @@ def clear_caches() -> None:
 def load_data(data_dir=None, size=None, progress=None) -> miyawaki.EncodingData:
     """The cleaned dataset, cached per folder for the whole process."""
     if data_dir is None:
+        from .config import synthetic_dir
         from .datasets import ensure_synthetic
 
-        data_dir = ensure_synthetic("encoding", size or default_size())
+        size = size or default_size()
+        # known already: skip checking each of the dataset's files again (every update asks)
+        known = (str(Path(synthetic_dir(size)).resolve()),)
+        with _LOCK:
+            if known in _DATA:
+                return _DATA[known]
+        data_dir = ensure_synthetic("encoding", size)
     key = (str(Path(data_dir).resolve()),)
     with _LOCK:
         if key not in _DATA:

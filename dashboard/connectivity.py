@@ -26,6 +26,7 @@ from analysis.connectivity import SeedConnectivity, cleaned
 from analysis.errors import DataError
 from analysis.volumes import to_xarray
 from dashboard.notify import notify_errors, report_error
+from dashboard.live import LivePlot
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
 
@@ -61,38 +62,56 @@ def mni_background(resolution: int):
     return to_xarray(load_mni152_template(resolution=resolution), name="MNI152")
 
 
-def value_histogram(values: np.ndarray, threshold: float, label: str = "r",
-                    bins: int = 60) -> hv.Overlay:
-    """Histogram of the map's values with the +/- threshold lines."""
+def value_bins(values: np.ndarray, bins: int = 60) -> hv.Histogram:
+    """The histogram of the map's finite values."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         finite = np.zeros(1)
     counts, edges = np.histogram(finite, bins=bins)
-    hist = hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"]).opts(
+    return hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"])
+
+
+def _hooks(layers, name):
+    return [layers[name].hook] if layers and name in layers else []
+
+
+def value_histogram(values: np.ndarray, threshold: float, label: str = "r",
+                    bins: int = 60, layers=None) -> hv.Overlay:
+    """Histogram of the map's values with the +/- threshold lines."""
+    hist = value_bins(values, bins).opts(
         color="#4c78a8", line_color=None, title=f"{label} over brain voxels", height=PLOT_H,
-        xlabel=label,
-        responsive=True, toolbar=None, tools=["hover"], framewise=True)
-    lines = (hv.VLine(-threshold).opts(color="orange", line_width=2)
-             * hv.VLine(threshold).opts(color="orange", line_width=2))
+        xlabel=label, responsive=True, toolbar=None, tools=["hover"], framewise=True,
+        hooks=_hooks(layers, "hist"))
+    lines = (hv.VLine(-threshold).opts(color="orange", line_width=2, hooks=_hooks(layers, "lo"))
+             * hv.VLine(threshold).opts(color="orange", line_width=2, hooks=_hooks(layers, "hi")))
     return (hist * lines).opts(show_legend=False)
 
 
-def seed_series_plot(series) -> hv.Curve:
-    """The seed's standardised time series (time in s)."""
+def seed_series_title(series) -> str:
     seed = ", ".join(f"{v:g}" for v in series.attrs["seed_mm"])
+    return f"seed ({seed}) r={series.attrs['radius_mm']:g} mm time series"
+
+
+def seed_series_curve(series) -> hv.Curve:
     return hv.Curve((series["time"].values, series.values), kdims=["time (s)"],
-                    vdims=["seed signal (z)"]).opts(
+                    vdims=["seed signal (z)"])
+
+
+def seed_series_plot(series, layers=None) -> hv.Curve:
+    """The seed's standardised time series (time in s)."""
+    return seed_series_curve(series).opts(
         color="#2ca02c", line_width=1.5, height=PLOT_H, responsive=True, toolbar=None,
-        tools=["hover"], framewise=True,
-        title=f"seed ({seed}) r={series.attrs['radius_mm']:g} mm time series")
+        tools=["hover"], framewise=True, title=seed_series_title(series),
+        hooks=_hooks(layers, "curve"))
 
 
 class ConnectivityTab(pn.viewable.Viewer):
     """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks."""
 
     revision = param.Integer(default=0, precedence=-1, doc="""
-        Bumped after each redraw: the histogram and time series (DynamicMaps) follow it,
-        updating their data in place instead of building new plots.""")
+        Bump to redraw the histogram and time series through HoloViews (they are
+        otherwise updated in place).""")
+
 
     def __init__(self, model: SeedConnectivity | None = None, **params):
         super().__init__(**params)
@@ -112,14 +131,18 @@ class ConnectivityTab(pn.viewable.Viewer):
                                   marker_mm=tuple(float(v) for v in m.seed_mm))
         self.summary = pn.pane.Markdown("", css_classes=["summary", "connectivity-summary"],
                                         sizing_mode="stretch_width")
-        self.series = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._series_element, revision=self.param.revision)),
-            css_classes=["seed-ts"], linked_axes=False,
-                                        sizing_mode="stretch_width")
-        self.hist = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._hist_element, revision=self.param.revision)),
-            css_classes=["map-hist"], linked_axes=False,
-                                      sizing_mode="stretch_width")
+        # drawn once by HoloViews, then updated in place (dashboard/live.py)
+        self._series = LivePlot(lambda layers, revision: self._series_element(layers),
+                                ["curve"], redraw_on={"revision": self.param.revision},
+                                css_classes=["seed-ts"], linked_axes=False,
+                                sizing_mode="stretch_width")
+        self.series = self._series.pane
+        self._hist = LivePlot(lambda layers, revision: self._hist_element(layers),
+                              ["hist", "lo", "hi"], redraw_on={"revision": self.param.revision},
+                              css_classes=["map-hist"], linked_axes=False,
+                              sizing_mode="stretch_width")
+        self.hist = self._hist.pane
+        self._hist_label = None
         # the peaks as a column of buttons, one row each: click a row to go there
         self.peaks = pd.DataFrame()
         self.peaks_table = pn.widgets.RadioButtonGroup(
@@ -404,7 +427,7 @@ class ConnectivityTab(pn.viewable.Viewer):
                     self.viewer.param.update(**update)
                 finally:
                     self._syncing = False
-                self.revision += 1          # histogram and time series
+                self._update_plots()
                 self.peaks = m.peaks()
                 self._syncing = True
                 try:
@@ -415,14 +438,35 @@ class ConnectivityTab(pn.viewable.Viewer):
             except Exception as exc:  # noqa: BLE001
                 report_error(exc)
 
-    def _hist_element(self, revision=0):
+    def _update_plots(self):
+        """The histogram and the seed's time series, in place (redrawn if they cannot be)."""
         m = self.model
-        if m.result is None:
-            return value_histogram(np.zeros(1), m.display_threshold())
+        label = "fisher_z" if m.fisher_z else "r"
         values = m.result.z if m.fisher_z else m.result.r
-        return value_histogram(values, m.display_threshold(), "fisher_z" if m.fisher_z else "r")
+        threshold = m.display_threshold()
 
-    def _series_element(self, revision=0):
+        def hist(layers):
+            return (self._hist_label == label
+                    and layers["hist"].histogram(value_bins(values))
+                    and layers["lo"].location(-threshold) and layers["hi"].location(threshold))
+
+        def series(layers):
+            s = m.seed_time_series()
+            curve = layers["curve"]
+            return curve.curve(seed_series_curve(s)) and curve.title(seed_series_title(s))
+
+        self._hist.show(hist)
+        self._series.show(series)
+
+    def _hist_element(self, layers=None):
+        m = self.model
+        self._hist_label = label = "fisher_z" if m.fisher_z else "r"
+        if m.result is None:
+            return value_histogram(np.zeros(1), m.display_threshold(), label, layers=layers)
+        values = m.result.z if m.fisher_z else m.result.r
+        return value_histogram(values, m.display_threshold(), label, layers=layers)
+
+    def _series_element(self, layers=None):
         m = self.model
         if m.result is None:   # same structure as the real curve (updated in place)
             import xarray as xr
@@ -431,8 +475,8 @@ class ConnectivityTab(pn.viewable.Viewer):
             empty = xr.DataArray(np.zeros(n), dims=("time",),
                                  coords={"time": np.arange(n) * m.t_r},
                                  attrs={"seed_mm": tuple(m.seed_mm), "radius_mm": m.radius_mm})
-            return seed_series_plot(empty)
-        return seed_series_plot(m.seed_time_series())
+            return seed_series_plot(empty, layers)
+        return seed_series_plot(m.seed_time_series(), layers)
 
     # ---- exports ------------------------------------------------------------------------
     def _nifti_bytes(self, fisher_z: bool):

@@ -27,6 +27,7 @@ from analysis.errors import DataError
 from dashboard.export import ExportBar
 from dashboard.notify import notify_errors, report_error
 from dashboard.batch import in_batch, serialized
+from dashboard.live import LivePlot
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
 from dashboard.upload import UploadPanel
@@ -113,13 +114,18 @@ class DecodingTab(pn.viewable.Viewer):
         self.analysis = DecodingAnalysis(_dataset(self.source))
         self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
-        # the latest elements; DynamicMaps redraw them in place (data sources only)
+        # the latest elements, drawn once by HoloViews and then updated in place when
+        # only their values move (dashboard/live.py); a new layout is drawn anew
         self.elements = {"bars": None, "confusion": None, "null": self.null_histogram(None),
                          "map_hist": self.value_histogram(np.zeros(1), 0.0)}
-        self.bars = self._dynamic("bars", self.param.scores_revision, "fold-bars")
-        self.confusion = self._dynamic("confusion", self.param.scores_revision, "confusion")
-        self.null_plot = self._dynamic("null", self.param.null_revision, "null-hist")
-        self.map_hist = self._dynamic("map_hist", self.param.map_revision, "map-hist")
+        self._plots = {}
+        self.bars = self._dynamic("bars", ["bars", "mean", "chance", "train"],
+                                  self.param.scores_revision, "fold-bars")
+        self.confusion = self._dynamic("confusion", ["heat", "labels"],
+                                       self.param.scores_revision, "confusion")
+        self.null_plot = self._dynamic("null", [], self.param.null_revision, "null-hist")
+        self.map_hist = self._dynamic("map_hist", ["hist", "lo", "hi"],
+                                      self.param.map_revision, "map-hist")
         self._null_shown = None
         self._map_key = None
         self.progress = pn.indicators.Progress(value=0, max=1000, bar_color="primary",
@@ -276,9 +282,17 @@ class DecodingTab(pn.viewable.Viewer):
         else:
             self.source = USER_FILES
 
-    def _dynamic(self, key, revision, css):
-        dmap = hv.DynamicMap(pn.bind(lambda rev: self.elements[key], rev=revision))
-        return pn.pane.HoloViews(dmap, css_classes=[css], linked_axes=False)
+    def _dynamic(self, key, layers, revision, css):
+        plot = LivePlot(lambda layers, revision: _hooked(self.elements[key], layers), layers,
+                        redraw_on={"revision": revision}, css_classes=[css],
+                        linked_axes=False)
+        self._plots[key] = plot
+        return plot.pane
+
+    def _show(self, key, element, update) -> None:
+        """Show ``element`` as ``key``'s plot: ``update(layers, element)`` in place, else redrawn."""
+        self.elements[key] = element
+        self._plots[key].show(lambda layers: update(layers, element))
 
     # ---- results --------------------------------------------------------------
     @notify_errors
@@ -289,9 +303,8 @@ class DecodingTab(pn.viewable.Viewer):
         self.w_folds.disabled = a.cv != "kfold"
         scores = a.scores()
         self.summary.object = a.summary()
-        self.elements["bars"] = self.fold_bars(scores)
-        self.elements["confusion"] = self.confusion_plot(scores)
-        self.scores_revision += 1
+        self._show("bars", self.fold_bars(scores), _update_bars)
+        self._show("confusion", self.confusion_plot(scores), _update_confusion)
         self._show_null()
         doc = self._doc
         if doc is not None and doc.session_context is not None:
@@ -332,8 +345,7 @@ class DecodingTab(pn.viewable.Viewer):
             update["crosshair_mm"] = tuple(float(volume[d].values[i])
                                            for d, i in zip(("x", "y", "z"), peak))
         self.viewer.param.update(**update)
-        self.elements["map_hist"] = self.value_histogram(values, self.threshold)
-        self.map_revision += 1
+        self._show("map_hist", self.value_histogram(values, self.threshold), _update_hist)
 
     @staticmethod
     def _outside(volume, xyz) -> bool:
@@ -350,8 +362,7 @@ class DecodingTab(pn.viewable.Viewer):
         stat = self.viewer.stat_map
         if stat is not None:
             values = stat.values[np.isfinite(stat.values)]
-            self.elements["map_hist"] = self.value_histogram(values, self.threshold)
-            self.map_revision += 1
+            self._show("map_hist", self.value_histogram(values, self.threshold), _update_hist)
 
     # ---- HoloViews elements (testable by their data) -------------------------------
     @staticmethod
@@ -414,6 +425,7 @@ class DecodingTab(pn.viewable.Viewer):
         lines = hv.VLine(-threshold).opts(color="orange") * hv.VLine(threshold).opts(
             color="orange")
         return hist * lines
+
 
     # ---- permutations (background thread) ----------------------------------------
     @notify_errors
@@ -520,3 +532,48 @@ class DecodingTab(pn.viewable.Viewer):
             ExportBar(source=self, stem="decoding"),
             sizing_mode="stretch_width")
         return pn.Row(controls, plots, sizing_mode="stretch_width")
+
+
+def _hooked(element, layers):
+    """``element`` (an overlay) with each layer's hook added, in order, to its elements."""
+    if element is None or not layers:
+        return element
+    items = list(element) if isinstance(element, hv.Overlay) else [element]
+    hooked = [item.opts(hooks=[layer.hook]) for item, layer in zip(items, layers.values())]
+    return hv.Overlay(hooked + items[len(hooked):]).opts(show_legend=False)
+
+
+def _update_bars(layers, element):
+    """Fold bars: new heights for the same folds, the lines moved; else a redraw."""
+    bars = element.get(0)
+    names = [str(v) for v in bars.dimension_values(0)]
+    heights = bars.dimension_values(1)
+    accuracy = bars.vdims[0].name
+    if not layers["bars"].keyed(("fold",), {(n,): {accuracy: float(h)}
+                                            for n, h in zip(names, heights)}):
+        return False
+    if not layers["bars"].title(bars.opts.get().kwargs["title"]):
+        return False
+    return all(layers[name].location(float(element.get(i).data))
+               for i, name in enumerate(("mean", "chance", "train"), start=1))
+
+
+def _update_confusion(layers, element):
+    """Confusion matrix: new counts in the same cells (and the colour range)."""
+    heat, labels = element.get(0), element.get(1)
+    counts = {(str(p), str(t)): int(c) for p, t, c in zip(
+        heat.dimension_values(0), heat.dimension_values(1), heat.dimension_values(2))}
+    if not layers["heat"].keyed(("predicted", "true"), {
+            k: {"zvalues": c, "count": str(c)} for k, c in counts.items()}):
+        return False
+    if not layers["labels"].keyed(("predicted", "true"), {
+            k: {"count": str(c)} for k, c in counts.items()}):
+        return False
+    return layers["heat"].clim(min(counts.values()), max(counts.values()))
+
+
+def _update_hist(layers, element):
+    """Histogram of map values and the +/- threshold lines."""
+    return (layers["hist"].histogram(element.get(0))
+            and layers["lo"].location(float(element.get(1).data))
+            and layers["hi"].location(float(element.get(2).data)))

@@ -26,6 +26,7 @@ from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
 from dashboard.notify import notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized
+from dashboard.live import LivePane, LivePlot
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
 
@@ -39,47 +40,82 @@ def _pixel_box(row: int, col: int, color: str) -> hv.Rectangles:
         fill_alpha=0, line_color=color, line_width=3)
 
 
-def receptive_field_image(rf, title: str, marked=MARKED_PIXEL, planted=None,
-                          cmap="RdBu_r", symmetric=True) -> hv.Overlay:
-    """A 10x10 image (row 0 at the top, as ``imshow``) with the marked pixel boxed."""
+def rf_element(rf, symmetric=True) -> tuple:
+    """The 10x10 image of a receptive field and its colour range."""
     values = np.asarray(rf, dtype=float)
     rows, cols = np.arange(values.shape[0]), np.arange(values.shape[1])
     top = float(np.abs(values).max()) or 1.0
     clim = (-top, top) if symmetric else (0.0, max(top, 1.0))
-    image = hv.Image((cols, rows, values), kdims=["col", "row"], vdims=["weight"]).opts(
+    return hv.Image((cols, rows, values), kdims=["col", "row"], vdims=["weight"]), clim
+
+
+def receptive_field_image(rf, title: str, marked=MARKED_PIXEL, planted=None,
+                          cmap="RdBu_r", symmetric=True, hooks=()) -> hv.Overlay:
+    """A 10x10 image (row 0 at the top, as ``imshow``) with the marked pixel boxed."""
+    image, clim = rf_element(rf, symmetric)
+    image = image.opts(
         cmap=cmap, clim=clim, invert_yaxis=True, colorbar=symmetric, title=title,
         frame_width=170, frame_height=170, toolbar=None, tools=["hover"], xaxis=None,
-        yaxis=None, fontsize={"title": 10}, framewise=True)
+        yaxis=None, fontsize={"title": 10}, framewise=True, hooks=list(hooks))
     overlay = image * _pixel_box(*marked, "red")
     if planted is not None:
         overlay = overlay * _pixel_box(*planted, "gold")
     return overlay.opts(show_legend=False)
 
 
-def r2_histogram(r2: np.ndarray, threshold: float, bins: int = 60) -> hv.Overlay:
-    """Histogram of R^2 over voxels with the threshold as a red line."""
+def r2_bins(r2: np.ndarray, bins: int = 60) -> hv.Histogram:
+    """The histogram of R^2 over voxels (finite values)."""
     finite = r2[np.isfinite(r2)]
     counts, edges = np.histogram(finite, bins=bins)
-    hist = hv.Histogram((edges, counts), kdims=["R2"], vdims=["voxels"]).opts(
+    return hv.Histogram((edges, counts), kdims=["R2"], vdims=["voxels"])
+
+
+def r2_histogram(r2: np.ndarray, threshold: float, bins: int = 60, layers=None) -> hv.Overlay:
+    """Histogram of R^2 over voxels with the threshold as a red line."""
+    layers = layers or {}
+    hist = r2_bins(r2, bins).opts(
         color="#4c78a8", line_color=None, title="R\u00b2 over voxels", height=PLOT_H,
-        responsive=True, toolbar=None, tools=["hover"], framewise=True)
-    return (hist * hv.VLine(threshold).opts(color="red", line_width=2)).opts(show_legend=False)
+        responsive=True, toolbar=None, tools=["hover"], framewise=True,
+        hooks=[layers["hist"].hook] if "hist" in layers else [])
+    line = hv.VLine(threshold).opts(color="red", line_width=2,
+                                    hooks=[layers["line"].hook] if "line" in layers else [])
+    return (hist * line).opts(show_legend=False)
 
 
-def time_course_plot(tc, run: int | None = None) -> hv.Overlay:
+def _run_of(tc, run):
+    if run is not None and "run" in tc.coords:
+        return tc.isel(sample=np.flatnonzero(tc.run.values == run - 1))
+    return tc
+
+
+def predicted_curve(tc, run: int | None = None) -> hv.Curve:
+    """The cross-validated predicted response of a voxel (one run, 1-based, or all)."""
+    tc = _run_of(tc, run)
+    return hv.Curve((tc.sample.values, tc.predicted.values), kdims=["sample"],
+                    vdims=["response"], label="predicted (CV)")
+
+
+def time_course_plot(tc, run: int | None = None, layers=None) -> hv.Overlay:
     """Measured vs cross-validated predicted responses of a voxel (one run, 1-based, or all)."""
+    layers = layers or {}
     title = f"voxel {tc.attrs['voxel']}: measured vs predicted (CV)"
     if run is not None and "run" in tc.coords:
-        tc = tc.isel(sample=np.flatnonzero(tc.run.values == run - 1))
         title = f"voxel {tc.attrs['voxel']}, run {run}: measured vs predicted (CV)"
-    x = tc.sample.values
-    measured = hv.Curve((x, tc.measured.values), kdims=["sample"], vdims=["response"],
-                        label="measured").opts(color="#999999", line_width=1)
-    predicted = hv.Curve((x, tc.predicted.values), kdims=["sample"], vdims=["response"],
-                         label="predicted (CV)").opts(color="#d62728", line_width=1.5)
+    sub = _run_of(tc, run)
+    measured = hv.Curve((sub.sample.values, sub.measured.values), kdims=["sample"],
+                        vdims=["response"], label="measured").opts(color="#999999", line_width=1)
+    predicted = predicted_curve(tc, run).opts(
+        color="#d62728", line_width=1.5,
+        hooks=[layers["predicted"].hook] if "predicted" in layers else [])
     return (measured * predicted).opts(
         title=title, height=PLOT_H, responsive=True, legend_position="top_right",
         toolbar=None, framewise=True)
+
+
+def _curve_columns(curve: hv.Curve) -> dict:
+    """A curve's columns as HoloViews names them (its dimensions)."""
+    return {curve.kdims[0].name: curve.dimension_values(0),
+            curve.vdims[0].name: curve.dimension_values(1)}
 
 
 #: Analysis parameters kept in the URL (shareable view) and their query keys.
@@ -112,28 +148,30 @@ class EncodingTab(pn.viewable.Viewer):
         self.voxel_info = pn.pane.Markdown("", css_classes=["voxel-info"],
                                            sizing_mode="stretch_width")
         rev = self.param.revision
-        self.hist = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._hist_element, alpha=a.param.alpha, threshold=a.param.threshold, revision=rev)),
-            css_classes=["r2-hist"], linked_axes=False, sizing_mode="stretch_width")
-        path = hv.DynamicMap(pn.bind(self._path_element, alpha_range=a.param.alpha_range,
-                                     n_alphas=a.param.n_alphas, revision=rev))
-        marker = hv.DynamicMap(pn.bind(lambda alpha: hv.VLine(alpha).opts(
-            color="red", line_width=2), alpha=self.param.detail_alpha))
-        self.path = pn.pane.HoloViews((path * marker).opts(show_legend=False),
-                                      css_classes=["alpha-path"], linked_axes=False,
-                                      sizing_mode="stretch_width")
-        self.rf_ridge = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._ridge_element, alpha=self.param.detail_alpha, voxel=a.param.voxel,
-            revision=rev)),
-            css_classes=["rf-ridge"], linked_axes=False)
-        self.rf_lasso = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
+        # drawn by HoloViews, then updated in place when only values move (dashboard/live.py)
+        self._hist = LivePlot(self._hist_element, ["hist", "line"],
+                              redraw_on={"revision": rev}, css_classes=["r2-hist"],
+                              linked_axes=False, sizing_mode="stretch_width")
+        self.hist = self._hist.pane
+        self._path = LivePlot(self._path_element, ["marker"],
+                              redraw_on={"alpha_range": a.param.alpha_range,
+                                         "n_alphas": a.param.n_alphas, "revision": rev},
+                              css_classes=["alpha-path"], linked_axes=False,
+                              sizing_mode="stretch_width")
+        self.path = self._path.pane
+        self._ridge = LivePlot(self._ridge_element, ["image"],
+                               redraw_on={"voxel": a.param.voxel, "revision": rev},
+                               css_classes=["rf-ridge"], linked_axes=False)
+        self.rf_ridge = self._ridge.pane
+        self.rf_lasso = LivePane(hv.DynamicMap(pn.bind(
             self._lasso_element, voxel=a.param.voxel, revision=rev)),
             css_classes=["rf-lasso"], linked_axes=False)
-        self.timecourse = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._time_course_element, alpha=self.param.detail_alpha, voxel=a.param.voxel,
-            run=self.param.run,
-            revision=rev)),
-            css_classes=["time-course"], linked_axes=False, sizing_mode="stretch_width")
+        self._timecourse = LivePlot(self._time_course_element, ["predicted"],
+                                    redraw_on={"voxel": a.param.voxel, "run": self.param.run,
+                                               "revision": rev},
+                                    css_classes=["time-course"], linked_axes=False,
+                                    sizing_mode="stretch_width")
+        self.timecourse = self._timecourse.pane
         self.stimulus_pane = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
             self._stimulus_element, sample=self.param.sample, revision=rev)),
             css_classes=["stimulus"], linked_axes=False)
@@ -233,6 +271,7 @@ class EncodingTab(pn.viewable.Viewer):
         self.viewer.param.update(stat_map=shown, threshold=max(a.threshold, 1e-6),
                                  clim=(0.0, max(top, 1e-3)),
                                  title=f"cross-validated R\u00b2 (alpha={a.alpha:.4g})")
+        self._hist.show(lambda layers: layers["hist"].histogram(r2_bins(r2)))
         self.summary.object = a.summary()
 
     def _structural_changed(self, event):
@@ -264,7 +303,20 @@ class EncodingTab(pn.viewable.Viewer):
     @in_batch
     def _update_details(self):
         """The voxel-level views at the current alpha (second message)."""
-        self.detail_alpha = self.analysis.alpha
+        a = self.analysis
+        self.detail_alpha = alpha = a.alpha
+        self._path.show(lambda layers: layers["marker"].location(alpha))
+        if a.voxel is not None:
+            voxel = a.voxel
+
+            def ridge(layers):
+                image, clim = rf_element(a.ridge_receptive_field(voxel).values)
+                return layers["image"].image(image, clim=clim) and layers["image"].title(
+                    self._ridge_title(voxel, alpha))
+
+            self._ridge.show(ridge)
+            self._timecourse.show(lambda layers: layers["predicted"].columns(
+                **_curve_columns(predicted_curve(a.time_course(voxel), run=self.run))))
         self._update_voxel_info()
 
     @notify_errors
@@ -274,6 +326,7 @@ class EncodingTab(pn.viewable.Viewer):
         if self.w_threshold.value != a.threshold:
             self.w_threshold.value = a.threshold
         self.viewer.threshold = max(a.threshold, 1e-6)
+        self._hist.show(lambda layers: layers["line"].location(a.threshold))
         self.summary.object = a.summary()
 
     @notify_errors
@@ -348,14 +401,15 @@ class EncodingTab(pn.viewable.Viewer):
                                      f"{int(volumes[s])}")
 
     # ---- HoloViews elements (DynamicMap callbacks; errors become notifications) -----
-    def _hist_element(self, alpha, threshold, revision):
+    def _hist_element(self, layers, revision):
+        threshold = self.analysis.threshold
         try:
-            return r2_histogram(self.analysis.mean_r2().values, threshold)
+            return r2_histogram(self.analysis.mean_r2().values, threshold, layers=layers)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
-            return r2_histogram(np.zeros(1), threshold)
+            return r2_histogram(np.zeros(1), threshold, layers=layers)
 
-    def _path_element(self, alpha_range, n_alphas, revision):
+    def _path_element(self, layers, alpha_range, n_alphas, revision):
         try:
             path = self.analysis.alpha_path()
             xs, ys = path.alpha.values, path.mean_r2.values
@@ -365,19 +419,27 @@ class EncodingTab(pn.viewable.Viewer):
         curve = hv.Curve((xs, ys), kdims=["alpha"], vdims=["mean R2"]).opts(
             logx=True, color="black", line_width=2, title="alpha path (mean R\u00b2)",
             height=PLOT_H, responsive=True, toolbar=None, tools=["hover"], framewise=True)
-        return curve * hv.Scatter((xs, ys), kdims=["alpha"], vdims=["mean R2"]).opts(
-            color="black", size=4)
+        marker = hv.VLine(self.detail_alpha).opts(color="red", line_width=2,
+                                                  hooks=[layers["marker"].hook])
+        return (curve * hv.Scatter((xs, ys), kdims=["alpha"], vdims=["mean R2"]).opts(
+            color="black", size=4) * marker).opts(show_legend=False)
 
-    def _ridge_element(self, alpha, voxel, revision):
+    @staticmethod
+    def _ridge_title(voxel, alpha) -> str:
+        return f"ridge, voxel {voxel} (alpha={alpha:.3g})"
+
+    def _ridge_element(self, layers, voxel, revision):
+        hooks = [layers["image"].hook]
         try:
             if voxel is None:
-                return receptive_field_image(np.zeros((10, 10)), "ridge: click a voxel")
+                return receptive_field_image(np.zeros((10, 10)), "ridge: click a voxel",
+                                             hooks=hooks)
             rf = self.analysis.ridge_receptive_field(voxel)
-            return receptive_field_image(rf.values, f"ridge, voxel {voxel} (alpha={alpha:.3g})",
-                                         planted=self._planted(voxel))
+            return receptive_field_image(rf.values, self._ridge_title(voxel, self.detail_alpha),
+                                         planted=self._planted(voxel), hooks=hooks)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
-            return receptive_field_image(np.zeros((10, 10)), "ridge")
+            return receptive_field_image(np.zeros((10, 10)), "ridge", hooks=hooks)
 
     def _lasso_element(self, voxel, revision):
         try:
@@ -390,10 +452,11 @@ class EncodingTab(pn.viewable.Viewer):
             report_error(exc)
             return receptive_field_image(np.zeros((10, 10)), "LassoLarsCV")
 
-    def _time_course_element(self, alpha, voxel, run, revision):
+    def _time_course_element(self, layers, voxel, run, revision):
         try:
             if voxel is not None:
-                return time_course_plot(self.analysis.time_course(voxel), run=run)
+                return time_course_plot(self.analysis.time_course(voxel), run=run,
+                                        layers=layers)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
         import xarray as xr
@@ -401,7 +464,7 @@ class EncodingTab(pn.viewable.Viewer):
         empty = xr.Dataset({"measured": ("sample", np.zeros(2)),
                             "predicted": ("sample", np.zeros(2))},
                            coords={"sample": np.arange(2)}, attrs={"voxel": "-"})
-        return time_course_plot(empty)
+        return time_course_plot(empty, layers=layers)
 
     def _stimulus_element(self, sample, revision):
         try:

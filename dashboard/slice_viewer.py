@@ -23,6 +23,7 @@ import xarray as xr
 
 from analysis.volumes import DIMS, affine_of, mm_to_voxel
 from dashboard.batch import batched
+from dashboard.live import Layer, LivePane
 
 hv.extension("bokeh", logo=False)
 
@@ -50,6 +51,27 @@ def _ascending(da: xr.DataArray) -> xr.DataArray:
         if c.size > 1 and c[1] < c[0]:
             da = da.isel({dim: slice(None, None, -1)})
     return da
+
+
+def slice_arrays(da: xr.DataArray, view: str, position: float) -> tuple:
+    """``(xs, ys, values[y, x])`` of the slice of ``da`` nearest ``position`` on ``view``.
+
+    Plain numpy (a view of the volume, no copy), coordinates ascending: what
+    ``_ascending(da).sel({s: position}, method="nearest").transpose(v, h)`` gives.
+    """
+    h, v, s = VIEWS[view]
+    cs = da[s].values
+    order = np.argsort(cs, kind="stable")
+    k = int(order[np.abs(cs[order] - position).argmin()])
+    values = np.take(da.values, k, axis=da.dims.index(s))
+    if [d for d in da.dims if d != s] == [h, v]:
+        values = values.T
+    xs, ys = da[h].values, da[v].values
+    if xs.size > 1 and xs[1] < xs[0]:
+        xs, values = xs[::-1], values[:, ::-1]
+    if ys.size > 1 and ys[1] < ys[0]:
+        ys, values = ys[::-1], values[::-1, :]
+    return xs, ys, values
 
 
 def snap(da: xr.DataArray, xyz) -> tuple:
@@ -109,42 +131,45 @@ class SliceViewer(pn.viewable.Viewer):
     map_label = param.String(default="value", doc="Name of the map's values (colour bar).")
     plot_height = param.Integer(default=260, bounds=(120, 1200), doc="Height of each view (px).")
 
-    # Derived, so that each layer redraws only when what it shows changes.
-    _x = param.Number(default=0.0, precedence=-1, doc="Slice position of the sagittal view.")
-    _y = param.Number(default=0.0, precedence=-1, doc="Slice position of the coronal view.")
-    _z = param.Number(default=0.0, precedence=-1, doc="Slice position of the axial view.")
+    # Derived: the frame of the views (a change redraws them through HoloViews).
     _extent = param.Tuple(default=None, length=3, allow_None=True, precedence=-1, doc="""
         (min, max) in mm of each axis of the grid: the views' frames.""")
+    _rev = param.Integer(default=0, precedence=-1, doc="""
+        Bumped when the views must be drawn anew by HoloViews (new frame, grid or colour map);
+        other changes update the drawn Bokeh models directly.""")
+
+    _layers: dict = {}  # view -> layer name -> Layer (set per instance)
+    _drawn_cmap = None
+    _drawn_extent = None
 
     def __init__(self, **params):
         super().__init__(**params)
         if pn.state.curdoc is not None:
             _SESSION_VIEWERS.setdefault(pn.state.curdoc, weakref.WeakSet()).add(self)
-        self._update_positions()
         self._update_extent()
         self._taps = {}
         self._panes = {}
+        # Each layer is drawn by HoloViews once (and again when its frame changes:
+        # `_rev`); new values, positions and lines then go straight to its Bokeh models.
+        self._layers = {view: {name: Layer() for name in ("background", "map", "vline",
+                                                           "hline", "marker")}
+                        for view in VIEWS}
+        self._drawn_cmap = None
         for view in VIEWS:
-            position = self.param[f"_{VIEWS[view][2]}"]
             background = hv.DynamicMap(pn.bind(
-                self._background_image, view=view, background=self.param.background,
-                extent=self.param._extent, position=position,
+                self._background_layer, view=view, rev=self.param._rev,
                 plot_height=self.param.plot_height))
-            overlay = hv.DynamicMap(pn.bind(
-                self._map_image, view=view, stat_map=self.param.stat_map,
-                threshold=self.param.threshold, clim=self.param.clim,
-                symmetric=self.param.symmetric, cmap=self.param.cmap, position=position))
-            cross = hv.DynamicMap(pn.bind(
-                self._crosshair, view=view, crosshair_mm=self.param.crosshair_mm,
-                marker_mm=self.param.marker_mm))
+            overlay = hv.DynamicMap(pn.bind(self._map_layer, view=view, rev=self.param._rev))
+            cross = hv.DynamicMap(pn.bind(self._crosshair_layer, view=view,
+                                          rev=self.param._rev))
             # the tap stream's source must be a DynamicMap of elements, not of overlays
             tap = hv.streams.SingleTap(source=background, x=None, y=None)
             tap.add_subscriber(lambda x, y, view=view: self._on_tap(view, x, y))
             self._taps[view] = tap
             plot = (background * overlay * cross).opts(hv.opts.Overlay(
                 toolbar=None, show_legend=False, hooks=[_name_hook(f"slice-{view}")]))
-            self._panes[view] = pn.pane.HoloViews(plot, css_classes=[f"slice-{view}"],
-                                                  linked_axes=False)
+            self._panes[view] = LivePane(plot, css_classes=[f"slice-{view}"],
+                                         linked_axes=False)
         self._info = pn.pane.Markdown(self._info_text, css_classes=["crosshair-info"],
                                       margin=(0, 10))
         self._layout = pn.Column(
@@ -153,18 +178,64 @@ class SliceViewer(pn.viewable.Viewer):
             self._info,
         )
 
-    @param.depends("crosshair_mm", watch=True)
-    def _update_positions(self) -> None:
-        x, y, z = self.crosshair_mm
-        self.param.update(_x=float(x), _y=float(y), _z=float(z))  # unchanged ones stay quiet
-
     @param.depends("stat_map", "background", watch=True)
     def _update_extent(self) -> None:
         # the frame follows the background when there is one: it stays put when a map
         # (perhaps on another grid) arrives later, as Bokeh does not grow a drawn canvas
         grid = self.background if self.background is not None else self.stat_map
-        self._extent = None if grid is None else tuple(
+        extent = None if grid is None else tuple(
             (float(grid[d].min()), float(grid[d].max())) for d in DIMS)
+        if extent != self._extent:
+            self._extent = extent
+
+    @param.depends("stat_map", "background", "threshold", "clim", "symmetric", "cmap",
+                   "map_label", "crosshair_mm", "marker_mm", "_extent", watch=True)
+    def _redraw(self) -> None:
+        """Show the current state: in place when the frames stay, else through HoloViews."""
+        if not self._update_in_place():
+            self._rev += 1
+
+    def _update_in_place(self) -> bool:
+        if not self._layers or (self._drawn_cmap, self._drawn_extent) != (
+                (self.cmap, self.map_label), self._extent):
+            return False
+        if not all(layer.drawn() for layers in self._layers.values()
+                   for layer in layers.values()):
+            return False
+        updates = []
+        crange = None
+        for view, layers in self._layers.items():
+            position = self._position(view)
+            if self.background is not None:
+                background = Layer.grid_data(*slice_arrays(self.background, view, position))
+            else:
+                background = Layer.image_data(self._background_element(
+                    view, None, self._extent, position))
+            if self.stat_map is not None:
+                if crange is None:
+                    crange = tuple(self.clim) if self.clim is not None else colour_range(
+                        np.asarray(self.stat_map.values, dtype=float), self.symmetric)
+                xs, ys, values = slice_arrays(self.stat_map, view, position)
+                image = Layer.grid_data(xs, ys, threshold_map(values, self.threshold))
+            else:
+                element, crange = self._map_element(view, position)
+                image = Layer.image_data(element)
+            updates.append((view, layers, background, image, crange, position))
+        # each update checks that the drawn image has the same shape and frame
+        for view, layers, background, image, crange, position in updates:
+            if not layers["background"].image(data=background):
+                return False
+            if not layers["map"].image(data=image, clim=crange):
+                return False
+        for view, layers, background, image, crange, position in updates:
+            h, v, s = VIEWS[view]
+            layers["background"].title(_view_title(view, position))
+            pos = dict(zip(DIMS, self.crosshair_mm))
+            layers["vline"].location(pos[h])
+            layers["hline"].location(pos[v])
+            marker = self._marker_points(view)
+            layers["marker"].columns(**{h: marker[:, 0], v: marker[:, 1]})
+        return True
 
     # ---- grids and values -------------------------------------------------
     @property
@@ -226,63 +297,112 @@ class SliceViewer(pn.viewable.Viewer):
     def _image(da: xr.DataArray, view: str, position: float, vdim: str, values=None):
         """An ``hv.Image`` of one slice, from plain arrays (fast to build and update)."""
         h, v, _ = VIEWS[view]
-        sl = SliceViewer._slice(da, view, position)
-        data = sl.values if values is None else values(sl.values)
-        return hv.Image((sl[h].values, sl[v].values, data), kdims=[h, v], vdims=[vdim])
+        xs, ys, data = slice_arrays(da, view, position)
+        data = data if values is None else values(data)
+        return hv.Image((xs, ys, data), kdims=[h, v], vdims=[vdim])
+
+    @staticmethod
+    def _background_element(view, background, extent, position) -> hv.Image:
+        """The background slice (or an empty image over the frame when there is none)."""
+        h, v, s = VIEWS[view]
+        if extent is None:
+            return hv.Image(np.full((2, 2), np.nan), kdims=[h, v], vdims=["background"])
+        if background is not None:
+            return SliceViewer._image(background, view, position, "background")
+        ext = dict(zip(DIMS, extent))
+        return hv.Image((np.array(ext[h]), np.array(ext[v]), np.full((2, 2), np.nan)),
+                        kdims=[h, v], vdims=["background"])
 
     def _background_image(self, view, background, extent, position, plot_height):
         """The background slice; it also fixes the frame (extent, size, labels)."""
         h, v, s = VIEWS[view]
+        image = self._background_element(view, background, extent, position)
         if extent is None:
-            return hv.Image(np.full((2, 2), np.nan), kdims=[h, v], vdims=["background"])
+            return image
         ext = dict(zip(DIMS, extent))
         width_mm = ext[h][1] - ext[h][0] or 1.0
         height_mm = ext[v][1] - ext[v][0] or 1.0
         frame_height = plot_height - 40
         frame_width = max(60, int(frame_height * width_mm / height_mm))
-        if background is not None:
-            image = self._image(background, view, position, "background")
-        else:  # no anatomy: an empty frame over the map's extent
-            image = hv.Image((np.array(ext[h]), np.array(ext[v]), np.full((2, 2), np.nan)),
-                             kdims=[h, v], vdims=["background"])
         extra = 90 if view == "axial" else 0  # the colour bar's room, map or not yet
         return image.opts(
             cmap="gray", colorbar=False, clipping_colors={"NaN": "black"},
-            title=f"{view}  {s}={position:.0f} mm", xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
+            title=_view_title(view, position), xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
             frame_height=frame_height, frame_width=frame_width, xlim=ext[h], ylim=ext[v],
             fontsize={"title": 10}, min_width=frame_width + 60 + extra, framewise=True)
 
-    def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, position):
-        """The thresholded map slice (NaN transparent)."""
+    def _map_element(self, view, position, stat_map=None, threshold=None, clim=None,
+                     symmetric=None) -> tuple:
+        """The thresholded map slice (NaN transparent) and its colour range."""
         h, v, s = VIEWS[view]
+        stat_map = self.stat_map if stat_map is None else stat_map
+        threshold = self.threshold if threshold is None else threshold
+        clim = self.clim if clim is None else clim
+        symmetric = self.symmetric if symmetric is None else symmetric
         if stat_map is None:  # same layout as with a map (colour bar included): the
             # figure must not change size later, Bokeh does not grow a drawn pane
-            return hv.Image(np.full((2, 2), np.nan), kdims=[h, v],
-                            vdims=[self.map_label]).opts(
-                cmap=cmap, clim=(0.0, 1.0), clipping_colors={"NaN": "transparent"},
-                colorbar=(view == "axial"))
+            return (hv.Image(np.full((2, 2), np.nan), kdims=[h, v], vdims=[self.map_label]),
+                    (0.0, 1.0))
         crange = tuple(clim) if clim is not None else colour_range(
             np.asarray(stat_map.values, dtype=float), symmetric)
         image = self._image(stat_map, view, position, self.map_label,
                             values=lambda vals: threshold_map(vals, threshold))
-        return image.opts(
-            cmap=cmap, clim=crange, clipping_colors={"NaN": "transparent"},
-            colorbar=(view == "axial"), tools=["hover"], framewise=True)
+        return image, crange
 
-    def _crosshair(self, view, crosshair_mm, marker_mm):
+    def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, position):
+        image, crange = self._map_element(view, position, stat_map, threshold, clim,
+                                          symmetric)
+        opts = dict(cmap=cmap, clim=crange, clipping_colors={"NaN": "transparent"},
+                    colorbar=(view == "axial"), framewise=True)
+        if stat_map is not None:
+            opts["tools"] = ["hover"]
+        return image.opts(**opts)
+
+    def _marker_points(self, view) -> np.ndarray:
+        h, v, s = VIEWS[view]
+        if self.marker_mm is None:
+            return np.zeros((0, 2))
+        mk = dict(zip(DIMS, self.marker_mm))
+        return np.array([[mk[h], mk[v]]], dtype=float)
+
+    def _crosshair(self, view, crosshair_mm, marker_mm, hooks=None):
         h, v, s = VIEWS[view]
         pos = dict(zip(DIMS, crosshair_mm))
         points = []
         if marker_mm is not None:
             mk = dict(zip(DIMS, marker_mm))
             points = [(mk[h], mk[v])]
+        hooks = hooks or {}
         return hv.Overlay([
-            hv.VLine(pos[h]).opts(color="lime", line_width=1, alpha=0.8),
-            hv.HLine(pos[v]).opts(color="lime", line_width=1, alpha=0.8),
+            hv.VLine(pos[h]).opts(color="lime", line_width=1, alpha=0.8,
+                                  hooks=hooks.get("vline", [])),
+            hv.HLine(pos[v]).opts(color="lime", line_width=1, alpha=0.8,
+                                  hooks=hooks.get("hline", [])),
             hv.Points(points, kdims=[h, v]).opts(
                 marker="circle_cross", size=14, fill_color=None, line_color="yellow",
-                line_width=2),
+                line_width=2, hooks=hooks.get("marker", [])),
         ])
+
+    # The DynamicMaps' callbacks: the current state, drawn by HoloViews.
+    def _position(self, view) -> float:
+        return float(dict(zip(DIMS, self.crosshair_mm))[VIEWS[view][2]])
+
+    def _background_layer(self, view, rev, plot_height):
+        self._drawn_extent = self._extent
+        image = self._background_image(view, self.background, self._extent,
+                                       self._position(view), plot_height)
+        return image.opts(hooks=[self._layers[view]["background"].hook])
+
+    def _map_layer(self, view, rev):
+        self._drawn_cmap = (self.cmap, self.map_label)
+        image = self._map_image(view, self.stat_map, self.threshold, self.clim,
+                                self.symmetric, self.cmap, self._position(view))
+        return image.opts(hooks=[self._layers[view]["map"].hook])
+
+    def _crosshair_layer(self, view, rev):
+        layers = self._layers[view]
+        return self._crosshair(view, self.crosshair_mm, self.marker_mm, hooks={
+            name: [layers[name].hook] for name in ("vline", "hline", "marker")})
 
     def _view(self, view, stat_map, background, threshold, clim, symmetric, cmap,
               crosshair_mm, marker_mm, plot_height):
@@ -314,6 +434,10 @@ class SliceViewer(pn.viewable.Viewer):
 
     def __panel__(self):
         return self._layout
+
+
+def _view_title(view: str, position: float) -> str:
+    return f"{view}  {VIEWS[view][2]}={position:.0f} mm"
 
 
 def _name_hook(name: str):
