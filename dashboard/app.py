@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # `panel serve dashboard/app.py` runs this file a
 
 import panel as pn
 import param
+from panel.custom import JSComponent
 from panel.io.resources import LOCAL_DIST
 
 from analysis.config import default_size
@@ -44,8 +45,36 @@ TABS = [
     ("Connectivity", "dashboard.connectivity", "ConnectivityTab"),
 ]
 TAB_KEYS = [title.lower() for title, _, _ in TABS]
-#: Height of each slice view in the presentation layout (px).
+#: Height of each slice view (px): normally, and at most in the presentation layout.
+NORMAL_PLOT_HEIGHT = 260
 PRESENT_PLOT_HEIGHT = 400
+
+
+#: Width (px) beside a tab's views: its controls (at most 290) and the page's paddings.
+PRESENT_SIDE_WIDTH = 340
+
+
+def present_height(window_width: int | None, extent=None) -> int:
+    """Slice view height in the presentation layout: the three views and their colour bar
+    fit beside the controls in the window's width (at most ``PRESENT_PLOT_HEIGHT``).
+
+    ``extent`` is the viewer's ((x0, x1), (y0, y1), (z0, z1)) in mm: each view's frame
+    is ``height - 40`` px high and as wide as its aspect asks, plus 60 px of axes
+    (and 90 px of colour bar beside the axial view).
+    """
+    if not window_width:
+        return PRESENT_PLOT_HEIGHT
+    if extent is None:
+        ratio = 3.3  # the full-size Encoding views
+    else:
+        size = [max(hi - lo, 1.0) for lo, hi in extent]
+        ratio = sum(size[h] / size[v] for h, v in ((1, 2), (0, 2), (0, 1)))
+    fit = 40 + (window_width - PRESENT_SIDE_WIDTH - 3 * 60 - 90 - 60) / ratio
+    return int(max(160, min(PRESENT_PLOT_HEIGHT, fit)))
+
+
+def _present_height(viewer, window_width) -> int:
+    return present_height(window_width, getattr(viewer, "_extent", None))
 
 CSS = """
 .summary p, .summary pre { font-family: monospace; font-size: 14px; margin: 4px 0; }
@@ -78,12 +107,27 @@ pn.extension(notifications=True, raw_css=[CSS], design="bootstrap", loading_indi
 pn.layout.Divider._stylesheets = [f"{LOCAL_DIST}css/divider.css"]
 
 
+class WindowWidth(JSComponent):
+    """Nothing to see: when drawn, it sends the browser window's width to the server."""
+
+    width_px = param.Integer(default=0, bounds=(0, None), doc="Window width (px).")
+
+    _esm = """
+    export function render({ model }) {
+      model.width_px = Math.round(window.innerWidth)
+      return document.createElement("span")
+    }
+    """
+
+
 class AppState(param.Parameterized):
     """The app-level view state that a shared link reproduces."""
 
     tab = param.Selector(default="encoding", objects=TAB_KEYS, doc="The active tab.")
     present = param.Boolean(default=False, doc="Presentation layout: large views, no sidebar.")
     theme = param.Selector(default="default", objects=["default", "dark"], doc="Colour theme.")
+    window_width = param.Integer(default=0, bounds=(0, None), precedence=-1, doc="""
+        Width of the browser window (px), sent by the page when it has loaded.""")
 
 
 def _tab(title: str, module: str, cls: str):
@@ -136,7 +180,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             viewers[key] = viewer
             if state.present:
                 for v in session_viewers():
-                    v.plot_height = PRESENT_PLOT_HEIGHT
+                    v.plot_height = _present_height(v, state.window_width)
             holders[index][:] = [pane]
         return viewers[key]
 
@@ -144,11 +188,25 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     if doc is not None and doc.session_context is not None:
         # served: the page (template, tab headers, a spinner) goes out at once and the
         # browser loads its scripts while the server builds the active tab
+        waiting = {"width": False}
+
         def first_build():
-            with batched():  # one model-graph walk, one message
-                build(state.tab)
+            if state.present and not state.window_width and not waiting["width"]:
+                # the views' size depends on the window's width, which the page sends
+                # as it draws: wait for it (at most a second), views cannot shrink later
+                waiting["width"] = True
+                doc.add_timeout_callback(first_build, 1000)
+                return
+            if state.tab not in viewers:
+                with batched():  # one model-graph walk, one message
+                    build(state.tab)
             warmup.page_loaded()
 
+        def width_arrived(event):
+            if waiting["width"] and state.tab not in viewers:
+                first_build()
+
+        state.param.watch(width_arrived, "window_width")
         pn.state.onload(first_build)
     else:
         build(state.tab)
@@ -171,11 +229,14 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     present.jscallback(value=TOGGLE_JS.replace("cb_obj.active", "cb_obj.value"))
     present.link(state, value="present")
 
-    def enlarge(event):
+    def enlarge(event=None):
         for viewer in session_viewers():
-            viewer.plot_height = PRESENT_PLOT_HEIGHT if event.new else 260
+            viewer.plot_height = (_present_height(viewer, state.window_width) if state.present
+                                  else NORMAL_PLOT_HEIGHT)
 
-    state.param.watch(enlarge, "present")
+    state.param.watch(enlarge, ["present", "window_width"])
+    window_width = WindowWidth()
+    window_width.link(state, width_px="window_width")
     theme = pn.widgets.Button(name="Dark / light", css_classes=["theme-toggle"], width=110)
     theme.js_on_click(code=THEME_JS.replace(
         "NEXT_THEME", "default" if state.theme == "dark" else "dark"))
@@ -183,7 +244,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     template = pn.template.BootstrapTemplate(
         title="fmri-explorer", theme="dark" if state.theme == "dark" else "default",
         collapsed_sidebar=state.present, sidebar_width=260,
-        header=[pn.Row(present, theme, margin=(0, 10))],
+        header=[pn.Row(present, theme, window_width, margin=(0, 10))],
         sidebar=[pn.pane.Markdown(
             "**Encoding** (Miyawaki 2008): ridge from 10x10 images to voxels.  \n"
             "**Decoding** (Haxby 2001): linear SVC across categories.  \n"
@@ -195,12 +256,12 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         template.config.raw_css.append(PRESENT_CSS)
     sync_url(state, {"tab": "tab", "present": "present", "theme": "theme"})
     if state.present:
-        enlarge(param.parameterized.Event(what="value", name="present", obj=state, cls=AppState,
-                                          old=False, new=True, type="changed"))
+        enlarge()
     template.app_state = state
     template.tabs = tabs
     template.tab_viewers = viewers  # filled as tabs are built
     template.build_tab = build
+    template.window_width = window_width
     return template
 
 
