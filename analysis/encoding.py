@@ -46,6 +46,12 @@ def _remember(cache: OrderedDict, key, value, limit: int):
     return value
 
 
+def _key_lock(key) -> threading.Lock:
+    """The lock of one cache entry: who asks for it while it is computed waits for it."""
+    with _LOCK:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
+
+
 def _read_only(a: np.ndarray) -> np.ndarray:
     """``a`` made read-only: it is shared by every session of the process."""
     a.flags.writeable = False
@@ -263,9 +269,13 @@ class EncodingAnalysis(param.Parameterized):
         with _LOCK:
             r2 = _PATHS.get(key)
         if r2 is None:
-            r2 = self.engine().r2_path(alphas).mean(axis=1)
-            with _LOCK:
-                _remember(_PATHS, key, r2, 8)
+            with _key_lock(("path",) + key):  # sessions asking at once wait for one computation
+                with _LOCK:
+                    r2 = _PATHS.get(key)
+                if r2 is None:
+                    r2 = self.engine().r2_path(alphas).mean(axis=1)
+                    with _LOCK:
+                        _remember(_PATHS, key, r2, 8)
         best = r2.argmax(axis=0)
         vox = np.arange(r2.shape[1])
         return xr.Dataset(
@@ -303,10 +313,14 @@ class EncodingAnalysis(param.Parameterized):
         with _LOCK:
             coef = _LASSO.get(key)
         if coef is None:
-            y, x, _, _ = self.samples()
-            coef = lasso_receptive_field(x, np.asarray(y[:, v], dtype=np.float64))
-            with _LOCK:
-                _remember(_LASSO, key, coef, 512)
+            with _key_lock(("lasso",) + key):  # sessions asking at once wait for one fit
+                with _LOCK:
+                    coef = _LASSO.get(key)
+                if coef is None:
+                    y, x, _, _ = self.samples()
+                    coef = lasso_receptive_field(x, np.asarray(y[:, v], dtype=np.float64))
+                    with _LOCK:
+                        _remember(_LASSO, key, coef, 512)
         return xr.DataArray(coef.reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
                             name="lasso", attrs={"voxel": v})
 
