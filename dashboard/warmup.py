@@ -7,7 +7,8 @@ also calls :func:`start` when its first session opens (for a plain
 
 The thread fills the same caches a session fills on first use, in the order a
 first page needs them: the Encoding tab's data and decomposition (the default
-tab); then, once the first page has loaded (or after ``LATER_AFTER`` seconds),
+tab); then, a few seconds after the first page has loaded (or after ``LATER_AFTER``
+seconds),
 the Decoding and Connectivity tabs' datasets, masked and cleaned data, so that
 a first visitor arriving as the server starts does not share the CPU with them.
 It computes nothing a session would not: a session that arrives while it runs
@@ -34,6 +35,9 @@ DONE = threading.Event()
 PAGE_LOADED = threading.Event()
 #: seconds to wait for a first page before warming the other tabs anyway
 LATER_AFTER = 20.0
+#: seconds after the first page has loaded before warming the other tabs (the page is
+#: still drawing, and its first moves should not share the CPU with the warm-up)
+AFTER_PAGE = 5.0
 #: step name -> seconds (or the error), for the log and the benchmark
 TIMINGS: dict = {}
 
@@ -48,6 +52,7 @@ def _encoding(size: str) -> None:
     r2 = a.mean_r2().values
     a.alpha_path()
     a.lasso_receptive_field(int(np.argmax(r2)))  # the tab starts on the best voxel
+    import dashboard.encoding  # noqa: F401 - the first page imports it too
 
 
 def _decoding(size: str) -> None:
@@ -87,9 +92,12 @@ def warm(size: str | None = None, wait_for_page: bool = False) -> dict:
     from analysis.config import default_size
 
     size = size or default_size()
+    waited = False
     for name, step, later in STEPS:
-        if later and wait_for_page:
-            PAGE_LOADED.wait(LATER_AFTER)
+        if later and wait_for_page and not waited:
+            if PAGE_LOADED.wait(LATER_AFTER):
+                time.sleep(AFTER_PAGE)
+            waited = True
         t0 = time.perf_counter()
         try:
             step(size)
