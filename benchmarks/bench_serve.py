@@ -22,6 +22,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -152,6 +153,10 @@ def run(bench) -> None:
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/app"
+    lines: list = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(server.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
     try:
         while True:
             try:
@@ -177,7 +182,11 @@ def run(bench) -> None:
             bench.row("cold start: server CPU time to first interactive page", cpu, "s",
                       "user + system, warm-up thread included")
             page.close()
-            _wait_idle(server.pid)  # the warm-up of the other tabs, then the baseline
+            # the baseline once the warm-up of the other tabs is done and the server idle
+            deadline = time.monotonic() + 180
+            while not any("caches warm" in line for line in lines) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            _wait_idle(server.pid)
             rss_start = _rss(server.pid)
             pages = []
             opens = []
@@ -210,8 +219,11 @@ def run(bench) -> None:
                 lat = pg.evaluate("() => window.__lat")
                 errors += max(0, ticks - len(lat))
                 latencies += lat
+            before_close = len(lines)
             browser.close()
-        log = server.stdout.read() if server.poll() is not None else ""
+        # (closing the browser with updates in flight logs tornado's WebSocketClosedError:
+        # only what the server logged while the sessions were open is counted)
+        log = "".join(lines[:before_close])
         lat = np.array(latencies) / 1000.0
         bench.row(f"load: {n_sessions} sessions x {ticks} slider moves, updates missed", errors,
                   "", "target 0")
@@ -225,7 +237,12 @@ def run(bench) -> None:
         bench.row("server RSS per extra session", per, "MB",
                   f"target < 50 MB: {'met' if per < 50 else 'NOT met'}")
         if "Traceback" in log or "ERROR" in log:
-            bench.row("server log errors", log.count("Traceback") + log.count("ERROR"), "")
+            first = next((ln.strip() for ln in lines[:before_close]
+                          if "Traceback" in ln or "ERROR" in ln), "")
+            bench.row("server log errors", log.count("Traceback") + log.count("ERROR"), "",
+                      first[:120])
+            (Path(os.environ.get("TMPDIR", "/tmp")) / "bench_serve_server.log").write_text(
+                "".join(lines))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
