@@ -86,3 +86,51 @@ def test_real_files_are_analysed_then_back_to_the_dataset(app_page, tmp_path,
     wait_text(page, SUMMARY, lambda t: t == dataset_summary, timeout=120)
     wait_text(page, f"{CARD} .data-source", lambda t: "built-in" in t)
     assert page.blocked_requests == [] and page.js_errors == []
+
+
+def test_a_closed_session_frees_its_uploads(browser, tmp_path, connectivity_dir):
+    """The session's folder is removed and its cleaned upload leaves the shared cache
+    when the session ends (the server's unused-session check, made short here)."""
+    import time
+
+    import panel as pn
+
+    from analysis.connectivity import CACHE
+    from dashboard.connectivity import ConnectivityTab
+    from analysis.datasets import development as dev
+    from tests.browser.conftest import free_port, open_page, wait_http
+
+    tabs = []
+
+    def app():
+        tabs.append(ConnectivityTab())
+        return tabs[-1]
+
+    port = free_port()
+    server = pn.serve(app, port=port, address="127.0.0.1", threaded=True, show=False,
+                      websocket_origin=[f"127.0.0.1:{port}"], liveness=True, start=True,
+                      check_unused_sessions=500, unused_session_lifetime=500)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/liveness")
+        page = open_page(browser.new_page(viewport={"width": 1600, "height": 1000}),
+                         f"http://127.0.0.1:{port}/")
+        wait_text(page, SUMMARY, lambda t: t.startswith("seed ("))
+        page.locator(f"{CARD} .card-button").first.click()
+        files = dev.subject_files(connectivity_dir, subject=1)
+        page.locator(f"{CARD} .upload-func input[type=file]").first.set_input_files(
+            files["func"])
+        wait_text(page, f"{CARD} .upload-status", lambda t: "received" in t)
+        page.locator(".analyse-upload button").first.click()
+        wait_text(page, f"{CARD} .data-source", lambda t: "your files" in t, timeout=120)
+        (tab,) = tabs
+        folder, key = tab.upload.uploads.folder, tab.model.subject_data().key
+        assert (folder / "func.nii.gz").is_file() and any(k[0] == key for k in CACHE._items)
+        page.close()
+        deadline = time.monotonic() + 60
+        while (folder.exists() or any(k[0] == key for k in CACHE._items)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not folder.exists()
+        assert not any(k[0] == key for k in CACHE._items)
+    finally:
+        server.stop()
