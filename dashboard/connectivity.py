@@ -387,10 +387,16 @@ class ConnectivityTab(pn.viewable.Viewer):
                                            disabled=True, css_classes=["analyse-upload"],
                                            width=230)
         self.w_dataset = pn.widgets.Button(name="Back to the built-in dataset",
-                                           button_type="light", disabled=True,
+                                           button_type="default", disabled=True,
                                            css_classes=["use-dataset"], width=230)
         self.data_source = pn.pane.Markdown(self._dataset_label(),
                                             css_classes=["data-source"], margin=(0, 5))
+        # the switch's own progress, beside its buttons (where the user is looking)
+        self.upload_progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
+                                                      width=230, visible=False,
+                                                      css_classes=["upload-progress"])
+        self.upload_status = pn.pane.Markdown("", css_classes=["upload-switch-status"],
+                                              margin=(0, 5))
         self._switching = False
         self._upload_keys: set = set()      # cache keys of this session's uploaded data
         self.upload.param.watch(self._uploads_changed, "paths")
@@ -419,7 +425,7 @@ class ConnectivityTab(pn.viewable.Viewer):
 
         def load():
             subject = load_subject(paths["func"], confounds=paths.get("confounds"),
-                                   mask=paths.get("mask"), name=names.get("func"),
+                                   mask=paths.get("mask"), name="your files",
                                    info={"uploads": {r: names[r] for r in paths}})
             self._upload_keys.add(subject.key)
             return subject
@@ -435,8 +441,8 @@ class ConnectivityTab(pn.viewable.Viewer):
             return
         self._switching = True
         self.w_analyse.disabled = self.w_dataset.disabled = True
-        self.progress.param.update(value=0, visible=True)
-        self.status.object = message
+        self.upload_progress.param.update(value=0, visible=True)
+        self.upload_status.object = message
         work = functools.partial(self._prepare, load, names or {}, paths or {})
         if self._served():
             threading.Thread(target=work, daemon=True).start()
@@ -448,7 +454,7 @@ class ConnectivityTab(pn.viewable.Viewer):
         m = self.model
         try:
             subject = load() if load is not None else m.dataset_subject()
-            cleaned(subject, m.settings_for(subject).check(), progress=self._progress)
+            cleaned(subject, m.settings_for(subject).check(), progress=self._upload_progress)
         except Exception as exc:  # noqa: BLE001 - shown in this session, the map stays
             self._schedule(functools.partial(self._switch_failed, _user_named(exc, names, paths)))
             return
@@ -473,8 +479,8 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.w_dataset.disabled = not own
             self.w_analyse.disabled = "func" not in self.upload.paths
             self.data_source.object = self._dataset_label()
-            self.progress.visible = False
-            self.status.object = ""
+            self.upload_progress.visible = False
+            self.upload_status.object = ""
             if previous is not None and previous != (subject.key if subject else None):
                 CACHE.discard(previous)            # the session left those files
                 self._upload_keys.discard(previous)
@@ -491,9 +497,16 @@ class ConnectivityTab(pn.viewable.Viewer):
         self._switching = False
         self.w_analyse.disabled = "func" not in self.upload.paths
         self.w_dataset.disabled = not m.uses_own_data
-        self.progress.visible = False
-        self.status.object = f"refused: {report_error(exc)}"
+        self.upload_progress.visible = False
+        self.upload_status.object = f"**refused:** {report_error(exc)}"
         self._sync_widgets()
+
+    def _upload_progress(self, fraction: float, message: str = "") -> None:
+        def show():
+            self.upload_progress.value = int(round(100 * fraction))
+            if fraction < 1.0:
+                self.upload_status.object = message
+        self._schedule(show)
 
     def _forget_uploads(self):
         """The session ended: its uploaded data leaves the shared cache (the upload
@@ -658,8 +671,9 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.w_smoothing, self.w_detrend, pn.Row(self.w_high, self.w_low),
             self.w_standardize, self.w_std_conf, self.w_confounds, self.w_columns,
             self.progress, self.status,
-            pn.Card(self.upload, self.w_analyse, self.w_dataset, self.data_source,
-                    title="Your files: 4D NIfTI, confounds, mask", collapsed=True,
+            pn.Card(self.upload, self.w_analyse, self.upload_progress, self.upload_status,
+                    self.w_dataset, self.data_source,
+                    title="Your files: NIfTI, confounds, mask", collapsed=True,
                     css_classes=["connectivity-upload"]),
             width=290)
         main = pn.Column(

@@ -121,8 +121,8 @@ def test_confounds_with_the_wrong_rows_are_refused_and_the_map_stays(tab, user_f
     upload(tab, "confounds", user_files["short"])
     click(tab.w_analyse)
     n = user_files["n_volumes"]
-    assert tab.status.object == (f"refused: short_confounds.tsv: {n - 3} confound rows "
-                                 f"for {n} volumes")                    # the user's name
+    assert tab.upload_status.object == (f"**refused:** short_confounds.tsv: {n - 3} "
+                                        f"confound rows for {n} volumes")   # the user's name
     assert not tab.model.uses_own_data
     assert tab.viewer.stat_map is before_map and tab.summary.object == before_summary
     assert not tab.w_analyse.disabled and not tab._upload_keys   # nothing cached
@@ -131,7 +131,7 @@ def test_confounds_with_the_wrong_rows_are_refused_and_the_map_stays(tab, user_f
     assert "above 0.3" in tab.summary.object
     upload(tab, "confounds", user_files["confounds"])
     click(tab.w_analyse)
-    assert tab.model.uses_own_data and tab.status.object == ""
+    assert tab.model.uses_own_data and tab.upload_status.object == ""
 
 
 def test_a_corrupt_func_is_refused_at_upload(tab, tmp_path):

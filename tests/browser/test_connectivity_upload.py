@@ -72,7 +72,7 @@ def test_real_files_are_analysed_then_back_to_the_dataset(app_page, tmp_path,
     wait_text(page, f"{CARD} .upload-status", lambda t: "received short.tsv" in t)
     page.locator(".analyse-upload button").first.click()
     n = img.shape[3]
-    wait_text(page, ".clean-status",
+    wait_text(page, f"{CARD} .upload-switch-status",
               lambda t: f"short.tsv: {n - 2} confound rows for {n} volumes" in t)
     assert text_of(page, SUMMARY) == dataset_summary
     # the right confounds: this session's map is the files' map
