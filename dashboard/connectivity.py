@@ -389,6 +389,9 @@ class ConnectivityTab(pn.viewable.Viewer):
         self.w_dataset = pn.widgets.Button(name="Back to the built-in dataset",
                                            button_type="default", disabled=True,
                                            css_classes=["use-dataset"], width=230)
+        self.w_upload_tr = pn.widgets.FloatInput(
+            name="repetition time (s; 0 = from the header)", value=0.0, start=0.0, step=0.1,
+            width=230, css_classes=["upload-t-r"])
         self.data_source = pn.pane.Markdown(self._dataset_label(),
                                             css_classes=["data-source"], margin=(0, 5))
         # the switch's own progress, beside its buttons (where the user is looking)
@@ -422,11 +425,18 @@ class ConnectivityTab(pn.viewable.Viewer):
         if "func" not in paths:
             raise DataError("upload a 4D functional image (NIfTI) first")
         names = dict(self.upload.uploads.names)
+        t_r = float(self.w_upload_tr.value or 0.0) or None
 
         def load():
-            subject = load_subject(paths["func"], confounds=paths.get("confounds"),
-                                   mask=paths.get("mask"), name="your files",
-                                   info={"uploads": {r: names[r] for r in paths}})
+            try:
+                subject = load_subject(paths["func"], confounds=paths.get("confounds"),
+                                       mask=paths.get("mask"), t_r=t_r, name="your files",
+                                       info={"uploads": {r: names[r] for r in paths}})
+            except DataError as exc:
+                if exc.problem.startswith("no repetition time"):
+                    raise DataError("no repetition time in the header: enter it (s) under "
+                                    "'repetition time'", exc.path) from None
+                raise
             self._upload_keys.add(subject.key)
             return subject
 
@@ -639,7 +649,8 @@ class ConnectivityTab(pn.viewable.Viewer):
             # the user's files by the names they gave them (run it beside them)
             names = m.subject_data().info.get("uploads", {})
             files = ", ".join([repr(names.get("func"))] + [
-                f"{r}={names[r]!r}" for r in ("confounds", "mask") if r in names])
+                f"{r}={names[r]!r}" for r in ("confounds", "mask") if r in names]
+                + [f"t_r={m.t_r!r}"])
             return ("from analysis.connectivity import SeedConnectivity\n\n"
                     "# your uploaded files, in the current folder\n"
                     f"sc = SeedConnectivity.from_files({files},\n"
@@ -671,7 +682,8 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.w_smoothing, self.w_detrend, pn.Row(self.w_high, self.w_low),
             self.w_standardize, self.w_std_conf, self.w_confounds, self.w_columns,
             self.progress, self.status,
-            pn.Card(self.upload, self.w_analyse, self.upload_progress, self.upload_status,
+            pn.Card(self.upload, self.w_upload_tr, self.w_analyse, self.upload_progress,
+                    self.upload_status,
                     self.w_dataset, self.data_source,
                     title="Your files: NIfTI, confounds, mask", collapsed=True,
                     css_classes=["connectivity-upload"]),

@@ -158,6 +158,24 @@ def test_a_seed_outside_the_uploaded_brain_moves_inside(tab, user_files, tmp_pat
     assert tab.viewer.marker_mm == tuple(m.seed_mm)
 
 
+def test_a_header_without_repetition_time_asks_for_it(tab, user_files, tmp_path):
+    img = nib.load(user_files["func"])
+    header = img.header.copy()
+    header.set_zooms(header.get_zooms()[:3] + (0.0,))
+    no_tr = tmp_path / "no_tr.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, header), no_tr)
+    upload(tab, "func", no_tr)
+    click(tab.w_analyse)
+    assert not tab.model.uses_own_data
+    assert tab.upload_status.object == ("**refused:** no_tr.nii.gz: no repetition time in the "
+                                        "header: enter it (s) under 'repetition time'")
+    tab.w_upload_tr.value = 2.5
+    click(tab.w_analyse)
+    assert tab.model.uses_own_data and tab.model.t_r == 2.5
+    direct = SeedConnectivity.from_files(no_tr, t_r=2.5)
+    np.testing.assert_array_equal(tab.model.result.r, direct.ensure().r)
+
+
 def test_show_code_on_uploads_runs_beside_the_users_files(tab, user_files):
     upload(tab, "func", user_files["func"])
     upload(tab, "confounds", user_files["confounds"])
@@ -165,6 +183,8 @@ def test_show_code_on_uploads_runs_beside_the_users_files(tab, user_files):
     tab.model.seed_mm = (-40.0, -66.0, 40.0)
     code = tab.export_code()
     assert "sub-01_bold.nii.gz" in code and str(tab.upload.uploads.folder) not in code
+    assert tab.export_params()["data"] == ("your files: func sub-01_bold.nii.gz, "
+                                           "confounds sub-01_confounds.tsv")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=user_files["func"].parent, timeout=600,
                          env={**os.environ, "MPLBACKEND": "Agg"})
