@@ -169,6 +169,11 @@ def test_a_header_without_repetition_time_asks_for_it(tab, user_files, tmp_path)
     assert not tab.model.uses_own_data
     assert tab.upload_status.object == ("**refused:** no_tr.nii.gz: no repetition time in the "
                                         "header: enter it (s) under 'repetition time'")
+    tab.w_upload_tr.value = 6.0                      # the 0.1 Hz low-pass is above Nyquist
+    click(tab.w_analyse)
+    assert not tab.model.uses_own_data
+    assert tab.upload_status.object == ("**refused:** low_pass 0.1 Hz is at or above the "
+                                        "Nyquist frequency 0.0833333 Hz (t_r 6 s)")
     tab.w_upload_tr.value = 2.5
     click(tab.w_analyse)
     assert tab.model.uses_own_data and tab.model.t_r == 2.5
