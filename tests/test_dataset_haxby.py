@@ -223,3 +223,17 @@ def test_masked_data_computed_once_then_cached(decoding_dir, tmp_path):
 def test_is_present(tmp_path, decoding_dir):
     assert not haxby.is_present(tmp_path)
     assert haxby.is_present(decoding_dir)
+
+
+def test_data_from_an_older_generator_is_made_again(tmp_path, decoding_dir):
+    import json
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(haxby.dataset_dir(decoding_dir), haxby.dataset_dir(copy))
+    truth_path = haxby.subject_dir(copy) / "ground_truth.json"
+    assert haxby.is_present(copy)
+    truth = json.loads(truth_path.read_text())
+    truth["generator_version"] = haxby.GENERATOR_VERSION - 1
+    truth_path.write_text(json.dumps(truth))
+    assert not haxby.is_present(copy)  # ensure_synthetic makes it again

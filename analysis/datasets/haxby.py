@@ -109,12 +109,23 @@ def subject_dir(data_dir, subject: int = SUBJECT) -> Path:
     return dataset_dir(data_dir) / f"subj{subject}"
 
 
+#: Bumped when what the generator plants changes: older synthetic data is made again.
+GENERATOR_VERSION = 2
+
+
 def is_present(data_dir) -> bool:
-    """Every file ``fetch_haxby(data_dir=data_dir)`` needs for subject 2 is in place."""
+    """Every file ``fetch_haxby(data_dir=data_dir)`` needs for subject 2 is in place,
+    made by this version of the generator."""
     root = dataset_dir(data_dir)
     sub = subject_dir(data_dir)
-    return (root / "mask.nii.gz").is_file() and (root / "MD5SUMS").is_file() and all(
-        (sub / name).is_file() for name in SUB_FILES)
+    if not ((root / "mask.nii.gz").is_file() and (root / "MD5SUMS").is_file() and all(
+            (sub / name).is_file() for name in SUB_FILES)):
+        return False
+    try:
+        truth = json.loads((sub / "ground_truth.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return truth.get("generator_version") == GENERATOR_VERSION
 
 
 # --------------------------------------------------------------------------- layout
@@ -336,6 +347,7 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
             "note": f"{NULL_PAIR[0]} and {NULL_PAIR[1]} share one identical pattern "
                     "(no planted difference); every other pair differs. Patterns "
                     "are in percent signal change, VT voxels in C order (ground_truth.npz).",
+            "generator_version": GENERATOR_VERSION,
             "n_vt_voxels": n_vt, "n_brain_voxels": int(brain.sum()),
             "noise": {"sd": NOISE, "ar1": AR_RHO, "run_offset": RUN_OFFSET,
                       "run_drift": RUN_DRIFT, "run_category": RUN_CATEGORY},
