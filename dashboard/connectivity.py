@@ -25,7 +25,7 @@ from analysis.config import default_size
 from analysis.connectivity import CACHE, SeedConnectivity, cleaned, load_subject
 from analysis.errors import DataError
 from analysis.volumes import to_xarray
-from dashboard.live import LivePlot
+from dashboard.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error, report_info
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
@@ -88,12 +88,16 @@ def _user_named(exc, names: dict, paths: dict):
     return exc
 
 
-def value_bins(values: np.ndarray, bins: int = 60) -> hv.Histogram:
-    """The histogram of the map's finite values."""
+def _bins(values: np.ndarray, bins: int = 60) -> tuple:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         finite = np.zeros(1)
-    counts, edges = np.histogram(finite, bins=bins)
+    return np.histogram(finite, bins=bins)
+
+
+def value_bins(values: np.ndarray, bins: int = 60) -> hv.Histogram:
+    """The histogram of the map's finite values."""
+    counts, edges = _bins(values, bins)
     return hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"])
 
 
@@ -624,14 +628,19 @@ class ConnectivityTab(pn.viewable.Viewer):
         threshold = m.display_threshold()
 
         def hist(layers):
+            counts, edges = _bins(values)
             return (self._hist_label == label
-                    and layers["hist"].histogram(value_bins(values))
+                    and layers["hist"].histogram(counts=counts, edges=edges,
+                                                 names=("value", "voxels"))
                     and layers["lo"].location(-threshold) and layers["hi"].location(threshold))
 
         def series(layers):
             s = m.seed_time_series()
             curve = layers["curve"]
-            return curve.curve(seed_series_curve(s)) and curve.title(seed_series_title(s))
+            return (curve.columns(**{"time (s)": s["time"].values, "seed signal (z)": s.values})
+                    and curve.ranges(x=padded(s["time"].values.min(), s["time"].values.max(), 0),
+                                     y=padded(np.nanmin(s.values), np.nanmax(s.values)))
+                    and curve.title(seed_series_title(s)))
 
         self._hist.show(hist)
         self._series.show(series)
