@@ -34,6 +34,7 @@ _DATA: "OrderedDict[tuple, miyawaki.EncodingData]" = OrderedDict()
 _ENGINES: "OrderedDict[tuple, RidgeCV]" = OrderedDict()
 _LASSO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _PATHS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_SAMPLES: "OrderedDict[tuple, tuple]" = OrderedDict()
 _KEY_LOCKS: dict = {}
 
 
@@ -45,10 +46,22 @@ def _remember(cache: OrderedDict, key, value, limit: int):
     return value
 
 
+def _key_lock(key) -> threading.Lock:
+    """The lock of one cache entry: who asks for it while it is computed waits for it."""
+    with _LOCK:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """``a`` made read-only: it is shared by every session of the process."""
+    a.flags.writeable = False
+    return a
+
+
 def clear_caches() -> None:
     """Forget every cached dataset, decomposition, path and Lasso fit."""
     with _LOCK:
-        for cache in (_DATA, _ENGINES, _LASSO, _PATHS):
+        for cache in (_DATA, _ENGINES, _LASSO, _PATHS, _SAMPLES):
             cache.clear()
 
 
@@ -162,7 +175,17 @@ class EncodingAnalysis(param.Parameterized):
         key = (self._data_key(), int(self.lag))
         cached = getattr(self, "_samples_cache", None)
         if cached is None or cached[0] != key:
-            cached = (key, self.data().lagged(self.lag))
+            # shared by every instance (session): Y is the size of the data (58 MB at full size)
+            with _LOCK:
+                shared = _SAMPLES.get(key)
+                if shared is not None:
+                    _SAMPLES.move_to_end(key)
+            if shared is None:
+                shared = tuple(_read_only(a) for a in self.data().lagged(self.lag))
+                with _LOCK:
+                    shared = _SAMPLES.setdefault(key, shared)
+                    _remember(_SAMPLES, key, shared, 4)
+            cached = (key, shared)
             self._samples_cache = cached
         return cached[1]
 
@@ -257,9 +280,13 @@ class EncodingAnalysis(param.Parameterized):
         with _LOCK:
             r2 = _PATHS.get(key)
         if r2 is None:
-            r2 = self.engine().r2_path(alphas).mean(axis=1)
-            with _LOCK:
-                _remember(_PATHS, key, r2, 8)
+            with _key_lock(("path",) + key):  # sessions asking at once wait for one computation
+                with _LOCK:
+                    r2 = _PATHS.get(key)
+                if r2 is None:
+                    r2 = self.engine().r2_path(alphas).mean(axis=1)
+                    with _LOCK:
+                        _remember(_PATHS, key, r2, 8)
         best = r2.argmax(axis=0)
         vox = np.arange(r2.shape[1])
         return xr.Dataset(
@@ -297,10 +324,14 @@ class EncodingAnalysis(param.Parameterized):
         with _LOCK:
             coef = _LASSO.get(key)
         if coef is None:
-            y, x, _, _ = self.samples()
-            coef = lasso_receptive_field(x, np.asarray(y[:, v], dtype=np.float64))
-            with _LOCK:
-                _remember(_LASSO, key, coef, 512)
+            with _key_lock(("lasso",) + key):  # sessions asking at once wait for one fit
+                with _LOCK:
+                    coef = _LASSO.get(key)
+                if coef is None:
+                    y, x, _, _ = self.samples()
+                    coef = lasso_receptive_field(x, np.asarray(y[:, v], dtype=np.float64))
+                    with _LOCK:
+                        _remember(_LASSO, key, coef, 512)
         return xr.DataArray(coef.reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
                             name="lasso", attrs={"voxel": v})
 

@@ -209,11 +209,11 @@ class ConnectivityTab(pn.viewable.Viewer):
         step = self._voxel_size()
         self.w_subject = pn.widgets.Select(name="Subject", options=self._subject_options(),
                                            value=m.subject, css_classes=["subject-select"], width=270)
-        self.w_x = pn.widgets.FloatInput(name="seed x (mm)", value=float(m.seed_mm[0]),
+        self.w_x = pn.widgets.FloatInput(name="x (mm)", value=float(m.seed_mm[0]),
                                          step=step, width=80, css_classes=["seed-x"])
-        self.w_y = pn.widgets.FloatInput(name="seed y (mm)", value=float(m.seed_mm[1]),
+        self.w_y = pn.widgets.FloatInput(name="y (mm)", value=float(m.seed_mm[1]),
                                          step=step, width=80, css_classes=["seed-y"])
-        self.w_z = pn.widgets.FloatInput(name="seed z (mm)", value=float(m.seed_mm[2]),
+        self.w_z = pn.widgets.FloatInput(name="z (mm)", value=float(m.seed_mm[2]),
                                          step=step, width=80, css_classes=["seed-z"])
         self.w_radius = pn.widgets.FloatSlider(name="sphere radius (mm)", start=1.0,
                                                end=float(m.param.radius_mm.bounds[1]), step=1.0,
@@ -231,10 +231,10 @@ class ConnectivityTab(pn.viewable.Viewer):
                                                   css_classes=["smoothing-slider"])
         self.w_detrend = pn.widgets.Checkbox(name="detrend", value=m.detrend,
                                              css_classes=["detrend"])
-        self.w_high = pn.widgets.FloatInput(name="high-pass (Hz, 0 = off)",
+        self.w_high = pn.widgets.FloatInput(name="high-pass (Hz)",
                                             value=m.high_pass or 0.0, step=0.005, start=0.0,
                                             width=120, css_classes=["high-pass"])
-        self.w_low = pn.widgets.FloatInput(name="low-pass (Hz, 0 = off)",
+        self.w_low = pn.widgets.FloatInput(name="low-pass (Hz)",
                                            value=m.low_pass or 0.0, step=0.01, start=0.0,
                                            width=120, css_classes=["low-pass"])
         self.w_standardize = pn.widgets.Select(name="standardize", options=list(
@@ -729,9 +729,10 @@ class ConnectivityTab(pn.viewable.Viewer):
         controls = pn.Column(
             "**Seed connectivity** (nilearn's seed-to-voxel example). "
             "Click a slice to move the seed.",
-            self.w_subject, pn.Row(self.w_x, self.w_y, self.w_z), self.w_radius,
+            self.w_subject, "Seed (MNI)", pn.Row(self.w_x, self.w_y, self.w_z), self.w_radius,
             self.w_threshold, self.w_fisher, self.w_cmax,
-            pn.layout.Divider(), "**Preprocessing** (cleaned once per setting, cached)",
+            pn.layout.Divider(),
+            "**Preprocessing** (cleaned once per setting, cached; a filter at 0 is off)",
             self.w_smoothing, self.w_detrend, pn.Row(self.w_high, self.w_low),
             self.w_standardize, self.w_std_conf, self.w_confounds, self.w_columns,
             self.progress, self.status,

@@ -107,6 +107,9 @@ def open_page(page, url: str, timeout: float = 90_000):
     page.route(EXTERNAL, abort)
     page.goto(url)
     page.wait_for_function(READY, timeout=timeout)
+    # the app builds the active tab once the page has loaded: wait for it too
+    page.locator(".tab-loading").first.wait_for(state="detached", timeout=timeout)
+    page.wait_for_function(READY, timeout=timeout)
     page.blocked_requests = blocked
     page.js_errors = errors  # e.g. "Error rendering Bokeh items": a model the page could not draw
     return page

@@ -1,0 +1,129 @@
+"""Warm the process-level caches when the server starts (in a background thread).
+
+``fmri-explorer serve`` passes this file to ``panel serve --setup``; the app
+also calls :func:`start` when its first session opens (for a plain
+``panel serve dashboard/app.py``). Either way it runs once per process (with
+``--num-procs N``, once in each process: every process has its own caches).
+
+The thread fills the same caches a session fills on first use, in the order a
+first page needs them: the Encoding tab's data and decomposition (the default
+tab); then, a few seconds after the first page has loaded (or after ``LATER_AFTER``
+seconds),
+the Decoding and Connectivity tabs' datasets, masked and cleaned data, so that
+a first visitor arriving as the server starts does not share the CPU with them.
+It computes nothing a session would not: a session that arrives while it runs
+waits for the same cache entry (per-key locks) instead of computing it twice.
+A failure is logged and left to the tab, which reports it in its session.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `panel serve --setup dashboard/warmup.py` runs this file as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+log = logging.getLogger("fmri_explorer.warmup")
+
+_STARTED = threading.Event()
+DONE = threading.Event()
+#: set when a session's first page has loaded (the app calls :func:`page_loaded`)
+PAGE_LOADED = threading.Event()
+#: seconds to wait for a first page before warming the other tabs anyway
+LATER_AFTER = 20.0
+#: seconds after the first page has loaded before warming the other tabs (the page is
+#: still drawing, and its first moves should not share the CPU with the warm-up)
+AFTER_PAGE = 5.0
+#: step name -> seconds (or the error), for the log and the benchmark
+TIMINGS: dict = {}
+
+
+def _encoding(size: str) -> None:
+    import numpy as np
+
+    from analysis.encoding import EncodingAnalysis
+
+    a = EncodingAnalysis(size=size)  # the tab's defaults
+    a.background()
+    r2 = a.mean_r2().values
+    a.alpha_path()
+    a.lasso_receptive_field(int(np.argmax(r2)))  # the tab starts on the best voxel
+    import dashboard.encoding  # noqa: F401 - the first page imports it too
+
+
+def _decoding(size: str) -> None:
+    from analysis.decoding import DecodingAnalysis
+    from dashboard import decoding
+
+    data = decoding._dataset(decoding.SYNTHETIC)
+    decoding._background(decoding.SYNTHETIC)
+    DecodingAnalysis(data).masked()
+
+
+def _connectivity(size: str) -> None:
+    from analysis.connectivity import SeedConnectivity
+    from dashboard.connectivity import mni_background
+
+    m = SeedConnectivity(size=size)
+    m.cleaned_data()
+    mni_background(int(round(abs(float(m.subject_data().img.affine[0, 0])))))
+
+
+#: (name, step, after the first page)
+STEPS = [("encoding", _encoding, False), ("decoding", _decoding, True),
+         ("connectivity", _connectivity, True)]
+
+
+def page_loaded() -> None:
+    """A session's page has loaded: the other tabs may be warmed now."""
+    PAGE_LOADED.set()
+
+
+def warm(size: str | None = None, wait_for_page: bool = False) -> dict:
+    """Fill the caches (blocking); return the seconds each step took.
+
+    With ``wait_for_page``, the other tabs' steps wait for a first page to load
+    (at most ``LATER_AFTER`` seconds).
+    """
+    from analysis.config import default_size
+
+    size = size or default_size()
+    waited = False
+    for name, step, later in STEPS:
+        if later and wait_for_page and not waited:
+            if PAGE_LOADED.wait(LATER_AFTER):
+                time.sleep(AFTER_PAGE)
+            waited = True
+        t0 = time.perf_counter()
+        try:
+            step(size)
+            TIMINGS[name] = round(time.perf_counter() - t0, 3)
+        except Exception as exc:  # noqa: BLE001 - the tab will report it in its session
+            TIMINGS[name] = f"{type(exc).__name__}: {exc}"
+            log.warning("warm-up of %s failed: %s", name, exc)
+    DONE.set()
+    print("fmri-explorer: caches warm (seconds per tab): "
+          + ", ".join(f"{k} {v}" for k, v in TIMINGS.items()), flush=True)
+    return dict(TIMINGS)
+
+
+def start(size: str | None = None) -> threading.Thread | None:
+    """Start :func:`warm` in a daemon thread, once per process (None if already started)."""
+    if _STARTED.is_set():
+        return None
+    _STARTED.set()
+    thread = threading.Thread(target=warm, args=(size, True), name="fmri-explorer-warmup",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+if __name__ in ("__main__", "panel_setup_module"):  # run as a script: use the package's
+    # module, so that the app's own start() finds the thread already started
+    from dashboard import warmup as _module
+
+    _module.start()
