@@ -378,6 +378,15 @@ class _CleanCache:
         with self._lock:
             self._items.clear()
 
+    def discard(self, subject_key: str) -> int:
+        """Drop every cleaned matrix of one subject (e.g. a session's upload, when the
+        session ends or leaves it); return how many were dropped."""
+        with self._lock:
+            keys = [k for k in self._items if k[0] == subject_key]
+            for k in keys:
+                del self._items[k]
+            return len(keys)
+
 
 CACHE = _CleanCache()
 
@@ -451,6 +460,14 @@ def sphere_voxels(data: CleanedData, seed_mm, radius_mm: float) -> np.ndarray:
                             f"sphere captures no brain voxel")
         raise DataError(f"the {radius_mm:g} mm sphere at {where} mm captures no voxel")
     return idx
+
+
+def central_seed(data: CleanedData) -> tuple:
+    """The brain voxel nearest the brain mask's centre (mm): a seed any data has."""
+    ijk = np.argwhere(data.mask)
+    mm = nib.affines.apply_affine(data.affine, ijk)
+    best = np.argmin(((mm - mm.mean(axis=0)) ** 2).sum(axis=1))
+    return tuple(float(v) for v in mm[best])
 
 
 def _in_grid(ijk, shape) -> bool:
@@ -682,6 +699,10 @@ class SeedConnectivity(param.Parameterized):
         """The current subject's inputs."""
         if self._fixed is not None:
             return self._fixed
+        return self.dataset_subject()
+
+    def dataset_subject(self) -> SubjectData:
+        """The dataset's current ``subject`` (loaded once per process)."""
         return _dataset_subject(self.data_dir, self.subject, size=self._size)
 
     @property
@@ -710,6 +731,59 @@ class SeedConnectivity(param.Parameterized):
                 keep = [c for c in self.confound_columns if c in names]
                 updates["confound_columns"] = keep if keep or not names else list(names)
             self.param.update(**updates)
+
+    def settings_for(self, subject: SubjectData) -> CleaningSettings:
+        """The settings :meth:`use_data` will clean ``subject`` with: the current
+        preprocessing, ``t_r`` from that data and all of its confound columns (as
+        :meth:`from_files` and the CLI's ``--confounds``)."""
+        columns = tuple(subject.confound_names) if self.regress_confounds else None
+        return replace(self.settings(), t_r=subject.t_r, confound_columns=columns or None)
+
+    def use_data(self, subject_data: SubjectData | None) -> SeedMap:
+        """Switch to other data: the user's files (a :class:`SubjectData`, see
+        :func:`load_subject`) or, with None, back to the dataset's ``subject``.
+
+        The preprocessing stays; ``t_r`` comes from the data and every confound
+        column of its table is regressed (as :meth:`from_files`). When the current
+        seed's sphere captures no brain voxel of the new data, the seed moves to the
+        brain voxel nearest the mask's centre. A :class:`DataError` (e.g. a band
+        above the new data's Nyquist frequency) leaves everything as it was.
+        """
+        names = ("t_r", "confound_columns", "seed_mm")
+        saved = (self._fixed, self._subject, self._data, self.result,
+                 {n: getattr(self, n) for n in names},
+                 list(self.param.confound_columns.objects), self.param.subject.bounds)
+        self._fixed = subject_data
+        self._reverting = True            # the watchers stay quiet: one compute below
+        try:
+            subject = self.subject_data()
+            self._subject = subject
+            settings = self.settings_for(subject)
+            self.param.confound_columns.objects = subject.confound_names
+            self.param.subject.bounds = (0, max(self.n_subjects - 1, 0))
+            self.param.update(t_r=subject.t_r,
+                              confound_columns=list(settings.confound_columns or ()))
+            self._data = None
+            data = self.cleaned_data()
+            try:
+                sphere_voxels(data, self.seed_mm, self.radius_mm)
+            except DataError:
+                self.seed_mm = central_seed(data)
+            result = self.compute()
+        except Exception:
+            self._fixed, self._subject, self._data, self.result = saved[:4]
+            self.param.confound_columns.objects = saved[5]
+            self.param.subject.bounds = saved[6]
+            self.param.update(**saved[4])
+            raise
+        finally:
+            self._reverting = False
+        return result
+
+    @property
+    def uses_own_data(self) -> bool:
+        """True on the user's files (:meth:`from_files`, :meth:`use_data`)."""
+        return self._fixed is not None
 
     def settings(self) -> CleaningSettings:
         """The structural parameters as :class:`CleaningSettings`."""

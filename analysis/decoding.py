@@ -117,6 +117,12 @@ def make_classifier(classifier: str = "svc", C: float = 1.0):
     raise DataError(f"unknown classifier {classifier!r}; choose svc or logistic")
 
 
+def accuracy(y_true, y_pred) -> float:
+    """``sklearn.metrics.accuracy_score`` (the mean of correct predictions), without its
+    input checks (a millisecond each, 26 calls per change of C)."""
+    return float(np.average(np.asarray(y_true) == np.asarray(y_pred)))
+
+
 def cross_validate(X, y, splits, classifier="svc", C=1.0) -> dict:
     """Fit on each training fold, score on its test fold (as ``cross_val_score``).
 
@@ -124,14 +130,25 @@ def cross_validate(X, y, splits, classifier="svc", C=1.0) -> dict:
     out-of-fold ``predictions (n_samples,)``.
     """
     from sklearn.base import clone
-    from sklearn.metrics import accuracy_score
 
     base = make_classifier(classifier, C)
+    if classifier == "svc":
+        # a linear SVC sees the data only through dot products: fitted on the Gram matrix
+        # (computed once), libsvm finds the same solution without recomputing them in
+        # every fold (3-4x faster; fold scores still equal cross_val_score, tested)
+        from sklearn.svm import SVC
 
-    def fold(split):
-        train, test = split
-        est = clone(base).fit(X[train], y[train])
-        return est.predict(X[test]), est.predict(X[train])
+        gram = X @ X.T
+
+        def fold(split):
+            train, test = split
+            est = SVC(kernel="precomputed", C=C).fit(gram[np.ix_(train, train)], y[train])
+            return est.predict(gram[np.ix_(test, train)]), est.predict(gram[np.ix_(train, train)])
+    else:
+        def fold(split):
+            train, test = split
+            est = clone(base).fit(X[train], y[train])
+            return est.predict(X[test]), est.predict(X[train])
 
     splits = list(splits)
     workers = min(len(splits), os.cpu_count() or 1, 4)
@@ -146,18 +163,16 @@ def cross_validate(X, y, splits, classifier="svc", C=1.0) -> dict:
     predictions = np.empty(len(y), dtype=object)
     for (train, test), (pred, train_pred) in zip(splits, fitted):
         predictions[test] = pred
-        scores.append(accuracy_score(y[test], pred))
-        train_scores.append(accuracy_score(y[train], train_pred))
+        scores.append(accuracy(y[test], pred))
+        train_scores.append(accuracy(y[train], train_pred))
     return {"fold_scores": np.asarray(scores), "train_scores": np.asarray(train_scores),
             "predictions": predictions.astype(str)}
 
 
 def fit_all(X, y, classifier="svc", C=1.0):
     """Train on all samples (the seed's meaningless 1.0): ``(estimator, train_score)``."""
-    from sklearn.metrics import accuracy_score
-
     est = make_classifier(classifier, C).fit(X, y)
-    return est, accuracy_score(y, est.predict(X))
+    return est, accuracy(y, est.predict(X))
 
 
 def contrast_names(est) -> list[str]:
@@ -470,6 +485,9 @@ class DecodingAnalysis(param.Parameterized):
 
         cvr = self._cross_validated()
         fit = self._fitted()
+        memo = self.__dict__.get("_scores_memo")
+        if memo is not None and memo[0] is cvr and memo[1] is fit:
+            return memo[2]  # the same fits: the same results (the views all ask)
         y = cvr["y"]
         classes = sorted(set(y))
         counts = pd.Series(y).value_counts()
@@ -495,6 +513,7 @@ class DecodingAnalysis(param.Parameterized):
                    "n_folds": n, "mask": self.mask, "standardize": self.standardize,
                    "n_samples": int(len(y)), "n_voxels": int(self.masked().shape[1])},
         )
+        self.__dict__["_scores_memo"] = (cvr, fit, ds)
         return ds
 
     @param.depends("conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds")

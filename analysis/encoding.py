@@ -155,10 +155,16 @@ class EncodingAnalysis(param.Parameterized):
         return load_data(self.data_dir, self.size, progress=progress)
 
     def _data_key(self):
-        from .config import synthetic_dir
+        from .config import data_home, synthetic_dir
 
-        d = self.data_dir
-        return str(Path(d).resolve()) if d else str(synthetic_dir(self.size).resolve())
+        # resolved once per folder (every view asks, on every alpha move)
+        raw = (self.data_dir, self.size, str(data_home()))
+        memo = self.__dict__.get("_data_key_memo")
+        if memo is None or memo[0] != raw:
+            d = self.data_dir
+            key = str(Path(d).resolve()) if d else str(synthetic_dir(self.size).resolve())
+            memo = self.__dict__["_data_key_memo"] = (raw, key)
+        return memo[1]
 
     @param.depends("data_dir", "size", "lag")
     def samples(self):
@@ -230,10 +236,15 @@ class EncodingAnalysis(param.Parameterized):
     @param.depends(*STRUCTURAL, "alpha")
     def mean_r2(self) -> xr.DataArray:
         """Fold-mean R^2 per voxel (negatives kept): dims ``(voxel,)``, mask order."""
-        r2 = self.r2_folds().mean("fold")
-        r2.name = "r2"
-        r2.attrs.update(alpha=self.alpha, n_folds=self.engine().n_folds)
-        return r2
+        eng = self.engine()
+        key = (id(eng), self.alpha)
+        memo = self.__dict__.get("_mean_r2_memo")
+        if memo is None or memo[0] != key:
+            r2 = self.r2_folds().mean("fold")
+            r2.name = "r2"
+            r2.attrs.update(alpha=self.alpha, n_folds=eng.n_folds)
+            memo = self.__dict__["_mean_r2_memo"] = (key, r2)
+        return memo[1].copy(deep=False)
 
     @param.depends(*STRUCTURAL, "alpha")
     def r2_map(self) -> xr.DataArray:

@@ -22,13 +22,14 @@ import panel as pn
 import param
 
 from analysis.config import default_size
-from analysis.connectivity import SeedConnectivity, cleaned
+from analysis.connectivity import CACHE, SeedConnectivity, cleaned, load_subject
 from analysis.errors import DataError
 from analysis.volumes import to_xarray
-from dashboard.notify import notify_errors, report_error
-from dashboard.live import LivePlot
+from dashboard.live import LivePlot, padded
+from dashboard.notify import notify_errors, report_error, report_info
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
+from dashboard.upload import UploadPanel
 
 PLOT_H = 230
 #: Parameters kept in the URL (a shared link reopens the same seed and settings).
@@ -62,12 +63,41 @@ def mni_background(resolution: int):
     return to_xarray(load_mni152_template(resolution=resolution), name="MNI152")
 
 
-def value_bins(values: np.ndarray, bins: int = 60) -> hv.Histogram:
-    """The histogram of the map's finite values."""
+def data_background(subject):
+    """The background for a subject's maps: the MNI template when the data is on its
+    grid (the built-in data; files in that space), else the mean functional image."""
+    img = subject.img
+    voxel = float(abs(img.affine[0, 0]))
+    if voxel > 0 and float(voxel).is_integer():
+        mni = mni_background(int(voxel))
+        if mni.shape == img.shape[:3] and np.allclose(mni.attrs["affine"], img.affine):
+            return mni
+    mean = np.asarray(img.dataobj, dtype=np.float32).mean(axis=3)
+    import nibabel as nib
+
+    return to_xarray(nib.Nifti1Image(mean, img.affine), name="mean functional image")
+
+
+def _user_named(exc, names: dict, paths: dict):
+    """A DataError about an uploaded file, named as the user named it (not the server's
+    path in the session folder)."""
+    if isinstance(exc, DataError) and exc.path is not None:
+        for role, path in paths.items():
+            if str(path) == exc.path and role in names:
+                return DataError(exc.problem, names[role])
+    return exc
+
+
+def _bins(values: np.ndarray, bins: int = 60) -> tuple:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         finite = np.zeros(1)
-    counts, edges = np.histogram(finite, bins=bins)
+    return np.histogram(finite, bins=bins)
+
+
+def value_bins(values: np.ndarray, bins: int = 60) -> hv.Histogram:
+    """The histogram of the map's finite values."""
+    counts, edges = _bins(values, bins)
     return hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"])
 
 
@@ -149,6 +179,7 @@ class ConnectivityTab(pn.viewable.Viewer):
             options=[], value=None, orientation="vertical", button_type="light",
             css_classes=["peaks-table"], stylesheets=[PEAKS_CSS])
         self._build_widgets()
+        self._build_uploads()
         m.param.watch(self._on_result, ["result"])
         m.param.watch(self._on_display, ["threshold", "fisher_z", "clim", "n_peaks"])
         m.param.watch(self._sync_widgets, ["seed_mm", "radius_mm", "subject", "smoothing_fwhm",
@@ -335,7 +366,7 @@ class ConnectivityTab(pn.viewable.Viewer):
 
     def _set_background(self):
         try:
-            self.viewer.background = mni_background(int(round(self._voxel_size())))
+            self.viewer.background = data_background(self.model.subject_data())
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
 
@@ -369,6 +400,157 @@ class ConnectivityTab(pn.viewable.Viewer):
     def _cmax_changed(self, event):
         value = float(event.new or 0.0)
         self.model.clim = (-value, value) if value > 0 else None
+
+    # ---- uploads: the user's own files, this session only ---------------------------------
+    def _build_uploads(self):
+        """An upload panel (func, confounds, mask), "Analyse" and "back to the dataset".
+
+        The files live in this session's temporary folder (removed when the session
+        ends); their cleaned data is cached under a key made of their paths in that
+        folder (no other session can ask for it) and dropped when this session leaves
+        them or ends."""
+        self.upload = UploadPanel(roles=["func", "confounds", "mask"])
+        self.w_analyse = pn.widgets.Button(name="Analyse uploaded data", button_type="primary",
+                                           disabled=True, css_classes=["analyse-upload"],
+                                           width=230)
+        self.w_dataset = pn.widgets.Button(name="Back to the built-in dataset",
+                                           button_type="default", disabled=True,
+                                           css_classes=["use-dataset"], width=230)
+        self.w_upload_tr = pn.widgets.FloatInput(
+            name="repetition time (s; 0 = from the header)", value=0.0, start=0.0, step=0.1,
+            width=230, css_classes=["upload-t-r"])
+        self.data_source = pn.pane.Markdown(self._dataset_label(),
+                                            css_classes=["data-source"], margin=(0, 5))
+        # the switch's own progress, beside its buttons (where the user is looking)
+        self.upload_progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
+                                                      width=230, visible=False,
+                                                      css_classes=["upload-progress"])
+        self.upload_status = pn.pane.Markdown("", css_classes=["upload-switch-status"],
+                                              margin=(0, 5))
+        self._switching = False
+        self._upload_keys: set = set()      # cache keys of this session's uploaded data
+        self.upload.param.watch(self._uploads_changed, "paths")
+        self.w_analyse.on_click(notify_errors(lambda event: self.analyse_uploads()))
+        self.w_dataset.on_click(notify_errors(lambda event: self.use_dataset()))
+        if self._served():
+            pn.state.on_session_destroyed(lambda ctx: self._forget_uploads())
+
+    def _dataset_label(self) -> str:
+        m = self.model
+        if m.uses_own_data:
+            names = m.subject_data().info.get("uploads", {})
+            files = ", ".join(names[r] for r in ("func", "confounds", "mask") if r in names)
+            return f"**Data:** your files ({files})"
+        return "**Data:** the built-in dataset"
+
+    def _uploads_changed(self, event):
+        self.w_analyse.disabled = "func" not in event.new or self._switching
+
+    def analyse_uploads(self):
+        """Switch this session's analysis to the uploaded files (cleaned in the background)."""
+        paths = dict(self.upload.paths)
+        if "func" not in paths:
+            raise DataError("upload a 4D functional image (NIfTI) first")
+        names = dict(self.upload.uploads.names)
+        t_r = float(self.w_upload_tr.value or 0.0) or None
+
+        def load():
+            try:
+                subject = load_subject(paths["func"], confounds=paths.get("confounds"),
+                                       mask=paths.get("mask"), t_r=t_r, name="your files",
+                                       info={"uploads": {r: names[r] for r in paths}})
+            except DataError as exc:
+                if exc.problem.startswith("no repetition time"):
+                    raise DataError("no repetition time in the header: enter it (s) under "
+                                    "'repetition time'", exc.path) from None
+                raise
+            self._upload_keys.add(subject.key)
+            return subject
+
+        self._switch(load, "reading your files ...", names=names, paths=paths)
+
+    def use_dataset(self):
+        """Back to the built-in dataset (this session's uploads stay for another try)."""
+        self._switch(None, "back to the built-in dataset ...")
+
+    def _switch(self, load, message, names=None, paths=None):
+        if self._switching:
+            return
+        self._switching = True
+        self.w_analyse.disabled = self.w_dataset.disabled = True
+        self.upload_progress.param.update(value=0, visible=True)
+        self.upload_status.object = message
+        work = functools.partial(self._prepare, load, names or {}, paths or {})
+        if self._served():
+            threading.Thread(target=work, daemon=True).start()
+        else:
+            work()
+
+    def _prepare(self, load, names, paths):
+        """Off the event loop: read the files and clean them (cached), with progress."""
+        m = self.model
+        try:
+            subject = load() if load is not None else m.dataset_subject()
+            cleaned(subject, m.settings_for(subject).check(), progress=self._upload_progress)
+        except Exception as exc:  # noqa: BLE001 - shown in this session, the map stays
+            self._schedule(functools.partial(self._switch_failed, _user_named(exc, names, paths)))
+            return
+        self._schedule(functools.partial(self._apply_switch, subject if load else None))
+
+    def _apply_switch(self, subject):
+        """On the event loop: the model takes the new data (cleaned already: no wait)."""
+        m = self.model
+        with self._lock:
+            previous = m.subject_data().key if m.uses_own_data else None
+            try:
+                moved = tuple(m.seed_mm)
+                m.use_data(subject)
+            except Exception as exc:  # noqa: BLE001
+                self._switch_failed(exc)
+                return
+            self._sync_widgets()
+            self._set_background()
+            self._switching = False
+            own = m.uses_own_data
+            self.w_subject.disabled = own
+            self.w_dataset.disabled = not own
+            self.w_analyse.disabled = "func" not in self.upload.paths
+            self.data_source.object = self._dataset_label()
+            self.upload_progress.visible = False
+            self.upload_status.object = ""
+            if previous is not None and previous != (subject.key if subject else None):
+                CACHE.discard(previous)            # the session left those files
+                self._upload_keys.discard(previous)
+            if tuple(m.seed_mm) != moved:
+                report_info(f"the seed moved to {tuple(round(v, 1) for v in m.seed_mm)} mm: "
+                            "the previous one is outside this brain")
+
+    def _switch_failed(self, exc):
+        m = self.model
+        in_use = m.subject_data().key if m.uses_own_data else None
+        for key in list(self._upload_keys - {in_use}):   # refused files: nothing kept
+            CACHE.discard(key)
+            self._upload_keys.discard(key)
+        self._switching = False
+        self.w_analyse.disabled = "func" not in self.upload.paths
+        self.w_dataset.disabled = not m.uses_own_data
+        self.upload_progress.visible = False
+        self.upload_status.object = f"**refused:** {report_error(exc)}"
+        self._sync_widgets()
+
+    def _upload_progress(self, fraction: float, message: str = "") -> None:
+        def show():
+            self.upload_progress.value = int(round(100 * fraction))
+            if fraction < 1.0:
+                self.upload_status.object = message
+        self._schedule(show)
+
+    def _forget_uploads(self):
+        """The session ended: its uploaded data leaves the shared cache (the upload
+        panel removes the files)."""
+        for key in list(self._upload_keys):
+            CACHE.discard(key)
+        self._upload_keys.clear()
 
     # ---- model -> view ------------------------------------------------------------------
     def _sync_widgets(self, *events):
@@ -446,14 +628,19 @@ class ConnectivityTab(pn.viewable.Viewer):
         threshold = m.display_threshold()
 
         def hist(layers):
+            counts, edges = _bins(values)
             return (self._hist_label == label
-                    and layers["hist"].histogram(value_bins(values))
+                    and layers["hist"].histogram(counts=counts, edges=edges,
+                                                 names=("value", "voxels"))
                     and layers["lo"].location(-threshold) and layers["hi"].location(threshold))
 
         def series(layers):
             s = m.seed_time_series()
             curve = layers["curve"]
-            return curve.curve(seed_series_curve(s)) and curve.title(seed_series_title(s))
+            return (curve.columns(**{"time (s)": s["time"].values, "seed signal (z)": s.values})
+                    and curve.ranges(x=padded(s["time"].values.min(), s["time"].values.max(), 0),
+                                     y=padded(np.nanmin(s.values), np.nanmax(s.values)))
+                    and curve.title(seed_series_title(s)))
 
         self._hist.show(hist)
         self._series.show(series)
@@ -502,10 +689,30 @@ class ConnectivityTab(pn.viewable.Viewer):
         m = self.model
         names = ("subject", "seed_mm", "radius_mm", "smoothing_fwhm", "detrend", "high_pass",
                  "low_pass", "t_r", "standardize", "regress_confounds", "threshold", "fisher_z")
-        return {k: getattr(m, k) for k in names}
+        params = {k: getattr(m, k) for k in names}
+        if m.uses_own_data:
+            params.pop("subject")
+            params["data"] = "your files: " + ", ".join(
+                f"{r} {n}" for r, n in m.subject_data().info.get("uploads", {}).items())
+        return params
 
     def export_code(self) -> str:
         m = self.model
+        if m.uses_own_data:
+            # the user's files by the names they gave them (run it beside them)
+            names = m.subject_data().info.get("uploads", {})
+            files = ", ".join([repr(names.get("func"))] + [
+                f"{r}={names[r]!r}" for r in ("confounds", "mask") if r in names]
+                + [f"t_r={m.t_r!r}"])
+            return ("from analysis.connectivity import SeedConnectivity\n\n"
+                    "# your uploaded files, in the current folder\n"
+                    f"sc = SeedConnectivity.from_files({files},\n"
+                    f"    seed_mm={tuple(m.seed_mm)!r}, radius_mm={m.radius_mm!r}, "
+                    f"smoothing_fwhm={m.smoothing_fwhm!r},\n"
+                    f"    high_pass={m.high_pass!r}, low_pass={m.low_pass!r}, "
+                    f"regress_confounds={m.regress_confounds!r}, threshold={m.threshold!r})\n"
+                    "print(sc.summary())\n"
+                    "sc.r_map()  # xr.DataArray (x, y, z) in mm\n")
         return ("from analysis.connectivity import SeedConnectivity\n\n"
                 f"sc = SeedConnectivity(subject={m.subject}, seed_mm={tuple(m.seed_mm)!r}, "
                 f"radius_mm={m.radius_mm!r}, smoothing_fwhm={m.smoothing_fwhm!r},\n"
@@ -529,6 +736,11 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.w_smoothing, self.w_detrend, pn.Row(self.w_high, self.w_low),
             self.w_standardize, self.w_std_conf, self.w_confounds, self.w_columns,
             self.progress, self.status,
+            pn.Card(self.upload, self.w_upload_tr, self.w_analyse, self.upload_progress,
+                    self.upload_status,
+                    self.w_dataset, self.data_source,
+                    title="Your files: NIfTI, confounds, mask", collapsed=True,
+                    css_classes=["connectivity-upload"]),
             width=290)
         main = pn.Column(
             self.summary, self.viewer,

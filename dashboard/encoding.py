@@ -271,7 +271,9 @@ class EncodingTab(pn.viewable.Viewer):
         self.viewer.param.update(stat_map=shown, threshold=max(a.threshold, 1e-6),
                                  clim=(0.0, max(top, 1e-3)),
                                  title=f"cross-validated R\u00b2 (alpha={a.alpha:.4g})")
-        self._hist.show(lambda layers: layers["hist"].histogram(r2_bins(r2)))
+        counts, edges = np.histogram(r2[np.isfinite(r2)], bins=60)  # as r2_bins
+        self._hist.show(lambda layers: layers["hist"].histogram(
+            counts=counts, edges=edges, names=("R2", "voxels")))
         self.summary.object = a.summary()
 
     def _structural_changed(self, event):

@@ -148,14 +148,21 @@ class Layer:
             src.data.update(data)
         return True
 
-    def histogram(self, element: hv.Histogram) -> bool:
-        """Show ``element``'s bins (the columns HoloViews gives a histogram) and fit the axes."""
-        edges = np.asarray(element.edges, dtype=float)
-        counts = np.asarray(element.dimension_values(1))
+    def histogram(self, element: hv.Histogram | None = None, *, counts=None, edges=None,
+                  names=("x", "count")) -> bool:
+        """Show a histogram's bins (the columns HoloViews gives one) and fit the axes.
+
+        Give the ``element``, or its ``counts``, ``edges`` and dimension ``names``
+        (no HoloViews element to build: quicker on every slider move).
+        """
+        if element is not None:
+            edges = np.asarray(element.edges, dtype=float)
+            counts = np.asarray(element.dimension_values(1))
+            names = (element.kdims[0].name, element.vdims[0].name)
+        edges, counts = np.asarray(edges, dtype=float), np.asarray(counts)
         if not self.columns(**{
                 "top": counts, "left": edges[:-1], "right": edges[1:],
-                element.kdims[0].name: element.dimension_values(0),
-                element.vdims[0].name: counts}):
+                names[0]: (edges[:-1] + edges[1:]) / 2, names[1]: counts}):
             return False
         top = float(counts.max()) if counts.size else 1.0
         return self.ranges(x=padded(edges[0], edges[-1]), y=(0.0, 1.075 * top or 1.0))

@@ -119,8 +119,7 @@ class UploadPanel(pn.viewable.Viewer):
                                           css_classes=[f"upload-{role}"], width=230)
             widget.param.watch(lambda event, role=role: self._received(role, event), "value")
             self._inputs[role] = widget
-            rows.append(pn.Column(pn.pane.Markdown(f"{what}", margin=(0, 5)), widget,
-                                  margin=(0, 0)))
+            rows.append(widget)  # the widget shows its name as the label
         self._status = pn.pane.Markdown(f"Up to {limit:.0f} MB per file; kept for this "
                                         "session only.", css_classes=["upload-status"])
         self._layout = pn.Column(*rows, self._status)

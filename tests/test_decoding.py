@@ -324,3 +324,15 @@ def test_permutations_print_nothing(reference, capfd):
     decoding.permutation_null(X, y, groups, list(LeaveOneGroupOut().split(X, y, groups)),
                               n_permutations=2, n_jobs=1)
     assert capfd.readouterr().out == ""
+
+
+def test_accuracy_equals_sklearn_accuracy_score():
+    from sklearn.metrics import accuracy_score
+
+    from analysis.decoding import accuracy
+
+    rng = np.random.default_rng(0)
+    for labels in (np.array(["face", "cat", "house"]), np.arange(4)):
+        for n in (1, 7, 216):
+            t, p = rng.choice(labels, n), rng.choice(labels, n)
+            assert accuracy(t, p) == accuracy_score(t, p)
