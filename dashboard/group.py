@@ -94,11 +94,11 @@ class GroupPanel(pn.viewable.Viewer):
                                        value=m.age_group, css_classes=["group-age"], width=250,
                                        visible=bool(available.get("adult") or
                                                     available.get("child")))
-        self.w_x = pn.widgets.FloatInput(name="seed x (mm)", value=float(m.seed_mm[0]), width=80,
+        self.w_x = pn.widgets.FloatInput(name="x (mm)", value=float(m.seed_mm[0]), width=80,
                                          css_classes=["group-seed-x"])
-        self.w_y = pn.widgets.FloatInput(name="seed y (mm)", value=float(m.seed_mm[1]), width=80,
+        self.w_y = pn.widgets.FloatInput(name="y (mm)", value=float(m.seed_mm[1]), width=80,
                                          css_classes=["group-seed-y"])
-        self.w_z = pn.widgets.FloatInput(name="seed z (mm)", value=float(m.seed_mm[2]), width=80,
+        self.w_z = pn.widgets.FloatInput(name="z (mm)", value=float(m.seed_mm[2]), width=80,
                                          css_classes=["group-seed-z"])
         self.w_radius = pn.widgets.FloatSlider(name="sphere radius (mm)", start=1.0,
                                                end=float(m.param.radius_mm.bounds[1]), step=1.0,
@@ -338,7 +338,8 @@ class GroupPanel(pn.viewable.Viewer):
     def _build_layout(self):
         controls = pn.Row(
             pn.Column(self.w_n, self.w_age, self.w_threshold, width=280),
-            pn.Column(pn.Row(self.w_x, self.w_y, self.w_z), self.w_radius, width=300),
+            pn.Column("Seed (MNI)", pn.Row(self.w_x, self.w_y, self.w_z), self.w_radius,
+                      width=300),
             pn.Column(self.w_scheduler, pn.Row(self.w_run, self.progress), self.status,
                       self.dask_link, width=380),
         )
