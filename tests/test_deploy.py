@@ -49,6 +49,10 @@ def demo_server(tmp_path, encoding_dir, decoding_dir, connectivity_dir):
         proc.wait(20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+    try:  # a server process that outlived the command (SIGTERM not acted on) goes too
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _login(base, username, password):

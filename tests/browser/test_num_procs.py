@@ -45,6 +45,10 @@ def two_process_server(encoding_dir, decoding_dir, connectivity_dir):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
+    try:  # a server process that outlived the command (SIGTERM not acted on) goes too
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def test_two_server_processes_serve_the_app(two_process_server, browser):
