@@ -34,6 +34,9 @@ _DATA: "OrderedDict[tuple, miyawaki.EncodingData]" = OrderedDict()
 _ENGINES: "OrderedDict[tuple, RidgeCV]" = OrderedDict()
 _LASSO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _PATHS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+#: R^2 per fold and voxel of recent alphas, shared by sessions (a slider has few positions).
+_R2: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+R2_CACHE_SIZE = 64
 _SAMPLES: "OrderedDict[tuple, tuple]" = OrderedDict()
 _KEY_LOCKS: dict = {}
 
@@ -226,8 +229,17 @@ class EncodingAnalysis(param.Parameterized):
         memo = self.__dict__.get("_r2_memo")
         if memo is not None and memo[0] == key:
             r2 = memo[1]
-        else:  # one product per alpha, however many views ask for it
-            r2 = eng.r2(self.alpha)
+        else:  # one product per alpha, however many views (and sessions) ask for it
+            shared = (self.structural_key(), id(eng), float(self.alpha))
+            with _LOCK:
+                r2 = _R2.get(shared)
+                if r2 is not None:
+                    _R2.move_to_end(shared)
+            if r2 is None:
+                r2 = eng.r2(self.alpha)
+                r2.flags.writeable = False  # shared: nobody may change it in place
+                with _LOCK:
+                    _remember(_R2, shared, r2, R2_CACHE_SIZE)
             self.__dict__["_r2_memo"] = (key, r2)
         return xr.DataArray(r2, dims=("fold", "voxel"),
                             coords={"fold": np.arange(eng.n_folds), "voxel": np.arange(eng.n_voxels)},

@@ -47,35 +47,41 @@ ARM = """
     }
     return null;
   };
-  const text = () => { const el = find(document); if (!el) return null;
-    const root = el.shadowRoot || el;
-    return [...root.children].filter(c => !['STYLE', 'LINK'].includes(c.tagName))
-      .map(c => c.innerText).join(' '); };
-  window.__lat = []; window.__t0 = null; window.__before = text();
-  const poll = () => {
-    if (window.__t0 !== null) {
-      const now = text();
-      if (now !== null && now !== window.__before) {
-        window.__lat.push(performance.now() - window.__t0);
-        window.__t0 = null; window.__before = now;
-      }
+  const el = find(document);           // found once: no polling of the page
+  if (!el) return false;
+  const root = el.shadowRoot || el;
+  const text = () => [...root.children].filter(c => !['STYLE', 'LINK'].includes(c.tagName))
+      .map(c => c.innerText).join(' ');
+  window.__lat = []; window.__t0 = null; window.__before = text(); window.__moves = 0;
+  new MutationObserver(() => {
+    if (window.__t0 === null) return;
+    const now = text();
+    if (now !== window.__before) {
+      window.__lat.push(performance.now() - window.__t0);
+      window.__t0 = null; window.__before = now;
     }
-  };
-  setInterval(poll, 5);  // timers, not frames: headless Chromium draws frames on demand
-  return window.__before !== null;
+  }).observe(root, {subtree: true, childList: true, characterData: true});
+  return true;
 }
 """
 
-MOVE = """
-(value) => {
+#: Each page moves its own slider once a second (the driver only starts them), so the
+#: rate does not depend on how fast the benchmark can talk to ten pages.
+DRIVE = """
+([values, n]) => {
   const roots = [...Bokeh.index.all_views ? Bokeh.index.all_views() : Object.values(Bokeh.index)];
   const seen = new Set(); const all = [];
   const walk = (v) => { if (!v || seen.has(v)) return; seen.add(v); all.push(v);
     for (const c of (v.child_views ? [...v.child_views] : [])) walk(c); };
   for (const v of roots) walk(v);
-  const v = all.find(v => (v.model.css_classes || []).includes('alpha-slider'));
-  window.__t0 = performance.now();
-  v.model.value = value;
+  const slider = all.find(v => (v.model.css_classes || []).includes('alpha-slider'));
+  let i = 0;
+  const id = setInterval(() => {
+    if (i >= n) { clearInterval(id); return; }
+    window.__t0 = performance.now();   // a move still unanswered counts as missed
+    slider.model.value = values[i % values.length];
+    window.__moves += 1; i += 1;
+  }, 1000);
 }
 """
 
@@ -203,21 +209,15 @@ def run(bench) -> None:
             bench.row("new session on the warm server: page to interactive, median",
                       float(np.median(opens)), "s", f"{n_sessions} sessions opened one by one")
             errors = 0
-            ticks = 0
+            ticks = int(duration)
             values = [1.0, 2.0, 3.0, 1.5, 2.5]
-            t_end = time.perf_counter() + duration
-            while time.perf_counter() < t_end:
-                tick = time.perf_counter()
-                value = values[ticks % len(values)]
-                for pg in pages:
-                    pg.evaluate(MOVE, value)
-                ticks += 1
-                time.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
-            time.sleep(2.0)
+            for pg in pages:
+                pg.evaluate(DRIVE, [values, ticks])
+            time.sleep(duration + 3.0)
             latencies = []
             for pg in pages:
                 lat = pg.evaluate("() => window.__lat")
-                errors += max(0, ticks - len(lat))
+                errors += max(0, pg.evaluate("() => window.__moves") - len(lat))
                 latencies += lat
             before_close = len(lines)
             browser.close()
@@ -230,17 +230,28 @@ def run(bench) -> None:
         bench.row("load: update latency, median", float(np.median(lat)) if lat.size else np.nan,
                   "s", "in-page, model change to summary update")
         bench.row("load: update latency, p95", float(np.percentile(lat, 95)) if lat.size
-                  else np.nan, "s", "target < 1 s")
+                  else np.nan, "s", "of the updates that arrived; target < 1 s")
+        # a missed update is one still unanswered when the next move came (over 1 s)
+        every = np.concatenate([lat, np.full(errors, np.inf)])
+        p95 = float(np.percentile(every, 95)) if every.size else np.nan
+        bench.row("load: update latency, p95 counting missed ones as over 1 s",
+                  p95 if np.isfinite(p95) else "> 1 s", "s" if np.isfinite(p95) else "",
+                  f"{errors} of {every.size} missed")
         bench.row("server RSS at start (after first page)", rss_start, "MB")
         bench.row(f"server RSS with {n_sessions} sessions", rss_sessions, "MB")
         per = (rss_sessions - rss_start) / n_sessions
         bench.row("server RSS per extra session", per, "MB",
                   f"target < 50 MB: {'met' if per < 50 else 'NOT met'}")
-        if "Traceback" in log or "ERROR" in log:
-            first = next((ln.strip() for ln in lines[:before_close]
-                          if "Traceback" in ln or "ERROR" in ln), "")
-            bench.row("server log errors", log.count("Traceback") + log.count("ERROR"), "",
-                      first[:120])
+        # a client that went away with a message in flight (the cold-start page, closed)
+        # makes tornado log WebSocketClosedError: counted apart, not as a server error
+        blocks = log.split("Traceback (most recent call last):")[1:]
+        gone = sum(1 for b in blocks if "WebSocketClosedError" in b or "StreamClosedError" in b)
+        errors_logged = len(blocks) - gone + log.count("ERROR")
+        bench.row("server log errors", errors_logged, "", "tracebacks and ERROR lines; target 0")
+        if gone:
+            bench.row("server log: clients gone with a message in flight", gone, "",
+                      "tornado Stream/WebSocketClosedError, not an app error")
+        if errors_logged or gone:
             (Path(os.environ.get("TMPDIR", "/tmp")) / "bench_serve_server.log").write_text(
                 "".join(lines))
     finally:

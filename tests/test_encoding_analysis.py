@@ -201,3 +201,20 @@ def test_default_uses_the_synthetic_cache(encoding_dir):
     enc = EncodingAnalysis()  # size from $FMRI_EXPLORER_SIZE (small in tests)
     assert enc.size == "small"
     assert enc.data().fmri.shape == EncodingAnalysis(data_dir=str(encoding_dir)).data().fmri.shape
+
+
+def test_sessions_share_the_r2_of_an_alpha(encoding_dir, monkeypatch):
+    # a structural value no other test uses: the caches are process-wide
+    one = EncodingAnalysis(data_dir=str(encoding_dir), n_folds=7, alpha=31.0)
+    two = EncodingAnalysis(data_dir=str(encoding_dir), n_folds=7, alpha=31.0)
+    first = one.r2_folds().values
+    calls = []
+    eng = two.engine()
+    monkeypatch.setattr(eng, "r2", lambda alpha: calls.append(alpha) or RidgeCV.r2(eng, alpha))
+    np.testing.assert_array_equal(two.r2_folds().values, first)
+    assert calls == []  # the other session's product, not a new one
+    two.alpha = 32.0
+    np.testing.assert_allclose(two.r2_folds().values, RidgeCV.r2(eng, 32.0))
+    assert calls == [32.0]
+    with pytest.raises(ValueError):
+        first[0, 0] = 1.0  # shared: read-only
