@@ -118,6 +118,14 @@ def _cpu(pid: int) -> float:
     return t.user + t.system
 
 
+def _proc_cpu(proc) -> float:
+    try:
+        t = proc.cpu_times()
+        return t.user + t.system
+    except Exception:  # noqa: BLE001 - a renderer that has gone
+        return 0.0
+
+
 def _wait_idle(pid: int, timeout: float = 180.0) -> None:
     """Wait until the server uses under 5% of a core for 2 s (its warm-up is done)."""
     deadline = time.monotonic() + timeout
@@ -211,9 +219,18 @@ def run(bench) -> None:
             errors = 0
             ticks = int(duration)
             values = [1.0, 2.0, 3.0, 1.5, 2.5]
+            import psutil
+
+            cpu0, wall0 = _cpu(server.pid), time.perf_counter()
+            browser_procs = [c for c in psutil.Process().children(recursive=True)
+                             if "chrom" in c.name().lower()]
+            browser_cpu0 = sum(_proc_cpu(c) for c in browser_procs)
             for pg in pages:
                 pg.evaluate(DRIVE, [values, ticks])
             time.sleep(duration + 3.0)
+            wall = time.perf_counter() - wall0
+            server_cores = (_cpu(server.pid) - cpu0) / wall
+            browser_cores = (sum(_proc_cpu(c) for c in browser_procs) - browser_cpu0) / wall
             latencies = []
             for pg in pages:
                 lat = pg.evaluate("() => window.__lat")
@@ -237,6 +254,8 @@ def run(bench) -> None:
         bench.row("load: update latency, p95 counting missed ones as over 1 s",
                   p95 if np.isfinite(p95) else "> 1 s", "s" if np.isfinite(p95) else "",
                   f"{errors} of {every.size} missed")
+        bench.row("load: server CPU (cores busy)", server_cores, "",
+                  f"the {n_sessions} Chromium pages on the same machine: {browser_cores:.2f} cores")
         bench.row("server RSS at start (after first page)", rss_start, "MB")
         bench.row(f"server RSS with {n_sessions} sessions", rss_sessions, "MB")
         per = (rss_sessions - rss_start) / n_sessions
