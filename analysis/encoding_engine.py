@@ -156,8 +156,10 @@ def _decompose(x, y, prod: _Products, test, dtype) -> _Fold:
     else:  # rank-deficient test fold: project explicitly
         c = q.T @ (yte64 - y_mean)
     rest = ssc - (c ** 2).sum(axis=0)
+    # c in the layout of the per-alpha product (C order): its subtraction is one pass
     return _Fold(test, x_mean, y_mean.astype(dtype), s ** 2, vt.T, w,
-                 p.astype(dtype), np.asfortranarray(r, dtype=dtype), c.astype(dtype), sst, rest)
+                 p.astype(dtype), np.asfortranarray(r, dtype=dtype),
+                 np.ascontiguousarray(c, dtype=dtype), sst, rest)
 
 
 def _triangular_product(r: np.ndarray, b: np.ndarray, overwrite: bool = False) -> np.ndarray:
@@ -231,8 +233,7 @@ class RidgeCV:
         np.multiply(d[:, None], f.w, out=work)
         t = _triangular_product(f.r, work, overwrite=True)
         t -= f.c
-        t *= t
-        return np.maximum(f.rest + t.sum(axis=0), 0.0)
+        return np.maximum(f.rest + np.einsum("ij,ij->j", t, t), 0.0)
 
     def r2(self, alpha) -> np.ndarray:
         """R^2 per fold and voxel at ``alpha``: ``(n_folds, n_voxels)``."""
