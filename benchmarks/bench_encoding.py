@@ -208,7 +208,7 @@ def app_latency(bench, n: int = 12) -> None:
             browser.close()
     finally:
         server.stop()
-    bench.row("app: alpha slider -> summary line (Chromium)", statistics.median(texts), "s",
-              f"median of {len(texts)}")
+    bench.row("app: alpha slider -> map, histogram and summary (Chromium)",
+              statistics.median(texts), "s", f"median of {len(texts)}; target < 150 ms")
     bench.row("app: alpha slider -> all views updated (Chromium)", statistics.median(views), "s",
-              f"median of {len(views)}; target < 150 ms")
+              f"median of {len(views)}; the voxel's views follow in a second message")
