@@ -45,8 +45,7 @@ TABS = [
     ("Connectivity", "dashboard.connectivity", "ConnectivityTab"),
 ]
 TAB_KEYS = [title.lower() for title, _, _ in TABS]
-#: Height of each slice view (px): normally, and at most in the presentation layout.
-NORMAL_PLOT_HEIGHT = 260
+#: Height of each slice view (px), at most, in the presentation layout.
 PRESENT_PLOT_HEIGHT = 400
 
 
@@ -71,6 +70,11 @@ def present_height(window_width: int | None, extent=None) -> int:
         ratio = sum(size[h] / size[v] for h, v in ((1, 2), (0, 2), (0, 1)))
     fit = 40 + (window_width - PRESENT_SIDE_WIDTH - 3 * 60 - 90 - 60) / ratio
     return int(max(160, min(PRESENT_PLOT_HEIGHT, fit)))
+
+
+def _remember_height(viewer) -> None:
+    """Keep the tab's own view height, to go back to when the presentation ends."""
+    viewer.__dict__.setdefault("_normal_height", viewer.plot_height)
 
 
 def _present_height(viewer, window_width) -> int:
@@ -180,6 +184,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             viewers[key] = viewer
             if state.present:
                 for v in session_viewers():
+                    _remember_height(v)
                     v.plot_height = _present_height(v, state.window_width)
             holders[index][:] = [pane]
         return viewers[key]
@@ -233,9 +238,14 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     present.link(state, value="present")
 
     def enlarge(event=None):
+        if event is not None and event.name == "window_width" and not state.present:
+            return  # the normal layout keeps each tab's own view height
         for viewer in session_viewers():
-            viewer.plot_height = (_present_height(viewer, state.window_width) if state.present
-                                  else NORMAL_PLOT_HEIGHT)
+            if state.present:
+                _remember_height(viewer)
+                viewer.plot_height = _present_height(viewer, state.window_width)
+            else:
+                viewer.plot_height = viewer.__dict__.get("_normal_height", viewer.plot_height)
 
     state.param.watch(enlarge, ["present", "window_width"])
     window_width = WindowWidth()
