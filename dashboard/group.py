@@ -203,7 +203,8 @@ class GroupPanel(pn.viewable.Viewer):
         try:
             self.model.run(progress=self._progress)
         except Exception as exc:  # noqa: BLE001 - becomes a notification
-            self._schedule(lambda: self._failed(exc))
+            # bound now: Python deletes ``exc`` when the except block ends, before the loop runs it
+            self._schedule(lambda exc=exc: self._failed(exc))
             return
         self._schedule(self._done)
 

@@ -111,3 +111,14 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", create_connection)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     yield
+
+
+@pytest.fixture(scope="session")
+def group_dir(data_home):
+    """A small development-like dataset of 8 subjects (group analyses)."""
+    from analysis.datasets import development as dev
+
+    path = data_home / "group-small-8"
+    if not dev.is_present(path):
+        dev.generate(path, size="small", n_subjects=8)
+    return path

@@ -6,18 +6,9 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 import param
-import pytest
 
 from analysis import group as G
 from analysis.datasets import development as dev
-
-
-@pytest.fixture(scope="module")
-def group_dir(data_home):
-    path = data_home / "group-small-8"
-    if not dev.is_present(path):
-        dev.generate(path, size="small", n_subjects=8)
-    return path
 
 
 class Seed(param.Parameterized):
@@ -110,3 +101,23 @@ def test_group_panel_with_no_arguments_and_a_shared_single_subject_seed(connecti
     assert shared.model.seed_mm == (4.0, -50.0, 24.0) and shared.w_x.value == 4.0
     single.seed_mm = (0.0, -52.0, 18.0)   # no result yet: the seed follows, nothing runs
     assert shared.model.seed_mm == (0.0, -52.0, 18.0) and not shared.busy
+
+
+def test_a_failed_run_is_reported_when_the_event_loop_gets_to_it(group_dir, monkeypatch):
+    # served, the report runs on the session's loop after the worker thread's except block
+    from dashboard.group import GroupPanel
+
+    model = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=3, processes=False)
+    panel = GroupPanel(model=model)
+    queued = []
+    monkeypatch.setattr(panel, "_schedule", queued.append)
+
+    def fail(progress=None):
+        raise RuntimeError("no workers left")
+
+    monkeypatch.setattr(model, "run", fail)
+    panel._job()
+    for fn in queued:  # the loop runs them later
+        fn()
+    assert panel.status.object == "error: RuntimeError: no workers left"
+    assert not panel.w_run.disabled

@@ -8,19 +8,10 @@ import time
 import pytest
 
 from analysis import group as G
-from analysis.datasets import development as dev
 from tests.browser.conftest import SCREENSHOTS, open_page, served
 from tests.browser.helpers import click_data, text_of, wait_text_change
 
 SUMMARY = ".group-summary"
-
-
-@pytest.fixture(scope="module")
-def group_dir(data_home):
-    path = data_home / "group-small-8"
-    if not dev.is_present(path):
-        dev.generate(path, size="small", n_subjects=8)
-    return path
 
 
 @pytest.fixture(scope="module")
