@@ -77,6 +77,20 @@ def _lazy_freeze(doc):
             models.recompute()
 
 
+def served(doc) -> bool:
+    """``doc`` belongs to a served session (not a notebook, not a test without a server)."""
+    return doc is not None and doc.session_context is not None
+
+
+def soon(doc, fn) -> None:
+    """Run ``fn`` on ``doc``'s event loop at its next tick (from any thread); outside a
+    server, now. Used to send a second message (the slower views) after the first."""
+    if served(doc):
+        doc.add_next_tick_callback(fn)
+    else:
+        fn()
+
+
 def in_batch(func):
     """Decorator: run ``func`` inside :func:`batched`."""
 

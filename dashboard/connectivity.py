@@ -25,6 +25,7 @@ from analysis.config import default_size
 from analysis.connectivity import CACHE, SeedConnectivity, cleaned, load_subject
 from analysis.errors import DataError
 from analysis.volumes import to_xarray
+from dashboard.batch import served, soon
 from dashboard.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error, report_info
 from dashboard.share import sync_url
@@ -316,14 +317,11 @@ class ConnectivityTab(pn.viewable.Viewer):
 
     # ---- progress of a cleaning ------------------------------------------------------
     def _served(self) -> bool:
-        return self._doc is not None and self._doc.session_context is not None
+        return served(self._doc)
 
     def _schedule(self, fn) -> None:
         """Run ``fn`` on the session's event loop (thread-safe), or now outside a server."""
-        if self._served():
-            self._doc.add_next_tick_callback(fn)
-        else:
-            fn()
+        soon(self._doc, fn)
 
     def _progress(self, fraction: float, message: str = "") -> None:
         self._schedule(functools.partial(self._show_progress, fraction, message))

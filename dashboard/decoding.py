@@ -26,7 +26,7 @@ from analysis.decoding import CV_SCHEMES, DecodingAnalysis
 from analysis.errors import DataError
 from dashboard.export import ExportBar
 from dashboard.notify import notify_errors, report_error
-from dashboard.batch import in_batch, serialized
+from dashboard.batch import in_batch, serialized, soon
 from dashboard.live import LivePlot
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
@@ -100,9 +100,6 @@ class DecodingTab(pn.viewable.Viewer):
         "Show the decoder's weights or its Haufe activation pattern (weights are not "
         "activations)."))
     threshold = param.Number(default=0.0, bounds=(0, None), doc="Hide map values with |value| below.")
-    scores_revision = param.Integer(default=0, precedence=-1, doc="Bumped when scores change.")
-    null_revision = param.Integer(default=0, precedence=-1, doc="Bumped when the null changes.")
-    map_revision = param.Integer(default=0, precedence=-1, doc="Bumped when the map changes.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -119,13 +116,10 @@ class DecodingTab(pn.viewable.Viewer):
         self.elements = {"bars": None, "confusion": None, "null": self.null_histogram(None),
                          "map_hist": self.value_histogram(np.zeros(1), 0.0)}
         self._plots = {}
-        self.bars = self._dynamic("bars", ["bars", "mean", "chance", "train"],
-                                  self.param.scores_revision, "fold-bars")
-        self.confusion = self._dynamic("confusion", ["heat", "labels"],
-                                       self.param.scores_revision, "confusion")
-        self.null_plot = self._dynamic("null", [], self.param.null_revision, "null-hist")
-        self.map_hist = self._dynamic("map_hist", ["hist", "lo", "hi"],
-                                      self.param.map_revision, "map-hist")
+        self.bars = self._dynamic("bars", ["bars", "mean", "chance", "train"], "fold-bars")
+        self.confusion = self._dynamic("confusion", ["heat", "labels"], "confusion")
+        self.null_plot = self._dynamic("null", [], "null-hist")
+        self.map_hist = self._dynamic("map_hist", ["hist", "lo", "hi"], "map-hist")
         self._null_shown = None
         self._map_key = None
         self.progress = pn.indicators.Progress(value=0, max=1000, bar_color="primary",
@@ -282,10 +276,9 @@ class DecodingTab(pn.viewable.Viewer):
         else:
             self.source = USER_FILES
 
-    def _dynamic(self, key, layers, revision, css):
-        plot = LivePlot(lambda layers, revision: _hooked(self.elements[key], layers), layers,
-                        redraw_on={"revision": revision}, css_classes=[css],
-                        linked_axes=False)
+    def _dynamic(self, key, layers, css):
+        plot = LivePlot(lambda layers: _hooked(self.elements[key], layers), layers,
+                        css_classes=[css], linked_axes=False)
         self._plots[key] = plot
         return plot.pane
 
@@ -306,19 +299,15 @@ class DecodingTab(pn.viewable.Viewer):
         self._show("bars", self.fold_bars(scores), _update_bars)
         self._show("confusion", self.confusion_plot(scores), _update_confusion)
         self._show_null()
-        doc = self._doc
-        if doc is not None and doc.session_context is not None:
-            # served: the summary and bars go out first, the map (three views) follows
-            doc.add_next_tick_callback(self._update_map)
-        else:
-            self._update_map()
+        # served: the summary and bars go out first, the map (three views) follows
+        soon(self._doc, self._update_map)
 
     def _show_null(self):
         result = self.analysis.permutation_result
         if result is not self._null_shown:
             self._null_shown = result
             self.elements["null"] = self.null_histogram(result)
-            self.null_revision += 1
+            self._plots["null"].redraw()
 
     @param.depends("map_kind", watch=True)
     @notify_errors
@@ -444,11 +433,7 @@ class DecodingTab(pn.viewable.Viewer):
 
     def _on_permutation_event(self, *events):
         """Called from the worker thread: hand the update to the session's event loop."""
-        doc = self._doc
-        if doc is not None and doc.session_context is not None:
-            doc.add_next_tick_callback(self._apply_permutation_state)
-        else:
-            self._apply_permutation_state()
+        soon(self._doc, self._apply_permutation_state)
 
     def _apply_permutation_state(self):
         a = self.analysis
@@ -560,7 +545,7 @@ def _update_bars(layers, element):
 
 def _update_confusion(layers, element):
     """Confusion matrix: new counts in the same cells (and the colour range)."""
-    heat, labels = element.get(0), element.get(1)
+    heat = element.get(0)
     counts = {(str(p), str(t)): int(c) for p, t, c in zip(
         heat.dimension_values(0), heat.dimension_values(1), heat.dimension_values(2))}
     if not layers["heat"].keyed(("predicted", "true"), {

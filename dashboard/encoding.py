@@ -25,7 +25,7 @@ from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
 from dashboard.notify import notify_errors, report_error, report_info
-from dashboard.batch import batched, in_batch, serialized
+from dashboard.batch import batched, in_batch, serialized, soon
 from dashboard.live import LivePane, LivePlot
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
@@ -295,11 +295,7 @@ class EncodingTab(pn.viewable.Viewer):
         if not math.isclose(10.0 ** self.w_alpha.value, a.alpha, rel_tol=1e-6):
             self.w_alpha.value = round(math.log10(a.alpha), 6)
         self._update_map()  # with the histogram (bound to alpha): the first message
-        doc = self._doc
-        if doc is not None and doc.session_context is not None:
-            doc.add_next_tick_callback(self._update_details)
-        else:
-            self._update_details()
+        soon(self._doc, self._update_details)
 
     @notify_errors
     @in_batch
