@@ -167,16 +167,6 @@ class Layer:
         top = float(counts.max()) if counts.size else 1.0
         return self.ranges(x=padded(edges[0], edges[-1]), y=(0.0, 1.075 * top or 1.0))
 
-    def curve(self, element, x_padding: float = 0.0, y_padding: float = 0.1) -> bool:
-        """Show a ``Curve``/``Scatter``'s points (columns named by its dimensions), fit the axes."""
-        xs, ys = element.dimension_values(0), element.dimension_values(1)
-        if not self.columns(**{element.kdims[0].name: xs, element.vdims[0].name: ys}):
-            return False
-        if xs.size == 0:
-            return True
-        return self.ranges(x=padded(np.nanmin(xs), np.nanmax(xs), x_padding),
-                           y=padded(np.nanmin(ys), np.nanmax(ys), y_padding))
-
     def location(self, value: float) -> bool:
         """Move a ``VLine``/``HLine``."""
         plots = self.plots

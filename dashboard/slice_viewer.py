@@ -44,20 +44,11 @@ VIEWS = {
 }
 
 
-def _ascending(da: xr.DataArray) -> xr.DataArray:
-    """The same volume with every coordinate ascending (for display)."""
-    for dim in DIMS:
-        c = da[dim].values
-        if c.size > 1 and c[1] < c[0]:
-            da = da.isel({dim: slice(None, None, -1)})
-    return da
-
-
 def slice_arrays(da: xr.DataArray, view: str, position: float) -> tuple:
     """``(xs, ys, values[y, x])`` of the slice of ``da`` nearest ``position`` on ``view``.
 
     Plain numpy (a view of the volume, no copy), coordinates ascending: what
-    ``_ascending(da).sel({s: position}, method="nearest").transpose(v, h)`` gives.
+    ``da.sortby(dims).sel({s: position}, method="nearest").transpose(v, h)`` gives.
     """
     h, v, s = VIEWS[view]
     cs = da[s].values
@@ -288,11 +279,6 @@ class SliceViewer(pn.viewable.Viewer):
         self._taps[view].event(x=x, y=y)
 
     # ---- drawing ------------------------------------------------------------
-    @staticmethod
-    def _slice(da: xr.DataArray, view: str, position: float) -> xr.DataArray:
-        h, v, s = VIEWS[view]
-        return _ascending(da).sel({s: position}, method="nearest").transpose(v, h)
-
     @staticmethod
     def _image(da: xr.DataArray, view: str, position: float, vdim: str, values=None):
         """An ``hv.Image`` of one slice, from plain arrays (fast to build and update)."""
