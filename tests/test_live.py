@@ -51,6 +51,10 @@ def _assert_same(a, b):
         for key in a[view]:
             if isinstance(a[view][key], np.ndarray):
                 np.testing.assert_array_equal(a[view][key], b[view][key])
+            elif isinstance(a[view][key], dict):  # columns (pytest.approx takes no nesting)
+                assert a[view][key].keys() == b[view][key].keys(), (view, key)
+                for col in a[view][key]:
+                    assert a[view][key][col] == pytest.approx(b[view][key][col]), (view, key, col)
             else:
                 assert a[view][key] == pytest.approx(b[view][key]), (view, key)
 
