@@ -66,9 +66,11 @@ ARM = """
 """
 
 #: Each page moves its own slider once a second (the driver only starts them), so the
-#: rate does not depend on how fast the benchmark can talk to ten pages.
+#: rate does not depend on how fast the benchmark can talk to ten pages. Each page starts
+#: at its own moment in the second (``phase``, ms, drawn at random with a fixed seed), as
+#: independent users would: ten pages started together would all move at the same instant.
 DRIVE = """
-([values, n]) => {
+([values, n, phase]) => {
   const roots = [...Bokeh.index.all_views ? Bokeh.index.all_views() : Object.values(Bokeh.index)];
   const seen = new Set(); const all = [];
   const walk = (v) => { if (!v || seen.has(v)) return; seen.add(v); all.push(v);
@@ -76,12 +78,14 @@ DRIVE = """
   for (const v of roots) walk(v);
   const slider = all.find(v => (v.model.css_classes || []).includes('alpha-slider'));
   let i = 0;
-  const id = setInterval(() => {
+  const move = () => {
     if (i >= n) { clearInterval(id); return; }
     window.__t0 = performance.now();   // a move still unanswered counts as missed
     slider.model.value = values[i % values.length];
     window.__moves += 1; i += 1;
-  }, 1000);
+  };
+  let id = null;
+  setTimeout(() => { move(); id = setInterval(move, 1000); }, phase || 0);
 }
 """
 
@@ -225,9 +229,10 @@ def run(bench) -> None:
             browser_procs = [c for c in psutil.Process().children(recursive=True)
                              if "chrom" in c.name().lower()]
             browser_cpu0 = sum(_proc_cpu(c) for c in browser_procs)
-            for pg in pages:
-                pg.evaluate(DRIVE, [values, ticks])
-            time.sleep(duration + 3.0)
+            phases = np.random.default_rng(0).uniform(0, 1000, len(pages))
+            for pg, phase in zip(pages, phases):
+                pg.evaluate(DRIVE, [values, ticks, float(phase)])
+            time.sleep(duration + 4.0)
             wall = time.perf_counter() - wall0
             server_cores = (_cpu(server.pid) - cpu0) / wall
             browser_cores = (sum(_proc_cpu(c) for c in browser_procs) - browser_cpu0) / wall

@@ -32,6 +32,7 @@ from panel.io.resources import LOCAL_DIST
 from analysis.config import default_size
 from dashboard import warmup
 from dashboard.batch import batched
+from dashboard.browser import StyleSheetGuard
 from dashboard.notify import report_error
 from dashboard.share import sync_url
 from dashboard.slice_viewer import session_viewers
@@ -250,14 +251,20 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     state.param.watch(enlarge, ["present", "window_width"])
     window_width = WindowWidth()
     window_width.link(state, width_px="window_width")
+    guard = StyleSheetGuard()  # see dashboard/browser.py: a slider move's repaints cost half
     theme = pn.widgets.Button(name="Dark / light", css_classes=["theme-toggle"], width=110)
     theme.js_on_click(code=THEME_JS.replace(
         "NEXT_THEME", "default" if state.theme == "dark" else "dark"))
 
+    # No template busy spinner: Panel turns it on and off around every event, which cost the
+    # server 30 ms a slider move (half of it) and the page, animating it, 150 ms of its 250 ms
+    # (measured in headless Chromium). Long work shows its own progress, and panes being
+    # recomputed show Panel's loading indicator.
     template = pn.template.BootstrapTemplate(
-        title="fmri-explorer", theme="dark" if state.theme == "dark" else "default",
+        title="fmri-explorer", busy_indicator=None,
+        theme="dark" if state.theme == "dark" else "default",
         collapsed_sidebar=state.present, sidebar_width=260,
-        header=[pn.Row(present, theme, window_width, margin=(0, 10))],
+        header=[pn.Row(present, theme, window_width, guard, margin=(0, 10))],
         sidebar=[pn.pane.Markdown(
             "**Encoding** (Miyawaki 2008): ridge from 10x10 images to voxels.  \n"
             "**Decoding** (Haxby 2001): linear SVC across categories.  \n"
@@ -275,6 +282,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     template.tab_viewers = viewers  # filled as tabs are built
     template.build_tab = build
     template.window_width = window_width
+    template.stylesheet_guard = guard
     return template
 
 

@@ -26,6 +26,11 @@ from dashboard.batch import batched
 from dashboard.live import Layer, LivePane
 
 hv.extension("bokeh", logo=False)
+# Canvas, not WebGL: Bokeh's WebGL draws lines and markers, not images, so these views gain
+# nothing from it, and each repaint then copies a WebGL canvas onto the plot's (a software
+# renderer on a machine without a GPU: 50 ms a slider move in headless Chromium). Browsers
+# also limit a page to 16 WebGL contexts.
+hv.renderer("bokeh").webgl = False
 
 #: The slice viewers of each served session (the app enlarges them when presenting).
 _SESSION_VIEWERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

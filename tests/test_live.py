@@ -221,3 +221,13 @@ def test_decoding_c_and_threshold_update_in_place_as_a_fresh_tab_draws(decoding_
     assert tab._plots["bars"].rev == revs["bars"] + 1
     fresh.w_cv.value = tab.w_cv.value
     _same_sources(_sources(tab._plots["bars"]), _sources(fresh._plots["bars"]))
+
+
+def test_views_draw_on_a_canvas_not_webgl():
+    """A WebGL layer would be copied onto each plot's canvas at every repaint, for nothing:
+    Bokeh's WebGL does not draw images (dashboard/slice_viewer.py)."""
+    viewer = SliceViewer(stat_map=_volume(11))
+    _render(viewer)
+    plots = [p for layers in viewer._layers.values() for layer in layers.values()
+             for p in layer.plots]
+    assert plots and {p.handles["plot"].output_backend for p in plots} == {"canvas"}

@@ -33,3 +33,22 @@ def test_click_on_a_slice_moves_the_crosshair(app_page):
     click_data(page, "slice-axial", x + 8.0, y - 8.0)
     after = wait_text_change(page, ".crosshair-info", before)
     assert after != before and info.is_visible()
+
+
+def test_bokeh_skips_rewriting_an_unchanged_stylesheet(app_page):
+    """dashboard/browser.py: a repaint no longer rewrites each renderer's unchanged <style>."""
+    page = app_page
+    page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("""() => Bokeh.require("core/dom").InlineStyleSheet
+        .prototype._update.__unchanged_skipped === true""", timeout=30_000)
+    kept, changed, text = page.evaluate("""() => {
+      const {InlineStyleSheet} = Bokeh.require("core/dom");
+      const sheet = new InlineStyleSheet(":host { width: 1px; }");
+      const node = sheet.el.firstChild;
+      sheet.replace(":host { width: 1px; }");      // the same text: not written again
+      const kept = sheet.el.firstChild === node;
+      sheet.replace(":host { width: 2px; }");      // new text: written
+      return [kept, sheet.el.firstChild !== node, sheet.css];
+    }""")
+    assert kept and changed and text == ":host { width: 2px; }"
+    assert page.js_errors == [], page.js_errors
