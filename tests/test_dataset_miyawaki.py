@@ -23,6 +23,15 @@ def _one_blas_thread():
     with threadpool_limits(1):
         yield
 
+
+def test_mask_files_are_nilearns_list():
+    """The copied list (no nilearn.datasets import at start-up) is the fetcher's, in order."""
+    from nilearn.datasets.func import miyawaki2008_file_mask
+
+    assert list(miyawaki.MASK_FILES) == miyawaki2008_file_mask()
+    assert miyawaki.mask_files() == [f"mask/{m}" for m in miyawaki2008_file_mask()]
+
+
 def test_fetcher_returns_every_file_without_network(encoding_dir, no_network):
     from nilearn.datasets import fetch_miyawaki2008
 

@@ -78,10 +78,17 @@ def label_files(kind: str) -> list[str]:
     return [f"label/data_{kind}_run{i:02d}_label.csv" for i in range(1, n + 1)]
 
 
-def mask_files() -> list[str]:
-    from nilearn.datasets.func import miyawaki2008_file_mask
+#: nilearn's ``miyawaki2008_file_mask()``, in its order (a test checks that they agree):
+#: copied, because importing ``nilearn.datasets`` costs most of a second, and the served
+#: app checks the dataset's files as it starts.
+_LAGS = (0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9)  # in nilearn's order
+_ROIS = ("V1d", "V1v", "V2d", "V2v", "V3A", "V3", "V4v", "VP")
+MASK_FILES = ("mask.nii.gz", *(f"{hemi}{name}.nii.gz" for hemi in ("LH", "RH")
+                               for name in (*(f"lag{a}to{a + 1}" for a in _LAGS), *_ROIS)))
 
-    return [f"mask/{m}" for m in miyawaki2008_file_mask()]
+
+def mask_files() -> list[str]:
+    return [f"mask/{m}" for m in MASK_FILES]
 
 
 def expected_files() -> list[str]:
