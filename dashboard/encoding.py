@@ -25,7 +25,8 @@ from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
 from dashboard.notify import notify_errors, report_error, report_info
-from dashboard.batch import batched, in_batch, serialized, soon
+from dashboard.batch import batched, in_batch, serialized, served, soon
+from dashboard.browser import local_stylesheets
 from dashboard.live import LivePane, LivePlot
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
@@ -141,6 +142,8 @@ class EncodingTab(pn.viewable.Viewer):
         self.analysis = analysis or EncodingAnalysis(size=default_size())
         a = self.analysis
         self._doc = pn.state.curdoc
+        # served, the voxel's views come after the first page (see __panel__)
+        self._details_shown = not (served(self._doc) and not pn.state.loaded)
         self.detail_alpha = a.alpha
         self.viewer = SliceViewer(title="", map_label="R2", cmap="fire", symmetric=False,
                                   plot_height=230)
@@ -342,6 +345,8 @@ class EncodingTab(pn.viewable.Viewer):
         return tuple(int(p) for p in truth["peak"][v]) if truth is not None else None
 
     def _update_voxel_info(self):
+        if not self._details_shown:
+            return  # shown with the details (see __panel__)
         a = self.analysis
         v = a.voxel
         if v is None:
@@ -511,15 +516,38 @@ class EncodingTab(pn.viewable.Viewer):
     def __panel__(self):
         from dashboard.export import ExportBar
 
+        # Served, the page comes first with the map, its histogram and the widgets; the
+        # voxel's views, the alpha path and the stimulus browser follow once it has loaded
+        # (in a second message), so a first visitor sees an interactive page sooner.
+        stimulus = pn.Column(width=240)
+        voxel_slot = pn.Column(sizing_mode="stretch_width")
+        path_slot = pn.Column(sizing_mode="stretch_width")
+        details = pn.Column(pn.Column(pn.indicators.LoadingSpinner(value=True, size=30,
+                                                                   name="loading"),
+                                      css_classes=["details-loading"]),
+                            sizing_mode="stretch_width")
+
+        def show_details():
+            with batched():
+                stimulus[:] = [pn.layout.Divider(), "**Stimulus browser**", self.w_sample,
+                               self.stimulus_pane, self.stimulus_info]
+                voxel_slot[:] = [self.voxel_info]
+                path_slot[:] = [self.path]
+                details[:] = [pn.Row(self.rf_ridge, self.rf_lasso), self.timecourse,
+                              self.w_run, ExportBar(source=self, stem="encoding")]
+                self._details_shown = True
+                self._update_voxel_info()
+                local_stylesheets()  # served from here, not the CDN (dashboard/browser.py)
+
         controls = pn.Column(
             "**Ridge encoding** (Miyawaki 2008)",
             self.w_alpha, self.w_threshold, self.w_cv, self.w_folds, self.w_lag, self.w_dtype,
-            pn.layout.Divider(), "**Stimulus browser**", self.w_sample, self.stimulus_pane,
-            self.stimulus_info, width=240)
-        rfs = pn.Row(self.rf_ridge, self.rf_lasso)
-        main = pn.Column(
-            self.summary, self.viewer, self.voxel_info,
-            pn.Row(self.hist, self.path, sizing_mode="stretch_width"),
-            rfs, self.timecourse, self.w_run, ExportBar(source=self, stem="encoding"),
-            sizing_mode="stretch_width")
+            stimulus, width=240)
+        main = pn.Column(self.summary, self.viewer, voxel_slot,
+                         pn.Row(self.hist, path_slot, sizing_mode="stretch_width"), details,
+                         sizing_mode="stretch_width")
+        if not self._details_shown:
+            pn.state.onload(notify_errors(show_details))
+        else:
+            show_details()
         return pn.Row(controls, main, sizing_mode="stretch_width")

@@ -6,10 +6,11 @@ also calls :func:`start` when its first session opens (for a plain
 ``--num-procs N``, once in each process: every process has its own caches).
 
 The thread fills the same caches a session fills on first use, in the order a
-first page needs them: the Encoding tab's data and decomposition (the default
-tab); then, a few seconds after the first page has loaded (or after ``LATER_AFTER``
-seconds),
-the Decoding and Connectivity tabs' datasets, masked and cleaned data, so that
+first page needs them: the Encoding tab's data, decomposition and alpha path
+(the default tab), then its modules; then, a few seconds after the first page has
+loaded (or after ``LATER_AFTER`` seconds), the first voxel's LassoLarsCV fit (the
+voxel's views follow the first page) and the Decoding and Connectivity tabs'
+datasets, masked and cleaned data, so that
 a first visitor arriving as the server starts does not share the CPU with them.
 It computes nothing a session would not: a session that arrives while it runs
 waits for the same cache entry (per-key locks) instead of computing it twice.
@@ -43,16 +44,26 @@ TIMINGS: dict = {}
 
 
 def _encoding(size: str) -> None:
+    from analysis.encoding import EncodingAnalysis
+
+    a = EncodingAnalysis(size=size)  # the tab's defaults
+    a.data()
+    a.background()
+    a.engine()
+    a.mean_r2()
+    a.alpha_path()
+    import dashboard.encoding  # noqa: F401 - the first page imports it too (HoloViews...)
+
+
+def _encoding_voxel(size: str) -> None:
     import numpy as np
 
     from analysis.encoding import EncodingAnalysis
 
-    a = EncodingAnalysis(size=size)  # the tab's defaults
-    a.background()
-    r2 = a.mean_r2().values
-    a.alpha_path()
-    a.lasso_receptive_field(int(np.argmax(r2)))  # the tab starts on the best voxel
-    import dashboard.encoding  # noqa: F401 - the first page imports it too
+    a = EncodingAnalysis(size=size)
+    # the tab starts on the best voxel; its views come after the first page (and with
+    # them scikit-learn, for the LassoLarsCV receptive field)
+    a.lasso_receptive_field(int(np.argmax(a.mean_r2().values)))
 
 
 def _decoding(size: str) -> None:
@@ -74,8 +85,8 @@ def _connectivity(size: str) -> None:
 
 
 #: (name, step, after the first page)
-STEPS = [("encoding", _encoding, False), ("decoding", _decoding, True),
-         ("connectivity", _connectivity, True)]
+STEPS = [("encoding", _encoding, False), ("encoding voxel", _encoding_voxel, True),
+         ("decoding", _decoding, True), ("connectivity", _connectivity, True)]
 
 
 def page_loaded() -> None:

@@ -34,12 +34,15 @@ def test_warm_up_fills_what_a_first_session_needs(encoding_dir, decoding_dir, co
     CACHE.clear()
     timings = warmup.warm("small")
     assert all(isinstance(t, float) for t in timings.values()), timings
-    assert set(timings) == {"encoding", "decoding", "connectivity"}
+    assert set(timings) == {"encoding", "encoding voxel", "decoding", "connectivity"}
     decompositions, cleanings = RidgeCV.n_decompositions, CACHE.misses
+    lasso_fits = len(encoding._LASSO)
     # what the tabs do first, with their default parameters: nothing is computed again
     a = EncodingAnalysis(size="small")
     a.r2_map()
     a.alpha_path()
+    a.lasso_receptive_field(int(np.argmax(a.mean_r2().values)))  # the tab's first voxel
     SeedConnectivity(size="small").compute()
     assert RidgeCV.n_decompositions == decompositions
     assert CACHE.misses == cleanings
+    assert len(encoding._LASSO) == lasso_fits
