@@ -32,8 +32,8 @@ from panel.io.resources import LOCAL_DIST
 from analysis.config import default_size
 from dashboard import warmup
 from dashboard.batch import batched
-from dashboard.browser import StyleSheetGuard, local_stylesheets
-from dashboard.notify import report_error
+from dashboard.browser import StyleSheetGuard
+from dashboard.notify import loading, report_error
 from dashboard.share import sync_url
 from dashboard.slice_viewer import session_viewers
 
@@ -171,10 +171,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     state = AppState()
     _initial(state)
     # Tabs are built on first visit: a session pays only for what it looks at.
-    holders = [pn.Column(pn.Column(pn.indicators.LoadingSpinner(value=True, size=40,
-                                                                name="loading"),
-                                   css_classes=["tab-loading"]),
-                         sizing_mode="stretch_width") for _ in TABS]
+    holders = [loading("tab-loading") for _ in TABS]
     viewers: dict = {}
 
     def build(key: str):
@@ -284,6 +281,25 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     template.window_width = window_width
     template.stylesheet_guard = guard
     return template
+
+
+def local_stylesheets(doc=None) -> None:
+    """Point the session's stylesheets at this server, not the CDN.
+
+    Panel does it when it renders a session's HTML page. With ``--num-procs N``
+    a page's websocket may reach another process than its HTML did; that
+    process makes the session anew from the token, renders no HTML, and its
+    models asked the CDN for their stylesheets (unstyled page, no internet).
+    """
+    from panel.io.resources import patch_model_css, use_cdn
+
+    doc = doc if doc is not None else pn.state.curdoc
+    if doc is None or doc.session_context is None or use_cdn():
+        return
+    dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
+    doc._template_variables.setdefault("dist_url", dist_url)  # models made later use it
+    for root in doc.roots:
+        patch_model_css(root, dist_url=doc._template_variables["dist_url"])
 
 
 if pn.state.served:

@@ -1,4 +1,4 @@
-"""What the page needs from the browser side: a cheaper repaint, local stylesheets.
+"""Fixes made in the browser, for costs that Bokeh's own code puts on every repaint.
 
 ``StyleSheetGuard`` stops Bokeh 3 from rewriting an unchanged stylesheet. Every
 renderer of a plot (each axis, grid, title, span and glyph) rewrites its own
@@ -12,17 +12,12 @@ full size: 1.8 s of style work over 10 slider moves with the rewrites, 0.2 s
 without them, and the page's process CPU for those moves from 3.5 s to 1.8 s.
 Skipping a write that would store the same text changes nothing on screen
 (the element already holds that text), which the browser tests check.
-
-``local_stylesheets`` points a session's stylesheets at this server, not the
-CDN (the app works with no internet).
 """
 
 from __future__ import annotations
 
-import panel as pn
 import param
 from panel.custom import JSComponent
-from panel.io.resources import LOCAL_DIST
 
 
 class StyleSheetGuard(JSComponent):
@@ -56,23 +51,3 @@ class StyleSheetGuard(JSComponent):
     }
     """
 
-
-def local_stylesheets(doc=None) -> None:
-    """Point the session's stylesheets at this server, not the CDN.
-
-    Panel does it when it renders a session's HTML page. With ``--num-procs N``
-    a page's websocket may reach another process than its HTML did; that
-    process makes the session anew from the token, renders no HTML, and its
-    models asked the CDN for their stylesheets (unstyled page, no internet).
-    Models made in an ``onload`` callback (the Encoding tab's voxel views) asked
-    the CDN for the design's stylesheets too: call it again after making them.
-    """
-    from panel.io.resources import patch_model_css, use_cdn
-
-    doc = doc if doc is not None else pn.state.curdoc
-    if doc is None or doc.session_context is None or use_cdn():
-        return
-    dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
-    doc._template_variables.setdefault("dist_url", dist_url)  # models made later use it
-    for root in doc.roots:
-        patch_model_css(root, dist_url=doc._template_variables["dist_url"])

@@ -24,9 +24,8 @@ import param
 from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
-from dashboard.notify import notify_errors, report_error, report_info
+from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
-from dashboard.browser import local_stylesheets
 from dashboard.live import LivePane, LivePlot
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
@@ -522,12 +521,13 @@ class EncodingTab(pn.viewable.Viewer):
         stimulus = pn.Column(width=240)
         voxel_slot = pn.Column(sizing_mode="stretch_width")
         path_slot = pn.Column(sizing_mode="stretch_width")
-        details = pn.Column(pn.Column(pn.indicators.LoadingSpinner(value=True, size=30,
-                                                                   name="loading"),
-                                      css_classes=["details-loading"]),
-                            sizing_mode="stretch_width")
+        details = loading("details-loading", size=30)
 
         def show_details():
+            # the text first: a pane changed just after its model is made, in the same
+            # batch, gets the design's stylesheets from the CDN (Panel 1.9)
+            self._details_shown = True
+            self._update_voxel_info()
             with batched():
                 stimulus[:] = [pn.layout.Divider(), "**Stimulus browser**", self.w_sample,
                                self.stimulus_pane, self.stimulus_info]
@@ -535,9 +535,6 @@ class EncodingTab(pn.viewable.Viewer):
                 path_slot[:] = [self.path]
                 details[:] = [pn.Row(self.rf_ridge, self.rf_lasso), self.timecourse,
                               self.w_run, ExportBar(source=self, stem="encoding")]
-                self._details_shown = True
-                self._update_voxel_info()
-                local_stylesheets()  # served from here, not the CDN (dashboard/browser.py)
 
         controls = pn.Column(
             "**Ridge encoding** (Miyawaki 2008)",

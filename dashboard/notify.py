@@ -1,4 +1,5 @@
-"""Errors in callbacks become notifications; the server keeps serving."""
+"""Errors in callbacks become notifications; the server keeps serving. And the spinner
+shown where views are still being made."""
 
 from __future__ import annotations
 
@@ -43,3 +44,11 @@ def notify_errors(func):
             return None
 
     return wrapper
+
+
+def loading(css_class: str, size: int = 40) -> pn.Column:
+    """A spinner standing where views are still being made (replace the holder's items)."""
+    return pn.Column(pn.Column(pn.indicators.LoadingSpinner(value=True, size=size,
+                                                            name="loading"),
+                               css_classes=[css_class]),
+                     sizing_mode="stretch_width")
