@@ -435,6 +435,7 @@ class DecodingTab(pn.viewable.Viewer):
         """Called from the worker thread: hand the update to the session's event loop."""
         soon(self._doc, self._apply_permutation_state)
 
+    @in_batch  # one message: the status never says "p = " before the summary shows p
     def _apply_permutation_state(self):
         a = self.analysis
         self.progress.value = int(round(1000 * a.permutation_progress))
