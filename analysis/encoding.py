@@ -15,6 +15,9 @@ volume (x, y, z in mm), the alpha path, ridge coefficients as
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -23,11 +26,13 @@ import numpy as np
 import param
 import xarray as xr
 
-from .config import SIZES, default_size
+from .config import SIZES, data_home, default_size
 from .datasets import miyawaki
-from .encoding_engine import CV_SCHEMES, RidgeCV, check_alpha, make_folds
+from .encoding_engine import CV_SCHEMES, FORMAT as ENGINE_FORMAT, RidgeCV, check_alpha, make_folds
 from .errors import DataError
 from .volumes import to_xarray, voxel_to_mm
+
+log = logging.getLogger("fmri_explorer.encoding")
 
 _LOCK = threading.RLock()
 _DATA: "OrderedDict[tuple, miyawaki.EncodingData]" = OrderedDict()
@@ -59,6 +64,43 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     """``a`` made read-only: it is shared by every session of the process."""
     a.flags.writeable = False
     return a
+
+
+#: decompositions kept on disk (in the cache folder), the most recently used first
+ENGINE_FILES = 3
+ENGINE_PREFIX = "ridgecv-"
+
+
+def _load_engine(path, x, y, dtype) -> RidgeCV | None:
+    """The decomposition saved at ``path``, or None (missing, unreadable, other data)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        eng = RidgeCV.load(path, x, y, dtype)
+    except DataError as exc:
+        log.info("ignoring %s: %s", path, exc)
+        return None
+    try:
+        os.utime(path)  # recently used: kept when older ones are removed
+    except OSError:
+        pass
+    return eng
+
+
+def _save_engine(eng: RidgeCV, path) -> None:
+    """Keep the decomposition on disk (the ``ENGINE_FILES`` most recent ones), so a new
+    process (a restarted server, another of ``--num-procs``) reads it instead of
+    computing it. A cache folder that cannot be written only makes that slower."""
+    if path is None:
+        return
+    try:
+        eng.save(path)
+        kept = sorted(path.parent.glob(f"{ENGINE_PREFIX}*.npz"),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[ENGINE_FILES:]:
+            old.unlink(missing_ok=True)
+    except (OSError, DataError) as exc:
+        log.info("decomposition not saved to %s: %s", path, exc)
 
 
 def clear_caches() -> None:
@@ -196,6 +238,16 @@ class EncodingAnalysis(param.Parameterized):
         return (self._data_key(), self.lag, self.cv,
                 self.n_folds if self.cv == "kfold" else None, self.dtype)
 
+    def _engine_file(self, n_samples: int) -> Path | None:
+        """Where this decomposition is kept on disk (None for data without a cache key)."""
+        data_key = self.data().cache_key
+        if data_key is None:
+            return None
+        parts = (data_key, self.lag, self.cv, self.n_folds if self.cv == "kfold" else None,
+                 self.dtype, n_samples, ENGINE_FORMAT)
+        digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
+        return data_home() / "cache" / f"{ENGINE_PREFIX}{digest}.npz"
+
     @param.depends(*STRUCTURAL)
     def engine(self, progress=None) -> RidgeCV:
         """The per-fold decompositions (cached per structural parameters)."""
@@ -209,8 +261,12 @@ class EncodingAnalysis(param.Parameterized):
                     _ENGINES.move_to_end(key)
             if eng is None:
                 y, x, runs, _ = self.samples()
-                folds = make_folds(len(x), self.cv, self.n_folds, runs)
-                eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
+                path = self._engine_file(len(x))
+                eng = _load_engine(path, x, y, self.dtype)
+                if eng is None:
+                    folds = make_folds(len(x), self.cv, self.n_folds, runs)
+                    eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
+                    _save_engine(eng, path)
                 with _LOCK:
                     _remember(_ENGINES, key, eng, 4)
         self.param.voxel.bounds = (0, eng.n_voxels - 1)

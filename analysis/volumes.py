@@ -18,6 +18,10 @@ import numpy as np
 import xarray as xr
 
 from .errors import DataError
+from .xarray_compat import install as _lazy_dask
+
+_lazy_dask()  # xarray imports Dask when something uses it, not at the first array
+# (every analysis module imports this one)
 
 DIMS = ("x", "y", "z")
 

@@ -529,7 +529,7 @@ class EncodingTab(pn.viewable.Viewer):
             self._details_shown = True
             self._update_voxel_info()
             with batched():
-                stimulus[:] = [pn.layout.Divider(), "**Stimulus browser**", self.w_sample,
+                stimulus[:] = [pn.layout.Divider(), pn.pane.Markdown("**Stimulus browser**"), self.w_sample,
                                self.stimulus_pane, self.stimulus_info]
                 voxel_slot[:] = [self.voxel_info]
                 path_slot[:] = [self.path]
@@ -537,7 +537,7 @@ class EncodingTab(pn.viewable.Viewer):
                               self.w_run, ExportBar(source=self, stem="encoding")]
 
         controls = pn.Column(
-            "**Ridge encoding** (Miyawaki 2008)",
+            pn.pane.Markdown("**Ridge encoding** (Miyawaki 2008)"),
             self.w_alpha, self.w_threshold, self.w_cv, self.w_folds, self.w_lag, self.w_dtype,
             stimulus, width=240)
         main = pn.Column(self.summary, self.viewer, voxel_slot,

@@ -6,10 +6,11 @@ also calls :func:`start` when its first session opens (for a plain
 ``--num-procs N``, once in each process: every process has its own caches).
 
 The thread fills the same caches a session fills on first use, in the order a
-first page needs them: the Encoding tab's data, decomposition and alpha path
-(the default tab), then its modules; then, a few seconds after the first page has
-loaded (or after ``LATER_AFTER`` seconds), the first voxel's LassoLarsCV fit (the
-voxel's views follow the first page) and the Decoding and Connectivity tabs'
+first page needs them: the Encoding tab's data, decomposition (read from the cache
+folder when an earlier process saved it) and R² map (the default tab), then its
+modules; then, a few seconds after the first page has loaded (or after
+``LATER_AFTER`` seconds), the alpha path and the first voxel's LassoLarsCV fit
+(the voxel's views follow the first page) and the Decoding and Connectivity tabs'
 datasets, masked and cleaned data, so that
 a first visitor arriving as the server starts does not share the CPU with them.
 It computes nothing a session would not: a session that arrives while it runs
@@ -51,7 +52,6 @@ def _encoding(size: str) -> None:
     a.background()
     a.engine()
     a.mean_r2()
-    a.alpha_path()
     import dashboard.encoding  # noqa: F401 - the first page imports it too (HoloViews...)
 
 
@@ -61,8 +61,9 @@ def _encoding_voxel(size: str) -> None:
     from analysis.encoding import EncodingAnalysis
 
     a = EncodingAnalysis(size=size)
-    # the tab starts on the best voxel; its views come after the first page (and with
-    # them scikit-learn, for the LassoLarsCV receptive field)
+    # the tab starts on the best voxel; its views and the alpha path come after the first
+    # page (and with them scikit-learn, for the LassoLarsCV receptive field)
+    a.alpha_path()
     a.lasso_receptive_field(int(np.argmax(a.mean_r2().values)))
 
 

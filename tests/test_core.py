@@ -146,3 +146,26 @@ def test_cli_help_lists_subcommands():
     assert out.returncode == 0
     for name in ("data", "serve"):
         assert name in out.stdout
+
+
+def test_xarray_imports_dask_only_when_something_uses_it():
+    """Volumes do not import dask.array (0.5 s as the app starts); Dask arrays made
+    afterwards are still Dask arrays to xarray (lazy, chunked)."""
+    code = (
+        "import sys\nimport numpy as np\nimport xarray as xr\n"
+        "from analysis.volumes import to_xarray\nfrom analysis import xarray_compat\n"
+        "assert xarray_compat.install()\n"
+        "import nibabel as nib\nvol = to_xarray(nib.Nifti1Image(np.ones((3, 4, 5)), np.eye(4)))\n"
+        "m = (vol.mean('x') + vol.sel(x=0)).where(vol.sel(x=1) > 0)\n"
+        "xr.concat([vol, vol], 'x').to_dataframe('v')\n"
+        "assert 'dask.array' not in sys.modules, 'dask.array imported'\n"
+        "import dask.array as da\n"
+        "d = xr.DataArray(da.zeros((4, 4), chunks=2))\n"
+        "assert d.chunks == ((2, 2), (2, 2)), d.chunks\n"
+        "assert type((d + 1).data).__module__.startswith('dask'), type((d + 1).data)\n"
+        "assert xr.DataArray(np.zeros(3)).chunks is None\n"
+        "from xarray.namedarray.pycompat import array_type\n"
+        "assert array_type('dask') == (da.Array,)\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -218,3 +218,63 @@ def test_sessions_share_the_r2_of_an_alpha(encoding_dir, monkeypatch):
     assert calls == [32.0]
     with pytest.raises(ValueError):
         first[0, 0] = 1.0  # shared: read-only
+
+
+def test_decomposition_is_kept_on_disk_for_the_next_process(encoding_dir, tmp_path, monkeypatch):
+    """A new process (here: emptied caches) reads the decomposition instead of computing
+    it, with the same numbers; other structural parameters get their own file; at most
+    ENGINE_FILES are kept; an unreadable file is computed again and replaced."""
+    from analysis.config import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))  # a cache folder of its own
+    encoding.clear_caches()
+    files = lambda: sorted((tmp_path / "cache").glob(f"{encoding.ENGINE_PREFIX}*.npz"))  # noqa: E731
+
+    def fresh(**params):
+        encoding.clear_caches()  # as a new process would start
+        return EncodingAnalysis(data_dir=str(encoding_dir), alpha=10.0, **params)
+
+    built, loads = RidgeCV.n_decompositions, RidgeCV.n_loads
+    first = fresh(n_folds=5)
+    r2, ts = first.mean_r2().values.copy(), first.time_course(3)
+    assert RidgeCV.n_decompositions == built + 1 and len(files()) == 1
+    again = fresh(n_folds=5)
+    np.testing.assert_array_equal(again.mean_r2().values, r2)
+    np.testing.assert_array_equal(again.time_course(3).predicted.values, ts.predicted.values)
+    assert RidgeCV.n_decompositions == built + 1 and RidgeCV.n_loads == loads + 1
+    # every structural parameter is in the file's key
+    for params in (dict(n_folds=4), dict(n_folds=5, lag=1), dict(cv="run"),
+                   dict(n_folds=5, dtype="float32")):
+        fresh(**params).engine()
+    assert RidgeCV.n_decompositions == built + 5
+    assert len(files()) == encoding.ENGINE_FILES
+    # the most recently used ones are kept: n_folds=5 (float32) is there, read back
+    newest = fresh(n_folds=5, dtype="float32")
+    newest.engine()
+    assert RidgeCV.n_decompositions == built + 5
+    # a damaged file is not trusted: computed again, same numbers, file replaced
+    path = newest._engine_file(len(newest.samples()[1]))
+    path.write_bytes(b"not a zip")
+    damaged = fresh(n_folds=5, dtype="float32")
+    np.testing.assert_allclose(damaged.mean_r2().values, r2, atol=1e-5)
+    assert RidgeCV.n_decompositions == built + 6
+    assert RidgeCV.load(path, *damaged.samples()[1::-1], "float32").n_folds == 5
+    encoding.clear_caches()
+
+
+def test_decomposition_of_uncached_data_is_not_kept(encoding_dir, tmp_path, monkeypatch):
+    from analysis.config import DATA_ENV
+    from analysis.datasets import miyawaki
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    data = miyawaki.load(encoding_dir, cache=False)
+    assert data.cache_key is None
+    monkeypatch.setattr(encoding, "load_data", lambda *a, **k: data)
+    encoding.clear_caches()
+    enc = EncodingAnalysis(data_dir=str(encoding_dir), n_folds=3)
+    assert enc._engine_file(10) is None
+    built = RidgeCV.n_decompositions
+    enc.engine()
+    assert RidgeCV.n_decompositions == built + 1
+    encoding.clear_caches()
+    assert not list(tmp_path.rglob(f"{encoding.ENGINE_PREFIX}*"))

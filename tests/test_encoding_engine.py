@@ -139,3 +139,48 @@ def test_bad_input(samples):
         eng.predict_cv(1.0, y.shape[1])
     with pytest.raises(DataError, match="same number of rows"):
         RidgeCV(x[:-1], y, make_folds(len(x), "kfold", 3))
+
+
+@pytest.mark.parametrize("dtype,cv", [("float64", "kfold"), ("float32", "run")])
+def test_saved_decomposition_gives_the_same_numbers(samples, tmp_path, dtype, cv):
+    """A decomposition read back from disk answers exactly as the one that was saved,
+    and both equal the seed's loop."""
+    y, x, runs = samples
+    folds = make_folds(len(x), cv, 5, runs)
+    eng = RidgeCV(x, y, folds, dtype=dtype)
+    path = eng.save(tmp_path / "eng.npz")
+    loads = RidgeCV.n_loads
+    back = RidgeCV.load(path, x, y, dtype)
+    assert RidgeCV.n_loads == loads + 1
+    assert back.n_folds == eng.n_folds and back.dtype == eng.dtype
+    for (tr, te), (tr2, te2) in zip(eng.folds, back.folds):
+        np.testing.assert_array_equal(tr, tr2)
+        np.testing.assert_array_equal(te, te2)
+    for alpha in (1.0, 100.0):
+        np.testing.assert_array_equal(back.r2(alpha), eng.r2(alpha))
+        np.testing.assert_array_equal(back.coef(alpha, [0, 3]), eng.coef(alpha, [0, 3]))
+        np.testing.assert_array_equal(back.intercept(alpha), eng.intercept(alpha))
+        np.testing.assert_array_equal(back.predict_cv(alpha, 2), eng.predict_cv(alpha, 2))
+    np.testing.assert_array_equal(back.r2_path([1.0, 10.0]), eng.r2_path([1.0, 10.0]))
+    np.testing.assert_array_equal(back.measured(4), eng.measured(4))
+    if dtype == "float64":
+        np.testing.assert_allclose(back.r2(100.0), reference_r2(x, y, folds, 100.0),
+                                   atol=1e-10)
+
+
+def test_saved_decomposition_refuses_other_data(samples, tmp_path):
+    y, x, runs = samples
+    eng = RidgeCV(x, y, make_folds(len(x), "kfold", 3))
+    path = eng.save(tmp_path / "eng.npz")
+    with pytest.raises(DataError, match="other data"):
+        RidgeCV.load(path, x[:-1], y[:-1])  # other samples
+    with pytest.raises(DataError, match="other data"):
+        RidgeCV.load(path, x, y[:, :-1])  # other voxels
+    with pytest.raises(DataError, match="other data"):
+        RidgeCV.load(path, x, y, np.float32)  # saved as float64
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DataError, match="not a saved decomposition"):
+        RidgeCV.load(broken, x, y)
+    with pytest.raises(DataError, match="not a saved decomposition"):
+        RidgeCV.load(tmp_path / "missing.npz", x, y)

@@ -359,6 +359,25 @@ def fetch(data_dir):
     return fetch_miyawaki2008(data_dir=str(data_dir), verbose=0)
 
 
+def listed(data_dir) -> dict:
+    """``func``, ``label``, ``mask``, ``mask_roi`` and ``background`` as
+    :func:`fetch` returns them (same strings, same order), from the layout alone.
+
+    Used for the synthetic folder this package writes (a test checks it equals the
+    fetcher's answer); a real download goes through :func:`fetch`.
+    """
+    data_dir = Path(data_dir)
+    if not has_fetcher_files(data_dir):
+        return fetch(data_dir)  # its error names the missing files
+    root = os.path.join(str(data_dir), NAME)
+    paths = lambda files: [os.path.join(root, f) for f in files]  # noqa: E731
+    return dict(func=paths(func_files("figure") + func_files("random")),
+                label=paths(label_files("figure") + label_files("random")),
+                mask=os.path.join(root, "mask", MASK_FILES[0]),
+                mask_roi=paths(mask_files()[1:]),
+                background=os.path.join(root, "bg.nii.gz"))
+
+
 @dataclass
 class EncodingData:
     """The cleaned random-image runs of a Miyawaki-style dataset.
@@ -383,6 +402,8 @@ class EncodingData:
     source: str = ""
     t_r: float | None = None
     truth: dict | None = None
+    #: the cleaned matrix's cache key (files' paths, sizes and times); None if not cached
+    cache_key: str | None = None
 
     @property
     def n_voxels(self) -> int:
@@ -489,7 +510,8 @@ def load_files(func, labels, mask, background=None, source="files", cache=True,
     progress(1.0, "loaded")
     return EncodingData(fmri=fmri, stimuli=stimuli, run_lengths=lengths, mask_img=mask_img,
                         background=background, func=func, label=labels, source=source,
-                        t_r=t_r_of(first), truth=truth)
+                        t_r=t_r_of(first), truth=truth,
+                        cache_key=key if cache_file is not None else None)
 
 
 def load(data_dir=None, size: str | None = None, cache=True, progress=None) -> EncodingData:
@@ -509,9 +531,13 @@ def load(data_dir=None, size: str | None = None, cache=True, progress=None) -> E
     if not has_fetcher_files(data_dir) and has_fetcher_files(data_dir.parent) \
             and data_dir.name == NAME:
         data_dir = data_dir.parent  # accept the dataset folder itself
-    bunch = fetch(data_dir)
     truth = load_truth(data_dir)
+    # our own synthetic folder: its files listed as the fetcher lists them (tested equal),
+    # without importing nilearn.datasets (and scikit-learn, scipy.stats: 1.5 s as the app
+    # starts); a real download goes through the fetcher
+    bunch = fetch(data_dir) if truth is None else listed(data_dir)
     source = "synthetic" if truth is not None else "miyawaki2008"
-    return load_files(bunch.func[12:], bunch.label[12:], bunch.mask, background=bunch.background,
+    return load_files(bunch["func"][12:], bunch["label"][12:], bunch["mask"],
+                      background=bunch["background"],
                       source=f"{source} ({data_dir})", cache=cache, progress=progress,
                       truth=truth)
