@@ -1,15 +1,17 @@
 """xarray without importing Dask until something uses Dask.
 
 xarray asks, for every array it wraps, whether it is a Dask array, and to answer
-it imports ``dask.array`` (0.4-0.7 s here, most of it as the served app's first
+it imports ``dask.array`` and ``dask`` (0.5-0.8 s here, as the served app's first
 page is made; Dask is installed for the group analysis). Yet no object can be a
-Dask array before ``dask.array`` has been imported. :func:`install` gives xarray
-an answer that knows this: no type while ``dask.array`` is not imported, Dask's
-own once it is (by anyone). Every other question about Dask (is it installed,
-which version) imports it, as xarray does.
+Dask array or collection before Dask has been imported. :func:`install` gives
+xarray answers that know this: no Dask type while ``dask.array`` is not imported,
+Dask's own once it is (by anyone); not a Dask collection while ``dask`` is not
+imported, Dask's answer once it is. Every other question about Dask (is it
+installed, which version) imports it, as xarray does.
 
-It replaces one entry of a private xarray cache. If that cache is not there (another
-xarray version), nothing is changed and xarray imports Dask as before.
+It replaces one entry of a private xarray cache and one function of
+``xarray.namedarray.utils``. If either is not there (another xarray version), it is
+left alone and xarray imports Dask for it as before.
 """
 
 from __future__ import annotations
@@ -55,8 +57,18 @@ class LazyDask:
         return getattr(self._resolve(), name)
 
 
+def _lazy_is_dask_collection(original):
+    def is_dask_collection(x) -> bool:
+        # nothing is a Dask collection before Dask is imported (0.1 s to import it)
+        return "dask" in sys.modules and original(x)
+
+    is_dask_collection.__doc__ = original.__doc__
+    is_dask_collection.__wrapped__ = original
+    return is_dask_collection
+
+
 def install() -> bool:
-    """Make xarray's Dask check lazy (once per process); True if it is (or already was)."""
+    """Make xarray's Dask checks lazy (once per process); True if they are (or already were)."""
     global _INSTALLED
     if _INSTALLED:
         return True
@@ -66,6 +78,13 @@ def install() -> bool:
     cache = pycompat._cached_duck_array_modules
     if "dask" not in cache and "dask.array" not in sys.modules:
         cache["dask"] = LazyDask()
+    try:
+        from xarray.namedarray import utils
+    except ImportError:
+        utils = None
+    if utils is not None and callable(getattr(utils, "is_dask_collection", None)) \
+            and not hasattr(utils.is_dask_collection, "__wrapped__"):
+        utils.is_dask_collection = _lazy_is_dask_collection(utils.is_dask_collection)
     _INSTALLED = True
     return True
 

@@ -302,8 +302,10 @@ def local_stylesheets(doc=None) -> None:
         patch_model_css(root, dist_url=doc._template_variables["dist_url"])
 
 
-if pn.state.served:
+if __name__.startswith("bokeh_app"):  # run by `panel serve` (pn.state.served walks the stack)
     warmup.start()  # once per process; `fmri-explorer serve` has started it already (--setup)
     local_stylesheets()
-    create_app().servable(title="fmri-explorer")
+    # one walk of the model graph when the page is made, not one per root the template adds
+    with pn.state.curdoc.models.freeze():
+        create_app().servable(title="fmri-explorer")
     local_stylesheets()

@@ -28,7 +28,7 @@ from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
 from dashboard.live import LivePane, LivePlot
 from dashboard.share import sync_url
-from dashboard.slice_viewer import SliceViewer
+from dashboard.slice_viewer import SliceViewer, palette
 
 #: The seed marks this pixel in every receptive field.
 MARKED_PIXEL = (4, 2)
@@ -54,7 +54,7 @@ def receptive_field_image(rf, title: str, marked=MARKED_PIXEL, planted=None,
     """A 10x10 image (row 0 at the top, as ``imshow``) with the marked pixel boxed."""
     image, clim = rf_element(rf, symmetric)
     image = image.opts(
-        cmap=cmap, clim=clim, invert_yaxis=True, colorbar=symmetric, title=title,
+        cmap=palette(cmap), clim=clim, invert_yaxis=True, colorbar=symmetric, title=title,
         frame_width=170, frame_height=170, toolbar=None, tools=["hover"], xaxis=None,
         yaxis=None, fontsize={"title": 10}, framewise=True, hooks=list(hooks))
     overlay = image * _pixel_box(*marked, "red")
@@ -476,7 +476,8 @@ class EncodingTab(pn.viewable.Viewer):
             stim = np.zeros((10, 10))
         return hv.Image((np.arange(10), np.arange(10), stim), kdims=["col", "row"],
                         vdims=["pixel"]).opts(
-            cmap="gray", clim=(0, 1), invert_yaxis=True, frame_width=150, frame_height=150,
+            cmap=palette("gray"), clim=(0, 1), invert_yaxis=True, frame_width=150,
+            frame_height=150,
             toolbar=None, xaxis=None, yaxis=None, title=f"stimulus of sample {sample}",
             fontsize={"title": 10})
 

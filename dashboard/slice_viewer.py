@@ -13,6 +13,7 @@ its own grid at the crosshair.
 
 from __future__ import annotations
 
+import functools
 import weakref
 
 import holoviews as hv
@@ -40,6 +41,24 @@ def session_viewers(doc=None) -> list:
     """The slice viewers created in a session (default: the current one)."""
     doc = doc if doc is not None else pn.state.curdoc
     return list(_SESSION_VIEWERS.get(doc, ())) if doc is not None else []
+
+def palette(cmap):
+    """A colour map's colours, as HoloViews makes them from its name, looked up once
+    per name (anything else, e.g. a list of colours, is returned as it is).
+
+    Given a name, HoloViews searches the colour-map lists of matplotlib, Bokeh and
+    colorcet each time it draws an image (3 lists per image, every slider move); given
+    the colours, it uses them as they are.
+    """
+    return _palette(cmap) if isinstance(cmap, str) else cmap
+
+
+@functools.lru_cache(maxsize=64)
+def _palette(name: str) -> tuple:
+    from holoviews.plotting.util import process_cmap
+
+    return tuple(process_cmap(name))
+
 
 #: view name -> (horizontal dim, vertical dim, sliced dim)
 VIEWS = {
@@ -317,7 +336,7 @@ class SliceViewer(pn.viewable.Viewer):
         frame_width = max(60, int(frame_height * width_mm / height_mm))
         extra = 90 if view == "axial" else 0  # the colour bar's room, map or not yet
         return image.opts(
-            cmap="gray", colorbar=False, clipping_colors={"NaN": "black"},
+            cmap=palette("gray"), colorbar=False, clipping_colors={"NaN": "black"},
             title=_view_title(view, position), xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
             frame_height=frame_height, frame_width=frame_width, xlim=ext[h], ylim=ext[v],
             fontsize={"title": 10}, min_width=frame_width + 60 + extra, framewise=True)
@@ -343,7 +362,7 @@ class SliceViewer(pn.viewable.Viewer):
     def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, position):
         image, crange = self._map_element(view, position, stat_map, threshold, clim,
                                           symmetric)
-        opts = dict(cmap=cmap, clim=crange, clipping_colors={"NaN": "transparent"},
+        opts = dict(cmap=palette(cmap), clim=crange, clipping_colors={"NaN": "transparent"},
                     colorbar=(view == "axial"), framewise=True)
         if stat_map is not None:
             opts["tools"] = ["hover"]

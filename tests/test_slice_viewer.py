@@ -94,3 +94,14 @@ def test_click_without_following_reports_only(volume):
     viewer.tap("axial", target[0], target[1])  # the same voxel again: reported again
     assert viewer.crosshair_mm == before
     assert clicks == [pytest.approx(tuple(target))] * 2
+
+
+def test_palette_is_what_holoviews_makes_of_the_name():
+    from holoviews.plotting.util import process_cmap
+
+    from dashboard.slice_viewer import palette
+
+    for name in ("fire", "gray", "RdBu_r", "Blues"):
+        assert list(palette(name)) == process_cmap(name)
+        assert palette(name) is palette(name)  # looked up once
+    assert palette(["#000000", "#ffffff"]) == ["#000000", "#ffffff"]
