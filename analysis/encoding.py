@@ -71,6 +71,19 @@ ENGINE_FILES = 3
 ENGINE_PREFIX = "ridgecv-"
 
 
+class _Rows:
+    """``a[rows]`` without the copy, for what reads a column at a time (``[:, j]``)."""
+
+    def __init__(self, a: np.ndarray, rows: np.ndarray):
+        self.a, self.rows = a, rows
+        self.shape = (len(rows), a.shape[1])
+        self.dtype = a.dtype
+
+    def __getitem__(self, key):
+        r, c = key
+        return self.a[self.rows[r], c]
+
+
 def _load_engine(path, x, y, dtype) -> RidgeCV | None:
     """The decomposition saved at ``path``, or None (missing, unreadable, other data)."""
     if path is None or not path.is_file():
@@ -212,6 +225,23 @@ class EncodingAnalysis(param.Parameterized):
         return memo[1]
 
     @param.depends("data_dir", "size", "lag")
+    def sample_index(self):
+        """``(X (n_samples, 100), runs (n_samples,), volumes)`` of :meth:`samples`, without
+        ``Y`` (which copies the data: 58 MB, 0.15 s at full size)."""
+        key = ("index", self._data_key(), int(self.lag))
+        cached = self.__dict__.get("_index_cache")
+        if cached is None or cached[0] != key:
+            with _LOCK:
+                shared = _SAMPLES.get(key)
+            if shared is None:
+                shared = tuple(_read_only(a) for a in self.data().lagged_index(self.lag))
+                with _LOCK:
+                    shared = _SAMPLES.setdefault(key, shared)
+                    _remember(_SAMPLES, key, shared, 8)
+            cached = self.__dict__["_index_cache"] = (key, shared)
+        return cached[1]
+
+    @param.depends("data_dir", "size", "lag")
     def samples(self):
         """``(Y (n_samples, n_voxels), X (n_samples, 100), runs (n_samples,), volumes)``.
 
@@ -226,10 +256,11 @@ class EncodingAnalysis(param.Parameterized):
                 if shared is not None:
                     _SAMPLES.move_to_end(key)
             if shared is None:
-                shared = tuple(_read_only(a) for a in self.data().lagged(self.lag))
+                x, runs, volumes = self.sample_index()
+                shared = (_read_only(self.data().fmri[volumes]), x, runs, volumes)
                 with _LOCK:
                     shared = _SAMPLES.setdefault(key, shared)
-                    _remember(_SAMPLES, key, shared, 4)
+                    _remember(_SAMPLES, key, shared, 8)
             cached = (key, shared)
             self._samples_cache = cached
         return cached[1]
@@ -260,10 +291,13 @@ class EncodingAnalysis(param.Parameterized):
                 if eng is not None:
                     _ENGINES.move_to_end(key)
             if eng is None:
-                y, x, runs, _ = self.samples()
+                x, runs, volumes = self.sample_index()
                 path = self._engine_file(len(x))
-                eng = _load_engine(path, x, y, self.dtype)
+                # read from disk, it keeps the data's rows, not a copy (it reads one voxel
+                # at a time)
+                eng = _load_engine(path, x, _Rows(self.data().fmri, volumes), self.dtype)
                 if eng is None:
+                    y = self.samples()[0]
                     folds = make_folds(len(x), self.cv, self.n_folds, runs)
                     eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
                     _save_engine(eng, path)
@@ -396,8 +430,10 @@ class EncodingAnalysis(param.Parameterized):
                 with _LOCK:
                     coef = _LASSO.get(key)
                 if coef is None:
-                    y, x, _, _ = self.samples()
-                    coef = lasso_receptive_field(x, np.asarray(y[:, v], dtype=np.float64))
+                    x, _, volumes = self.sample_index()
+                    # the voxel's column of the seed's fmri_data (no copy of the whole)
+                    y = self.data().fmri[volumes, v]
+                    coef = lasso_receptive_field(x, np.asarray(y, dtype=np.float64))
                     with _LOCK:
                         _remember(_LASSO, key, coef, 512)
         return xr.DataArray(coef.reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
@@ -407,7 +443,7 @@ class EncodingAnalysis(param.Parameterized):
         """Measured and cross-validated predicted responses of one voxel over samples."""
         v = self._voxel(voxel)
         eng = self.engine()
-        _, _, runs, volumes = self.samples()
+        _, runs, volumes = self.sample_index()
         return xr.Dataset({"measured": ("sample", np.asarray(eng.measured(v), float)),
                            "predicted": ("sample", np.asarray(eng.predict_cv(self.alpha, v), float))},
                           coords={"sample": np.arange(eng.n_samples), "run": ("sample", runs),
@@ -416,7 +452,7 @@ class EncodingAnalysis(param.Parameterized):
 
     def stimulus(self, sample: int) -> xr.DataArray:
         """The 10x10 image paired with ``sample`` (after the lag): ``(row, col)``."""
-        _, x, _, volumes = self.samples()
+        x, _, volumes = self.sample_index()
         s = int(sample)
         if not 0 <= s < len(x):
             raise DataError(f"sample {sample} is outside 0 to {len(x) - 1}")

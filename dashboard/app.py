@@ -19,6 +19,7 @@ import importlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):  # `panel serve dashboard/app.py` runs this file as a script
@@ -35,7 +36,6 @@ from dashboard.batch import batched
 from dashboard.browser import StyleSheetGuard
 from dashboard.notify import loading, report_error
 from dashboard.share import sync_url
-from dashboard.slice_viewer import session_viewers
 
 log = logging.getLogger("fmri_explorer.dashboard")
 
@@ -49,6 +49,9 @@ TAB_KEYS = [title.lower() for title, _, _ in TABS]
 #: Height of each slice view (px), at most, in the presentation layout.
 PRESENT_PLOT_HEIGHT = 400
 
+
+#: Seconds a first page waits for the warm-up before its tab is built anyway.
+WAIT_FIRST_PAGE = 30.0
 
 #: Width (px) beside a tab's views: its controls (at most 290) and the page's paddings.
 PRESENT_SIDE_WIDTH = 340
@@ -76,6 +79,14 @@ def present_height(window_width: int | None, extent=None) -> int:
 def _remember_height(viewer) -> None:
     """Keep the tab's own view height, to go back to when the presentation ends."""
     viewer.__dict__.setdefault("_normal_height", viewer.plot_height)
+
+
+def session_viewers(doc=None) -> list:
+    """The session's slice viewers (:func:`dashboard.slice_viewer.session_viewers`),
+    imported when first asked: HoloViews is not imported before the page is sent."""
+    from dashboard.slice_viewer import session_viewers as viewers
+
+    return viewers(doc)
 
 
 def _present_height(viewer, window_width) -> int:
@@ -192,8 +203,8 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     if served and state.present:
         # presenting: the views are sized to the window's width, which the page sends
         # as it draws (views cannot shrink once drawn): build the tab when it has arrived
-        # (or after a second). Otherwise the tab is built with the page: faster overall
-        # than a page first and the tab after (measured: 4.5 vs 8 s on a warm server).
+        # (or after a second). Otherwise, on a warm server, the tab is built with the page
+        # (one message: faster than the page and then the tab).
         waiting = {"width": False}
 
         def first_build():
@@ -212,6 +223,25 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
 
         state.param.watch(width_arrived, "window_width")
         pn.state.onload(first_build)
+    elif served and state.tab == "encoding" and warmup.first_page_pending():
+        # the server has just started and its warm-up thread is still loading what the
+        # Encoding tab's first message needs: send the page now (the browser loads its
+        # scripts meanwhile, on its own core) and build the tab as soon as that is loaded
+        # (polled on the event loop: at most WAIT_FIRST_PAGE seconds)
+        started = time.monotonic()
+        poll = {}
+
+        def build_when_ready():
+            if not warmup.FIRST_PAGE_READY.is_set() \
+                    and time.monotonic() - started < WAIT_FIRST_PAGE:
+                return
+            doc.remove_periodic_callback(poll["callback"])
+            if state.tab not in viewers:
+                with batched():  # one model-graph walk, one message
+                    build(state.tab)
+
+        poll["callback"] = doc.add_periodic_callback(build_when_ready, 30)
+        pn.state.onload(warmup.page_loaded)
     else:
         build(state.tab)
         if served:

@@ -141,8 +141,8 @@ class EncodingTab(pn.viewable.Viewer):
         self.analysis = analysis or EncodingAnalysis(size=default_size())
         a = self.analysis
         self._doc = pn.state.curdoc
-        # served, the voxel's views come after the first page (see __panel__)
-        self._details_shown = not (served(self._doc) and not pn.state.loaded)
+        # served, the voxel's views come after the tab's first message (see __panel__)
+        self._details_shown = not served(self._doc)
         self.detail_alpha = a.alpha
         self.viewer = SliceViewer(title="", map_label="R2", cmap="fire", symmetric=False,
                                   plot_height=230)
@@ -383,7 +383,7 @@ class EncodingTab(pn.viewable.Viewer):
             report_error(exc)
 
     def _update_samples(self):
-        runs = self.analysis.samples()[2]
+        runs = self.analysis.sample_index()[1]
         n_runs = int(runs.max()) + 1
         self.param.run.bounds = (1, n_runs)
         self.w_run.param.update(end=max(n_runs, 2), value=min(self.w_run.value, n_runs))
@@ -396,7 +396,7 @@ class EncodingTab(pn.viewable.Viewer):
     @notify_errors
     def _stimulus_text(self):
         a = self.analysis
-        _, _, runs, volumes = a.samples()
+        _, runs, volumes = a.sample_index()
         s = min(self.sample, len(runs) - 1)
         self.stimulus_info.object = (f"sample {s}: run {int(runs[s]) + 1}, image "
                                      f"{int(volumes[s]) - a.lag} paired with volume "
@@ -516,9 +516,10 @@ class EncodingTab(pn.viewable.Viewer):
     def __panel__(self):
         from dashboard.export import ExportBar
 
-        # Served, the page comes first with the map, its histogram and the widgets; the
-        # voxel's views, the alpha path and the stimulus browser follow once it has loaded
-        # (in a second message), so a first visitor sees an interactive page sooner.
+        # Served, the tab comes first with the map, its histogram and the widgets; the
+        # voxel's views, the alpha path and the stimulus browser follow once the page has
+        # loaded, or at the next tick if it has (in a second message): a first visitor
+        # sees an interactive page sooner.
         stimulus = pn.Column(width=240)
         voxel_slot = pn.Column(sizing_mode="stretch_width")
         path_slot = pn.Column(sizing_mode="stretch_width")
@@ -545,7 +546,10 @@ class EncodingTab(pn.viewable.Viewer):
                          pn.Row(self.hist, path_slot, sizing_mode="stretch_width"), details,
                          sizing_mode="stretch_width")
         if not self._details_shown:
-            pn.state.onload(notify_errors(show_details))
+            if pn.state.loaded:  # the tab is made after the page (presentation, late start)
+                soon(self._doc, notify_errors(show_details))
+            else:
+                pn.state.onload(notify_errors(show_details))
         else:
             show_details()
         return pn.Row(controls, main, sizing_mode="stretch_width")

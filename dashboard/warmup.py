@@ -13,6 +13,8 @@ modules; then, a few seconds after the first page has loaded (or after
 (the voxel's views follow the first page) and the Decoding and Connectivity tabs'
 datasets, masked and cleaned data, so that
 a first visitor arriving as the server starts does not share the CPU with them.
+A page asked for before the first step is done goes out at once, with the tab's
+spinner; the app builds its tab when :data:`FIRST_PAGE_READY` is set.
 It computes nothing a session would not: a session that arrives while it runs
 waits for the same cache entry (per-key locks) instead of computing it twice.
 A failure is logged and left to the tab, which reports it in its session.
@@ -40,6 +42,9 @@ LATER_AFTER = 20.0
 #: seconds after the first page has loaded before warming the other tabs (the page is
 #: still drawing, and its first moves should not share the CPU with the warm-up)
 AFTER_PAGE = 5.0
+#: set when what the Encoding tab's first message needs is loaded (its data,
+#: decomposition, R² map and modules), or has failed (the tab then reports it)
+FIRST_PAGE_READY = threading.Event()
 #: step name -> seconds (or the error), for the log and the benchmark
 TIMINGS: dict = {}
 
@@ -90,6 +95,11 @@ STEPS = [("encoding", _encoding, False), ("encoding voxel", _encoding_voxel, Tru
          ("decoding", _decoding, True), ("connectivity", _connectivity, True)]
 
 
+def first_page_pending() -> bool:
+    """The warm-up thread runs and has not yet loaded what a first page needs."""
+    return _STARTED.is_set() and not FIRST_PAGE_READY.is_set()
+
+
 def page_loaded() -> None:
     """A session's page has loaded: the other tabs may be warmed now."""
     PAGE_LOADED.set()
@@ -117,6 +127,8 @@ def warm(size: str | None = None, wait_for_page: bool = False) -> dict:
         except Exception as exc:  # noqa: BLE001 - the tab will report it in its session
             TIMINGS[name] = f"{type(exc).__name__}: {exc}"
             log.warning("warm-up of %s failed: %s", name, exc)
+        if not later:
+            FIRST_PAGE_READY.set()
     DONE.set()
     print("fmri-explorer: caches warm (seconds per tab): "
           + ", ".join(f"{k} {v}" for k, v in TIMINGS.items()), flush=True)

@@ -420,6 +420,11 @@ class EncodingData:
         Returns ``(Y (n_samples, n_voxels), X (n_samples, 100) float, runs (n_samples,),
         volumes (n_samples,))`` where ``volumes`` indexes rows of :attr:`fmri`.
         """
+        x, runs, y_idx = self.lagged_index(lag)
+        return self.fmri[y_idx], x, runs, y_idx
+
+    def lagged_index(self, lag: int = LAG):
+        """``(X, runs, volumes)`` of :meth:`lagged`, without ``Y`` (a copy of the data)."""
         lag = int(lag)
         if lag < 0 or lag >= min(self.run_lengths):
             raise DataError(f"lag must be between 0 and {min(self.run_lengths) - 1} volumes, "
@@ -432,9 +437,8 @@ class EncodingData:
             start += n
         y_idx = np.concatenate(y_idx)
         x_idx = np.concatenate(x_idx)
-        y = self.fmri[y_idx]
         x = self.stimuli[x_idx].reshape(len(x_idx), -1).astype(float)
-        return y, x, self.runs[y_idx], y_idx
+        return x, self.runs[y_idx], y_idx
 
 
 def _cache_key(func, labels, mask) -> str:

@@ -52,3 +52,40 @@ def test_bokeh_skips_rewriting_an_unchanged_stylesheet(app_page):
     }""")
     assert kept and changed and text == ":host { width: 2px; }"
     assert page.js_errors == [], page.js_errors
+
+
+def test_a_server_just_started_sends_the_page_then_the_tab(page, data_home, monkeypatch):
+    """While the warm-up thread loads the Encoding tab's data, a first visitor gets the
+    page at once (the tab's spinner), then the tab when the data are there, then its
+    voxel's views: every model with this server's stylesheets, no outside request."""
+    import threading
+
+    from dashboard import warmup
+    from dashboard.app import create_app
+    from tests.browser.conftest import EXTERNAL, READY, served
+
+    started, ready = threading.Event(), threading.Event()
+    started.set()  # as if `--setup dashboard/warmup.py` had started its thread
+    monkeypatch.setattr(warmup, "_STARTED", started)
+    monkeypatch.setattr(warmup, "FIRST_PAGE_READY", ready)
+    blocked, errors = [], []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.route(EXTERNAL, lambda route: (blocked.append(route.request.url), route.abort()))
+    with served(create_app) as url:
+        page.goto(url)
+        page.wait_for_function(READY, timeout=90_000)
+        page.wait_for_timeout(500)  # the tab waits for the warm-up
+        assert page.locator(".tab-loading").first.is_visible()
+        assert page.locator(".summary").count() == 0
+        ready.set()
+        page.locator(".tab-loading").first.wait_for(state="detached", timeout=90_000)
+        summary = wait_text(page, ".summary", lambda t: t.startswith("alpha=100 "))
+        assert "voxels above 0.05" in summary
+        page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
+        # the voxel's views follow in a second message
+        for css in (".time-course canvas", ".rf-lasso canvas", ".alpha-path canvas"):
+            page.locator(css).first.wait_for(state="visible", timeout=90_000)
+        page.wait_for_function(READY, timeout=90_000)
+    assert blocked == [], blocked
+    assert errors == [], errors
