@@ -44,6 +44,7 @@ _R2: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 R2_CACHE_SIZE = 64
 _SAMPLES: "OrderedDict[tuple, tuple]" = OrderedDict()
 _KEY_LOCKS: dict = {}
+_INDEX: "OrderedDict[tuple, tuple]" = OrderedDict()
 
 
 def _remember(cache: OrderedDict, key, value, limit: int):
@@ -119,7 +120,7 @@ def _save_engine(eng: RidgeCV, path) -> None:
 def clear_caches() -> None:
     """Forget every cached dataset, decomposition, path and Lasso fit."""
     with _LOCK:
-        for cache in (_DATA, _ENGINES, _LASSO, _PATHS, _SAMPLES):
+        for cache in (_DATA, _ENGINES, _LASSO, _PATHS, _SAMPLES, _INDEX):
             cache.clear()
 
 
@@ -228,16 +229,16 @@ class EncodingAnalysis(param.Parameterized):
     def sample_index(self):
         """``(X (n_samples, 100), runs (n_samples,), volumes)`` of :meth:`samples`, without
         ``Y`` (which copies the data: 58 MB, 0.15 s at full size)."""
-        key = ("index", self._data_key(), int(self.lag))
+        key = (self._data_key(), int(self.lag))
         cached = self.__dict__.get("_index_cache")
         if cached is None or cached[0] != key:
             with _LOCK:
-                shared = _SAMPLES.get(key)
+                shared = _INDEX.get(key)
             if shared is None:
                 shared = tuple(_read_only(a) for a in self.data().lagged_index(self.lag))
                 with _LOCK:
-                    shared = _SAMPLES.setdefault(key, shared)
-                    _remember(_SAMPLES, key, shared, 8)
+                    shared = _INDEX.setdefault(key, shared)
+                    _remember(_INDEX, key, shared, 8)
             cached = self.__dict__["_index_cache"] = (key, shared)
         return cached[1]
 
@@ -260,7 +261,7 @@ class EncodingAnalysis(param.Parameterized):
                 shared = (_read_only(self.data().fmri[volumes]), x, runs, volumes)
                 with _LOCK:
                     shared = _SAMPLES.setdefault(key, shared)
-                    _remember(_SAMPLES, key, shared, 8)
+                    _remember(_SAMPLES, key, shared, 4)
             cached = (key, shared)
             self._samples_cache = cached
         return cached[1]

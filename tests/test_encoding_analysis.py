@@ -241,6 +241,11 @@ def test_decomposition_is_kept_on_disk_for_the_next_process(encoding_dir, tmp_pa
     again = fresh(n_folds=5)
     np.testing.assert_array_equal(again.mean_r2().values, r2)
     np.testing.assert_array_equal(again.time_course(3).predicted.values, ts.predicted.values)
+    np.testing.assert_array_equal(again.time_course(3).measured.values, ts.measured.values)
+    y, x, runs, volumes = again.samples()
+    for a, b in zip(again.sample_index(), (x, runs, volumes)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(again.engine().measured(3), y[:, 3])
     assert RidgeCV.n_decompositions == built + 1 and RidgeCV.n_loads == loads + 1
     # every structural parameter is in the file's key
     for params in (dict(n_folds=4), dict(n_folds=5, lag=1), dict(cv="run"),
