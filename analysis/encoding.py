@@ -225,46 +225,44 @@ class EncodingAnalysis(param.Parameterized):
             memo = self.__dict__["_data_key_memo"] = (raw, key)
         return memo[1]
 
+    def _shared(self, memo: str, cache: OrderedDict, key, make, limit: int):
+        """``make()`` once per ``key`` for every instance (session) in ``cache`` (the
+        ``limit`` most recent), and remembered on this instance as ``memo``."""
+        cached = self.__dict__.get(memo)
+        if cached is None or cached[0] != key:
+            with _LOCK:
+                shared = cache.get(key)
+                if shared is not None:
+                    cache.move_to_end(key)
+            if shared is None:
+                shared = make()
+                with _LOCK:
+                    shared = cache.setdefault(key, shared)
+                    _remember(cache, key, shared, limit)
+            cached = self.__dict__[memo] = (key, shared)
+        return cached[1]
+
     @param.depends("data_dir", "size", "lag")
     def sample_index(self):
         """``(X (n_samples, 100), runs (n_samples,), volumes)`` of :meth:`samples`, without
         ``Y`` (which copies the data: 58 MB, 0.15 s at full size)."""
-        key = (self._data_key(), int(self.lag))
-        cached = self.__dict__.get("_index_cache")
-        if cached is None or cached[0] != key:
-            with _LOCK:
-                shared = _INDEX.get(key)
-            if shared is None:
-                shared = tuple(_read_only(a) for a in self.data().lagged_index(self.lag))
-                with _LOCK:
-                    shared = _INDEX.setdefault(key, shared)
-                    _remember(_INDEX, key, shared, 8)
-            cached = self.__dict__["_index_cache"] = (key, shared)
-        return cached[1]
+        return self._shared(
+            "_index_cache", _INDEX, (self._data_key(), int(self.lag)),
+            lambda: tuple(_read_only(a) for a in self.data().lagged_index(self.lag)), 8)
 
     @param.depends("data_dir", "size", "lag")
     def samples(self):
         """``(Y (n_samples, n_voxels), X (n_samples, 100), runs (n_samples,), volumes)``.
 
-        Sliced once per dataset and lag (views ask for it on every alpha move).
+        Sliced once per dataset and lag, shared by every instance (session): Y is the
+        size of the data (58 MB at full size).
         """
-        key = (self._data_key(), int(self.lag))
-        cached = getattr(self, "_samples_cache", None)
-        if cached is None or cached[0] != key:
-            # shared by every instance (session): Y is the size of the data (58 MB at full size)
-            with _LOCK:
-                shared = _SAMPLES.get(key)
-                if shared is not None:
-                    _SAMPLES.move_to_end(key)
-            if shared is None:
-                x, runs, volumes = self.sample_index()
-                shared = (_read_only(self.data().fmri[volumes]), x, runs, volumes)
-                with _LOCK:
-                    shared = _SAMPLES.setdefault(key, shared)
-                    _remember(_SAMPLES, key, shared, 4)
-            cached = (key, shared)
-            self._samples_cache = cached
-        return cached[1]
+        def make():
+            x, runs, volumes = self.sample_index()
+            return (_read_only(self.data().fmri[volumes]), x, runs, volumes)
+
+        return self._shared("_samples_cache", _SAMPLES, (self._data_key(), int(self.lag)),
+                            make, 4)
 
     def structural_key(self) -> tuple:
         return (self._data_key(), self.lag, self.cv,

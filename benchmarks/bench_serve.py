@@ -317,7 +317,8 @@ def run(bench) -> None:
                       p95 if np.isfinite(p95) else "> 1 s", "s" if np.isfinite(p95) else "",
                       f"{errors} of {every.size} missed")
             bench.row("load: server CPU (cores busy)", server_cores, "",
-                      f"the {n_sessions} Chromium pages on the same machine: {browser_cores:.2f} cores")
+                      f"the {n_sessions} Chromium pages on the same machine: "
+                      f"{browser_cores:.2f} cores")
             bench.row("server RSS at start (after first page)", rss_start, "MB")
             bench.row(f"server RSS with {n_sessions} sessions", rss_sessions, "MB")
             per = (rss_sessions - rss_start) / n_sessions
@@ -328,7 +329,8 @@ def run(bench) -> None:
             blocks = log.split("Traceback (most recent call last):")[1:]
             gone = sum(1 for b in blocks if "WebSocketClosedError" in b or "StreamClosedError" in b)
             errors_logged = len(blocks) - gone + log.count("ERROR")
-            bench.row("server log errors", errors_logged, "", "tracebacks and ERROR lines; target 0")
+            bench.row("server log errors", errors_logged, "",
+                      "tracebacks and ERROR lines; target 0")
             if gone:
                 bench.row("server log: clients gone with a message in flight", gone, "",
                           "tornado Stream/WebSocketClosedError, not an app error")

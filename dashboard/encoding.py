@@ -477,8 +477,8 @@ class EncodingTab(pn.viewable.Viewer):
         return hv.Image((np.arange(10), np.arange(10), stim), kdims=["col", "row"],
                         vdims=["pixel"]).opts(
             cmap=palette("gray"), clim=(0, 1), invert_yaxis=True, frame_width=150,
-            frame_height=150,
-            toolbar=None, xaxis=None, yaxis=None, title=f"stimulus of sample {sample}",
+            frame_height=150, toolbar=None, xaxis=None, yaxis=None,
+            title=f"stimulus of sample {sample}",
             fontsize={"title": 10})
 
     # ---- exports (see dashboard/export.py) ----------------------------------------------
@@ -531,8 +531,8 @@ class EncodingTab(pn.viewable.Viewer):
             self._details_shown = True
             self._update_voxel_info()
             with batched():
-                stimulus[:] = [pn.layout.Divider(), pn.pane.Markdown("**Stimulus browser**"), self.w_sample,
-                               self.stimulus_pane, self.stimulus_info]
+                stimulus[:] = [pn.layout.Divider(), pn.pane.Markdown("**Stimulus browser**"),
+                               self.w_sample, self.stimulus_pane, self.stimulus_info]
                 voxel_slot[:] = [self.voxel_info]
                 path_slot[:] = [self.path]
                 details[:] = [pn.Row(self.rf_ridge, self.rf_lasso), self.timecourse,

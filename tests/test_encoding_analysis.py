@@ -228,7 +228,9 @@ def test_decomposition_is_kept_on_disk_for_the_next_process(encoding_dir, tmp_pa
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path))  # a cache folder of its own
     encoding.clear_caches()
-    files = lambda: sorted((tmp_path / "cache").glob(f"{encoding.ENGINE_PREFIX}*.npz"))  # noqa: E731
+
+    def files():
+        return sorted((tmp_path / "cache").glob(f"{encoding.ENGINE_PREFIX}*.npz"))
 
     def fresh(**params):
         encoding.clear_caches()  # as a new process would start
