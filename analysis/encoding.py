@@ -26,7 +26,8 @@ import numpy as np
 import param
 import xarray as xr
 
-from .config import SIZES, data_home, default_size
+from . import cache as disk_cache
+from .config import SIZES, default_size
 from .datasets import miyawaki
 from .encoding_engine import CV_SCHEMES, FORMAT as ENGINE_FORMAT, RidgeCV, check_alpha, make_folds
 from .errors import DataError
@@ -87,17 +88,14 @@ class _Rows:
 
 def _load_engine(path, x, y, dtype) -> RidgeCV | None:
     """The decomposition saved at ``path``, or None (missing, unreadable, other data)."""
-    if path is None or not path.is_file():
+    if path is None or not os.path.lexists(path):
         return None
     try:
         eng = RidgeCV.load(path, x, y, dtype)
     except DataError as exc:
         log.info("ignoring %s: %s", path, exc)
         return None
-    try:
-        os.utime(path)  # recently used: kept when older ones are removed
-    except OSError:
-        pass
+    disk_cache.touch(path)  # recently used: kept when older ones are removed
     return eng
 
 
@@ -109,12 +107,10 @@ def _save_engine(eng: RidgeCV, path) -> None:
         return
     try:
         eng.save(path)
-        kept = sorted(path.parent.glob(f"{ENGINE_PREFIX}*.npz"),
-                      key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in kept[ENGINE_FILES:]:
-            old.unlink(missing_ok=True)
     except (OSError, DataError) as exc:
         log.info("decomposition not saved to %s: %s", path, exc)
+        return
+    disk_cache.prune(ENGINE_PREFIX, ".npz", ENGINE_FILES, folder=path.parent)
 
 
 def clear_caches() -> None:
@@ -276,7 +272,7 @@ class EncodingAnalysis(param.Parameterized):
         parts = (data_key, self.lag, self.cv, self.n_folds if self.cv == "kfold" else None,
                  self.dtype, n_samples, ENGINE_FORMAT)
         digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
-        return data_home() / "cache" / f"{ENGINE_PREFIX}{digest}.npz"
+        return disk_cache.cache_file(f"{ENGINE_PREFIX}{digest}.npz")
 
     @param.depends(*STRUCTURAL)
     def engine(self, progress=None) -> RidgeCV:

@@ -236,8 +236,9 @@ class RidgeCV:
 
     # ---- on disk: the decomposition is the slow part of a first page (1.5 s at full size)
     def save(self, path) -> Path:
-        """Write the decomposition to ``path`` (an uncompressed ``.npz``, atomically)."""
-        from .atomic import atomic_path, ensure_writable_dir
+        """Write the decomposition to ``path`` (an uncompressed ``.npz``, atomically; the
+        folder is created if needed); :class:`DataError` if it cannot be written."""
+        from .cache import write_atomic
 
         parts = self._folds + ([self._full] if self._full is not None else [])
         arrays = {"meta": np.array([FORMAT, self.n_samples, self.n_features, self.n_voxels,
@@ -249,10 +250,7 @@ class RidgeCV:
                 if value is not None:
                     arrays[f"{i}.{name}"] = value
         path = Path(path)
-        ensure_writable_dir(path.parent)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+        write_atomic(path, lambda fh: np.savez(fh, **arrays))
         return path
 
     @classmethod
@@ -262,10 +260,12 @@ class RidgeCV:
 
         The file holds the folds' test rows; the training rows are the others.
         """
+        from .cache import open_entry
+
         dtype = np.dtype(dtype)
         x = np.asarray(x)
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open_entry(path) as fh, np.load(fh, allow_pickle=False) as z:
                 meta = [int(v) for v in z["meta"]]
                 stored = np.dtype(str(z["dtype"]))
                 if meta[0] != FORMAT or meta[1:4] != [x.shape[0], x.shape[1], y.shape[1]] \

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from nibabel.affines import from_matvec
 
-from analysis.atomic import atomic_path, ensure_writable_dir, save_nifti
+from analysis.atomic import atomic_dir, atomic_path, ensure_writable_dir, save_nifti
 from analysis.errors import DataError
 from analysis.volumes import (
     affine_of, is_axis_aligned, mm_to_voxel, to_masked, to_nifti, to_xarray, voxel_to_mm)
@@ -86,19 +86,39 @@ def test_not_nifti_and_4d_errors(tmp_path):
         to_xarray(four_d)
 
 
-def test_atomic_path_leaves_nothing_on_error(tmp_path):
+def test_atomic_dir_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "dataset"
     with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
+        with atomic_dir(target) as tmp:
             tmp.mkdir()
             (tmp / "half.txt").write_text("half")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
-    with atomic_path(target) as tmp:
+    with atomic_dir(target) as tmp:
         tmp.mkdir()
         (tmp / "whole.txt").write_text("whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
     assert (target / "whole.txt").read_text() == "whole"
+    # a folder is never replaced
+    with pytest.raises(DataError, match="already exists"):
+        with atomic_dir(target) as tmp:
+            tmp.mkdir()
+            (tmp / "other.txt").write_text("other")
+    assert sorted(p.name for p in target.iterdir()) == ["whole.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+    assert target.read_text() == "whole"
 
 
 def test_save_nifti_atomic(tmp_path):
@@ -111,7 +131,7 @@ def test_save_nifti_atomic(tmp_path):
 def test_unwritable_cache_folder_is_a_clear_error(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    with pytest.raises(DataError, match="cache folder is not writable"):
+    with pytest.raises(DataError, match="folder is not writable"):
         ensure_writable_dir(blocker / "cache")
 
 

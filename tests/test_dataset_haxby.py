@@ -209,15 +209,18 @@ def test_masked_data_loads_from_cache_without_nilearn(decoding_dir, monkeypatch)
     assert haxby.masked_data(data.func, mask, True) is X  # process-level cache
 
 
-def test_masked_data_computed_once_then_cached(decoding_dir, tmp_path):
+def test_masked_data_computed_once_then_cached(decoding_dir, data_home):
     data = haxby.load(decoding_dir)
     brain = nib.load(str(data.masks["whole brain"]))
     haxby.clear_memory_cache()
+    before = sorted(p.name for p in Path(data.func).parent.iterdir())
     X = haxby.masked_data(data.func, brain, True)
     assert X.shape == (1452, int(np.asarray(brain.dataobj).sum()))
     name = haxby.cache_name(data.func, brain, True)
-    assert (Path(data.func).parent / ".masked" / name).is_file()
-    assert not list((Path(data.func).parent / ".masked").glob(".*tmp*"))
+    # in the cache folder, never beside the data
+    assert (data_home / "cache" / name).is_file()
+    assert sorted(p.name for p in Path(data.func).parent.iterdir()) == before
+    assert not list((data_home / "cache").glob(".tmp*"))
 
 
 def test_is_present(tmp_path, decoding_dir):

@@ -153,7 +153,7 @@ def test_cache_folder_not_writable(tmp_path):
     # a path below a regular file cannot be a folder, whoever runs the tests (even root)
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
-    with pytest.raises(DataError, match="cache: cache folder is not writable"):
+    with pytest.raises(DataError, match="cache: folder is not writable"):
         ensure_writable_dir(blocker / "cache")
     from analysis.datasets import haxby
 

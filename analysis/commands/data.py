@@ -16,7 +16,11 @@ def add_parser(sub):
         "data", help="write a synthetic dataset in nilearn's fetcher layout",
         description="Write a synthetic dataset into DIR in the file layout of the "
                     "matching nilearn fetcher, so that fetch_*(data_dir=DIR) returns it "
-                    "without network. Prints JSON with the paths, shapes and TR.")
+                    "without network. Prints JSON with the paths, shapes and TR. "
+                    "Writes only into a new or empty dataset folder, or one it wrote itself "
+                    "(its .fmri-explorer-synthetic.json manifest): a folder holding anything "
+                    "else (e.g. real data in DIR/haxby2001) is refused (exit 2), never "
+                    "replaced. An own, complete folder is left as it is.")
     p.add_argument("dataset", choices=list(MODULES))
     p.add_argument("--size", choices=SIZES, default="full")
     p.add_argument("--out", required=True, type=Path, metavar="DIR",

@@ -9,6 +9,7 @@ reads, so the seed example runs unchanged on it and nothing is downloaded::
     data_dir/development_fmri/<id>_task-pixar_desc-confounds_regressors.tsv          fMRIPrep-style
     data_dir/development_fmri/<id>_task-pixar_desc-reducedConfounds_regressors.tsv   nilearn's reduced set
     data_dir/development_fmri/synthetic_truth.json, synthetic_truth.npz              planted truth
+    data_dir/development_fmri/.fmri-explorer-synthetic.json   manifest: the files written (ours)
     data_dir/development_fmri/synthetic_brain_mask.nii.gz                            the MNI152 brain mask used
 
 Participant ids are real ids of the study (the fetcher looks each one up in
@@ -54,7 +55,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path, ensure_writable_dir
+from ..atomic import atomic_dir, ensure_writable_dir
 from ..config import check_size
 from ..errors import DataError
 from ..progress import null_progress, scaled
@@ -360,6 +361,12 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None,
     n_subjects = spec["n_subjects"] if n_subjects is None else int(n_subjects)
     adults, children = participant_ids(n_subjects)
     ensure_writable_dir(data_dir)
+    from . import claim_folder, write_manifest
+
+    own = {"dataset": DATASET, "size": size, "seed": int(seed), "n_subjects": n_subjects}
+    if claim_folder(dataset_dir(data_dir), own, lambda: is_present(data_dir), _legacy):
+        progress(1.0, "already there")
+        return describe(data_dir)
     progress(0.0, "geometry")
 
     geom = shared_geometry(size, seed)
@@ -374,7 +381,7 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None,
     from concurrent.futures import ThreadPoolExecutor
 
     # the gzip writing of one subject (zlib releases the GIL) overlaps the next's synthesis
-    with atomic_path(root_final) as root, ThreadPoolExecutor(max_workers=1) as writer:
+    with atomic_dir(root_final) as root, ThreadPoolExecutor(max_workers=1) as writer:
         root.mkdir(parents=True)
         ids = adults + children
         pending = None
@@ -444,8 +451,18 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None,
                      "(nilearn's cleaning refuses NaN); network_time_courses in synthetic_truth.npz.",
         }
         (root / TRUTH).write_text(json.dumps(truth, indent=1))
+        write_manifest(root, own)
     progress(1.0, "done")
     return describe(data_dir)
+
+
+def _legacy(root) -> bool:
+    """A folder this generator wrote before manifests existed (its planted truth inside)."""
+    try:
+        truth = json.loads((Path(root) / TRUTH).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(truth, dict) and str(truth.get("generator", "")).startswith("fmri-explorer")
 
 
 def _in_span(basis: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,11 @@ so the seed tutorial runs unchanged on it and nothing is downloaded::
     data_dir/haxby2001/subj2/mask8*_{face,house}_vt.nii.gz   face/house sub-masks
     data_dir/haxby2001/subj2/anat.nii.gz      anatomical background
     data_dir/haxby2001/subj2/ground_truth.json, ground_truth.npz   planted truth
-    data_dir/haxby2001/subj2/.masked/*.npy    masked-data cache (per mask + standardize)
+    data_dir/haxby2001/.fmri-explorer-synthetic.json   manifest: the files written (ours)
+
+The masked-data cache (per functional file's content, mask and standardize)
+lives in the cache folder (``data_home()/cache/masked-*.npy``), never beside
+the data.
 
 Planted structure (the same at both sizes):
 
@@ -47,8 +51,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +60,9 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path, ensure_writable_dir
-from ..config import check_size, data_home
+from ..atomic import atomic_dir, ensure_writable_dir
+from ..cache import cache_file, content_key, load_npy, save_npy
+from ..config import check_size
 from ..errors import DataError
 from ..progress import null_progress, scaled
 
@@ -234,9 +239,16 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
     into a temporary folder renamed into place (nothing half-written is left).
     Returns a JSON-able description (paths, shapes, TR, ground truth summary).
     """
+    from . import claim_folder
+
     size = check_size(size)
     progress = progress or null_progress
     data_dir = ensure_writable_dir(data_dir)
+    params = {"dataset": DATASET, "size": size, "seed": int(seed),
+              "generator_version": GENERATOR_VERSION}
+    if claim_folder(dataset_dir(data_dir), params, lambda: is_present(data_dir), _legacy):
+        progress(1.0, "already there")
+        return describe(data_dir)
     spec = SIZES[size]
     rng = np.random.default_rng(seed)
     progress(0.0, "geometry")
@@ -281,7 +293,7 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
     hdr["vox_offset"] = vox_offset
     brain_series = np.empty((n_vol, n_brain), np.int16)
 
-    with atomic_path(root_final) as root:
+    with atomic_dir(root_final) as root:
         sub = root / f"subj{SUBJECT}"
         sub.mkdir(parents=True)
         progress(0.02, "bold")
@@ -370,8 +382,20 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
         for standardize in (False, True):
             _write_cache(sub / "bold.nii.gz", nib.load(str(sub / "mask4_vt.nii.gz")),
                          standardize, _masked_from_raw(raw_vt, standardize))
+        from . import write_manifest
+
+        write_manifest(root, params)
     progress(1.0, "done")
     return describe(data_dir)
+
+
+def _legacy(root) -> bool:
+    """A folder this generator wrote before manifests existed (planted truth inside)."""
+    try:
+        truth = json.loads((Path(root) / f"subj{SUBJECT}" / "ground_truth.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(truth, dict) and "generator_version" in truth
 
 
 def _md5(path) -> str:
@@ -418,16 +442,6 @@ def _std_arg(standardize):
     return "zscore_sample" if standardize is True else (None if standardize is False else standardize)
 
 
-def _file_key(path) -> str:
-    """The file's identity for the caches: name, size and modification time.
-
-    Not its folder: a dataset generated in a temporary folder and renamed into
-    place keeps its cache valid (renaming keeps the size and mtime).
-    """
-    st = os.stat(path)
-    return f"{Path(path).name}|{st.st_size}|{st.st_mtime_ns}"
-
-
 def _mask_digest(mask_img) -> str:
     data = np.asarray(mask_img.dataobj).astype(bool)
     h = hashlib.sha1(np.packbits(data).tobytes())
@@ -437,86 +451,97 @@ def _mask_digest(mask_img) -> str:
 
 
 def cache_name(func_path, mask_img, standardize) -> str:
-    """File name of the ``.npy`` cache of one (functional file, mask, standardize)."""
-    func_id = hashlib.sha1(_file_key(func_path).encode()).hexdigest()[:12]
-    return f"masked-{func_id}-{_mask_digest(mask_img)}-std{_std_arg(standardize)}.npy"
-
-
-def _cache_dirs(func_path):
-    """Beside the functional file, or (read-only data) in the cache folder."""
-    parent = Path(func_path).resolve().parent
-    beside = parent / ".masked"
-    elsewhere = data_home() / "masked-cache" / hashlib.sha1(str(parent).encode()).hexdigest()[:12]
-    return [beside, elsewhere]
+    """File name of the ``.npy`` cache of one (functional file's content, mask, standardize)."""
+    return (f"masked-{content_key(func_path)[:16]}-{_mask_digest(mask_img)}"
+            f"-std{_std_arg(standardize)}.npy")
 
 
 def _write_cache(func_path, mask_img, standardize, data) -> Path | None:
-    for folder in _cache_dirs(func_path):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / cache_name(func_path, mask_img, standardize)
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, data)
-            return path
-        except (OSError, DataError):
-            continue
-    return None
+    """Keep the masked data in the cache folder (never beside the data); None if the
+    cache folder cannot be written (just slower next time)."""
+    path = cache_file(cache_name(func_path, mask_img, standardize))
+    return path if save_npy(path, data) else None
 
 
 def _read_cache(func_path, mask_img, standardize):
-    name = cache_name(func_path, mask_img, standardize)
-    for folder in _cache_dirs(func_path):
-        path = folder / name
-        if path.is_file():
-            try:
-                return np.load(path)
-            except (OSError, ValueError):
-                continue
-    return None
+    """The cached masked data, or None (missing, unreadable, truncated, other shape)."""
+    n_voxels = int(np.asarray(mask_img.dataobj).astype(bool).sum())
+    try:
+        n_volumes = int(nib.load(str(func_path)).shape[3])
+    except Exception:  # noqa: BLE001 - the loader reports a bad file; here: check less
+        n_volumes = None
+
+    def fits(a):
+        return (a.ndim == 2 and a.dtype.kind == "f" and a.shape[1] == n_voxels
+                and (n_volumes is None or a.shape[0] == n_volumes))
+
+    return load_npy(cache_file(cache_name(func_path, mask_img, standardize)), check=fits)
 
 
-_MEMORY: dict = {}
+#: Masked arrays kept in this process (the most recently used), shared by every session.
+MEMORY_ENTRIES = 4
+_MEMORY: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _MEMORY_LOCK = threading.Lock()
 _KEY_LOCKS: dict = {}
 
 
-def masked_data(func_path, mask_img, standardize=True, progress=None) -> np.ndarray:
+def _compute_masked(func_path, mask_img, standardize, progress) -> np.ndarray:
+    from nilearn.maskers import NiftiMasker
+
+    from ..io import check_masked
+
+    progress(0.05, "masking the functional image (once)")
+    masker = NiftiMasker(mask_img=mask_img, standardize=_std_arg(standardize))
+    data = masker.fit_transform(str(func_path))
+    check_masked(data, func_path)
+    return data
+
+
+def masked_data(func_path, mask_img, standardize=True, progress=None,
+                shared: bool = True) -> np.ndarray:
     """Masked data ``(n_volumes, n_voxels)`` as ``NiftiMasker(mask, standardize).fit_transform``.
 
-    Cached three ways: in this process (shared by every session), as ``.npy``
-    beside the functional file (or in the cache folder when that one is
-    read-only), keyed on the file, the mask's content and ``standardize``;
-    computed with nilearn's ``NiftiMasker`` when missing. The array is read-only.
+    With ``shared`` (datasets), cached twice: in this process (the
+    :data:`MEMORY_ENTRIES` most recently used, shared by every session) and as
+    ``.npy`` in the cache folder (``data_home()/cache``, never beside the
+    data), keyed on the functional file's content, the mask's content and
+    ``standardize``; an unreadable cache entry is computed again and rewritten.
+    With ``shared=False`` (a session's uploads) nothing is kept: neither in the
+    process nor on disk. Computed with nilearn's ``NiftiMasker`` when missing.
+    The array is read-only.
     """
     progress = progress or null_progress
-    from ..io import check_masked
     from ..volumes import load_img
 
     mask_img = load_img(mask_img)
-    key = (str(Path(func_path).resolve()), _file_key(func_path), _mask_digest(mask_img),
-           str(_std_arg(standardize)))
+    if not shared:
+        data = np.asarray(_compute_masked(func_path, mask_img, standardize, progress))
+        data.setflags(write=False)
+        progress(1.0, "masked data ready")
+        return data
+    key = (content_key(func_path), _mask_digest(mask_img), str(_std_arg(standardize)))
     with _MEMORY_LOCK:
         if key in _MEMORY:
+            _MEMORY.move_to_end(key)
             return _MEMORY[key]
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:
         with _MEMORY_LOCK:
             if key in _MEMORY:
+                _MEMORY.move_to_end(key)
                 return _MEMORY[key]
         data = _read_cache(func_path, mask_img, standardize)
         if data is None:
-            from nilearn.maskers import NiftiMasker
-
-            progress(0.05, "masking the functional image (once)")
-            masker = NiftiMasker(mask_img=mask_img, standardize=_std_arg(standardize))
-            data = masker.fit_transform(str(func_path))
-            check_masked(data, func_path)
+            data = _compute_masked(func_path, mask_img, standardize, progress)
             _write_cache(func_path, mask_img, standardize, data)
         data = np.asarray(data)
         data.setflags(write=False)
         with _MEMORY_LOCK:
             _MEMORY[key] = data
+            _MEMORY.move_to_end(key)
+            while len(_MEMORY) > MEMORY_ENTRIES:
+                _MEMORY.popitem(last=False)
+            _KEY_LOCKS.pop(key, None)
         progress(1.0, "masked data ready")
         return data
 

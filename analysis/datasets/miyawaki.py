@@ -9,6 +9,7 @@ The synthetic dataset is written in the layout that
         mask/mask.nii.gz  mask/{LH,RH}{lag*,V1d,...}.nii.gz   (nilearn's list)
         bg.nii.gz
         synthetic_truth.npz  synthetic.json                  (planted truth, ours)
+        .fmri-explorer-synthetic.json                        (manifest: files we wrote)
 
 so the fetcher returns it without network and the seed's code runs unchanged.
 
@@ -27,7 +28,8 @@ weight), ``responsive``, ``amplitude`` and ``rf`` (n_voxels, 10, 10).
 :func:`load` reads a synthetic or real folder through the fetcher, applies the
 seed's preprocessing (``MultiNiftiMasker(mask_img, detrend=True,
 standardize="zscore_sample")`` on the random runs) and caches the cleaned
-matrix as ``.npy`` so that loading again is fast.
+matrix as ``.npy`` in the cache folder (``data_home()/cache/miyawaki-*.npy``,
+keyed on the files' content) so that loading again is fast.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ..atomic import atomic_path, ensure_writable_dir
-from ..config import data_home
+from ..atomic import atomic_dir, ensure_writable_dir
+from ..cache import cache_file, content_key, load_npy, save_npy
 from ..errors import DataError
 from ..io import load_func, load_mask, load_stimuli, t_r_of
 from ..progress import null_progress, scaled
@@ -221,6 +223,12 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
     shape = spec["shape"]
     t0 = time.perf_counter()
     data_dir = ensure_writable_dir(data_dir)
+    from . import claim_folder, write_manifest
+
+    params = {"dataset": NAME, "size": size, "seed": int(seed)}
+    if claim_folder(dataset_dir(data_dir), params, lambda: is_present(data_dir), _legacy):
+        progress(1.0, "already there")
+        return describe(data_dir)
     progress(0.0, "geometry")
 
     mask, left, centre_vol = _geometry(size)
@@ -258,7 +266,7 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
         jobs.append(("figure", f_i + 1, _figure_stimuli(spec["n_figure"]), srng))
 
     target = dataset_dir(data_dir)
-    with atomic_path(target) as tmp:
+    with atomic_dir(target) as tmp:
         for sub in ("func", "label", "mask"):
             (tmp / sub).mkdir(parents=True)
         nib.save(nib.Nifti1Image(background.astype(np.float32), affine), tmp / "bg.nii.gz")
@@ -298,8 +306,37 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
             "truth": str(target / TRUTH_FILE),
         }
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2))
+        write_manifest(tmp, params)
     info["seconds"] = round(time.perf_counter() - t0, 2)
     progress(1.0, "done")
+    return info
+
+
+def _legacy(root) -> bool:
+    """A folder this generator wrote before manifests existed (its description inside)."""
+    try:
+        info = json.loads((Path(root) / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("name") == NAME and "truth" in info
+
+
+def describe(data_dir) -> dict:
+    """The description :func:`generate` printed, for the synthetic folder under ``data_dir``
+    (paths as they are now)."""
+    data_dir = Path(data_dir)
+    target = dataset_dir(data_dir)
+    try:
+        info = json.loads((target / INFO_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"no readable description ({exc})", target / INFO_FILE) from None
+    info.update({
+        "data_dir": str(data_dir), "path": str(target),
+        "mask": str(target / "mask" / "mask.nii.gz"),
+        "background": str(target / "bg.nii.gz"),
+        "func_random": [str(target / f) for f in func_files("random")],
+        "label_random": [str(target / f) for f in label_files("random")],
+        "truth": str(target / TRUTH_FILE)})
     return info
 
 
@@ -441,11 +478,15 @@ class EncodingData:
         return x, self.runs[y_idx], y_idx
 
 
-def _cache_key(func, labels, mask) -> str:
-    h = hashlib.sha1(b"miyawaki-seed-pipeline-v1")
-    for p in list(func) + list(labels) + [mask]:
-        st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode())
+def _cache_key(func, labels, mask_img) -> str:
+    """The cleaned matrix's key: the content of every run and stimuli file, in order, and
+    of the mask (not where they are: a copied dataset finds its cache)."""
+    h = hashlib.sha1(b"miyawaki-seed-pipeline-v2")
+    for p in list(func) + list(labels):
+        h.update(content_key(p).encode())
+    data = np.asarray(mask_img.dataobj).astype(bool)
+    h.update(np.packbits(data).tobytes() + str(data.shape).encode())
+    h.update(np.round(np.asarray(mask_img.affine, float), 4).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -469,7 +510,8 @@ def load_files(func, labels, mask, background=None, source="files", cache=True,
 
     Checks every file (4D, mask grid, one stimulus row per volume), then
     applies the seed's cleaning; the cleaned matrix is cached as ``.npy`` in
-    the cache folder, keyed on the files' paths, sizes and times.
+    the cache folder, keyed on the files' content (an unreadable or truncated
+    entry is computed again and rewritten).
     """
     progress = progress or null_progress
     func = [str(f) for f in func]
@@ -489,33 +531,24 @@ def load_files(func, labels, mask, background=None, source="files", cache=True,
     stimuli = np.concatenate(stimuli)
 
     fmri = None
-    cache_file = None
+    key = path = None
     if cache:
-        key = _cache_key(func, labels, mask)
-        cache_dir = data_home() / "cache"
-        cache_file = cache_dir / f"miyawaki-{key}.npy"
-        if cache_file.is_file():
-            fmri = np.load(cache_file)
-            if fmri.shape != (sum(lengths), int(np.asarray(mask_img.dataobj).sum())):
-                fmri = None
+        key = _cache_key(func, labels, mask_img)
+        path = cache_file(f"miyawaki-{key}.npy")
+        shape = (sum(lengths), int(np.asarray(mask_img.dataobj).astype(bool).sum()))
+        fmri = load_npy(path, check=lambda a: a.shape == shape and a.dtype.kind == "f")
     if fmri is None:
         fmri = clean_runs(func, mask_img, progress=scaled(progress, 0.0, 0.95))
         from ..io import check_masked
 
         check_masked(fmri, mask, what="voxels")
-        if cache_file is not None:
-            try:
-                ensure_writable_dir(cache_file.parent)
-                with atomic_path(cache_file) as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, fmri)
-            except DataError:
-                pass  # no writable cache: just slower next time
+        if path is not None:
+            save_npy(path, fmri)  # an unwritable cache folder: just slower next time
     progress(1.0, "loaded")
     return EncodingData(fmri=fmri, stimuli=stimuli, run_lengths=lengths, mask_img=mask_img,
                         background=background, func=func, label=labels, source=source,
                         t_r=t_r_of(first), truth=truth,
-                        cache_key=key if cache_file is not None else None)
+                        cache_key=key)
 
 
 def load(data_dir=None, size: str | None = None, cache=True, progress=None) -> EncodingData:
