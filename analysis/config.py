@@ -26,6 +26,23 @@ def max_upload_bytes() -> int:
     return int(mb * 1024 * 1024)
 
 
+#: Environment variable: the largest image (decompressed data, in MB) any reader accepts
+#: (default 2048, i.e. 2 GB), checked on the header before any data is read.
+MAX_IMAGE_ENV = "FMRI_EXPLORER_MAX_IMAGE_MB"
+DEFAULT_MAX_IMAGE_MB = 2048
+
+
+def max_image_bytes() -> int:
+    """The largest image data accepted, in bytes (``$FMRI_EXPLORER_MAX_IMAGE_MB``)."""
+    try:
+        mb = float(os.environ.get(MAX_IMAGE_ENV, DEFAULT_MAX_IMAGE_MB))
+    except ValueError:
+        mb = DEFAULT_MAX_IMAGE_MB
+    if not mb > 0 or mb == float("inf"):  # nan, 0, negative or inf: the default
+        mb = DEFAULT_MAX_IMAGE_MB
+    return int(mb * 1024 * 1024)
+
+
 def data_home() -> Path:
     """The cache folder: ``$FMRI_EXPLORER_DATA`` or ``~/.cache/fmri-explorer``."""
     env = os.environ.get(DATA_ENV)

@@ -83,14 +83,14 @@ class CleaningSettings:
 
     def check(self) -> "CleaningSettings":
         """Raise :class:`DataError` for a band that cannot work; return self."""
-        if not self.t_r or self.t_r <= 0:
+        if not self.t_r or not np.isfinite(self.t_r) or self.t_r <= 0:
             raise DataError(f"t_r must be a positive number of seconds, not {self.t_r}")
         nyquist = 0.5 / self.t_r
         for name in ("high_pass", "low_pass"):
             value = getattr(self, name)
             if value is None:
                 continue
-            if value <= 0:
+            if not np.isfinite(value) or value <= 0:
                 raise DataError(f"{name} must be above 0 Hz (or off), not {value}")
             if value >= nyquist:
                 raise DataError(f"{name} {value:g} Hz is at or above the Nyquist frequency "
@@ -102,7 +102,8 @@ class CleaningSettings:
         if self.standardize not in STANDARDIZE:
             raise DataError(f"standardize must be one of {', '.join(STANDARDIZE)}, "
                             f"not {self.standardize!r}")
-        if self.smoothing_fwhm is not None and self.smoothing_fwhm < 0:
+        if self.smoothing_fwhm is not None and not (np.isfinite(self.smoothing_fwhm)
+                                                    and self.smoothing_fwhm >= 0):
             raise DataError(f"smoothing_fwhm must be >= 0 mm, not {self.smoothing_fwhm}")
         return self
 

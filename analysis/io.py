@@ -67,17 +67,96 @@ def load_mask(path, func_img=None, atol: float = 1e-3) -> nib.Nifti1Image:
     return nib.Nifti1Image((data != 0).astype(np.uint8), img.affine)
 
 
-def check_masked(data: np.ndarray, path=None, what: str = "voxels") -> np.ndarray:
-    """Refuse NaN/inf and constant time series in masked data ``(n_volumes, n_voxels)``."""
+def check_masked(data: np.ndarray, path=None, what: str = "voxels", mask=None) -> np.ndarray:
+    """Refuse NaN/inf and constant time series in masked data ``(n_volumes, n_voxels)``.
+
+    nilearn's maskers read NaN and infinity as 0, so masked data alone cannot
+    show them: when voxels look constant and ``path`` is the image they came
+    from, the image itself is searched (inside ``mask`` when given), so that a
+    NaN image is reported as one, not as constant voxels.
+    """
     bad = ~np.isfinite(data)
     if bad.any():
         n = int(bad.any(axis=0).sum())
         raise DataError(f"{n} {what} in the mask contain NaN or infinite values", path)
     constant = np.ptp(data, axis=0) == 0
+    if mask is not None or constant.any():
+        _refuse_nonfinite_file(path, mask, what)
     if constant.any():
         raise DataError(f"{int(constant.sum())} {what} in the mask have a constant "
                         f"time series (use a tighter mask)", path)
     return data
+
+
+def _refuse_nonfinite_file(path, mask, what) -> None:
+    """:func:`check_finite` on the image file ``path`` when it is one (else nothing)."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        return
+    try:
+        n = count_nonfinite(path, mask)
+    except (DataError, OSError, ValueError):
+        return  # not readable as an image here: the caller's message stands
+    if n:
+        _raise_nonfinite(n, path, mask is not None, what)
+
+
+def _raise_nonfinite(n: int, path, in_mask: bool, what: str):
+    what = what[:-1] if n == 1 and what.endswith("s") else what
+    where = "in the mask " if in_mask else ""
+    raise DataError(f"the image contains NaN or infinite values ({n} {what} {where}affected)",
+                    path if isinstance(path, (str, Path)) else None)
+
+
+def count_nonfinite(img, mask=None, chunk_bytes: int = 64 << 20) -> int:
+    """How many voxels (inside ``mask`` when given) hold NaN or infinity at some time point.
+
+    Integer images cannot hold them (0 at once). Float images are read a few
+    volumes at a time from the file (at most ``chunk_bytes`` at once), so the
+    check never needs the whole image in memory.
+    """
+    if isinstance(img, (str, Path)):
+        load_img(img)  # checked (cap, truncation) first
+        # one open file for every chunk: a gzip stream is then read once, forwards
+        img = nib.load(str(img), keep_file_open=True)
+    img = load_img(img)
+    dtype = np.dtype(img.get_data_dtype())
+    if dtype.kind not in "fc":
+        scl = getattr(img.header, "get_slope_inter", lambda: (None, None))()
+        if not any(v is not None and not np.isfinite(v) for v in scl):
+            return 0
+    sel = None
+    if mask is not None:
+        sel = np.asarray(load_img(mask).dataobj).astype(bool)
+        if sel.ndim == 4 and sel.shape[3] == 1:
+            sel = sel[..., 0]
+        if sel.shape != tuple(img.shape[:3]):
+            sel = None
+    shape = tuple(img.shape)
+    n_vol = shape[3] if len(shape) > 3 else 1
+    per_volume = int(np.prod(shape[:3])) * max(dtype.itemsize, 4)
+    step = max(1, chunk_bytes // max(per_volume, 1))
+    seen = None
+    proxy = img.dataobj
+    for start in range(0, n_vol, step):
+        if len(shape) > 3:
+            block = np.asarray(proxy[..., start:start + step])
+            bad = ~np.isfinite(block).all(axis=3)
+        else:
+            block = np.asarray(proxy)
+            bad = ~np.isfinite(block)
+            if bad.ndim > 3:
+                bad = bad.reshape(bad.shape[:3] + (-1,)).any(axis=3)
+        seen = bad if seen is None else (seen | bad)
+    if seen is None:
+        return 0
+    return int(seen[sel].sum()) if sel is not None else int(seen.sum())
+
+
+def check_finite(img, mask=None, what: str = "voxels") -> None:
+    """Refuse an image with NaN or infinite values (inside ``mask`` when given)."""
+    n = count_nonfinite(img, mask)
+    if n:
+        _raise_nonfinite(n, img, mask is not None, what)
 
 
 def read_label_names(path) -> dict:

@@ -11,12 +11,16 @@ says so and ``attrs["note"]`` says it in words.
 
 from __future__ import annotations
 
+import gzip
+import os
+import zlib
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import xarray as xr
 
+from .config import MAX_IMAGE_ENV, max_image_bytes
 from .errors import DataError
 from .xarray_compat import install as _lazy_dask
 
@@ -33,18 +37,180 @@ def is_axis_aligned(affine: np.ndarray, atol: float = 1e-6) -> bool:
     return bool(np.all(np.abs(off) <= atol * np.abs(np.diag(rot)).max()))
 
 
+#: The one message for image data that end early or do not decompress.
+TRUNCATED = "truncated or damaged image data"
+#: Exceptions that reading damaged compressed image data raises (gzip, zlib, nibabel).
+DAMAGED_DATA_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+
+
+def human_bytes(n: int) -> str:
+    """``1.0 GB``, ``12.3 MB``: sizes in binary units, as the limits are set (MB = 2**20)."""
+    n = float(n)
+    if n >= 0.1 * 2 ** 30:
+        return f"{n / 2 ** 30:.1f} GB"
+    if n >= 0.1 * 2 ** 20:
+        return f"{n / 2 ** 20:.1f} MB"
+    return f"{n / 1024:.1f} KB"
+
+
+def header_nbytes(img) -> int:
+    """Bytes of image data the header describes (shape x itemsize), read from the header only."""
+    shape = tuple(int(v) for v in img.header.get_data_shape())
+    n = np.dtype(img.get_data_dtype()).itemsize
+    for v in shape:
+        n *= max(v, 0)
+    return int(n)
+
+
+def check_image_size(img, path=None, limit: int | None = None) -> int:
+    """Refuse an image whose header claims more data than ``limit`` bytes.
+
+    The limit defaults to :func:`~analysis.config.max_image_bytes`
+    (``$FMRI_EXPLORER_MAX_IMAGE_MB``, 2 GB). Only the header is read: a small
+    compressed file that claims a huge image (a "bomb") is refused before any
+    data is decompressed. Returns the number of bytes claimed.
+    """
+    nbytes = header_nbytes(img)
+    limit = max_image_bytes() if limit is None else int(limit)
+    if nbytes > limit:
+        shape = "x".join(str(int(v)) for v in img.header.get_data_shape())
+        dtype = np.dtype(img.get_data_dtype())
+        raise DataError(f"the header claims {human_bytes(nbytes)} of data ({shape} "
+                        f"{dtype.name}), over the {human_bytes(limit)} limit "
+                        f"(${MAX_IMAGE_ENV})", path)
+    return nbytes
+
+
+def _image_file(img) -> str | None:
+    fmap = getattr(img, "file_map", None) or {}
+    holder = fmap.get("image")
+    name = getattr(holder, "filename", None)
+    return str(name) if name else None
+
+
+def _data_offset(img) -> int:
+    offset = getattr(img.dataobj, "offset", None)
+    if offset is None:
+        get = getattr(img.header, "get_data_offset", None)
+        offset = get() if get is not None else 0
+    return int(offset)
+
+
+def _gzip_size_at_least(filename: str, need: int, chunk: int = 1 << 22) -> bool:
+    """True if ``filename`` decompresses to at least ``need`` bytes (read in chunks)."""
+    total = 0
+    try:
+        with gzip.open(filename, "rb") as f:
+            while total < need:
+                block = f.read(min(chunk, need - total))
+                if not block:
+                    return False
+                total += len(block)
+    except (*DAMAGED_DATA_ERRORS, OSError):
+        return False
+    return True
+
+
+_STREAM_CHECKED: set = set()  # gzip files whose length was checked by decompressing
+
+
+def check_image_complete(img, path=None) -> None:
+    """Refuse an image file whose data end before the header says they do.
+
+    Cheap: an uncompressed file's size is compared with the data offset plus
+    the header's shape x itemsize; a ``.gz`` file's trailer (the uncompressed
+    size modulo 2**32) with the same. Only when the trailer does not match
+    (a truncated file, or a multi-member gzip) is the file decompressed, in
+    chunks, up to the size needed.
+    """
+    filename = _image_file(img)
+    if filename is None or not os.path.isfile(filename):
+        return
+    need = _data_offset(img) + header_nbytes(img)
+    name = path if path is not None else filename
+    if filename.lower().endswith(".gz"):
+        with open(filename, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() < 18:  # smaller than an empty gzip member
+                raise DataError(TRUNCATED, name)
+            f.seek(-4, os.SEEK_END)
+            isize = int.from_bytes(f.read(4), "little")
+        if isize == need % 2 ** 32:
+            return
+        st = os.stat(filename)
+        key = (os.path.realpath(filename), st.st_size, st.st_mtime_ns, need)
+        if key in _STREAM_CHECKED:  # a multi-member gzip read once already
+            return
+        if not _gzip_size_at_least(filename, need):
+            raise DataError(TRUNCATED, name)
+        if len(_STREAM_CHECKED) > 256:
+            _STREAM_CHECKED.clear()
+        _STREAM_CHECKED.add(key)
+    elif filename.lower().endswith((".bz2", ".zst")):
+        return  # not checked here; reading the data reports damage
+    elif os.path.getsize(filename) < need:
+        raise DataError(TRUNCATED, name)
+
+
+def verify_image_data(path) -> str | None:
+    """Read a whole image file (decompressing it, CRC checked) and say what is wrong, or None.
+
+    For error messages only (it reads everything): which of several input
+    files is the damaged one.
+    """
+    path = Path(path)
+    try:
+        img = nib.load(str(path))
+        check_image_size(img, path)
+        check_image_complete(img, path)
+        filename = _image_file(img) or str(path)
+        if filename.lower().endswith(".gz"):
+            with gzip.open(filename, "rb") as f:
+                while f.read(1 << 22):
+                    pass
+    except DataError as exc:
+        return str(exc)
+    except (*DAMAGED_DATA_ERRORS, ValueError):
+        return DataError(TRUNCATED, path).args[0]
+    except Exception:  # noqa: BLE001 - not an image at all: not our question
+        return None
+    return None
+
+
 def load_img(img, path_hint=None) -> nib.Nifti1Image:
-    """A nibabel image from a path or an image; a clear error for non-NIfTI."""
+    """A nibabel image from a path or an image; a clear error for non-NIfTI.
+
+    Before any data is read, a path's header is checked: its data must fit
+    under :func:`~analysis.config.max_image_bytes` (``$FMRI_EXPLORER_MAX_IMAGE_MB``)
+    and the file must be long enough to hold them (truncated or damaged files
+    refused). Every reader of the CLI and the app goes through here.
+    """
     if isinstance(img, (str, Path)):
         path = Path(img)
         if not path.exists():
             raise DataError("file not found", path)
+        if path.is_dir():
+            raise DataError("is a directory, not an image file", path)
         try:
             img = nib.load(str(path))
+        except DAMAGED_DATA_ERRORS:
+            raise DataError(TRUNCATED, path) from None
+        except PermissionError as exc:
+            raise DataError(f"cannot read ({exc.strerror or exc})", path) from None
+        except MemoryError:
+            raise DataError("not enough memory to read the header", path) from None
         except Exception as exc:  # nibabel raises several types
             raise DataError(f"not a NIfTI image ({type(exc).__name__})", path) from None
+        if isinstance(img, nib.spatialimages.SpatialImage):
+            check_image_size(img, path)
+            try:
+                check_image_complete(img, path)
+            except OSError as exc:
+                raise DataError(f"cannot read ({exc.strerror or exc})", path) from None
     if not isinstance(img, nib.spatialimages.SpatialImage):
         raise DataError(f"expected a NIfTI image, got {type(img).__name__}", path_hint)
+    if nib.is_proxy(img.dataobj):  # data still on disk: the same cap
+        check_image_size(img, path_hint or _image_file(img))
     return img
 
 

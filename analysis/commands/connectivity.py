@@ -21,17 +21,11 @@ import numpy as np
 
 from ..errors import DataError
 from . import print_json
+from .validate import (check_band, check_outputs, cutoff, finite_float, int_range,
+                       non_negative_int, positive_float, smoothing)
 
-
-def _cutoff(text: str):
-    """A frequency in Hz, or ``none``/``0`` for off."""
-    if text.lower() in ("none", "off", "0", "0.0"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"a cutoff must be a number of Hz or 'none', not {text!r}") from None
-    return value
+#: Largest smoothing FWHM (mm): beyond it the kernel is larger than any brain.
+MAX_SMOOTHING_MM = 50.0
 
 
 def add_parser(sub):
@@ -45,24 +39,29 @@ def add_parser(sub):
                      help="nilearn data_dir with development_fmri (fetch_development_fmri layout; "
                           "default: the synthetic dataset)")
     src.add_argument("--func", type=Path, metavar="F", help="your own 4D NIfTI")
-    p.add_argument("--subject", type=int, default=0, metavar="N",
+    p.add_argument("--subject", type=non_negative_int, default=0, metavar="N",
                    help="subject of --data (0 = first adult; default 0)")
     p.add_argument("--confounds", type=Path, metavar="C",
                    help="confounds TSV for --func (fMRIPrep style; n/a allowed)")
     p.add_argument("--mask", type=Path, metavar="M",
                    help="brain mask (default: computed as the seed's NiftiMasker does)")
-    p.add_argument("--t-r", type=float, metavar="T", help="repetition time in s (default: header)")
-    p.add_argument("--seed", type=float, nargs=3, required=True, metavar=("X", "Y", "Z"),
+    p.add_argument("--t-r", type=positive_float, metavar="T",
+                   help="repetition time in s, above 0 (default: header)")
+    p.add_argument("--seed", type=finite_float, nargs=3, required=True, metavar=("X", "Y", "Z"),
                    help="seed centre in MNI mm, e.g. 0 -52 18 (the PCC)")
-    p.add_argument("--radius", type=float, default=8.0, help="sphere radius in mm (default 8)")
-    p.add_argument("--smoothing", type=float, default=6.0,
-                   help="smoothing FWHM of the brain voxels in mm (default 6; 0: none)")
-    p.add_argument("--high-pass", type=_cutoff, default=0.01, help="Hz, or none (default 0.01)")
-    p.add_argument("--low-pass", type=_cutoff, default=0.1, help="Hz, or none (default 0.1)")
+    p.add_argument("--radius", type=positive_float, default=8.0,
+                   help="sphere radius in mm, above 0 (default 8)")
+    p.add_argument("--smoothing", type=smoothing(MAX_SMOOTHING_MM), default=6.0,
+                   help="smoothing FWHM of the brain voxels in mm, at most "
+                        f"{MAX_SMOOTHING_MM:g} (default 6; 0: none)")
+    p.add_argument("--high-pass", type=cutoff, default=0.01, help="Hz, or none (default 0.01)")
+    p.add_argument("--low-pass", type=cutoff, default=0.1, help="Hz, or none (default 0.1)")
     p.add_argument("--no-confounds", action="store_true", help="no confound regression")
     p.add_argument("--fisher-z", action="store_true", help="Fisher z = arctanh(r) for --out")
-    p.add_argument("--threshold", type=float, default=0.5, help="peaks above this r (default 0.5)")
-    p.add_argument("--n-peaks", type=int, default=10, help="peaks listed (default 10)")
+    p.add_argument("--threshold", type=finite_float, default=0.5,
+                   help="peaks above this r (default 0.5)")
+    p.add_argument("--n-peaks", type=int_range(0, 10000), default=10,
+                   help="peaks listed (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--out", type=Path, metavar="MAP.nii.gz", help="write the r (or z) map")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -92,9 +91,10 @@ def run(args) -> int:
     from .. import connectivity as conn
     from ..progress import console_progress
 
-    if args.radius <= 0:
-        raise DataError(f"--radius must be above 0 mm, not {args.radius:g}")
+    check_outputs(("--out", args.out))  # a bad --out fails before any computation
+    check_band(args.high_pass, args.low_pass, args.t_r)
     subject, files = _subject(args)
+    check_band(args.high_pass, args.low_pass, subject.t_r)  # the header's t_r too
     settings = conn.CleaningSettings(
         smoothing_fwhm=args.smoothing or None, high_pass=args.high_pass,
         low_pass=args.low_pass, t_r=subject.t_r,

@@ -13,6 +13,12 @@ from pathlib import Path
 from ..errors import DataError
 from ..progress import console_progress
 from . import print_json
+from .validate import check_outputs, float_range, int_range, max_jobs
+
+#: The option ranges (the analysis' own parameter bounds).
+C_MAX = 1e5
+MAX_FOLDS = 10000
+MAX_PERMUTATIONS = 100000
 
 
 def add_parser(sub):
@@ -36,14 +42,21 @@ def add_parser(sub):
     p.add_argument("--conditions", nargs="+", default=["face", "cat"], metavar="A",
                    help="conditions to discriminate, names or numeric codes (default: face cat)")
     p.add_argument("--classifier", choices=["svc", "logistic"], default="svc")
-    p.add_argument("--C", type=float, default=1.0, help="inverse regularisation (default 1.0)")
+    p.add_argument("--C", type=float_range(0.0, C_MAX, lo_open=True,
+                                           message=f"--C must be positive and at most {C_MAX:g}"),
+                   default=1.0,
+                   help=f"inverse regularisation, above 0 and at most {C_MAX:g} (default 1.0)")
     p.add_argument("--cv", choices=["kfold", "run"], default="run",
                    help="unshuffled KFold or leave-one-run-out (default: run)")
-    p.add_argument("--n-folds", type=int, default=5, metavar="K", help="KFold folds (default 5)")
-    p.add_argument("--n-permutations", type=int, default=0, metavar="N",
-                   help="permutation test with N permutations (default: none)")
-    p.add_argument("--n-jobs", type=int, default=2, help="threads for permutations (default 2)")
-    p.add_argument("--random-state", type=int, default=0, help="permutation seed (default 0)")
+    p.add_argument("--n-folds", type=int_range(2, MAX_FOLDS), default=5, metavar="K",
+                   help="KFold folds, 2 to the number of samples (default 5)")
+    p.add_argument("--n-permutations", type=int_range(0, MAX_PERMUTATIONS), default=0,
+                   metavar="N", help="permutation test with N permutations, at most "
+                                     f"{MAX_PERMUTATIONS} (default: none)")
+    p.add_argument("--n-jobs", type=int_range(1, max_jobs()), default=min(2, max_jobs()),
+                   help=f"threads for permutations, 1 to {max_jobs()} (default 2)")
+    p.add_argument("--random-state", type=int_range(0, 2 ** 32 - 1), default=0,
+                   help="permutation seed (default 0)")
     p.add_argument("--no-standardize", action="store_true",
                    help="do not z-score voxels (the seed standardises)")
     p.add_argument("--whole-brain", action="store_true",
@@ -61,7 +74,7 @@ def build_analysis(args):
     if args.data is not None and any(x is not None for x in user):
         raise DataError("give either --data or --func/--mask/--labels, not both")
     params = dict(classifier=args.classifier, C=args.C, cv=args.cv, n_folds=args.n_folds,
-                  n_permutations=max(args.n_permutations, 0), n_jobs=args.n_jobs,
+                  n_permutations=args.n_permutations, n_jobs=args.n_jobs,
                   random_state=args.random_state, standardize=not args.no_standardize)
     if any(x is not None for x in user):
         missing = [n for n, x in zip(("--func", "--mask", "--labels"), user) if x is None]
@@ -80,13 +93,30 @@ def build_analysis(args):
     return analysis
 
 
+def check_samples(args, analysis) -> None:
+    """``--n-folds`` against the number of samples of the chosen conditions."""
+    from ..decoding import select_samples
+
+    if args.cv != "kfold":
+        return
+    index, _, _ = select_samples(analysis.data.labels, analysis.conditions)
+    if args.n_folds > len(index):
+        raise DataError(f"--n-folds: {args.n_folds} folds for only {len(index)} samples "
+                        f"({' vs '.join(map(str, analysis.conditions))}): use 2 to "
+                        f"{len(index)} folds")
+
+
 def run(args) -> int:
     from ..atomic import save_nifti
     from ..volumes import to_nifti
 
-    if args.C <= 0:
-        raise DataError(f"--C must be positive, got {args.C}")
+    check_outputs(("--out", args.out))  # a bad --out fails before any computation
     analysis = build_analysis(args)
+    check_samples(args, analysis)
+    if args.func is not None:
+        from ..io import check_finite
+
+        check_finite(analysis.data.func, analysis.mask_img())
     scores = analysis.scores()
     payload = {
         "conditions": list(analysis.conditions),
@@ -109,7 +139,7 @@ def run(args) -> int:
         "func": str(analysis.data.func),
     }
     if args.n_permutations > 0:
-        progress = None if args.json else console_progress("permutations")
+        progress = None if args.json or not sys.stderr.isatty() else console_progress("permutations")
         perm = analysis.permutation_test(progress=progress)
         payload.update(p_value=float(perm.p_value), n_permutations=int(perm.sizes["permutation"]),
                        null_mean=float(perm.null.mean()), null_max=float(perm.null.max()))

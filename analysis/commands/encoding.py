@@ -18,6 +18,11 @@ from ..config import SIZES
 from ..encoding_engine import CV_SCHEMES, check_alpha
 from ..errors import DataError
 from . import print_json
+from .validate import check_outputs, float_range, int_range
+
+#: The option ranges (the analysis' own parameter bounds).
+MAX_FOLDS = 10000
+MAX_LAG = 20
 
 
 def add_parser(sub):
@@ -31,16 +36,23 @@ def add_parser(sub):
                         "default: the synthetic dataset of --size")
     p.add_argument("--size", choices=SIZES, default=None,
                    help="synthetic size when --data is not given (default $FMRI_EXPLORER_SIZE or full)")
-    p.add_argument("--alpha", type=float, default=100.0, metavar="A",
+    p.add_argument("--alpha", type=float_range(0.0, None, lo_open=True,
+                                               message="alpha must be a positive number"),
+                   default=100.0, metavar="A",
                    help="ridge alpha (default 100, the seed's)")
-    p.add_argument("--n-folds", type=int, default=10, metavar="K",
+    p.add_argument("--n-folds", type=int_range(
+                       2, MAX_FOLDS, message="n_folds must be between 2 and the number of "
+                                             f"samples (at most {MAX_FOLDS})"),
+                   default=10, metavar="K",
                    help="KFold folds (default 10, the seed's)")
     p.add_argument("--cv", choices=CV_SCHEMES, default="kfold",
                    help="kfold (unshuffled, as the seed) or run (leave one run out)")
-    p.add_argument("--lag", type=int, default=2, metavar="L",
+    p.add_argument("--lag", type=int_range(
+                       0, MAX_LAG, message=f"lag must be a whole number from 0 to {MAX_LAG}"),
+                   default=2, metavar="L",
                    help="volumes between image and response (default 2, the seed's)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--threshold", type=float, default=0.05,
+    p.add_argument("--threshold", type=float_range(-1.0, 1.0), default=0.05,
                    help="R^2 threshold for the count of voxels above it (default 0.05)")
     p.add_argument("--json", action="store_true", help="print JSON (r2_per_voxel in mask order)")
     p.add_argument("--out", type=Path, metavar="r2_map.nii.gz", default=None,
@@ -52,6 +64,7 @@ def run(args) -> int:
     from ..encoding import EncodingAnalysis
     from ..volumes import to_nifti, to_xarray
 
+    check_outputs(("--out", args.out))  # a bad --out fails before any computation
     alpha = check_alpha(args.alpha)
     if args.data is not None and not Path(args.data).exists():
         raise DataError("folder not found", args.data)

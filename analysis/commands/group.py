@@ -15,6 +15,13 @@ from ..config import SIZES
 from ..errors import DataError
 from ..progress import console_progress
 from . import print_json
+from .validate import (check_outputs, finite_float, float_range, int_range, max_jobs,
+                       positive_float, smoothing)
+
+#: The option ranges (the analysis' own parameter bounds).
+MAX_RADIUS_MM = 20.0
+MAX_SMOOTHING_MM = 20.0
+MAX_SUBJECTS = 155
 
 
 def add_parser(sub):
@@ -25,17 +32,22 @@ def add_parser(sub):
                     "--scheduler / $FMRI_EXPLORER_SCHEDULER), then a one-sample t-test on "
                     "Fisher z across subjects. Without --data or --func, the synthetic "
                     "development-like dataset.")
-    p.add_argument("--seed", nargs=3, type=float, metavar=("X", "Y", "Z"), required=True,
+    p.add_argument("--seed", nargs=3, type=finite_float, metavar=("X", "Y", "Z"), required=True,
                    help="seed centre in MNI mm (the seed example: 0 -52 18)")
-    p.add_argument("--radius", type=float, default=8.0, help="seed sphere radius in mm (8)")
-    p.add_argument("--n-subjects", type=int, default=None, metavar="N",
-                   help="number of subjects (default: every subject on disk)")
+    p.add_argument("--radius", type=float_range(1.0, MAX_RADIUS_MM), default=8.0,
+                   help=f"seed sphere radius in mm, 1 to {MAX_RADIUS_MM:g} (8)")
+    p.add_argument("--n-subjects", type=int_range(
+                       2, MAX_SUBJECTS, message="must be at least 2 for a group t-test (and at "
+                                                f"most {MAX_SUBJECTS})"),
+                   default=None, metavar="N",
+                   help="number of subjects, at least 2 (default: every subject on disk)")
     p.add_argument("--age-group", choices=["both", "adult", "child"], default="both",
                    help="participants' Child_Adult group (default: both)")
-    p.add_argument("--threshold", type=float, default=3.0, help="|t| threshold for peaks (3)")
-    p.add_argument("--n-peaks", type=int, default=10, help="peaks listed (10)")
-    p.add_argument("--smoothing", type=float, default=6.0, metavar="FWHM",
-                   help="smoothing FWHM in mm (6; 0: none)")
+    p.add_argument("--threshold", type=float_range(0.0, None), default=3.0,
+                   help="|t| threshold for peaks (3)")
+    p.add_argument("--n-peaks", type=int_range(1, 100), default=10, help="peaks listed (10)")
+    p.add_argument("--smoothing", type=smoothing(MAX_SMOOTHING_MM), default=6.0, metavar="FWHM",
+                   help=f"smoothing FWHM in mm, at most {MAX_SMOOTHING_MM:g} (6; 0: none)")
     p.add_argument("--no-confounds", action="store_true", help="do not regress out confounds")
     src = p.add_argument_group("data (one of)")
     src.add_argument("--data", type=Path, metavar="DIR",
@@ -48,17 +60,18 @@ def add_parser(sub):
                      help="their confounds TSVs, in the same order")
     src.add_argument("--mask", type=Path, metavar="M",
                      help="group mask on the images' grid (default: MNI152 brain mask)")
-    src.add_argument("--t-r", type=float, default=None, help="repetition time of --func (s)")
+    src.add_argument("--t-r", type=positive_float, default=None,
+                     help="repetition time of --func (s), above 0")
     clu = p.add_argument_group("cluster")
     clu.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="existing Dask scheduler, e.g. tcp://host:8786 "
                           "(default: $FMRI_EXPLORER_SCHEDULER, else a local cluster)")
-    clu.add_argument("--workers", type=int, default=2,
-                     help="workers of the local cluster (default 2)")
+    clu.add_argument("--workers", type=int_range(1, max_jobs()), default=min(2, max_jobs()),
+                     help=f"workers of the local cluster, 1 to {max_jobs()} (default 2)")
     clu.add_argument("--threads", action="store_true",
                      help="local cluster workers as threads of this process (no processes)")
-    clu.add_argument("--timeout", type=float, default=5.0,
-                     help="seconds to wait for the scheduler (default 5)")
+    clu.add_argument("--timeout", type=float_range(0.5, 120.0), default=5.0,
+                     help="seconds to wait for the scheduler, 0.5 to 120 (default 5)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", type=Path, metavar="t_map.nii.gz", help="write the group t map")
     p.add_argument("--out-mean-z", type=Path, metavar="mean_z.nii.gz",
@@ -103,10 +116,12 @@ def build_analysis(args):
 def run(args) -> int:
     from ..atomic import save_nifti
 
+    # bad outputs fail before any computation (and before a cluster starts)
+    check_outputs(("--out", args.out), ("--out-mean-z", args.out_mean_z))
     analysis = build_analysis(args)
     try:
         analysis.subject_list()  # bad data: a clear error before starting a cluster
-        progress = None if args.json else console_progress("group")
+        progress = None if args.json or not sys.stderr.isatty() else console_progress("group")
         analysis.run(progress=progress)
         payload = analysis.report()
         # written only once everything is computed, each atomically
