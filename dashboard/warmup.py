@@ -148,6 +148,8 @@ def start(size: str | None = None) -> threading.Thread | None:
 
 if __name__ in ("__main__", "panel_setup_module"):  # run as a script: use the package's
     # module, so that the app's own start() finds the thread already started
+    from dashboard import security
     from dashboard import warmup as _module
 
+    security.install()  # headers, login throttle, cookie flags, shutdown (dashboard/security.py)
     _module.start()

@@ -87,3 +87,24 @@ def test_right_password_gets_the_app(demo_server):
     body = opener.open(f"{demo_server}/app", timeout=60).read().decode()
     assert "login-form" not in body
     assert "fmri-explorer" in body
+
+
+def test_the_demo_is_served_with_the_security_headers(demo_server):
+    """The hosted-demo command: the login page and the app carry the CSP and friends."""
+    opener = _login(demo_server, "demo", "s3cret-pass")
+    for url in (f"{demo_server}/login", f"{demo_server}/app"):
+        with opener.open(url, timeout=60) as r:
+            csp = r.headers["Content-Security-Policy"]
+            assert "script-src-attr 'none'" in csp and "frame-ancestors 'none'" in csp, url
+            assert r.headers["X-Frame-Options"] == "DENY"
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_app_with_a_trailing_slash_reaches_the_login_page(demo_server):
+    opener = urllib.request.build_opener(_NoRedirect())
+    with pytest.raises(urllib.error.HTTPError) as info:
+        opener.open(f"{demo_server}/app/", timeout=30)
+    app = urllib.parse.urljoin(f"{demo_server}/app/", info.value.headers["Location"])
+    assert urllib.parse.urlsplit(app).path == "/app"  # then the login page, as above
+    body = urllib.request.urlopen(f"{demo_server}/app/", timeout=30).read().decode()
+    assert "login-form" in body

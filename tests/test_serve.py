@@ -7,6 +7,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from tests.browser.conftest import free_port
 
 
@@ -40,3 +42,56 @@ def test_serve_command_serves_the_app(encoding_dir, decoding_dir, connectivity_d
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
     assert f"serving at http://127.0.0.1:{port}/app" in out
+
+
+def _panel_command(argv, monkeypatch, upload_mb=None):
+    from analysis.cli import build_parser
+    from analysis.commands.serve import panel_command
+
+    if upload_mb is not None:
+        monkeypatch.setenv("FMRI_EXPLORER_MAX_UPLOAD_MB", str(upload_mb))
+    args = build_parser().parse_args(["serve", *argv])
+    return panel_command(args, "small")[0]
+
+
+def test_websocket_messages_carry_a_file_at_the_upload_limit_as_base64(monkeypatch):
+    """The browser sends an upload base64-encoded (4/3 larger) in one websocket message:
+    a file just under the limit must not close the connection (1009)."""
+    import base64
+    import json
+
+    cmd = _panel_command([], monkeypatch, upload_mb=5)
+    limit = int(cmd[cmd.index("--websocket-max-message-size") + 1])
+    for size in (int(4.79 * 2**20), 5 * 2**20):  # the issue's file; a file at the limit
+        content = base64.b64encode(b"\0" * size).decode()
+        message = json.dumps({"events": [{"kind": "ModelChanged", "attr": "value",
+                                          "new": content, "filename": "x" * 255}]})
+        assert len(message) < limit, (size, len(message), limit)
+    assert limit < 2 * 5 * 2**20  # still a limit
+    # an operator's own value is kept
+    cmd = _panel_command(["--", "--websocket-max-message-size", "123"], monkeypatch)
+    assert cmd[cmd.index("--websocket-max-message-size") + 1] == "123"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--port", "-1"], "--port: -1 is not a port number (0 to 65535)"),
+    (["--port", "65536"], "--port: 65536 is not a port number"),
+    (["--port", "http"], "--port: not a port number: 'http'"),
+    (["--num-procs", "-2"], "--num-procs: -2: must be 1 or more (0: one per CPU)"),
+    (["--num-procs", "two"], "--num-procs: not a number of processes: 'two'"),
+])
+def test_bad_port_or_process_count_is_one_line_exit_2(argv, message):
+    out = subprocess.run([sys.executable, "-m", "analysis.cli", "serve", *argv],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+    assert "Traceback" not in out.stderr and "ERROR: ERROR" not in out.stderr
+
+
+def test_num_procs_zero_is_one_per_cpu(monkeypatch):
+    cmd = _panel_command(["--num-procs", "0"], monkeypatch)
+    assert cmd[cmd.index("--num-procs") + 1] == str(os.cpu_count() or 1)
+    assert "--num-procs" not in _panel_command([], monkeypatch)
+    cmd = _panel_command(["--port", "0"], monkeypatch)  # any free port, as panel serve
+    assert cmd[cmd.index("--port") + 1] == "0"
