@@ -23,6 +23,23 @@ import xarray  # noqa: F401 - the module this adapts
 _INSTALLED = False
 
 
+def _imported(name: str):
+    """The module ``name`` if it is fully imported, else None.
+
+    A module that another thread is still importing is not used: asking it would
+    import it a second time from this thread, which deadlocks with the first or
+    sees it half made (``cannot import name ... from partially initialized module``).
+    Nothing made from it can exist before its import has finished.
+    """
+    module = sys.modules.get(name)
+    if module is None:
+        return None
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and getattr(spec, "_initializing", False):
+        return None
+    return module
+
+
 def _pycompat():
     try:
         from xarray.namedarray import pycompat
@@ -43,8 +60,7 @@ class LazyDask:
     def type(self) -> tuple:
         if self._full is not None:
             return self._full.type
-        mod = sys.modules.get("dask.array")
-        if mod is None:  # nothing can be a Dask array yet
+        if _imported("dask.array") is None:  # nothing can be a Dask array yet
             return ()
         return self._resolve().type
 
@@ -60,7 +76,10 @@ class LazyDask:
 def _lazy_is_dask_collection(original):
     def is_dask_collection(x) -> bool:
         # nothing is a Dask collection before Dask is imported (0.1 s to import it)
-        return "dask" in sys.modules and original(x)
+        base = _imported("dask.base")
+        if base is None or _imported("dask") is None:
+            return False
+        return base.is_dask_collection(x)
 
     is_dask_collection.__doc__ = original.__doc__
     is_dask_collection.__wrapped__ = original
