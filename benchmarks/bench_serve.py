@@ -19,6 +19,16 @@
   second, as independent users would. Printed: errors (target 0), median and 95th percentile
   latency (target p95 < 1 s), a new session's page load on the warm server,
   server RSS at start and with N sessions (target < 50 MB more per session).
+* Hostile load (``--hostile``, issue 13; in ``benchmarks/hostile.py``): 16 sessions for
+  120 s moving widgets in all tabs, a permutation test, a group run, a quarter of the
+  sessions closed abruptly; server errors, lost sessions, unanswered moves, latency, and the
+  server's memory and CPU after the last session closed. Run it on its own:
+
+      python benchmarks/bench_serve.py --hostile [--sessions 16] [--seconds 120] [--size full]
+      python benchmarks/bench_serve.py --hostile --size small --sessions 4 --seconds 20  # smoke
+
+  ``python benchmarks/bench_serve.py`` without ``--hostile`` runs the cold-start and load
+  runs above (as ``benchmarks/run.py --only serve`` does).
 """
 
 from __future__ import annotations
@@ -197,19 +207,33 @@ def _cold_start(browser, cmd, env, port, url, lines) -> tuple:
     return server, (shown, cold, complete, cpu), page
 
 
-def run(bench) -> None:
-    import argparse
-
-    from playwright.sync_api import sync_playwright
-
-    from analysis.commands.serve import panel_command
-
+def prepare(bench) -> None:
+    """Datasets generated and the Encoding tab's default decomposition cached (what a
+    first server start saves), before any clock starts."""
     for kind in ("encoding", "decoding", "connectivity"):
         bench.data_dir(kind)  # warm cache: generated before the clock starts
     # ... with the Encoding tab's default decomposition, which a first server start saves
     subprocess.run([sys.executable, "-c", "from analysis.encoding import EncodingAnalysis\n"
                     f"EncodingAnalysis(size={bench.size!r}).engine()"],
                    check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def server_command(bench, port: int) -> tuple:
+    """The ``panel serve`` command line and environment ``fmri-explorer serve`` runs."""
+    import argparse
+
+    from analysis.commands.serve import panel_command
+
+    args = argparse.Namespace(port=port, address="127.0.0.1", show=False, num_procs=None,
+                              panel_args=[f"--allow-websocket-origin=127.0.0.1:{port}",
+                                          "--liveness"])
+    return panel_command(args, bench.size)
+
+
+def run(bench) -> None:
+    from playwright.sync_api import sync_playwright
+
+    prepare(bench)
     n_sessions = 10
     duration = 10.0 if bench.quick else 60.0
     port = _free_port()
@@ -222,10 +246,7 @@ def run(bench) -> None:
     if check.returncode == 0:
         bench.row("fmri-explorer serve: dataset check before panel serve",
                   float(check.stdout.split()[-1]), "s", "in its own process, before the launch")
-    args = argparse.Namespace(port=port, address="127.0.0.1", show=False, num_procs=None,
-                              panel_args=[f"--allow-websocket-origin=127.0.0.1:{port}",
-                                          "--liveness"])
-    cmd, env = panel_command(args, bench.size)
+    cmd, env = server_command(bench, port)
     url = f"http://127.0.0.1:{port}/app"
     lines: list = []
     server = None
@@ -340,3 +361,59 @@ def run(bench) -> None:
         finally:
             if server is not None:
                 _stop(server)
+
+
+def main(argv=None) -> int:
+    """``python benchmarks/bench_serve.py [--hostile ...]``: print the rows (and JSON)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="The served app under load; --hostile: "
+                                                 "the hostile-load run (issue 13).")
+    parser.add_argument("--hostile", action="store_true",
+                        help="the hostile-load run instead of the cold-start and load runs")
+    parser.add_argument("--size", choices=["small", "full"], default="full")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="cache folder for the synthetic datasets "
+                             "(default: $FMRI_EXPLORER_DATA or ~/.cache/fmri-explorer)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    hostile = parser.add_argument_group("hostile load")
+    hostile.add_argument("--sessions", type=int, default=16, help="browser sessions (16)")
+    hostile.add_argument("--seconds", type=float, default=120.0, help="duration of the moves (120)")
+    hostile.add_argument("--seed", type=int, default=0, help="random seed of the plan (0)")
+    hostile.add_argument("--permutations", type=int, default=10_000,
+                         help="permutations of the test started by a session closed mid-run")
+    hostile.add_argument("--group-subjects", type=int, default=4,
+                         help="subjects of the group run (4)")
+    hostile.add_argument("--settle", type=float, default=60.0,
+                         help="seconds after the last session closed to measure memory (60)")
+    hostile.add_argument("--answer-timeout", type=float, default=10.0,
+                         help="a move without a summary update after this is unanswered (10)")
+    args = parser.parse_args(argv)
+    if args.data is not None:
+        os.environ["FMRI_EXPLORER_DATA"] = str(args.data)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import Bench
+
+    bench = Bench(size=args.size, data_root=args.data, quick=args.size == "small")
+    if args.hostile:
+        import hostile as hostile_run
+
+        bench.section = "serve-hostile"
+        print("[serve-hostile]", flush=True)
+        hostile_run.run(bench, sessions=args.sessions, seconds=args.seconds, seed=args.seed,
+                        permutations=args.permutations, group_subjects=args.group_subjects,
+                        settle=args.settle, answer_timeout=args.answer_timeout)
+    else:
+        bench.section = "serve"
+        print("[serve]", flush=True)
+        run(bench)
+    print("\n=== summary ===")
+    print(bench.table())
+    if args.json:
+        args.json.write_text(json.dumps(bench.rows, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
