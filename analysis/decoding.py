@@ -123,7 +123,7 @@ def accuracy(y_true, y_pred) -> float:
     return float(np.average(np.asarray(y_true) == np.asarray(y_pred)))
 
 
-def cross_validate(X, y, splits, classifier="svc", C=1.0) -> dict:
+def cross_validate(X, y, splits, classifier="svc", C=1.0, cancel=None) -> dict:
     """Fit on each training fold, score on its test fold (as ``cross_val_score``).
 
     Returns ``fold_scores (n_folds,)``, ``train_scores (n_folds,)`` and the
@@ -132,6 +132,11 @@ def cross_validate(X, y, splits, classifier="svc", C=1.0) -> dict:
     from sklearn.base import clone
 
     base = make_classifier(classifier, C)
+
+    def check():
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+
     if classifier == "svc":
         # a linear SVC sees the data only through dot products: fitted on the Gram matrix
         # (computed once), libsvm finds the same solution without recomputing them in
@@ -141,11 +146,13 @@ def cross_validate(X, y, splits, classifier="svc", C=1.0) -> dict:
         gram = X @ X.T
 
         def fold(split):
+            check()
             train, test = split
             est = SVC(kernel="precomputed", C=C).fit(gram[np.ix_(train, train)], y[train])
             return est.predict(gram[np.ix_(test, train)]), est.predict(gram[np.ix_(train, train)])
     else:
         def fold(split):
+            check()  # a cancelled permutation test stops between fits, not after all folds
             train, test = split
             est = clone(base).fit(X[train], y[train])
             return est.predict(X[test]), est.predict(X[train])
@@ -275,7 +282,8 @@ def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutatio
         score_of = _precomputed_scorer(X, splits, C)
     else:
         def score_of(labels):
-            return float(cross_validate(X, labels, splits, classifier, C)["fold_scores"].mean())
+            return float(cross_validate(X, labels, splits, classifier, C,
+                                        cancel=cancel)["fold_scores"].mean())
     done = [0]
     lock = threading.Lock()
     t0 = time.perf_counter()
@@ -284,7 +292,10 @@ def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutatio
         for i in indices:
             if cancel is not None and cancel.is_set():
                 return
-            null[i] = score_of(perms[i])
+            try:
+                null[i] = score_of(perms[i])
+            except Cancelled:
+                return
             with lock:
                 done[0] += 1
                 n = done[0]
@@ -302,6 +313,26 @@ def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutatio
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"permutation test cancelled after {done[0]} of {n_permutations}")
     return null
+
+
+#: ``HaxbyData.info`` key: True for a session's own files (an upload), whose masked data
+#: is kept with the data object only (never in the process-wide cache nor on disk).
+PRIVATE = "private"
+
+
+def masked_of(data: haxby.HaxbyData, mask_img, mask_name: str, standardize,
+              progress=None) -> np.ndarray:
+    """The masked data of ``data`` under a mask: the process-wide cache for shared data;
+    for private data (``data.info["private"]``, a session's upload) computed once and
+    kept on ``data`` itself, so it leaves with the session that holds ``data``."""
+    if not data.info.get(PRIVATE):
+        return haxby.masked_data(data.func, mask_img, standardize, progress=progress)
+    store = data.info.setdefault("_masked", {})
+    key = (mask_name, str(standardize))
+    if key not in store:
+        store[key] = haxby.masked_data(data.func, mask_img, standardize, progress=progress,
+                                       shared=False)
+    return store[key]
 
 
 def p_value(score: float, null: np.ndarray) -> float:
@@ -439,8 +470,8 @@ class DecodingAnalysis(param.Parameterized):
         """The masked data ``(n_volumes, n_voxels)`` (cached per mask + standardize)."""
         key = (self.mask, self.standardize)
         if self._masked_key != key:
-            self._masked = haxby.masked_data(self.data.func, self.mask_img(), self.standardize,
-                                             progress=progress)
+            self._masked = masked_of(self.data, self.mask_img(), self.mask, self.standardize,
+                                     progress=progress)
             self._masked_key = key
             self.n_maskings += 1
         return self._masked
@@ -581,38 +612,53 @@ class DecodingAnalysis(param.Parameterized):
 
     def start_permutations(self) -> threading.Thread:
         """Run the permutation test in a background thread; progress in
-        ``permutation_progress``/``permutation_status``, result in ``permutation_result``."""
+        ``permutation_progress``/``permutation_status``, result in ``permutation_result``.
+        (The app runs :meth:`run_permutations` through its job queue instead.)"""
         self.cancel_permutations()
-        self._cancel = cancel = threading.Event()
-        self.permutation_result = None
-        self.permutation_progress = 0.0
-        self.permutation_running = True
-        self.permutation_status = f"running {self.n_permutations} permutations"
+        cancel = threading.Event()
+        self._begin_permutations(cancel)
+        self._worker = threading.Thread(target=self.run_permutations, args=(cancel,),
+                                        daemon=True, name="permutations")
+        self._worker.start()
+        return self._worker
+
+    def _begin_permutations(self, cancel: threading.Event) -> None:
+        self._cancel = cancel
+        self.param.update(permutation_result=None, permutation_progress=0.0,
+                          permutation_running=True,
+                          permutation_status=f"running {self.n_permutations} permutations")
+
+    def run_permutations(self, cancel: threading.Event | None = None):
+        """The permutation test, blocking, with its state in the ``permutation_*``
+        parameters (what :meth:`start_permutations` runs in its thread). ``cancel``
+        (an Event) stops it within one permutation's fits; returns the result, or
+        None when cancelled or failed (``permutation_status`` says why)."""
+        if cancel is None:
+            cancel = threading.Event()
+        if self._cancel is not cancel or not self.permutation_running:
+            self._begin_permutations(cancel)
 
         def progress(fraction, message):
             if not cancel.is_set():
                 self.param.update(permutation_progress=fraction, permutation_status=message)
 
-        def target():
-            try:
-                result = self.permutation_test(progress=progress, cancel=cancel)
-            except Cancelled as exc:
-                self.param.update(permutation_status=str(exc), permutation_running=False)
-                return
-            except Exception as exc:  # shown to the user, the app keeps working
-                self.param.update(permutation_status=f"error: {exc}", permutation_running=False)
-                return
-            if not cancel.is_set():
-                self.param.update(
-                    permutation_result=result, permutation_progress=1.0,
-                    permutation_running=False,
-                    permutation_status=(f"p = {float(result.p_value):.3g} "
-                                        f"({len(result.null)} permutations, "
-                                        f"{result.attrs['seconds']:.1f} s)"))
-
-        self._worker = threading.Thread(target=target, daemon=True, name="permutations")
-        self._worker.start()
-        return self._worker
+        try:
+            result = self.permutation_test(progress=progress, cancel=cancel)
+        except Cancelled as exc:
+            self.param.update(permutation_status=str(exc), permutation_running=False)
+            return None
+        except Exception as exc:  # shown to the user, the app keeps working
+            self.param.update(permutation_status=f"error: {exc}", permutation_running=False)
+            return None
+        if cancel.is_set():
+            return None
+        self.param.update(
+            permutation_result=result, permutation_progress=1.0,
+            permutation_running=False,
+            permutation_status=(f"p = {float(result.p_value):.3g} "
+                                f"({len(result.null)} permutations, "
+                                f"{result.attrs['seconds']:.1f} s)"))
+        return result
 
     def cancel_permutations(self, wait: bool = True) -> None:
         """Stop a running permutation test (returns when it has stopped)."""

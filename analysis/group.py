@@ -348,7 +348,35 @@ def connect(address: str | None = None, n_workers: int = 2, processes: bool = Tr
     except Exception as exc:  # noqa: BLE001 - it answered the probe, then failed
         raise DataError(f"could not connect to the Dask scheduler at {address}: "
                         f"{type(exc).__name__}: {exc}") from None
+    try:
+        require_workers(client, address, timeout)
+    except BaseException:
+        client.close()
+        raise
     return client, None
+
+
+def _n_workers(client) -> int:
+    try:
+        return len(client.scheduler_info(n_workers=-1)["workers"])
+    except TypeError:
+        return len(client.scheduler_info()["workers"])
+
+
+def require_workers(client, address, timeout: float = CONNECT_TIMEOUT, cancel=None) -> int:
+    """The scheduler's number of workers, after waiting up to ``timeout`` s for one: a
+    scheduler with no worker would queue the tasks forever. A clear DataError then."""
+    deadline = time.monotonic() + float(timeout)
+    while True:
+        n = _n_workers(client)
+        if n > 0:
+            return n
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("group run cancelled")
+        if time.monotonic() >= deadline:
+            raise DataError(f"the Dask scheduler at {address} has no workers (waited "
+                            f"{timeout:g} s): start workers with 'dask worker {address}'")
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())) or 0.01)
 
 
 #: Seconds (plus 2 per subject) the cluster may take to return the seed maps.
@@ -389,6 +417,10 @@ def _probe(address: str, timeout: float) -> dict:
     return info
 
 
+class Cancelled(RuntimeError):
+    """A group run was cancelled (its futures were cancelled and released)."""
+
+
 def _key(*parts) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()[:20]
 
@@ -412,6 +444,34 @@ def _task_error(exc: BaseException, spec: SubjectSpec | None) -> Exception:
     return DataError(f"a task failed{who}: {type(exc).__name__}: {exc}")
 
 
+def _completed(futures, cancel=None, timeout=None):
+    """Yield ``futures`` as they finish (as ``distributed.as_completed``), checking
+    ``cancel`` every 0.2 s (:class:`Cancelled`) and ``timeout`` (``TimeoutError``)."""
+    from distributed.client import _wait
+
+    remaining = list(futures)
+    deadline = None if timeout is None else time.monotonic() + float(timeout)
+    while remaining:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("group run cancelled")
+        step = 0.2
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{len(remaining)} futures unfinished")
+            step = min(step, left)
+        try:
+            # this engine's client (not a default one: the app never sets one)
+            done, not_done = remaining[0].client.sync(_wait, remaining, timeout=step,
+                                                      return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            continue
+        for fut in remaining:
+            if fut in done:
+                yield fut
+        remaining = [f for f in remaining if f not in done]
+
+
 class GroupEngine:
     """A Dask client plus the subjects' cleaned data held on its workers.
 
@@ -428,6 +488,7 @@ class GroupEngine:
     def __init__(self, address: str | None = None, n_workers: int = 2, processes: bool = True,
                  timeout: float = CONNECT_TIMEOUT):
         self.address = scheduler_address(address)
+        self.timeout = float(timeout)
         self.client, self.cluster = connect(self.address, n_workers=n_workers,
                                             processes=processes, timeout=timeout)
         self._cleaned: dict = {}
@@ -448,10 +509,7 @@ class GroupEngine:
 
     @property
     def n_workers(self) -> int:
-        try:
-            return len(self.client.scheduler_info(n_workers=-1)["workers"])
-        except TypeError:
-            return len(self.client.scheduler_info()["workers"])
+        return _n_workers(self.client)
 
     def cleaned_futures(self, subjects, settings: CleaningSettings, mask) -> list:
         """One future of :class:`CleanedData` per subject, submitted once and kept."""
@@ -484,18 +542,34 @@ class GroupEngine:
                 self._cleaned.pop(k).release()
 
     def seed_maps(self, subjects, settings: CleaningSettings, mask, seed_mm,
-                  radius_mm: float = RADIUS_MM, progress=None) -> tuple:
+                  radius_mm: float = RADIUS_MM, progress=None, cancel=None) -> tuple:
         """Seed maps of every subject on the cluster.
 
         Returns ``(r (n_subjects, n_voxels), n_seed_voxels (n_subjects,), timings)``.
         Progress: cleaning (the first time) fills [0, 0.8], seed maps the rest.
+        ``cancel`` (a ``threading.Event``), checked every 0.2 s: when set, this run's
+        unfinished futures are cancelled and released, and :class:`Cancelled` is raised.
         """
-        from distributed import as_completed
-
         progress = progress or null_progress
         n = len(subjects)
         t0 = time.perf_counter()
+        if self.cluster is None:   # an existing cluster: it may have lost its workers
+            require_workers(self.client, self.address, self.timeout, cancel)
         cleaned = self.cleaned_futures(subjects, settings, mask)
+        try:
+            return self._seed_maps(subjects, cleaned, seed_mm, radius_mm, progress, cancel,
+                                   n, t0)
+        except Cancelled:
+            for fut in cleaned:   # cleanings this run started and nobody has yet
+                if fut.status not in ("finished",):
+                    self._drop(fut)
+                    fut.cancel()
+            raise
+
+    def _seed_maps(self, subjects, cleaned, seed_mm, radius_mm, progress, cancel, n, t0):
+        def as_completed(futures, loop=None, timeout=None):
+            return _completed(futures, cancel, timeout)
+
         by_key = {f.key: s for f, s in zip(cleaned, subjects)}
         pending = [f for f in cleaned if f.status != "finished"]
         clean_stop = 0.8 if pending else 0.0
@@ -534,6 +608,10 @@ class GroupEngine:
                 r[i], n_seed[i] = fut.result()
                 done += 1
                 report(done / n, f"seed maps {done}/{n}")
+        except Cancelled:
+            for fut in maps:
+                fut.cancel()
+            raise
         except TimeoutError:
             for fut in maps:
                 fut.cancel()
@@ -649,11 +727,12 @@ def subject_array(r: np.ndarray, names, age_groups=None) -> xr.DataArray:
 
 def compute_group(subject_list: SubjectList, settings: CleaningSettings, seed_mm,
                   radius_mm: float = RADIUS_MM, engine: GroupEngine | None = None,
-                  progress=None) -> GroupResult:
-    """Seed maps on the cluster and the group t-test (the whole pipeline, no Param)."""
+                  progress=None, cancel=None) -> GroupResult:
+    """Seed maps on the cluster and the group t-test (the whole pipeline, no Param).
+    ``cancel``: see :meth:`GroupEngine.seed_maps`."""
     engine = engine or get_engine()
     r, n_seed, timings = engine.seed_maps(subject_list.subjects, settings, subject_list.mask,
-                                          seed_mm, radius_mm, progress=progress)
+                                          seed_mm, radius_mm, progress=progress, cancel=cancel)
     stats = group_stats(r)
     da = subject_array(r, subject_list.names, [s.age_group for s in subject_list.subjects])
     return GroupResult(r=da, t=stats["t"], p=stats["p"], mean_z=stats["mean_z"],
@@ -787,8 +866,12 @@ class GroupConnectivity(param.Parameterized):
         return self._engine.dashboard_link if self._engine is not None else ""
 
     # ---- computing
-    def run(self, progress=None) -> GroupResult:
-        """Compute the group map for the current parameters (blocking); returns it."""
+    def run(self, progress=None, cancel=None) -> GroupResult:
+        """Compute the group map for the current parameters (blocking); returns it.
+
+        ``cancel`` (a ``threading.Event``): once set, the run stops within about 0.2 s
+        of waiting on the cluster, its unfinished futures are cancelled and released,
+        and :class:`Cancelled` is raised."""
         extra = progress or null_progress
 
         def report(fraction, message=""):
@@ -806,8 +889,11 @@ class GroupConnectivity(param.Parameterized):
                 settings = self.settings(subjects)
                 report(0.0, "connecting to the cluster")
                 engine = self.engine()
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("group run cancelled")
                 result = compute_group(subjects, settings, self.seed_mm, self.radius_mm,
-                                       engine=engine, progress=report)
+                                       engine=engine, progress=report,
+                                       **({"cancel": cancel} if cancel is not None else {}))
             except Exception as exc:
                 self.param.update(running=False, error=str(exc), progress=0.0,
                                   progress_message=f"failed: {exc}")

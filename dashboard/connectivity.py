@@ -25,9 +25,10 @@ from analysis.config import default_size
 from analysis.connectivity import CACHE, SeedConnectivity, cleaned, load_subject
 from analysis.errors import DataError
 from analysis.volumes import to_xarray
+from dashboard import jobs
 from dashboard.batch import served, soon
 from dashboard.live import LivePlot, padded
-from dashboard.notify import notify_errors, report_error, report_info
+from dashboard.notify import notify_errors, report_error, report_info, safe_markdown
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
 from dashboard.upload import UploadPanel
@@ -200,7 +201,10 @@ class ConnectivityTab(pn.viewable.Viewer):
             # the first session cleans (once per process) in the background, with progress
             self.status.object = "cleaning the data once (shared by every session) ..."
             self.progress.visible = True
-            threading.Thread(target=self._background_clean, daemon=True).start()
+            self._clean_job = jobs.submit(
+                self._background_clean, name="connectivity-clean", doc=self._doc,
+                on_done=lambda _: self._first_compute(), on_error=self._show_error,
+                on_queued=lambda n: setattr(self.status, "object", jobs.queued_message(n)))
         else:
             self._first_compute()
 
@@ -330,13 +334,11 @@ class ConnectivityTab(pn.viewable.Viewer):
         self.progress.param.update(value=int(round(100 * fraction)), visible=fraction < 1.0)
         self.status.object = message if fraction < 1.0 else ""
 
-    def _background_clean(self):
-        try:
-            self.model.cleaned_data()
-        except Exception as exc:  # noqa: BLE001
-            self._schedule(functools.partial(self._show_error, exc))
-            return
-        self._schedule(self._first_compute)
+    def _background_clean(self, job):
+        """A job (dashboard/jobs.py): clean into the process cache; stops at the next
+        step of the cleaning once the session is gone."""
+        m = self.model
+        cleaned(m.subject_data(), m.settings().check(), progress=job.guarded(self._progress))
 
     def _show_error(self, exc):
         self.progress.visible = False
@@ -438,7 +440,7 @@ class ConnectivityTab(pn.viewable.Viewer):
         if m.uses_own_data:
             names = m.subject_data().info.get("uploads", {})
             files = ", ".join(names[r] for r in ("func", "confounds", "mask") if r in names)
-            return f"**Data:** your files ({files})"
+            return f"**Data:** your files ({safe_markdown(files)})"
         return "**Data:** the built-in dataset"
 
     def _uploads_changed(self, event):
@@ -479,18 +481,30 @@ class ConnectivityTab(pn.viewable.Viewer):
         self.upload_progress.param.update(value=0, visible=True)
         self.upload_status.object = message
         work = functools.partial(self._prepare, load, names or {}, paths or {})
-        if self._served():
-            threading.Thread(target=work, daemon=True).start()
+        if self._served():   # a job (dashboard/jobs.py): capped, cancelled with the session
+            self._switch_job = jobs.submit(
+                work, name="connectivity-upload", doc=self._doc,
+                on_queued=lambda n: setattr(self.upload_status, "object",
+                                            jobs.queued_message(n)))
         else:
             work()
 
-    def _prepare(self, load, names, paths):
-        """Off the event loop: read the files and clean them (cached), with progress."""
+    def _prepare(self, load, names, paths, job=None):
+        """A job, off the event loop: read the files and clean them (cached), with progress."""
         m = self.model
+        progress = job.guarded(self._upload_progress) if job is not None else \
+            self._upload_progress
         try:
             subject = load() if load is not None else m.dataset_subject()
-            cleaned(subject, m.settings_for(subject).check(), progress=self._upload_progress)
+            if job is not None:
+                job.check()
+            cleaned(subject, m.settings_for(subject).check(), progress=progress)
+            if job is not None and job.cancelled and load is not None:
+                CACHE.discard(subject.key)   # the session went meanwhile: nothing kept
+                return
         except Exception as exc:  # noqa: BLE001 - shown in this session, the map stays
+            if job is not None and job.cancelled:
+                return   # the session is gone (or going): nobody to tell
             self._schedule(functools.partial(self._switch_failed, _user_named(exc, names, paths)))
             return
         self._schedule(functools.partial(self._apply_switch, subject if load else None))
@@ -533,7 +547,7 @@ class ConnectivityTab(pn.viewable.Viewer):
         self.w_analyse.disabled = "func" not in self.upload.paths
         self.w_dataset.disabled = not m.uses_own_data
         self.upload_progress.visible = False
-        self.upload_status.object = f"**refused:** {report_error(exc)}"
+        self.upload_status.object = f"**refused:** {safe_markdown(report_error(exc))}"
         self._sync_widgets()
 
     def _upload_progress(self, fraction: float, message: str = "") -> None:
@@ -734,11 +748,12 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.w_smoothing, self.w_detrend, pn.Row(self.w_high, self.w_low),
             self.w_standardize, self.w_std_conf, self.w_confounds, self.w_columns,
             self.progress, self.status,
-            pn.Card(self.upload, self.w_upload_tr, self.w_analyse, self.upload_progress,
-                    self.upload_status,
-                    self.w_dataset, self.data_source,
-                    title="Your files: NIfTI, confounds, mask", collapsed=True,
-                    css_classes=["connectivity-upload"]),
+            self.upload.check_size_in(pn.Card(
+                self.upload, self.w_upload_tr, self.w_analyse, self.upload_progress,
+                self.upload_status,
+                self.w_dataset, self.data_source,
+                title="Your files: NIfTI, confounds, mask", collapsed=True,
+                css_classes=["connectivity-upload"])),
             width=290)
         main = pn.Column(
             self.summary, self.viewer,

@@ -5,14 +5,19 @@ as widgets, its xarray results as HoloViews elements (fold-score bars with the
 mean and chance lines, the permutation null, the confusion matrix, the
 weight/pattern map in the shared slice viewer with a histogram of its values).
 The masked data is cached per process (shared by every session); a change of
-C, conditions or CV scheme only refits the classifiers. Permutations run in a
-background thread with a progress bar and a cancel button.
+C, conditions or CV scheme only refits the classifiers. Permutations (at most
+:data:`MAX_APP_PERMUTATIONS`) and the masking of an upload run as jobs
+(:mod:`dashboard.jobs`: capped per process, queued with their position shown,
+cancelled when the session ends) with a progress bar; a Cancel button stops
+permutations. An upload's masked data stays with its session (never in the
+process-wide cache nor on disk).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from pathlib import Path
 
 import holoviews as hv
@@ -22,11 +27,12 @@ import panel as pn
 import param
 
 from analysis.datasets import haxby
-from analysis.decoding import CV_SCHEMES, DecodingAnalysis
+from analysis.decoding import PRIVATE, CV_SCHEMES, DecodingAnalysis, masked_of
 from analysis.errors import DataError
 from dashboard.export import ExportBar
-from dashboard.notify import notify_errors, report_error
-from dashboard.batch import in_batch, serialized, soon
+from dashboard.notify import html_choices, notify_errors, report_error, safe_markdown
+from dashboard.batch import in_batch, serialized, served, soon
+from dashboard import jobs
 from dashboard.live import LivePlot
 from dashboard.share import sync_url
 from dashboard.slice_viewer import SliceViewer
@@ -38,6 +44,8 @@ C_VALUES = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 
 SYNTHETIC = "synthetic (Haxby-like)"
 REAL_SLICE = "real Haxby 2001 slice"
 USER_FILES = "your files (upload)"
+#: Most permutations the app runs in one test (the CLI may run more).
+MAX_APP_PERMUTATIONS = 10_000
 
 
 def real_slice_dir() -> Path | None:
@@ -109,6 +117,10 @@ class DecodingTab(pn.viewable.Viewer):
         self._new_grid = True
         self._syncing = False
         self.analysis = DecodingAnalysis(_dataset(self.source))
+        # no path (widget, link, notebook handle) may ask this server for more
+        self.analysis.param["n_permutations"].bounds = (0, MAX_APP_PERMUTATIONS)
+        self._perm_job = None
+        self._upload_job = None
         self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
         # the latest elements, drawn once by HoloViews and then updated in place when
@@ -127,8 +139,16 @@ class DecodingTab(pn.viewable.Viewer):
                                                visible=False)
         self.perm_status = pn.pane.Str("", css_classes=["perm-status"])
         self._user_data = None
+        self._user_background = None
         self.upload = UploadPanel(roles=["func", "mask", "labels", "label_names"])
         self.upload.param.watch(self._uploaded, "paths")
+        # the masking of an upload runs as a job, with its own progress beside the files
+        self.upload_progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
+                                                      width=230, visible=False,
+                                                      css_classes=["decoding-upload-progress"])
+        self.upload_status = pn.pane.Str("", css_classes=["decoding-upload-status"])
+        if served(self._doc):
+            self._doc.on_session_destroyed(lambda ctx: self.cleanup())
         self._build_widgets()
         self._bind_analysis()
         self._set_background()
@@ -140,7 +160,8 @@ class DecodingTab(pn.viewable.Viewer):
         self.w_source = pn.widgets.Select.from_param(self.param.source, name="Data",
                                                      css_classes=["source-select"])
         self.w_conditions = pn.widgets.MultiChoice(
-            name="Conditions", options=list(a.param.conditions.objects), value=list(a.conditions),
+            name="Conditions", options=html_choices(a.param.conditions.objects),
+            value=list(a.conditions),
             css_classes=["conditions-select"])
         self.w_mask = pn.widgets.Select(name="Mask", options=list(a.param.mask.objects),
                                         value=a.mask, css_classes=["mask-select"])
@@ -158,7 +179,7 @@ class DecodingTab(pn.viewable.Viewer):
                                             value=a.n_folds, css_classes=["folds-slider"],
                                             disabled=a.cv != "kfold")
         self.w_perms = pn.widgets.IntInput(name="Permutations", value=a.n_permutations,
-                                           start=10, end=100000, step=100,
+                                           start=10, end=MAX_APP_PERMUTATIONS, step=100,
                                            css_classes=["perm-count"])
         self.w_run = pn.widgets.Button(name="Run permutation test", button_type="primary",
                                        css_classes=["perm-run"])
@@ -207,7 +228,7 @@ class DecodingTab(pn.viewable.Viewer):
         a = self.analysis
         self._syncing = True
         try:
-            self.w_conditions.param.update(options=list(a.param.conditions.objects),
+            self.w_conditions.param.update(options=html_choices(a.param.conditions.objects),
                                            value=list(a.conditions))
             self.w_mask.param.update(options=list(a.param.mask.objects), value=a.mask)
             nearest = min(C_VALUES, key=lambda c: abs(np.log10(c) - np.log10(a.C)))
@@ -250,24 +271,83 @@ class DecodingTab(pn.viewable.Viewer):
     def _set_background(self):
         try:
             if self.source == USER_FILES:
-                self.viewer.background = displayable(
-                    DecodingAnalysis(self._user_data).background())
+                self.viewer.background = self._user_background
             else:
                 self.viewer.background = _background(self.source)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
 
     def _uploaded(self, event):
-        """The user's files (this session only): decode them once func, mask and labels are in."""
-        paths = event.new
+        """The user's files (this session only): once func, mask and labels are in, they
+        are read and masked in the background (a job: progress here, the app keeps
+        serving); the masked data stays with this session (never in the process-wide
+        cache nor on disk) and leaves with it."""
+        paths = dict(event.new)
         if not {"func", "mask", "labels"} <= set(paths):
             return
-        try:
-            self._user_data = haxby.load_user(paths["func"], paths["mask"], paths["labels"],
-                                              label_names=paths.get("label_names"))
-        except Exception as exc:  # noqa: BLE001 - bad files: a notification, keep serving
-            report_error(exc)
-            return
+        if self._upload_job is not None:
+            self._upload_job.cancel()
+        self.upload_progress.param.update(value=0, visible=True)
+        self.upload_status.object = "reading your files ..."
+        self.w_source.disabled = True      # busy: the source switches when the job is done
+        standardize = self.analysis.standardize
+
+        def work(job):
+            show = job.guarded(self._upload_progress)
+            show(0.02, "reading your files ...")
+            data = haxby.load_user(paths["func"], paths["mask"], paths["labels"],
+                                   label_names=paths.get("label_names"))
+            data.info[PRIVATE] = True
+            mask = next(iter(data.masks))
+            job.check()
+            masked_of(data, data.masks[mask], mask, standardize,
+                      progress=lambda f, m="": show(0.1 + 0.8 * f, m or "masking ..."))
+            show(0.92, "mean image ...")
+            background = displayable(DecodingAnalysis(data).background())
+            return data, background
+
+        names = dict(self.upload.uploads.names)
+
+        def failed(exc):   # named as the user named the file, not by its server path
+            from dashboard.connectivity import _user_named
+
+            self._upload_failed(_user_named(exc, names, paths))
+
+        self._upload_job = jobs.submit(
+            work, name="decoding-upload", doc=self._doc, on_done=self._upload_ready,
+            on_error=failed, on_queued=self._upload_queued,
+            on_cancelled=self._upload_cancelled)
+
+    def _upload_progress(self, fraction, message=""):
+        def show():
+            self.upload_progress.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
+            if message:
+                self.upload_status.object = message
+        soon(self._doc, show)
+
+    def _upload_queued(self, position):
+        self.upload_status.object = jobs.queued_message(position)
+
+    def _upload_failed(self, exc):
+        self._upload_job = None
+        self.w_source.disabled = False
+        self.upload_progress.visible = False
+        self.upload_status.object = f"refused: {report_error(exc)}"
+
+    def _upload_cancelled(self):
+        self.w_source.disabled = False
+        self.upload_progress.visible = False
+        self.upload_status.object = "cancelled"
+
+    def _upload_ready(self, payload):
+        """On the event loop: the masked upload becomes this session's data source."""
+        data, background = payload
+        self._upload_job = None
+        self._user_data = data
+        self._user_background = background
+        self.w_source.disabled = False
+        self.upload_progress.visible = False
+        self.upload_status.object = ""
         if USER_FILES not in self.param.source.objects:
             self.param.source.objects = [*self.param.source.objects, USER_FILES]
             self.w_source.options = list(self.param.source.objects)
@@ -275,6 +355,21 @@ class DecodingTab(pn.viewable.Viewer):
             self._switch_source()
         else:
             self.source = USER_FILES
+
+    def cleanup(self) -> None:
+        """The session ended: its jobs stop (dashboard/jobs.py) and its own data goes."""
+        for job in (self._perm_job, self._upload_job):
+            if job is not None:
+                job.cancel()
+        self.analysis.cancel_permutations(wait=False)
+        if self._user_data is not None:
+            self._user_data.info.pop("_masked", None)
+        self._user_data = None
+        self._user_background = None
+        if self.analysis.data is not None and self.analysis.data.info.get(PRIVATE):
+            self.analysis.data.info.pop("_masked", None)
+            self.analysis._masked = None
+            self.analysis._masked_key = None
 
     def _dynamic(self, key, layers, css):
         plot = LivePlot(lambda layers: _hooked(self.elements[key], layers), layers,
@@ -295,7 +390,7 @@ class DecodingTab(pn.viewable.Viewer):
         a = self.analysis
         self.w_folds.disabled = a.cv != "kfold"
         scores = a.scores()
-        self.summary.object = a.summary()
+        self.summary.object = safe_markdown(a.summary())  # labels are the user's text
         self._show("bars", self.fold_bars(scores), _update_bars)
         self._show("confusion", self.confusion_plot(scores), _update_confusion)
         self._show_null()
@@ -420,15 +515,45 @@ class DecodingTab(pn.viewable.Viewer):
     @notify_errors
     @serialized
     def _start_permutations(self):
-        self.analysis.n_permutations = int(self.w_perms.value)
-        self.analysis.scores()  # errors (bad folds...) surface here, not in the thread
+        n = int(self.w_perms.value)
+        if n > MAX_APP_PERMUTATIONS:
+            raise DataError(f"at most {MAX_APP_PERMUTATIONS:,} permutations in the app "
+                            f"(asked for {n:,}); run more with the command line")
+        self.analysis.n_permutations = n
+        self.analysis.scores()  # errors (bad folds...) surface here, not in the job
+        if self._perm_job is not None:
+            self._perm_job.cancel()
+        a = self.analysis
+        a.cancel_permutations(wait=False)
         self.progress.param.update(value=0, visible=True)
         self.w_run.disabled = True
         self.w_cancel.disabled = False
-        self.analysis.start_permutations()
+        cancel = threading.Event()
+        a._begin_permutations(cancel)
+
+        def work(job):
+            job.on_cancel(cancel.set)   # the session left, or Cancel: the test stops
+            if job.cancelled or cancel.is_set():
+                return None
+            a.permutation_status = f"running {a.n_permutations} permutations"
+            return a.run_permutations(cancel)
+
+        def queued(position):
+            if a.permutation_running and not cancel.is_set():
+                a.permutation_status = jobs.queued_message(position)
+
+        def cancelled():
+            if a._cancel is cancel and a.permutation_running:
+                a.param.update(permutation_running=False,
+                               permutation_status="permutation test cancelled")
+
+        self._perm_job = jobs.submit(work, name="permutations", doc=self._doc,
+                                     on_queued=queued, on_cancelled=cancelled)
 
     @serialized
     def _cancel_permutations(self):
+        if self._perm_job is not None:
+            self._perm_job.cancel()
         self.analysis.cancel_permutations(wait=False)
 
     def _on_permutation_event(self, *events):
@@ -449,7 +574,7 @@ class DecodingTab(pn.viewable.Viewer):
 
     def _safe_summary(self) -> str:
         try:
-            return self.analysis.summary()
+            return safe_markdown(self.analysis.summary())
         except Exception:  # noqa: BLE001 - keep the last good text
             return self.summary.object
 
@@ -507,8 +632,10 @@ class DecodingTab(pn.viewable.Viewer):
             pn.layout.Divider(), self.w_perms, pn.Row(self.w_run, self.w_cancel),
             self.progress, self.perm_status,
             pn.layout.Divider(), self.w_map, self.w_threshold,
-            pn.Card(self.upload, title="Your files: 4D NIfTI, mask, labels", collapsed=True,
-                    css_classes=["decoding-upload"]),
+            self.upload.check_size_in(pn.Card(
+                self.upload, self.upload_progress, self.upload_status,
+                title="Your files: 4D NIfTI, mask, labels", collapsed=True,
+                css_classes=["decoding-upload"])),
             width=300)
         plots = pn.Column(
             self.summary,

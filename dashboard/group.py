@@ -1,7 +1,11 @@
 """Group section of the Connectivity tab: seed maps for many subjects on Dask.
 
 A thin view over :class:`analysis.group.GroupConnectivity`. The Run button
-starts the group analysis in a background thread (the app keeps serving);
+starts the group analysis as a job (:mod:`dashboard.jobs`: capped per process,
+cancelled with its session, its Dask futures then cancelled and released; the
+app keeps serving). The Dask scheduler is the operator's
+(``$FMRI_EXPLORER_SCHEDULER``): shown, not editable, unless
+``$FMRI_EXPLORER_ALLOW_SCHEDULER_EDIT=1``;
 the cluster's progress fills a bar, then the group t map is shown in the
 shared :class:`~dashboard.slice_viewer.SliceViewer` over the MNI template,
 with a histogram of t, the subjects' r maps as a strip of axial slices at the
@@ -17,7 +21,7 @@ with another Parameterized, e.g. the single-subject ``SeedConnectivity``.
 
 from __future__ import annotations
 
-import threading
+import os
 
 import holoviews as hv
 import numpy as np
@@ -28,8 +32,22 @@ import param
 from analysis.config import default_size
 from analysis.errors import DataError
 from analysis.group import AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, scheduler_address
+from dashboard import jobs
 from dashboard.notify import report_error
 from dashboard.slice_viewer import SliceViewer, colour_range, snap
+
+#: Environment variable: set to 1 to let visitors type a Dask scheduler address in the app.
+#: Off by default: the server would connect wherever a visitor says, and Dask's protocol
+#: unpickles what a scheduler sends. The operator sets the scheduler
+#: (``$FMRI_EXPLORER_SCHEDULER``, ``fmri-explorer group --scheduler``).
+ALLOW_SCHEDULER_EDIT_ENV = "FMRI_EXPLORER_ALLOW_SCHEDULER_EDIT"
+
+
+def scheduler_editable() -> bool:
+    """Whether the operator allows visitors to choose the Dask scheduler."""
+    return os.environ.get(ALLOW_SCHEDULER_EDIT_ENV, "").strip().lower() in (
+        "1", "true", "yes", "on")
+
 
 PLOT_H = 220
 STRIP_MAX = 12  # subjects shown in the strip
@@ -76,7 +94,7 @@ class GroupPanel(pn.viewable.Viewer):
         self._doc = pn.state.curdoc
         self.model = model or GroupConnectivity(size=default_size())
         self.seed_source = seed_source
-        self._thread: threading.Thread | None = None
+        self._job: jobs.Job | None = None
         self._syncing = False
         self._rerun = False
         m = self.model
@@ -108,9 +126,17 @@ class GroupPanel(pn.viewable.Viewer):
                                                   step=0.5, value=float(m.threshold), width=250,
                                                   css_classes=["group-threshold"])
         env = scheduler_address(None)
-        self.w_scheduler = pn.widgets.TextInput(
-            name="Dask scheduler (empty: local cluster)", value=m.scheduler,
-            placeholder=env or "tcp://host:8786", css_classes=["group-scheduler"])
+        self.scheduler_editable = scheduler_editable()
+        if self.scheduler_editable:
+            self.w_scheduler = pn.widgets.TextInput(
+                name="Dask scheduler (empty: local cluster)", value=m.scheduler,
+                placeholder=env or "tcp://host:8786", css_classes=["group-scheduler"])
+        else:
+            # the operator's setting, shown: a visitor never points the server elsewhere
+            self.w_scheduler = pn.widgets.StaticText(
+                name="Dask scheduler",
+                value=scheduler_address(m.scheduler) or "a local cluster on this server",
+                css_classes=["group-scheduler"])
         self.w_run = pn.widgets.Button(name="Run group analysis", button_type="primary",
                                        css_classes=["group-run"])
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
@@ -141,7 +167,8 @@ class GroupPanel(pn.viewable.Viewer):
         for w in (self.w_x, self.w_y, self.w_z):
             w.param.watch(self._seed_typed, "value")
         self.w_threshold.param.watch(self._widget_to_model("threshold", float), "value")
-        self.w_scheduler.param.watch(self._widget_to_model("scheduler", str), "value")
+        if self.scheduler_editable:
+            self.w_scheduler.param.watch(self._widget_to_model("scheduler", str), "value")
         m.param.watch(self._on_display, ["threshold"])
         m.param.watch(self._on_seed_param, ["seed_mm", "radius_mm"])
         self.viewer.param.watch(self._clicked, ["crosshair_mm"])
@@ -184,29 +211,40 @@ class GroupPanel(pn.viewable.Viewer):
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._job is not None and self._job.state in ("queued", "running")
 
-    def start(self) -> threading.Thread | None:
-        """Start a run in a background thread (a second press while running is ignored)."""
+    def start(self) -> jobs.Job | None:
+        """Start a run as a job (dashboard/jobs.py: capped per process, cancelled with
+        the session, its Dask futures released); a second press while running is ignored."""
         if self.busy:
             self._rerun = True  # e.g. the seed moved meanwhile: run again when done
-            return self._thread
+            return self._job
         self._rerun = False
         self.w_run.disabled = True
         self.progress.param.update(value=0, visible=True)
         self.status.object = "starting ..."
-        self._thread = threading.Thread(target=self._job, daemon=True, name="group-run")
-        self._thread.start()
-        return self._thread
+        self._job = jobs.submit(self._work, name="group-run", doc=self._doc,
+                                on_queued=self._queued, on_done=lambda _: self._done(),
+                                on_error=self._failed)
+        return self._job
 
-    def _job(self):
+    def cancel(self) -> None:
+        """Stop the running group run (its unfinished Dask futures are cancelled)."""
+        if self._job is not None:
+            self._job.cancel()
+
+    def _queued(self, position: int) -> None:
+        self.status.object = jobs.queued_message(position)
+
+    def _work(self, job):
+        from analysis.group import Cancelled
+
         try:
-            self.model.run(progress=self._progress)
-        except Exception as exc:  # noqa: BLE001 - becomes a notification
-            # bound now: Python deletes ``exc`` when the except block ends, before the loop runs it
-            self._schedule(lambda exc=exc: self._failed(exc))
-            return
-        self._schedule(self._done)
+            self.model.run(progress=self._progress, cancel=job.cancel_event)
+        except Cancelled:
+            if not job.cancelled:   # not by us: say so
+                raise DataError("the group run was cancelled") from None
+            raise
 
     def _progress(self, fraction: float, message: str = "") -> None:
         value = int(round(100 * min(max(fraction, 0.0), 1.0)))

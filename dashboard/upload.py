@@ -23,7 +23,7 @@ import param
 from analysis.config import max_upload_bytes
 from analysis.errors import DataError
 from analysis.io import load_func, load_mask
-from dashboard.notify import report_error, report_info
+from dashboard.notify import report_error, report_info, safe_markdown
 
 NIFTI = (".nii.gz", ".nii")
 #: role -> (allowed extensions, description)
@@ -71,8 +71,7 @@ class SessionUploads:
         if size == 0:
             raise DataError(f"{filename}: the file is empty")
         if size > self.max_bytes:
-            raise DataError(f"{filename}: {size / 2**20:.1f} MB is over the upload limit of "
-                            f"{self.max_bytes / 2**20:.0f} MB")
+            raise DataError(over_limit_message(filename, size, self.max_bytes))
         if ext == ".nii.gz" and data[:2] != b"\x1f\x8b":
             raise DataError(f"{filename}: not a gzipped NIfTI file")
         target = self.folder / f"{role}{ext}"
@@ -101,6 +100,60 @@ class SessionUploads:
         self.files.clear()
 
 
+def over_limit_message(filename: str, size: int, limit: int) -> str:
+    """The refusal of a file over the upload limit (the page's check and the server's)."""
+    mb, top = size / 2**20, limit / 2**20
+    digits = 1
+    while digits < 6 and round(mb, digits) <= round(top, digits):  # "1.05 MB", not "1.0 MB"
+        digits += 1
+    return f"{filename}: {mb:.{digits}f} MB is over the upload limit of {top:g} MB"
+
+
+#: MIME type the page reports for a file it kept back (over the limit): never a real one.
+OVER_LIMIT_MIME = "application/x-fmri-explorer-over-limit"
+
+#: Installed in the page (once) when an upload card is first opened: a file input's
+#: ``input`` event (fired before ``change``, and composed: seen at the document) with
+#: a file over the limit takes the file out of the input and stops the ``change`` event
+#: that would make Bokeh read it and send it whole, base64, in one websocket message
+#: (a file near the limit would close the connection and lose the session). Only the
+#: file's name and size reach the server, as the widget's ``filename`` and a marker
+#: ``mime_type``.
+SIZE_CHECK_JS = """
+window.__fmriUploadLimit = limit;
+if (!window.__fmriUploadCheck) {
+  window.__fmriUploadCheck = true;
+  const views = () => {
+    const roots = Bokeh.index.all_views ? [...Bokeh.index.all_views()] : Object.values(Bokeh.index);
+    const seen = new Set(); const all = [];
+    const walk = (v) => {
+      if (!v || seen.has(v)) return; seen.add(v); all.push(v);
+      for (const c of (v.child_views ? [...v.child_views] : [])) walk(c);
+    };
+    roots.forEach(walk);
+    return all;
+  };
+  document.addEventListener('input', (event) => {
+    const input = event.composedPath()[0];
+    if (!input || input.tagName !== 'INPUT' || input.type !== 'file') return;
+    const max = window.__fmriUploadLimit;
+    const big = [...(input.files || [])].find((f) => max > 0 && f.size > max);
+    if (!big) return;
+    const root = input.getRootNode();
+    const stop = (e) => { if (e.composedPath()[0] === input) e.stopImmediatePropagation(); };
+    root.addEventListener('change', stop, true);
+    setTimeout(() => root.removeEventListener('change', stop, true), 0);
+    input.value = '';
+    const view = views().find((v) => v.input_el === input);
+    if (view) {
+      view.model.setv({filename: big.name,
+                       mime_type: mime + ';size=' + big.size + ';t=' + Date.now()});
+    }
+  }, true);
+}
+"""
+
+
 class UploadPanel(pn.viewable.Viewer):
     """File inputs for some roles; ``paths`` holds the accepted files by role."""
 
@@ -118,6 +171,8 @@ class UploadPanel(pn.viewable.Viewer):
             widget = pn.widgets.FileInput(accept=",".join(allowed), name=what,
                                           css_classes=[f"upload-{role}"], width=230)
             widget.param.watch(lambda event, role=role: self._received(role, event), "value")
+            widget.param.watch(lambda event, role=role: self._refused_in_page(role, event),
+                               "mime_type")
             self._inputs[role] = widget
             rows.append(widget)  # the widget shows its name as the label
         self._status = pn.pane.Markdown(f"Up to {limit:.0f} MB per file; kept for this "
@@ -132,13 +187,35 @@ class UploadPanel(pn.viewable.Viewer):
             self.uploads.accept(role, widget.filename, event.new)
         except DataError as exc:
             report_error(exc)
-            self._status.object = f"**refused:** {exc}"
+            self._status.object = f"**refused:** {safe_markdown(exc)}"
             return
         finally:
             widget.value = None  # free the bytes held by the widget
         self.paths = {**self.paths, role: self.uploads.files[role]}
-        self._status.object = f"received {widget.filename} ({role})"
+        self._status.object = f"received {safe_markdown(widget.filename)} ({role})"
         report_info(f"received {widget.filename}")
+
+    def check_size_in(self, card: pn.Card) -> pn.Card:
+        """Check each file's size in the page, before it is sent (see :data:`SIZE_CHECK_JS`):
+        installed when ``card`` (holding this panel, collapsed) is opened. Returns it."""
+        card.jscallback(args={"limit": int(self.uploads.max_bytes), "mime": OVER_LIMIT_MIME},
+                        collapsed=SIZE_CHECK_JS)
+        return card
+
+    def _refused_in_page(self, role: str, event) -> None:
+        """The page kept a file over the limit back: say so (nothing was sent)."""
+        marker = event.new if isinstance(event.new, str) else ""
+        if not marker.startswith(OVER_LIMIT_MIME):
+            return
+        fields = dict(part.split("=", 1) for part in marker.split(";")[1:] if "=" in part)
+        try:
+            size = int(fields.get("size", ""))
+        except ValueError:
+            return
+        exc = DataError(over_limit_message(str(self._inputs[role].filename or "the file"),
+                                           size, self.uploads.max_bytes))
+        report_error(exc)
+        self._status.object = f"**refused:** {safe_markdown(exc)}"
 
     def __panel__(self):
         return self._layout

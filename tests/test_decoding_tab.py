@@ -71,7 +71,7 @@ def test_bad_input_keeps_the_last_good_view(tab):
 def test_permutations_in_background_update_the_null(tab):
     tab.w_perms.value = 15
     tab._start_permutations()
-    tab.analysis._worker.join(120)
+    assert tab._perm_job.wait(120)  # a job of dashboard/jobs.py
     tab._apply_permutation_state()
     null = tab.elements["null"].Histogram.I
     assert null.dimension_values("permutations").sum() == 15
@@ -137,10 +137,13 @@ def test_uploaded_files_become_a_source(decoding_dir, haxby_slice):
                        ("labels", "attributes.txt")):
         up.uploads.accept(role, name, (haxby_slice / name).read_bytes())
         up.paths = {**up.paths, role: up.uploads.files[role]}
+    assert tab._upload_job.wait(120)  # read and masked in the background
     assert tab.source == USER_FILES
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
     # a labels file of the wrong length: a notification, the tab keeps its data
     bad = "\n".join((haxby_slice / "attributes.txt").read_text().splitlines()[:100])
     up.uploads.accept("labels", "short.txt", bad.encode())
     up.paths = {**up.paths, "labels": up.uploads.files["labels"]}
+    assert tab._upload_job.wait(120)
+    assert tab.upload_status.object.startswith("refused:")
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")

@@ -17,7 +17,11 @@ class Seed(param.Parameterized):
 
 
 def _wait(panel, timeout=120):
-    panel._thread.join(timeout)
+    import time
+
+    deadline = time.monotonic() + timeout
+    while panel.busy and time.monotonic() < deadline:  # a job (dashboard/jobs.py), maybe rerun
+        panel._job.wait(max(0.0, deadline - time.monotonic()))
     assert not panel.busy
 
 
@@ -64,9 +68,10 @@ def test_group_panel_runs_in_a_thread_and_shows_results(group_dir):
     assert source.seed_mm == (-40.0, -70.0, 30.0) and model.result.seed_mm[2] == 30.0
 
 
-def test_group_panel_bad_scheduler_reports_and_keeps_working(group_dir):
-    from dashboard.group import GroupPanel
+def test_group_panel_bad_scheduler_reports_and_keeps_working(group_dir, monkeypatch):
+    from dashboard.group import ALLOW_SCHEDULER_EDIT_ENV, GroupPanel
 
+    monkeypatch.setenv(ALLOW_SCHEDULER_EDIT_ENV, "1")  # the operator allows choosing one
     model = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=3, processes=False,
                                 timeout=1.0)
     panel = GroupPanel(model=model)
@@ -107,16 +112,18 @@ def test_a_failed_run_is_reported_when_the_event_loop_gets_to_it(group_dir, monk
     # served, the report runs on the session's loop after the worker thread's except block
     from dashboard.group import GroupPanel
 
+    from dashboard import jobs
+
     model = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=3, processes=False)
     panel = GroupPanel(model=model)
     queued = []
-    monkeypatch.setattr(panel, "_schedule", queued.append)
+    monkeypatch.setattr(jobs, "deliver", lambda doc, fn: queued.append(fn))
 
-    def fail(progress=None):
+    def fail(progress=None, cancel=None):
         raise RuntimeError("no workers left")
 
     monkeypatch.setattr(model, "run", fail)
-    panel._job()
+    assert panel.start().wait(30)   # a job of dashboard/jobs.py
     for fn in queued:  # the loop runs them later
         fn()
     assert panel.status.object == "error: RuntimeError: no workers left"
