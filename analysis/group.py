@@ -648,6 +648,80 @@ class GroupEngine:
 
 _ENGINES: dict = {}
 _ENGINES_LOCK = threading.Lock()
+#: engine -> number of GroupConnectivity objects using it (closed when it falls to 0)
+_USERS: dict = {}
+#: engine -> the timer that will close it, idle (cancelled when it is used again)
+_IDLE_TIMERS: dict = {}
+#: Environment variable: seconds an engine nobody uses stays up in the app (default 10).
+IDLE_ENV = "FMRI_EXPLORER_CLUSTER_IDLE_S"
+DEFAULT_IDLE_S = 10.0
+
+
+def idle_seconds() -> float:
+    """How long the app keeps a cluster nobody uses (``$FMRI_EXPLORER_CLUSTER_IDLE_S``):
+    its workers' memory (each subject's cleaned data) goes back to the system after that."""
+    try:
+        value = float(os.environ.get(IDLE_ENV, DEFAULT_IDLE_S))
+    except ValueError:
+        return DEFAULT_IDLE_S
+    return value if np.isfinite(value) and value >= 0 else DEFAULT_IDLE_S
+
+
+def _acquire(engine) -> None:
+    """One more user of ``engine`` (called under ``_ENGINES_LOCK``)."""
+    _USERS[engine] = _USERS.get(engine, 0) + 1
+    timer = _IDLE_TIMERS.pop(engine, None)
+    if timer is not None:
+        timer.cancel()
+
+
+def release_engine(engine, wait: float = 0.0) -> None:
+    """One user fewer; once nobody uses ``engine``, close it after ``wait`` seconds (if
+    nobody took it up again meanwhile). Closing a local cluster ends its workers."""
+    with _ENGINES_LOCK:
+        users = _USERS.get(engine, 0) - 1
+        if users > 0:
+            _USERS[engine] = users
+            return
+        _USERS.pop(engine, None)
+        if wait <= 0:
+            _forget(engine)
+        else:
+            timer = threading.Timer(wait, _close_if_idle, args=(engine,))
+            timer.daemon = True
+            old = _IDLE_TIMERS.pop(engine, None)
+            if old is not None:
+                old.cancel()
+            _IDLE_TIMERS[engine] = timer
+            timer.start()
+            return
+    _close_quietly(engine)
+
+
+def _forget(engine) -> None:
+    """Drop ``engine`` from the shared table (called under ``_ENGINES_LOCK``)."""
+    for key, e in list(_ENGINES.items()):
+        if e is engine:
+            _ENGINES.pop(key)
+    timer = _IDLE_TIMERS.pop(engine, None)
+    if timer is not None:
+        timer.cancel()
+
+
+def _close_if_idle(engine) -> None:
+    with _ENGINES_LOCK:
+        if _USERS.get(engine, 0) > 0 or _IDLE_TIMERS.get(engine) is None:
+            return  # taken up again
+        _IDLE_TIMERS.pop(engine, None)
+        _forget(engine)
+    _close_quietly(engine)
+
+
+def _close_quietly(engine) -> None:
+    try:
+        engine.close()
+    except Exception:  # noqa: BLE001 - best effort: the engine is gone either way
+        log.debug("closing a group engine failed", exc_info=True)
 
 
 def get_engine(address: str | None = None, n_workers: int = 2, processes: bool = True,
@@ -666,10 +740,12 @@ def _get_engine(address, n_workers, processes, timeout) -> tuple:
             _ENGINES.pop(key, None)
             engine = None
         if engine is not None:
+            _acquire(engine)
             return engine, False
         engine = GroupEngine(address, n_workers=n_workers, processes=processes,
                              timeout=timeout)
         _ENGINES[key] = engine
+        _acquire(engine)
         return engine, True
 
 
@@ -678,11 +754,12 @@ def close_engines() -> None:
     with _ENGINES_LOCK:
         engines = list(_ENGINES.values())
         _ENGINES.clear()
+        _USERS.clear()
+        for timer in _IDLE_TIMERS.values():
+            timer.cancel()
+        _IDLE_TIMERS.clear()
     for engine in engines:
-        try:
-            engine.close()
-        except Exception:  # noqa: BLE001 - best effort at exit
-            log.debug("closing a group engine failed", exc_info=True)
+        _close_quietly(engine)
 
 
 atexit.register(close_engines)
@@ -803,7 +880,6 @@ class GroupConnectivity(param.Parameterized):
         self._subjects: SubjectList | None = None
         self._subjects_key = None
         self._engine: GroupEngine | None = None
-        self._owns_engine = False
         self._run_lock = threading.Lock()
 
     @classmethod
@@ -855,9 +931,11 @@ class GroupConnectivity(param.Parameterized):
         address = scheduler_address(self.scheduler)
         if self._engine is None or self._engine.address != address \
                 or self._engine.client.status not in ("running", "connecting"):
+            old, self._engine = self._engine, None
+            if old is not None:
+                release_engine(old, wait=idle_seconds())
             self._engine, created = _get_engine(address, self.n_workers, self.processes,
                                                 self.timeout)
-            self._owns_engine = created
         return self._engine
 
     @property
@@ -907,17 +985,13 @@ class GroupConnectivity(param.Parameterized):
             raise DataError("no group result yet: run the analysis first")
         return self.result
 
-    def close(self) -> None:
-        """Shut down the cluster if this object started it (idempotent); a shared
-        engine that another object started stays up (it closes at exit)."""
+    def close(self, wait: float = 0.0) -> None:
+        """Stop using the cluster (idempotent). A shared engine stays up while another
+        object uses it; the last user's close shuts it down ``wait`` seconds later
+        (the app waits :func:`idle_seconds`, for a visitor coming back; the CLI none)."""
         engine, self._engine = self._engine, None
-        if engine is None or not self._owns_engine:
-            return
-        with _ENGINES_LOCK:
-            for k, e in list(_ENGINES.items()):
-                if e is engine:
-                    _ENGINES.pop(k)
-        engine.close()
+        if engine is not None:
+            release_engine(engine, wait=wait)
 
     def __enter__(self):
         return self

@@ -31,7 +31,8 @@ import param
 
 from analysis.config import default_size
 from analysis.errors import DataError
-from analysis.group import AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, scheduler_address
+from analysis.group import (AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, idle_seconds,
+                            scheduler_address)
 from dashboard import jobs
 from dashboard.notify import report_error
 from dashboard.slice_viewer import SliceViewer, colour_range, snap
@@ -97,6 +98,11 @@ class GroupPanel(pn.viewable.Viewer):
         self._job: jobs.Job | None = None
         self._syncing = False
         self._rerun = False
+        if self._doc is not None and self._doc.session_context is not None:
+            # the session's cluster use ends with it: an unused local cluster shuts down
+            # (its workers' memory goes back) once no session has used it for a while
+            pn.state.on_session_destroyed(
+                lambda ctx, model=self.model: model.close(wait=idle_seconds()))
         m = self.model
         if seed_source is not None:
             m.seed_mm = tuple(float(v) for v in seed_source.seed_mm)

@@ -427,3 +427,35 @@ def test_engine_keeps_the_cleaned_data_of_the_last_settings_only(connectivity_di
         assert sum(k.startswith("clean-") for k in held) <= 4
     finally:
         engine.close()
+
+
+def test_a_shared_cluster_shuts_down_when_its_last_user_leaves(group_dir, monkeypatch):
+    """Sessions share one local cluster; it stays up while one of them uses it, and shuts
+    down (its workers' memory goes back) once the last has left and the idle time passed;
+    a user coming back within that time keeps it."""
+    import time
+
+    kw = dict(data_dir=str(group_dir), n_subjects=2, processes=False, n_workers=1,
+              scheduler="", radius_mm=6.0)
+    a, b = G.GroupConnectivity(**kw), G.GroupConnectivity(**kw)
+    engine = a.engine()
+    assert b.engine() is engine                     # one cluster for both
+    a.close(wait=0.0)
+    assert engine.client.status == "running"        # b still uses it
+    b.close(wait=0.3)
+    assert engine.client.status == "running"        # idle, not closed yet
+    c = G.GroupConnectivity(**kw)
+    assert c.engine() is engine                     # taken up again in time: kept
+    time.sleep(0.6)
+    assert engine.client.status == "running"
+    c.close(wait=0.3)
+    deadline = time.monotonic() + 10
+    while engine.client.status != "closed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine.client.status == "closed"
+    assert all(e is not engine for e in G._ENGINES.values())
+    d = G.GroupConnectivity(**kw)                   # a later visitor gets a new cluster
+    try:
+        assert d.engine() is not engine and d.engine().client.status == "running"
+    finally:
+        d.close()
