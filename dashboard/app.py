@@ -34,8 +34,8 @@ from analysis.config import default_size
 from dashboard import warmup
 from dashboard.batch import batched
 from dashboard.browser import StyleSheetGuard
-from dashboard.notify import loading, report_error
-from dashboard.share import sync_url
+from dashboard.notify import loading, report_error, safe_markdown
+from dashboard.share import link_args, read_link, sync_url
 
 log = logging.getLogger("fmri_explorer.dashboard")
 
@@ -146,6 +146,10 @@ class AppState(param.Parameterized):
         Width of the browser window (px), sent by the page when it has loaded.""")
 
 
+#: The app-level parameters kept in the URL and their query keys.
+APP_KEYS = {"tab": "tab", "present": "present", "theme": "theme"}
+
+
 def _tab(title: str, module: str, cls: str):
     """Build one tab; a failure shows an error in that tab, the others keep working."""
     try:
@@ -154,25 +158,15 @@ def _tab(title: str, module: str, cls: str):
     except Exception as exc:  # noqa: BLE001 - one broken tab must not take the app down
         message = report_error(exc)
         log.exception("tab %s failed", title)
-        return None, pn.pane.Alert(f"**{title}** could not start: {message}",
+        return None, pn.pane.Alert(f"**{title}** could not start: {safe_markdown(message)}",
                                    alert_type="danger", width=700)
 
 
 def _initial(state: AppState) -> None:
-    """Apply the URL's app-level values before building (theme needs them first)."""
-    args = pn.state.session_args or {}
-    for name in ("tab", "theme", "present"):
-        raw = args.get(name)
-        if not raw:
-            continue
-        value = raw[0].decode() if isinstance(raw[0], bytes) else str(raw[0])
-        try:
-            if name == "present":
-                state.present = value.lower() in ("1", "true", "yes", "on")
-            else:
-                setattr(state, name, value.strip('"'))
-        except ValueError:
-            pass  # not in the whitelist's choices: ignored
+    """Apply the URL's app-level values before building (theme needs them first).
+    Refused values are left: :func:`dashboard.share.sync_url` names them later."""
+    values, _ = read_link(state, APP_KEYS, link_args())
+    state.param.update(**values)
 
 
 def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
@@ -301,7 +295,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         main=[tabs])
     if state.present:
         template.config.raw_css.append(PRESENT_CSS)
-    sync_url(state, {"tab": "tab", "present": "present", "theme": "theme"})
+    sync_url(state, APP_KEYS)
     if state.present:
         enlarge()
     template.app_state = state
@@ -333,6 +327,9 @@ def local_stylesheets(doc=None) -> None:
 
 
 if __name__.startswith("bokeh_app"):  # run by `panel serve` (pn.state.served walks the stack)
+    from dashboard import security
+
+    security.install()  # once per process; `fmri-explorer serve` has installed it (--setup)
     warmup.start()  # once per process; `fmri-explorer serve` has started it already (--setup)
     local_stylesheets()
     # one walk of the model graph when the page is made, not one per root the template adds

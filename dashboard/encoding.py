@@ -27,7 +27,7 @@ from analysis.errors import DataError
 from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
 from dashboard.live import LivePane, LivePlot
-from dashboard.share import sync_url
+from dashboard.share import sync_url, within
 from dashboard.slice_viewer import SliceViewer, palette
 
 #: The seed marks this pixel in every receptive field.
@@ -179,7 +179,7 @@ class EncodingTab(pn.viewable.Viewer):
             css_classes=["stimulus"], linked_axes=False)
         self.stimulus_info = pn.pane.Markdown("", css_classes=["stimulus-info"])
         self._build_widgets()
-        sync_url(a, URL_KEYS)  # a shared link sets the analysis; the widgets follow
+        sync_url(a, URL_KEYS, rules=self._link_rules())  # a shared link sets the analysis
         self._widgets_from_analysis()
         a.param.watch(self._structural_changed, ["cv", "n_folds", "lag", "dtype"])
         a.param.watch(self._alpha_changed, ["alpha"])
@@ -189,6 +189,22 @@ class EncodingTab(pn.viewable.Viewer):
         self._start()
 
     # ---- widgets -----------------------------------------------------------------
+    def _link_rules(self) -> dict:
+        """What a shared link may set, beyond the analysis' own bounds: what the widgets
+        can show, and a voxel of the data (see :func:`dashboard.share.sync_url`)."""
+        def voxel(v):
+            n = int(self.analysis.n_voxels)
+            if not 0 <= v < n:
+                raise ValueError(f"the data has voxels 0 to {n - 1}")
+
+        tolerance = 1e-9
+        return {"alpha": within(10.0 ** self.w_alpha.start * (1 - tolerance),
+                                10.0 ** self.w_alpha.end * (1 + tolerance)),
+                "threshold": within(self.w_threshold.start, self.w_threshold.end),
+                "n_folds": within(self.w_folds.start, self.w_folds.end),
+                "lag": within(self.w_lag.start, self.w_lag.end),
+                "voxel": voxel}
+
     def _widgets_from_analysis(self):
         """Show the analysis' values (e.g. from a shared link) in the widgets."""
         a = self.analysis

@@ -126,6 +126,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "export"
 
 
+def code_block(code: str, language: str = "python") -> str:
+    """``code`` as a Markdown fenced block, shown as text whatever it holds: the fence
+    is longer than any run of backticks in it (a label or a path may hold some)."""
+    longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{code}\n{fence}"
+
+
 # ---- the widget row ---------------------------------------------------------
 class ExportBar(pn.viewable.Viewer):
     """Download buttons for a tab: NIfTI, PNG, CSV, HTML report, and "show code"."""
@@ -185,7 +193,7 @@ class ExportBar(pn.viewable.Viewer):
     @notify_errors
     def _toggle_code(self, event) -> None:
         if event.new:
-            self._code.object = f"```python\n{self.source.export_code()}\n```"
+            self._code.object = code_block(self.source.export_code())
         self._code.visible = bool(event.new)
 
     def __panel__(self):

@@ -25,6 +25,7 @@ import xarray as xr
 from analysis.volumes import DIMS, affine_of, mm_to_voxel
 from dashboard.batch import batched
 from dashboard.live import Layer, LivePane
+from dashboard.notify import safe_markdown
 
 hv.extension("bokeh", logo=False)
 # Canvas, not WebGL: Bokeh's WebGL draws lines and markers, not images, so these views gain
@@ -188,7 +189,8 @@ class SliceViewer(pn.viewable.Viewer):
         self._info = pn.pane.Markdown(self._info_text, css_classes=["crosshair-info"],
                                       margin=(0, 10))
         self._layout = pn.Column(
-            pn.pane.Markdown(self.param.title, margin=(0, 10)),
+            # the title may name the user's labels: shown as text
+            pn.pane.Markdown(pn.bind(safe_markdown, self.param.title), margin=(0, 10)),
             pn.Row(*self._panes.values()),
             self._info,
         )
@@ -439,7 +441,7 @@ class SliceViewer(pn.viewable.Viewer):
             text += f", {self.map_label} {value:.3g}"
         note = grid.attrs.get("note")
         if note:
-            text += f"  \n*{note}*"
+            text += f"  \n*{safe_markdown(note)}*"
         return text
 
     def __panel__(self):
