@@ -169,6 +169,13 @@ def _initial(state: AppState) -> None:
     state.param.update(**values)
 
 
+def _follow(source, name: str, target, attr: str) -> None:
+    """``target.attr`` follows ``source.name`` (a plain watcher). Not Panel's ``link``: its
+    callback asks ``sys.modules["holoviews"].streams``, which fails while the warm-up
+    thread is still importing HoloViews, as the first page's callbacks arrive."""
+    source.param.watch(lambda event: setattr(target, attr, event.new), name)
+
+
 def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     """The whole app for one session."""
     if size is not None:
@@ -257,7 +264,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     present = pn.widgets.Toggle(name="Present", value=state.present, button_type="primary",
                                 css_classes=["present-toggle"], width=110)
     present.jscallback(value=TOGGLE_JS.replace("cb_obj.active", "cb_obj.value"))
-    present.link(state, value="present")
+    _follow(present, "value", state, "present")
 
     def enlarge(event=None):
         if event is not None and event.name == "window_width" and not state.present:
@@ -271,7 +278,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
 
     state.param.watch(enlarge, ["present", "window_width"])
     window_width = WindowWidth()
-    window_width.link(state, width_px="window_width")
+    _follow(window_width, "width_px", state, "window_width")
     guard = StyleSheetGuard()  # see dashboard/browser.py: a slider move's repaints cost half
     theme = pn.widgets.Button(name="Dark / light", css_classes=["theme-toggle"], width=110)
     theme.js_on_click(code=THEME_JS.replace(
