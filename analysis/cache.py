@@ -46,6 +46,15 @@ _KEYS_LOCK = threading.Lock()
 _KEYS_LIMIT = 256
 
 
+def file_digest(path, algorithm: str = "sha1") -> str:
+    """The hex digest of a whole file (read 1 MiB at a time)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def cache_dir() -> Path:
     """The folder of every disk cache: ``data_home()/"cache"`` (not created here)."""
     return data_home() / "cache"

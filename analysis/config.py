@@ -17,13 +17,20 @@ MAX_UPLOAD_ENV = "FMRI_EXPLORER_MAX_UPLOAD_MB"
 DEFAULT_MAX_UPLOAD_MB = 500
 
 
+def _megabytes(env: str, default: float) -> int:
+    """``$env`` in MB as bytes; ``default`` when unset or not a positive finite number."""
+    try:
+        mb = float(os.environ.get(env, default))
+    except ValueError:
+        mb = default
+    if not 0 < mb < float("inf"):  # nan, 0, negative or inf: the default
+        mb = default
+    return int(mb * 1024 * 1024)
+
+
 def max_upload_bytes() -> int:
     """The per-file upload limit in bytes (``$FMRI_EXPLORER_MAX_UPLOAD_MB``)."""
-    try:
-        mb = float(os.environ.get(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB))
-    except ValueError:
-        mb = DEFAULT_MAX_UPLOAD_MB
-    return int(mb * 1024 * 1024)
+    return _megabytes(MAX_UPLOAD_ENV, DEFAULT_MAX_UPLOAD_MB)
 
 
 #: Environment variable: the largest image (decompressed data, in MB) any reader accepts
@@ -34,13 +41,7 @@ DEFAULT_MAX_IMAGE_MB = 2048
 
 def max_image_bytes() -> int:
     """The largest image data accepted, in bytes (``$FMRI_EXPLORER_MAX_IMAGE_MB``)."""
-    try:
-        mb = float(os.environ.get(MAX_IMAGE_ENV, DEFAULT_MAX_IMAGE_MB))
-    except ValueError:
-        mb = DEFAULT_MAX_IMAGE_MB
-    if not mb > 0 or mb == float("inf"):  # nan, 0, negative or inf: the default
-        mb = DEFAULT_MAX_IMAGE_MB
-    return int(mb * 1024 * 1024)
+    return _megabytes(MAX_IMAGE_ENV, DEFAULT_MAX_IMAGE_MB)
 
 
 def data_home() -> Path:

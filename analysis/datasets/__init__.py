@@ -27,7 +27,6 @@ exactly the files its manifest lists, once each is checked unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
@@ -82,11 +81,9 @@ _GENERATOR = "fmri-explorer"
 
 
 def _sha1(path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ..cache import file_digest
+
+    return file_digest(path, "sha1")
 
 
 def write_manifest(root, params: dict) -> Path:

@@ -399,11 +399,9 @@ def _legacy(root) -> bool:
 
 
 def _md5(path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ..cache import file_digest
+
+    return file_digest(path, "md5")
 
 
 def describe(data_dir) -> dict:
