@@ -31,7 +31,7 @@ from panel.custom import JSComponent
 from panel.io.resources import LOCAL_DIST
 
 from analysis.config import default_size
-from dashboard import warmup
+from dashboard import jobs, warmup
 from dashboard.batch import batched
 from dashboard.browser import StyleSheetGuard
 from dashboard.notify import loading, report_error, safe_markdown
@@ -201,6 +201,8 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
 
     doc = pn.state.curdoc
     served = doc is not None and doc.session_context is not None
+    if served:  # a closed session's memory goes back to the system (dashboard/jobs.py)
+        pn.state.on_session_destroyed(lambda ctx: jobs.release_memory_soon())
     if served and state.present:
         # presenting: the views are sized to the window's width, which the page sends
         # as it draws (views cannot shrink once drawn): build the tab when it has arrived

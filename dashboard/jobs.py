@@ -432,5 +432,47 @@ def queued_message(position: int) -> str:
            "jobs at a time)"
 
 
+#: Seconds after the last session ended before the memory is handed back (one pass for
+#: the several sessions that often end together).
+RELEASE_AFTER = 5.0
+_RELEASE = {"timer": None}
+_RELEASE_LOCK = threading.Lock()
+
+
+def release_memory() -> int:
+    """Collect cycles (a closed session's models, views and figures form many) and hand
+    the freed heap back to the system (glibc's ``malloc_trim``; elsewhere a no-op).
+
+    Without it the server's memory stayed a third above its start a minute after the
+    hostile-load run's sessions had closed. Returns the objects the collector freed."""
+    import gc
+
+    freed = gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    return freed
+
+
+def release_memory_soon(delay: float = RELEASE_AFTER) -> None:
+    """:func:`release_memory` in ``delay`` s, once for every session ended meanwhile."""
+    def run():
+        with _RELEASE_LOCK:
+            _RELEASE["timer"] = None
+        release_memory()
+
+    with _RELEASE_LOCK:
+        if _RELEASE["timer"] is not None:
+            return
+        timer = threading.Timer(delay, run)
+        timer.daemon = True
+        _RELEASE["timer"] = timer
+        timer.start()
+
+
 __all__ = ["Cancelled", "Job", "JobRegistry", "REGISTRY", "submit", "cancel_session",
-           "cancel_all", "max_jobs", "queued_message", "deliver", "session_key"]
+           "cancel_all", "max_jobs", "queued_message", "deliver", "session_key",
+           "release_memory", "release_memory_soon"]

@@ -420,6 +420,37 @@ def _install_shutdown() -> None:
     _die_with_parent()
 
 
+class GoneClientFilter(logging.Filter):
+    """Bokeh logs a traceback ("error handling message ... AssertionError") for a message
+    that was still on its way when its client closed the page abruptly: the connection
+    has let go of its session by the time the message is handled. Nothing is wrong with
+    the server; this turns that one case into a one-line debug record (the hostile-load
+    run counted 12 of them for 4 tabs closed mid-move)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info
+        if not exc or exc[0] is not AssertionError or exc[2] is None:
+            return True
+        tb = exc[2]
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        code = tb.tb_frame.f_code
+        if code.co_name == "session" and \
+                code.co_filename.replace("\\", "/").endswith("bokeh/server/connection.py"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg, record.args, record.exc_info = (
+                "a message arrived from a client that had gone; ignored", (), None)
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+GONE_CLIENT_FILTER = GoneClientFilter()
+
+
+def _install_log_filter() -> None:
+    logging.getLogger("bokeh.server.protocol_handler").addFilter(GONE_CLIENT_FILTER)
+
+
 _INSTALLED = False
 _SHUTDOWN_INSTALLED = False
 _INSTALL_LOCK = threading.Lock()
@@ -434,6 +465,7 @@ def install(shutdown: bool = True) -> None:
             _install_headers()
             _install_cookies()
             _install_login()
+            _install_log_filter()
             _INSTALLED = True
         if shutdown and not _SHUTDOWN_INSTALLED:
             _install_shutdown()
