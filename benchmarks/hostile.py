@@ -530,7 +530,10 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
         else:
             blocks.append(part)
     gone = sum(1 for b in blocks if "WebSocketClosedError" in b or "StreamClosedError" in b)
-    error_lines = [ln for ln in log.splitlines() if "ERROR" in ln]
+    # ERROR lines, and the callbacks Panel reports failed as a WARNING (e.g. a session's
+    # on_session_destroyed hook: "... callback <...> failed with following error: ...")
+    error_lines = [ln for ln in log.splitlines()
+                   if "ERROR" in ln or ("callback" in ln and "failed with following error" in ln)]
     errors_logged = len(blocks) - gone + len(error_lines)
     lat_all = [(t, ms / 1000.0) for st in stats.values() for t, ms in st.get("lat", [])]
     lat = np.array([x for _, x in lat_all])
@@ -550,9 +553,12 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
     app_blocks = [b for b in blocks if "WebSocketClosedError" not in b and "StreamClosedError" not in b]
     # each chain's exception line: the first line after its frames that is not indented
     kinds = sorted({next((ln for ln in b.strip("\n").splitlines() if ln and not ln[0].isspace()),
-                         "")[:110] for b in app_blocks})
+                         "")[:110] for b in app_blocks}
+                   | {ln.split("failed with following error:")[-1].strip()[:110]
+                      for ln in error_lines if "failed with following error" in ln})
     bench.row("server log errors", errors_logged, "",
-              f"{len(app_blocks)} traceback chains + {len(error_lines)} ERROR lines; target 0"
+              f"{len(app_blocks)} traceback chains + {len(error_lines)} ERROR or failed-callback "
+              f"lines; target 0"
               + "".join(f"\n      {k}" for k in kinds[:5]))
     bench.row("server log: clients gone with a message in flight", gone, "",
               "tornado Stream/WebSocketClosedError, not an app error")

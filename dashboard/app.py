@@ -202,7 +202,8 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     doc = pn.state.curdoc
     served = doc is not None and doc.session_context is not None
     if served:  # a closed session's memory goes back to the system (dashboard/jobs.py)
-        pn.state.on_session_destroyed(lambda ctx: jobs.release_memory_soon())
+        # (bound now: `panel serve` runs this file as a module it discards after the page)
+        pn.state.on_session_destroyed(lambda ctx, release=jobs.release_memory_soon: release())
     if served and state.present:
         # presenting: the views are sized to the window's width, which the page sends
         # as it draws (views cannot shrink once drawn): build the tab when it has arrived
