@@ -351,7 +351,8 @@ class DecodingAnalysis(param.Parameterized):
 
     Parameters are split into *structural* ones (``mask``, ``standardize``)
     that key the cached masked data ``(n_volumes, n_voxels)`` (shared by every
-    instance in the process and stored as ``.npy`` beside the data), and the
+    instance in the process and stored as ``.npy`` in the cache folder, keyed by
+    the file's content; an upload's is kept by its session alone), and the
     rest, which reuse it: a change of ``C`` or of the CV scheme refits only the
     classifiers.
 
