@@ -243,6 +243,22 @@ def test_data_refuses_to_delete_a_changed_file_of_ours(tmp_path, capsys):
     assert snapshot(out) == before
 
 
+def test_a_crafted_manifest_cannot_delete_outside_the_folder(tmp_path, capsys):
+    """The manifest's names are not paths to trust: one reaching outside the dataset
+    folder (edited or copied in by someone) never gets a file there deleted."""
+    out = tmp_path / "data"
+    haxby.generate(out, size="small")
+    victim = tmp_path / "precious.txt"
+    victim.write_text("the user's")
+    marker = out / "haxby2001" / MARKER
+    manifest = json.loads(marker.read_text())
+    manifest["files"]["../../precious.txt"] = {"size": victim.stat().st_size}
+    marker.write_text(json.dumps(manifest))
+    main(["data", "decoding", "--size", "small", "--seed", "3", "--out", str(out), "--quiet"])
+    capsys.readouterr()
+    assert victim.read_text() == "the user's"
+
+
 def test_data_encoding_refuses_then_works_twice(tmp_path, capsys, no_network):
     taken = tmp_path / "taken"
     (taken / "miyawaki2008" / "func").mkdir(parents=True)

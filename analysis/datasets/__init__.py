@@ -198,7 +198,8 @@ def claim_folder(root, params: dict, complete, legacy=None) -> bool:
             _same_size(root / rel, info) for rel, info in listed.items()):
         return True
     # ours, but of other parameters or incomplete: remove exactly what we wrote
-    dirs = []
+    dirs, verified = [], []   # only what the walk found inside root and checked goes:
+    # a name in the manifest is never trusted as a path ("../elsewhere" would be outside)
     for folder, subdirs, names in os.walk(root):
         for name in subdirs:
             path = Path(folder) / name
@@ -216,10 +217,10 @@ def claim_folder(root, params: dict, complete, legacy=None) -> bool:
                 _refuse(root, f"holds {rel!r}, not written by fmri-explorer")
             if not _same_size(path, info) or ("sha1" in info and _sha1(path) != info["sha1"]):
                 _refuse(root, f"holds {rel!r}, changed since fmri-explorer wrote it")
+            verified.append(path)
     try:
-        for rel in listed:
-            if os.path.lexists(root / rel):
-                os.unlink(root / rel)
+        for path in verified:
+            os.unlink(path)
         for path in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
             os.rmdir(path)  # empty by now; a folder with something new in it stays
         if os.path.lexists(root / MARKER):
