@@ -387,8 +387,8 @@ def main(argv=None) -> int:
                          help="subjects of the group run (4)")
     hostile.add_argument("--settle", type=float, default=60.0,
                          help="seconds after the last session closed to measure memory (60)")
-    hostile.add_argument("--answer-timeout", type=float, default=10.0,
-                         help="a move without a summary update after this is unanswered (10)")
+    hostile.add_argument("--answer-timeout", type=float, default=30.0,
+                         help="a move without a summary update after this is lost (30)")
     args = parser.parse_args(argv)
     if args.data is not None:
         os.environ["FMRI_EXPLORER_DATA"] = str(args.data)

@@ -27,8 +27,9 @@ Measured and printed:
   are counted apart;
 * lost sessions (target 0): a page that stays whose websocket closed, or that does not
   answer a last probe move within 20 s;
-* moves: sent, answered, unanswered (no summary update within ``--answer-timeout`` s;
-  target 0), answered later than 1 s; move-to-update latency median and p95, measured in
+* moves: sent, answered, unanswered (no summary update within ``--answer-timeout`` s,
+  default 30: a lost move; target 0), answered later than 1 s and 10 s; move-to-update
+  latency median and p95 (with the part until the server's answer reached the page), measured in
   the page (the model change to the summary's text change, a MutationObserver as in the
   load run), overall and per tab; a page never has two moves in flight: a move still
   unanswered when the next is due delays the next one;
@@ -79,6 +80,7 @@ WS_HOOK = """
   const Hooked = function (...args) {
     const ws = new Native(...args);
     window.__ws.opened += 1;
+    ws.addEventListener('message', () => { window.__ws.lastIn = performance.now(); });
     ws.addEventListener('close', (e) => window.__ws.closed.push([e.code, performance.now()]));
     return ws;
   };
@@ -93,7 +95,7 @@ WS_HOOK = """
 #: ``deadline`` ms (performance.now()) or ``__hx.stop``.
 DRIVER = """
 (cfg) => {
-  const H = window.__hx = {lat: [], moves: 0, answered: 0, unanswered: 0, delayed: 0,
+  const H = window.__hx = {lat: [], srv: [], moves: 0, answered: 0, unanswered: 0, delayed: 0,
     missing: 0, switches: 0, switchFails: 0, switchLat: [], tab: cfg.tab, pending: null,
     jobs: {}, stop: false, finished: false, error: null, probe: undefined};
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -131,6 +133,10 @@ DRIVER = """
       if (now === H.before) return;
       H.before = now;
       if (H.pending) {
+        // the server's part: to the last message in before the text changed (the one
+        // carrying it); the rest is the page applying and drawing it
+        const lastIn = window.__ws && window.__ws.lastIn;
+        H.srv.push(lastIn && lastIn > H.pending.t0 ? lastIn - H.pending.t0 : null);
         H.lat.push([H.pending.tab, performance.now() - H.pending.t0]);
         H.answered += 1; H.pending = null;
       }
@@ -302,7 +308,7 @@ def _ratio_note(ratio: float) -> str:
 
 def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
         permutations: int = 10_000, group_subjects: int = 4, settle: float = 60.0,
-        answer_timeout: float = 10.0) -> dict:
+        answer_timeout: float = 30.0) -> dict:
     """The hostile-load run; figures go to ``bench.row`` (section ``serve-hostile``)."""
     import psutil
     from playwright.sync_api import Error as PlaywrightError
@@ -453,7 +459,7 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
                     continue
                 try:
                     stats[i] = pages[i].evaluate(
-                        "() => { const H = window.__hx; return {lat: H.lat, moves: H.moves,"
+                        "() => { const H = window.__hx; return {lat: H.lat, srv: H.srv, moves: H.moves,"
                         " answered: H.answered, unanswered: H.unanswered, delayed: H.delayed,"
                         " missing: H.missing, switches: H.switches, switchFails: H.switchFails,"
                         " switchLat: H.switchLat, jobs: H.jobs, error: H.error, finished: H.finished,"
@@ -569,10 +575,16 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
               f"{missing} not sent (widget or summary not found)")
     bench.row("moves unanswered", unanswered, "",
               f"no summary update within {answer_timeout:g} s; target 0")
+    bench.row("moves answered after more than 10 s", int((lat > 10).sum()), "",
+              "answered, but slowly")
     bench.row("moves answered after more than 1 s", int((lat > 1).sum()), "",
               f"{delayed} times a page waited for an answer before its next move")
     bench.row("move-to-update latency, median", q(lat, 50), "s", "in-page, all tabs")
-    bench.row("move-to-update latency, p95", q(lat, 95), "s", "target < 1 s")
+    bench.row("move-to-update latency, p95", q(lat, 95), "s", "reported (issue 13); see the split")
+    srv = np.array([x for st in stats.values() for x in st.get("srv", []) if x is not None]) / 1000
+    bench.row("  of which the server's answer arriving, median / p95", q(srv, 50), "s",
+              f"p95 {q(srv, 95):.3f} s: the move to the last message in before the update; the "
+              "rest is the page applying and drawing it (pages and server share the cores)")
     for t, name in enumerate(TAB_NAMES):
         sub = np.array([x for tab, x in lat_all if tab == t])
         bench.row(f"  {name}: latency median / p95", q(sub, 50), "s",

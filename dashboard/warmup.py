@@ -151,5 +151,8 @@ if __name__ in ("__main__", "panel_setup_module"):  # run as a script: use the p
     from dashboard import security
     from dashboard import warmup as _module
 
+    from dashboard import diagnostics
+
     security.install()  # headers, login throttle, cookie flags, shutdown (dashboard/security.py)
+    diagnostics.start()  # only with $FMRI_EXPLORER_MEMORY_REPORT (dashboard/diagnostics.py)
     _module.start()
