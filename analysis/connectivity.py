@@ -111,6 +111,25 @@ class CleaningSettings:
     def fwhm(self) -> float | None:
         return self.smoothing_fwhm if self.smoothing_fwhm else None
 
+    @property
+    def nilearn_standardize(self) -> str | None:
+        """``standardize`` as nilearn's ``signal.clean`` takes it: nilearn 0.14 dropped
+        ``"zscore"`` (the population z-score, ddof 0), which :meth:`standardized` applies."""
+        return "zscore_sample" if self.standardize == "zscore_sample" else None
+
+    def standardized(self, signals: np.ndarray) -> np.ndarray:
+        """``signals`` (n_volumes, n_voxels), cleaned with :attr:`nilearn_standardize`,
+        z-scored as ``standardize`` asks: for ``"zscore"`` centred and divided by the
+        population standard deviation (nilearn's old ``"zscore"``: a constant voxel is
+        left at 0); otherwise unchanged."""
+        if self.standardize != "zscore" or signals.shape[0] < 2:
+            return signals
+        signals = signals - signals.mean(axis=0)
+        std = signals.std(axis=0)
+        std[std < np.finfo(np.float64).eps] = 1.0
+        signals /= std
+        return signals
+
     def clean_kwargs(self, standardize) -> dict:
         """Keyword arguments of ``nilearn.signal.clean`` for these settings."""
         return dict(detrend=self.detrend, standardize=standardize,
@@ -150,6 +169,8 @@ class SubjectData:
     name: str = ""
     confounds_path: Path | None = None
     info: dict = field(default_factory=dict)
+    #: the mask file given to :func:`load_subject` (None: computed, or an image in memory)
+    mask_path: Path | None = None
 
     @property
     def n_volumes(self) -> int:
@@ -226,7 +247,8 @@ def load_subject(func, confounds=None, mask=None, t_r=None, name: str | None = N
         raise DataError("the brain mask selects no voxel", func_path)
     return SubjectData(func=func_path, img=img, confounds=conf_df, mask_img=mask_img,
                        t_r=t_r, key=key, name=name or (func_path.name if func_path else "image"),
-                       confounds_path=conf_path, info=dict(info or {}))
+                       confounds_path=conf_path, info=dict(info or {}),
+                       mask_path=Path(mask) if isinstance(mask, (str, Path)) else None)
 
 
 # --------------------------------------------------------------------------- cleaning
@@ -335,8 +357,9 @@ def clean_data(subject: SubjectData, settings: CleaningSettings, progress=None) 
     brain_raw = smoothed[mask].T
     del smoothed, data
     progress(0.7, f"{subject.name}: cleaning the brain voxels")
-    brain = signal.clean(brain_raw, confounds=confounds,
-                         **settings.clean_kwargs(standardize=settings.standardize))
+    brain = settings.standardized(signal.clean(
+        brain_raw, confounds=confounds,
+        **settings.clean_kwargs(standardize=settings.nilearn_standardize)))
     progress(1.0, f"{subject.name}: cleaned")
     return CleanedData(
         brain=np.ascontiguousarray(brain), domain=np.ascontiguousarray(domain_clean),

@@ -41,7 +41,7 @@ def reference_seed_map(func, seed_mm, radius_mm=8.0, confounds=None, mask_img=No
     if dtype is not None:
         img = nib.Nifti1Image(img.get_fdata(dtype=dtype), img.affine, img.header)
         img.set_data_dtype(dtype)
-    common = dict(detrend=settings.detrend, standardize=settings.standardize,
+    common = dict(detrend=settings.detrend, standardize=settings.nilearn_standardize,
                   standardize_confounds=settings.standardize_confounds,
                   low_pass=settings.low_pass, high_pass=settings.high_pass, t_r=settings.t_r)
     conf = None if confounds is None else [confounds]
@@ -51,5 +51,8 @@ def reference_seed_map(func, seed_mm, radius_mm=8.0, confounds=None, mask_img=No
         seed_time_series = seed_masker.fit_transform(img, confounds=conf)
         brain_masker = NiftiMasker(mask_img=mask_img, smoothing_fwhm=settings.fwhm, **common)
         brain_time_series = brain_masker.fit_transform(img, confounds=conf)
+    # the population z-score ("zscore"), which nilearn 0.14 no longer offers
+    seed_time_series = settings.standardized(seed_time_series)
+    brain_time_series = settings.standardized(brain_time_series)
     r = np.dot(brain_time_series.T, seed_time_series) / seed_time_series.shape[0]
     return r[:, 0], brain_masker

@@ -89,6 +89,35 @@ def test_seed_maps_equal_the_seed_pipeline(subject, files, reference, with_confo
     assert np.abs(C.seed_correlation(data, *SEEDS[0]).r - r).max() < 1e-5
 
 
+def test_population_zscore_gives_pearson_r(subject, files, img64):
+    """``standardize="zscore"`` (ddof 0; nilearn 0.14 dropped the option, the project
+    applies it): every voxel's r is Pearson's correlation of the cleaned, unstandardized
+    signals of nilearn's maskers with the seed's mean signal."""
+    from nilearn.maskers import NiftiMasker, NiftiSpheresMasker
+
+    columns = tuple(subject.confound_names)
+    data = C.clean_data(subject, C.CleaningSettings(confound_columns=columns,
+                                                    standardize="zscore"))
+    seed, radius = SEEDS[0]
+    fast = C.seed_correlation(data, seed, radius)
+    plain = {**COMMON, "standardize": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ts = NiftiSpheresMasker([seed], radius=radius, **plain).fit_transform(
+            img64, confounds=[files["confounds"]])[:, 0]
+        brain = NiftiMasker(smoothing_fwhm=6, **plain).fit_transform(
+            img64, confounds=[files["confounds"]])
+    bc = brain - brain.mean(axis=0)
+    tc = ts - ts.mean()
+    pearson = bc.T @ tc / (np.linalg.norm(bc, axis=0) * np.linalg.norm(tc))
+    assert np.abs(fast.r - pearson).max() < 1e-5
+    # ... which the sample z-score (the seed example's) scales by (n - 1) / n
+    sample = C.seed_correlation(C.clean_data(subject, C.CleaningSettings(
+        confound_columns=columns)), seed, radius)
+    n = ts.shape[0]
+    assert np.abs(sample.r - pearson * (n - 1) / n).max() < 1e-5
+
+
 def test_fmriprep_confounds_with_na_first_row(files, img64, reference):
     """The full TSV (``n/a`` first row): the engine uses 0 there; so does the reference."""
     full = pd.read_csv(files["confounds_full"], sep="\t", na_values=["n/a"])
