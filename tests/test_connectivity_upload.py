@@ -187,11 +187,13 @@ def test_show_code_on_uploads_runs_beside_the_users_files(tab, user_files):
     click(tab.w_analyse)
     tab.model.seed_mm = (-40.0, -66.0, 40.0)
     code = tab.export_code()
-    assert "sub-01_bold.nii.gz" in code and str(tab.upload.uploads.folder) not in code
+    assert 'FUNC = "sub-01_bold.nii.gz"' in code and 'CONFOUNDS = "sub-01_confounds.tsv"' in code
+    assert str(tab.upload.uploads.folder) not in code
+    assert "import analysis" not in code and "from analysis" not in code
     assert tab.export_params()["data"] == ("your files: func sub-01_bold.nii.gz, "
                                            "confounds sub-01_confounds.tsv")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=user_files["func"].parent, timeout=600,
                          env={**os.environ, "MPLBACKEND": "Agg"})
     assert out.returncode == 0, out.stderr[-2000:]
-    assert tab.export_summary() in out.stdout.splitlines()
+    assert f"summary: {tab.export_summary()}" in out.stdout.splitlines()

@@ -601,7 +601,10 @@ def load(data_dir=None, size: str | None = None, subject: int = SUBJECT,
     img = load_func(func)
     labels = load_labels(bunch.session_target[0], n_volumes=img.shape[3])
     synthetic = (Path(func).parent / "ground_truth.json").exists()
-    info = {"data_dir": str(data_dir), "subject": subject}
+    info = {"data_dir": str(data_dir), "subject": subject,
+            "labels": str(bunch.session_target[0]),
+            "mask_files": {"ventral-temporal": str(bunch.mask_vt[0]),
+                           "whole brain": str(bunch.mask)}}
     if standardize is not None:
         from ..io import load_mask
 
@@ -624,4 +627,7 @@ def load_user(func, mask, labels, label_names=None) -> HaxbyData:
     table = load_labels(labels, n_volumes=img.shape[3], names=label_names)
     return HaxbyData(func=Path(func), labels=table, masks={"user mask": mask_img},
                      anat=None, t_r=t_r_of(img), source="user files",
-                     n_volumes=int(img.shape[3]), info={"mask": str(mask)})
+                     n_volumes=int(img.shape[3]),
+                     info={"mask": str(mask), "labels": str(labels),
+                           "mask_files": ({"user mask": str(mask)}
+                                          if isinstance(mask, (str, Path)) else {})})
