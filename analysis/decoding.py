@@ -237,44 +237,6 @@ def shuffled_labels(y, groups, n_permutations: int, random_state=0) -> list[np.n
     return out
 
 
-def _precomputed_scorer(X, splits, C):
-    """Mean CV accuracy of ``SVC(kernel='linear', C)`` for any labels, via one Gram matrix.
-
-    ``K = X X^T`` is computed once; each fold's train/test blocks are reused by
-    every permutation. The fits are libsvm's, called as ``SVC(kernel='precomputed')``
-    calls them (same arguments, same kernel values as the linear kernel) but
-    without scikit-learn's per-call validation, which holds the GIL for most of
-    a fit's time: so threads run in parallel. Tested against
-    ``permutation_test_score``.
-    """
-    from sklearn.svm import _libsvm
-
-    _libsvm.set_verbosity_wrap(0)  # as SVC(verbose=False) does before each fit
-    K = np.ascontiguousarray(X @ X.T, dtype=np.float64)
-    blocks = [(train, test, np.ascontiguousarray(K[np.ix_(train, train)]),
-               np.ascontiguousarray(K[np.ix_(test, train)])) for train, test in splits]
-    empty = np.empty(0, dtype=np.float64)
-
-    def score(labels):
-        classes, codes = np.unique(labels, return_inverse=True)
-        codes = codes.astype(np.float64)
-        class_weight = np.ones(len(classes), dtype=np.float64)
-        accs = []
-        for train, test, k_train, k_test in blocks:
-            support, sv, n_support, dual, intercept, prob_a, prob_b, status, _ = _libsvm.fit(
-                k_train, np.ascontiguousarray(codes[train]), svm_type=0, sample_weight=empty,
-                class_weight=class_weight, kernel="precomputed", C=float(C), nu=0.5,
-                probability=0, degree=3, shrinking=True, tol=1e-3, cache_size=200,
-                coef0=0.0, gamma=0.0, epsilon=0.1, max_iter=-1, random_seed=0)
-            pred = _libsvm.predict(k_test, support, sv, n_support, dual, intercept, prob_a,
-                                   prob_b, svm_type=0, kernel="precomputed", degree=3,
-                                   coef0=0.0, gamma=0.0, cache_size=200)
-            accs.append(np.average(pred == codes[test]))
-        return float(np.mean(accs))
-
-    return score
-
-
 def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutations=100,
                      random_state=0, n_jobs=2, progress=None, cancel=None,
                      precomputed: bool = True) -> np.ndarray:
@@ -294,7 +256,9 @@ def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutatio
     null = np.full(n_permutations, np.nan)
     X = np.ascontiguousarray(X, dtype=np.float64)
     if classifier == "svc" and precomputed:
-        score_of = _precomputed_scorer(X, splits, C)
+        from .svm_fast import precomputed_scorer  # scikit-learn's private libsvm, or SVC
+
+        score_of = precomputed_scorer(X, splits, C)
     else:
         def score_of(labels):
             return float(cross_validate(X, labels, splits, classifier, C,
@@ -470,6 +434,11 @@ class DecodingAnalysis(param.Parameterized):
         from .io import load_func, load_mask
 
         self.data.masks[name] = load_mask(mask, load_func(self.data.func))
+        files = self.data.info.setdefault("mask_files", {})
+        if isinstance(mask, (str, Path)):
+            files[name] = str(mask)       # the file, for an exported script
+        else:
+            files.pop(name, None)
         self.param.mask.objects = list(self.data.masks)
 
     # -- heavy, cached step

@@ -11,6 +11,7 @@ says so and ``attrs["note"]`` says it in words.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import zlib
@@ -318,3 +319,12 @@ def mm_to_voxel(affine, xyz) -> np.ndarray:
     """mm coordinates to the nearest voxel indices ``(i, j, k)`` (ints)."""
     inv = np.linalg.inv(np.asarray(affine, dtype=float))
     return np.rint(nib.affines.apply_affine(inv, np.asarray(xyz, dtype=float))).astype(int)
+
+
+@functools.lru_cache(maxsize=4)
+def mni_background(resolution: int) -> xr.DataArray:
+    """The MNI152 template shipped with nilearn, at ``resolution`` mm, as a volume (a
+    background for maps on its grid; once per process and resolution)."""
+    from nilearn.datasets import load_mni152_template
+
+    return to_xarray(load_mni152_template(resolution=resolution), name="MNI152")

@@ -28,13 +28,13 @@ if __package__ in (None, ""):  # `panel serve dashboard/app.py` runs this file a
 import panel as pn
 import param
 from panel.custom import JSComponent
-from panel.io.resources import LOCAL_DIST
 
 from analysis.config import default_size
 from dashboard import jobs, warmup
 from dashboard.batch import batched
-from dashboard.browser import StyleSheetGuard
 from dashboard.notify import loading, report_error, safe_markdown
+from dashboard.render.browser import StyleSheetGuard
+from dashboard.render.styles import fix_divider_stylesheet, local_stylesheets
 from dashboard.share import link_args, read_link, sync_url
 
 log = logging.getLogger("fmri_explorer.dashboard")
@@ -117,10 +117,8 @@ window.location.href = url.toString();
 # before it). Long work (permutations, cleaning, group runs) has its own background
 # threads with progress, so it does not block other sessions.
 pn.extension(notifications=True, raw_css=[CSS], design="bootstrap", loading_indicator=True)
-# Panel 1.9's Divider skips the stylesheet rewriting other components get, so a Divider
-# made after the page loaded (every tab is built then) asked the CDN for divider.css:
-# point it at this server's copy (relative to the page, as Panel's own local links).
-pn.layout.Divider._stylesheets = [f"{LOCAL_DIST}css/divider.css"]
+# a Divider made after the page loaded asks this server for its stylesheet, not the CDN
+fix_divider_stylesheet()
 
 
 class WindowWidth(JSComponent):
@@ -264,7 +262,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     tabs.param.watch(tab_from_widget, "active")
     state.param.watch(tab_to_widget, "tab")
 
-    present = pn.widgets.Toggle(name="Present", value=state.present, button_type="primary",
+    present = pn.widgets.Toggle(label="Present", value=state.present, color="primary",
                                 css_classes=["present-toggle"], width=110)
     present.jscallback(value=TOGGLE_JS.replace("cb_obj.active", "cb_obj.value"))
     _follow(present, "value", state, "present")
@@ -282,8 +280,8 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     state.param.watch(enlarge, ["present", "window_width"])
     window_width = WindowWidth()
     _follow(window_width, "width_px", state, "window_width")
-    guard = StyleSheetGuard()  # see dashboard/browser.py: a slider move's repaints cost half
-    theme = pn.widgets.Button(name="Dark / light", css_classes=["theme-toggle"], width=110)
+    guard = StyleSheetGuard()  # see dashboard/render/browser.py: repaints cost half a move
+    theme = pn.widgets.Button(label="Dark / light", css_classes=["theme-toggle"], width=110)
     theme.js_on_click(code=THEME_JS.replace(
         "NEXT_THEME", "default" if state.theme == "dark" else "dark"))
 
@@ -315,25 +313,6 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     template.window_width = window_width
     template.stylesheet_guard = guard
     return template
-
-
-def local_stylesheets(doc=None) -> None:
-    """Point the session's stylesheets at this server, not the CDN.
-
-    Panel does it when it renders a session's HTML page. With ``--num-procs N``
-    a page's websocket may reach another process than its HTML did; that
-    process makes the session anew from the token, renders no HTML, and its
-    models asked the CDN for their stylesheets (unstyled page, no internet).
-    """
-    from panel.io.resources import patch_model_css, use_cdn
-
-    doc = doc if doc is not None else pn.state.curdoc
-    if doc is None or doc.session_context is None or use_cdn():
-        return
-    dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
-    doc._template_variables.setdefault("dist_url", dist_url)  # models made later use it
-    for root in doc.roots:
-        patch_model_css(root, dist_url=doc._template_variables["dist_url"])
 
 
 if __name__.startswith("bokeh_app"):  # run by `panel serve` (pn.state.served walks the stack)

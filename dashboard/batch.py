@@ -5,8 +5,9 @@ Bokeh walks the whole model graph again (tens of ms on a full tab). Inside
 :func:`batched` the document stays frozen until the end, so a slider move that
 redraws seven plots walks the graph once, and the browser gets one message.
 When nothing inside changed which models the document holds (only values were
-updated in place, see :mod:`dashboard.live`), the walk is skipped: Bokeh's own
-freeze always walks on exit, this one only when something asked for it.
+updated in place, see :mod:`dashboard.render.live`), the walk is skipped: Bokeh's
+own freeze always walks on exit, this one only when something asked for it (the
+Bokeh internals that takes are in :mod:`dashboard.render.batching`).
 """
 
 from __future__ import annotations
@@ -17,64 +18,15 @@ import threading
 
 import panel as pn
 
+from dashboard.render.batching import held_and_frozen
+
 
 def batched():
     """Context manager: hold and freeze the current document (no-op outside a server)."""
     doc = pn.state.curdoc
     if doc is None:
         return contextlib.nullcontext()
-    return _held_and_frozen(doc)
-
-
-@contextlib.contextmanager
-def _held_and_frozen(doc):
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(_lazy_freeze(doc))
-        stack.enter_context(pn.io.hold(doc))
-        yield
-
-
-class _Tracker:
-    """Records, on a document's model manager, whether the model graph may have changed."""
-
-    def __init__(self, models):
-        self.dirty = False
-        invalidate, pop_freeze = models.invalidate, models._pop_freeze
-
-        def tracked_invalidate():
-            self.dirty = True
-            invalidate()
-
-        def tracked_pop_freeze():
-            self.dirty = True  # a nested freeze (a HoloViews update) ended
-            pop_freeze()
-
-        models.invalidate = tracked_invalidate
-        models._pop_freeze = tracked_pop_freeze
-
-
-@contextlib.contextmanager
-def _lazy_freeze(doc):
-    """Freeze ``doc``'s model graph; on exit, walk it only if something changed it."""
-    models = getattr(doc, "models", None)
-    if models is None or not hasattr(models, "_freeze_count") or not hasattr(
-            models, "_pop_freeze"):
-        with (models.freeze() if models is not None else contextlib.nullcontext()):
-            yield
-        return
-    tracker = models.__dict__.get("_fmri_tracker")
-    if tracker is None:
-        tracker = models.__dict__["_fmri_tracker"] = _Tracker(models)
-    models._push_freeze()
-    if models._freeze_count == 1:
-        tracker.dirty = False
-    try:
-        yield
-    finally:
-        models._freeze_count -= 1
-        if models._freeze_count == 0 and tracker.dirty:
-            tracker.dirty = False
-            models.recompute()
+    return held_and_frozen(doc)
 
 
 def served(doc) -> bool:

@@ -27,18 +27,22 @@ from analysis.errors import DataError
 from analysis.volumes import to_xarray
 from dashboard import jobs
 from dashboard.batch import served, soon
-from dashboard.live import LivePlot, padded
+from dashboard.render.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error, report_info, safe_markdown
-from dashboard.share import sync_url
+from dashboard.share import sync_url, url_mapping
+from analysis.volumes import mni_background
+from dashboard.histograms import bins_of, layer_hooks as _hooks, value_histogram
 from dashboard.slice_viewer import SliceViewer
-from dashboard.upload import UploadPanel
+from dashboard.upload import UploadPanel, user_named
 
 PLOT_H = 230
 #: Parameters kept in the URL (a shared link reopens the same seed and settings).
-URL_KEYS = {"seed_mm": "conn_seed", "radius_mm": "conn_radius", "threshold": "conn_threshold",
-            "fisher_z": "conn_fisher_z", "subject": "conn_subject",
-            "smoothing_fwhm": "conn_smoothing", "high_pass": "conn_high_pass",
-            "low_pass": "conn_low_pass", "regress_confounds": "conn_confounds"}
+#: Every parameter of the model in the URL (see :func:`dashboard.share.url_mapping`):
+#: preprocessing, confound columns, seed, threshold, Fisher z, colour range, peaks; the
+#: keys of links shared before they were all there are kept.
+URL_KEYS = url_mapping(SeedConnectivity, "conn_", aliases={
+    "seed_mm": "conn_seed", "radius_mm": "conn_radius", "smoothing_fwhm": "conn_smoothing",
+    "regress_confounds": "conn_confounds"})
 PEAKS_CSS = """
 .bk-btn-group { align-items: stretch; }
 .bk-btn { font-family: monospace; text-align: left; white-space: pre; }
@@ -57,14 +61,6 @@ def peak_labels(peaks: pd.DataFrame) -> dict:
     return labels
 
 
-@functools.lru_cache(maxsize=4)
-def mni_background(resolution: int):
-    """The MNI152 template (shipped with nilearn) on the data's grid, as a volume."""
-    from nilearn.datasets import load_mni152_template
-
-    return to_xarray(load_mni152_template(resolution=resolution), name="MNI152")
-
-
 def data_background(subject):
     """The background for a subject's maps: the MNI template when the data is on its
     grid (the built-in data; files in that space), else the mean functional image."""
@@ -78,45 +74,6 @@ def data_background(subject):
     import nibabel as nib
 
     return to_xarray(nib.Nifti1Image(mean, img.affine), name="mean functional image")
-
-
-def _user_named(exc, names: dict, paths: dict):
-    """A DataError about an uploaded file, named as the user named it (not the server's
-    path in the session folder)."""
-    if isinstance(exc, DataError) and exc.path is not None:
-        for role, path in paths.items():
-            if str(path) == exc.path and role in names:
-                return DataError(exc.problem, names[role])
-    return exc
-
-
-def _bins(values: np.ndarray, bins: int = 60) -> tuple:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        finite = np.zeros(1)
-    return np.histogram(finite, bins=bins)
-
-
-def value_bins(values: np.ndarray, bins: int = 60) -> hv.Histogram:
-    """The histogram of the map's finite values."""
-    counts, edges = _bins(values, bins)
-    return hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"])
-
-
-def _hooks(layers, name):
-    return [layers[name].hook] if layers and name in layers else []
-
-
-def value_histogram(values: np.ndarray, threshold: float, label: str = "r",
-                    bins: int = 60, layers=None) -> hv.Overlay:
-    """Histogram of the map's values with the +/- threshold lines."""
-    hist = value_bins(values, bins).opts(
-        color="#4c78a8", line_color=None, title=f"{label} over brain voxels", height=PLOT_H,
-        xlabel=label, responsive=True, toolbar=None, tools=["hover"], framewise=True,
-        hooks=_hooks(layers, "hist"))
-    lines = (hv.VLine(-threshold).opts(color="orange", line_width=2, hooks=_hooks(layers, "lo"))
-             * hv.VLine(threshold).opts(color="orange", line_width=2, hooks=_hooks(layers, "hi")))
-    return (hist * lines).opts(show_legend=False)
 
 
 def seed_series_title(series) -> str:
@@ -163,7 +120,7 @@ class ConnectivityTab(pn.viewable.Viewer):
                                   marker_mm=tuple(float(v) for v in m.seed_mm))
         self.summary = pn.pane.Markdown("", css_classes=["summary", "connectivity-summary"],
                                         sizing_mode="stretch_width")
-        # drawn once by HoloViews, then updated in place (dashboard/live.py)
+        # drawn once by HoloViews, then updated in place (dashboard/render/live.py)
         self._series = LivePlot(lambda layers, revision: self._series_element(layers),
                                 ["curve"], redraw_on={"revision": self.param.revision},
                                 css_classes=["seed-ts"], linked_axes=False,
@@ -178,7 +135,7 @@ class ConnectivityTab(pn.viewable.Viewer):
         # the peaks as a column of buttons, one row each: click a row to go there
         self.peaks = pd.DataFrame()
         self.peaks_table = pn.widgets.RadioButtonGroup(
-            options=[], value=None, orientation="vertical", button_type="light",
+            options=[], value=None, orientation="vertical", color="light",
             css_classes=["peaks-table"], stylesheets=[PEAKS_CSS])
         self._build_widgets()
         self._build_uploads()
@@ -187,7 +144,8 @@ class ConnectivityTab(pn.viewable.Viewer):
         m.param.watch(self._sync_widgets, ["seed_mm", "radius_mm", "subject", "smoothing_fwhm",
                                            "detrend", "high_pass", "low_pass", "standardize",
                                            "standardize_confounds", "regress_confounds",
-                                           "confound_columns", "threshold", "fisher_z"])
+                                           "confound_columns", "threshold", "fisher_z",
+                                           "clim"])
         # a click moves the seed; the crosshair, map and marker then move in one update
         self.viewer.follow_clicks = False
         self.viewer.param.watch(self._clicked, ["click_mm"])
@@ -212,54 +170,54 @@ class ConnectivityTab(pn.viewable.Viewer):
     def _build_widgets(self):
         m = self.model
         step = self._voxel_size()
-        self.w_subject = pn.widgets.Select(name="Subject", options=self._subject_options(),
+        self.w_subject = pn.widgets.Select(label="Subject", options=self._subject_options(),
                                            value=m.subject, css_classes=["subject-select"], width=270)
-        self.w_x = pn.widgets.FloatInput(name="x (mm)", value=float(m.seed_mm[0]),
+        self.w_x = pn.widgets.FloatInput(label="x (mm)", value=float(m.seed_mm[0]),
                                          step=step, width=80, css_classes=["seed-x"])
-        self.w_y = pn.widgets.FloatInput(name="y (mm)", value=float(m.seed_mm[1]),
+        self.w_y = pn.widgets.FloatInput(label="y (mm)", value=float(m.seed_mm[1]),
                                          step=step, width=80, css_classes=["seed-y"])
-        self.w_z = pn.widgets.FloatInput(name="z (mm)", value=float(m.seed_mm[2]),
+        self.w_z = pn.widgets.FloatInput(label="z (mm)", value=float(m.seed_mm[2]),
                                          step=step, width=80, css_classes=["seed-z"])
-        self.w_radius = pn.widgets.FloatSlider(name="sphere radius (mm)", start=1.0,
+        self.w_radius = pn.widgets.FloatSlider(label="sphere radius (mm)", start=1.0,
                                                end=float(m.param.radius_mm.bounds[1]), step=1.0,
                                                value=float(m.radius_mm),
                                                css_classes=["radius-slider"])
         self.w_threshold = pn.widgets.FloatSlider.from_param(
-            m.param.threshold, name="threshold on |r|", css_classes=["threshold-slider"])
+            m.param.threshold, label="threshold on |r|", css_classes=["threshold-slider"])
         self.w_fisher = pn.widgets.Checkbox.from_param(m.param.fisher_z,
-                                                       name="Fisher z = arctanh(r)",
+                                                       label="Fisher z = arctanh(r)",
                                                        css_classes=["fisher-z"])
-        self.w_cmax = pn.widgets.FloatInput(name="colour max (0 = auto)", value=0.0, start=0.0,
+        self.w_cmax = pn.widgets.FloatInput(label="colour max (0 = auto)", value=0.0, start=0.0,
                                             step=0.1, width=160, css_classes=["clim-max"])
-        self.w_smoothing = pn.widgets.FloatSlider(name="smoothing FWHM (mm)", start=0.0,
+        self.w_smoothing = pn.widgets.FloatSlider(label="smoothing FWHM (mm)", start=0.0,
                                                   end=20.0, step=1.0, value=m.smoothing_fwhm,
                                                   css_classes=["smoothing-slider"])
-        self.w_detrend = pn.widgets.Checkbox(name="detrend", value=m.detrend,
+        self.w_detrend = pn.widgets.Checkbox(label="detrend", value=m.detrend,
                                              css_classes=["detrend"])
-        self.w_high = pn.widgets.FloatInput(name="high-pass (Hz)",
+        self.w_high = pn.widgets.FloatInput(label="high-pass (Hz)",
                                             value=m.high_pass or 0.0, step=0.005, start=0.0,
                                             width=120, css_classes=["high-pass"])
-        self.w_low = pn.widgets.FloatInput(name="low-pass (Hz)",
+        self.w_low = pn.widgets.FloatInput(label="low-pass (Hz)",
                                            value=m.low_pass or 0.0, step=0.01, start=0.0,
                                            width=120, css_classes=["low-pass"])
-        self.w_standardize = pn.widgets.Select(name="standardize", options=list(
+        self.w_standardize = pn.widgets.Select(label="standardize", options=list(
             m.param.standardize.objects), value=m.standardize, css_classes=["standardize"], width=270)
-        self.w_std_conf = pn.widgets.Checkbox(name="standardize confounds",
+        self.w_std_conf = pn.widgets.Checkbox(label="standardize confounds",
                                               value=m.standardize_confounds)
-        self.w_confounds = pn.widgets.Checkbox(name="regress confounds",
+        self.w_confounds = pn.widgets.Checkbox(label="regress confounds",
                                                value=m.regress_confounds,
                                                css_classes=["regress-confounds"])
-        self.w_columns = pn.widgets.MultiChoice(name="confound columns",
+        self.w_columns = pn.widgets.MultiChoice(label="confound columns",
                                                 options=list(m.param.confound_columns.objects),
                                                 value=list(m.confound_columns),
                                                 css_classes=["confound-columns"], width=270)
         self.r_download = pn.widgets.FileDownload(
             callback=notify_errors(lambda: self._nifti_bytes(False)), filename="seed_r_map.nii.gz",
-            label="r map (NIfTI)", button_type="light", embed=False, css_classes=["export-r"],
+            label="r map (NIfTI)", color="light", embed=False, css_classes=["export-r"],
             width=140)
         self.z_download = pn.widgets.FileDownload(
             callback=notify_errors(lambda: self._nifti_bytes(True)), filename="seed_z_map.nii.gz",
-            label="z map (NIfTI)", button_type="light", embed=False, css_classes=["export-z"],
+            label="z map (NIfTI)", color="light", embed=False, css_classes=["export-z"],
             width=140)
 
         for w in (self.w_x, self.w_y, self.w_z):
@@ -398,6 +356,8 @@ class ConnectivityTab(pn.viewable.Viewer):
 
     @notify_errors
     def _cmax_changed(self, event):
+        if self._syncing:
+            return
         value = float(event.new or 0.0)
         self.model.clim = (-value, value) if value > 0 else None
 
@@ -410,14 +370,14 @@ class ConnectivityTab(pn.viewable.Viewer):
         folder (no other session can ask for it) and dropped when this session leaves
         them or ends."""
         self.upload = UploadPanel(roles=["func", "confounds", "mask"])
-        self.w_analyse = pn.widgets.Button(name="Analyse uploaded data", button_type="primary",
+        self.w_analyse = pn.widgets.Button(label="Analyse uploaded data", color="primary",
                                            disabled=True, css_classes=["analyse-upload"],
                                            width=230)
-        self.w_dataset = pn.widgets.Button(name="Back to the built-in dataset",
-                                           button_type="default", disabled=True,
+        self.w_dataset = pn.widgets.Button(label="Back to the built-in dataset",
+                                           color="default", disabled=True,
                                            css_classes=["use-dataset"], width=230)
         self.w_upload_tr = pn.widgets.FloatInput(
-            name="repetition time (s; 0 = from the header)", value=0.0, start=0.0, step=0.1,
+            label="repetition time (s; 0 = from the header)", value=0.0, start=0.0, step=0.1,
             width=230, css_classes=["upload-t-r"])
         self.data_source = pn.pane.Markdown(self._dataset_label(),
                                             css_classes=["data-source"], margin=(0, 5))
@@ -505,7 +465,7 @@ class ConnectivityTab(pn.viewable.Viewer):
         except Exception as exc:  # noqa: BLE001 - shown in this session, the map stays
             if job is not None and job.cancelled:
                 return   # the session is gone (or going): nobody to tell
-            self._schedule(functools.partial(self._switch_failed, _user_named(exc, names, paths)))
+            self._schedule(functools.partial(self._switch_failed, user_named(exc, names, paths)))
             return
         self._schedule(functools.partial(self._apply_switch, subject if load else None))
 
@@ -582,6 +542,7 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.w_columns.param.update(options=list(m.param.confound_columns.objects),
                                         value=list(m.confound_columns))
             self.w_columns.disabled = not m.regress_confounds
+            self.w_cmax.value = float(max(abs(v) for v in m.clim)) if m.clim else 0.0
         finally:
             self._syncing = False
 
@@ -640,16 +601,15 @@ class ConnectivityTab(pn.viewable.Viewer):
         threshold = m.display_threshold()
 
         def hist(layers):
-            counts, edges = _bins(values)
+            counts, edges = bins_of(values)
             return (self._hist_label == label
-                    and layers["hist"].histogram(counts=counts, edges=edges,
-                                                 names=("value", "voxels"))
+                    and layers["hist"].histogram(counts=counts, edges=edges)
                     and layers["lo"].location(-threshold) and layers["hi"].location(threshold))
 
         def series(layers):
             s = m.seed_time_series()
             curve = layers["curve"]
-            return (curve.columns(**{"time (s)": s["time"].values, "seed signal (z)": s.values})
+            return (curve.xy(s["time"].values, s.values)
                     and curve.ranges(x=padded(s["time"].values.min(), s["time"].values.max(), 0),
                                      y=padded(np.nanmin(s.values), np.nanmax(s.values)))
                     and curve.title(seed_series_title(s)))
@@ -709,30 +669,11 @@ class ConnectivityTab(pn.viewable.Viewer):
         return params
 
     def export_code(self) -> str:
-        m = self.model
-        if m.uses_own_data:
-            # the user's files by the names they gave them (run it beside them)
-            names = m.subject_data().info.get("uploads", {})
-            files = ", ".join([repr(names.get("func"))] + [
-                f"{r}={names[r]!r}" for r in ("confounds", "mask") if r in names]
-                + [f"t_r={m.t_r!r}"])
-            return ("from analysis.connectivity import SeedConnectivity\n\n"
-                    "# your uploaded files, in the current folder\n"
-                    f"sc = SeedConnectivity.from_files({files},\n"
-                    f"    seed_mm={tuple(m.seed_mm)!r}, radius_mm={m.radius_mm!r}, "
-                    f"smoothing_fwhm={m.smoothing_fwhm!r},\n"
-                    f"    high_pass={m.high_pass!r}, low_pass={m.low_pass!r}, "
-                    f"regress_confounds={m.regress_confounds!r}, threshold={m.threshold!r})\n"
-                    "print(sc.summary())\n"
-                    "sc.r_map()  # xr.DataArray (x, y, z) in mm\n")
-        return ("from analysis.connectivity import SeedConnectivity\n\n"
-                f"sc = SeedConnectivity(subject={m.subject}, seed_mm={tuple(m.seed_mm)!r}, "
-                f"radius_mm={m.radius_mm!r}, smoothing_fwhm={m.smoothing_fwhm!r},\n"
-                f"                      high_pass={m.high_pass!r}, low_pass={m.low_pass!r}, "
-                f"regress_confounds={m.regress_confounds!r}, threshold={m.threshold!r})\n"
-                "print(sc.summary())\n"
-                "sc.r_map()  # xr.DataArray (x, y, z) in MNI mm\n"
-                "img = sc.to_nifti()  # NIfTI of the r map: img.to_filename('seed_r_map.nii.gz')\n")
+        """A plain nilearn / scikit-learn script reproducing the tab (see analysis.scripts);
+        uploads by the names the user gave them, in the folder it runs in."""
+        from analysis.scripts import connectivity_script
+
+        return connectivity_script(self.model)
 
     # ---- layout -------------------------------------------------------------------------
     def __panel__(self):

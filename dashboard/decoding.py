@@ -33,10 +33,10 @@ from dashboard.export import ExportBar
 from dashboard.notify import html_choices, notify_errors, report_error, safe_markdown
 from dashboard.batch import in_batch, serialized, served, soon
 from dashboard import jobs
-from dashboard.live import LivePlot
-from dashboard.share import sync_url
+from dashboard.render.live import LivePlot
+from dashboard.share import sync_url, url_mapping
 from dashboard.slice_viewer import SliceViewer
-from dashboard.upload import UploadPanel
+from dashboard.upload import UploadPanel, user_named
 
 #: Real Haxby data (one slice), offered as a second source when present.
 SLICE_ENV = "FMRI_EXPLORER_HAXBY_SLICE"
@@ -44,6 +44,16 @@ C_VALUES = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 
 SYNTHETIC = "synthetic (Haxby-like)"
 REAL_SLICE = "real Haxby 2001 slice"
 USER_FILES = "your files (upload)"
+GIVEN = "data of the analysis given"
+#: The analysis' parameters in the URL: all but the thread count (see
+#: :func:`dashboard.share.url_mapping`); the tab's own: the data source, map and threshold.
+URL_KEYS = url_mapping(DecodingAnalysis, "dec_", exclude=("n_jobs",))
+TAB_URL_KEYS = {"source": "dec_source", "map_kind": "dec_map", "threshold": "dec_threshold"}
+
+
+def _built_in_source(value) -> None:
+    if value in (USER_FILES, GIVEN):
+        raise ValueError("a session's own data cannot be opened from a link")
 #: Most permutations the app runs in one test (the CLI may run more).
 MAX_APP_PERMUTATIONS = 10_000
 
@@ -109,14 +119,26 @@ class DecodingTab(pn.viewable.Viewer):
         "activations)."))
     threshold = param.Number(default=0.0, bounds=(0, None), doc="Hide map values with |value| below.")
 
-    def __init__(self, **params):
+    analysis = param.ClassSelector(class_=DecodingAnalysis, default=None, precedence=-1,
+                                   constant=True, doc="""
+        The analysis shown (a notebook hands its own; by default one on the synthetic
+        dataset). Its data is offered as the source "data of the analysis given".""")
+
+    def __init__(self, analysis: DecodingAnalysis | None = None, **params):
+        given = analysis is not None
+        source = params.pop("source", GIVEN if given else None)
         super().__init__(**params)
         sources = [SYNTHETIC] + ([REAL_SLICE] if real_slice_dir() is not None else [])
-        self.param.source.objects = sources
+        self._given_data = analysis.data if given else None
+        with param.parameterized.discard_events(self):
+            self.param.source.objects = ([GIVEN] if given else []) + sources
+            if source is not None:
+                self.source = source
         self._doc = pn.state.curdoc
         self._new_grid = True
         self._syncing = False
-        self.analysis = DecodingAnalysis(_dataset(self.source))
+        with param.edit_constant(self):
+            self.analysis = analysis if given else DecodingAnalysis(_dataset(self.source))
         # no path (widget, link, notebook handle) may ask this server for more
         self.analysis.param["n_permutations"].bounds = (0, MAX_APP_PERMUTATIONS)
         self._perm_job = None
@@ -124,7 +146,7 @@ class DecodingTab(pn.viewable.Viewer):
         self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
         # the latest elements, drawn once by HoloViews and then updated in place when
-        # only their values move (dashboard/live.py); a new layout is drawn anew
+        # only their values move (dashboard/render/live.py); a new layout is drawn anew
         self.elements = {"bars": None, "confusion": None, "null": self.null_histogram(None),
                          "map_hist": self.value_histogram(np.zeros(1), 0.0)}
         self._plots = {}
@@ -157,37 +179,37 @@ class DecodingTab(pn.viewable.Viewer):
     # ---- widgets --------------------------------------------------------------
     def _build_widgets(self):
         a = self.analysis
-        self.w_source = pn.widgets.Select.from_param(self.param.source, name="Data",
+        self.w_source = pn.widgets.Select.from_param(self.param.source, label="Data",
                                                      css_classes=["source-select"])
         self.w_conditions = pn.widgets.MultiChoice(
-            name="Conditions", options=html_choices(a.param.conditions.objects),
+            label="Conditions", options=html_choices(a.param.conditions.objects),
             value=list(a.conditions),
             css_classes=["conditions-select"])
-        self.w_mask = pn.widgets.Select(name="Mask", options=list(a.param.mask.objects),
+        self.w_mask = pn.widgets.Select(label="Mask", options=list(a.param.mask.objects),
                                         value=a.mask, css_classes=["mask-select"])
-        self.w_standardize = pn.widgets.Checkbox(name="standardize (z-score voxels)",
+        self.w_standardize = pn.widgets.Checkbox(label="standardize (z-score voxels)",
                                                  value=a.standardize)
         self.w_classifier = pn.widgets.Select(
-            name="Classifier", options=dict(a.param.classifier.objects), value=a.classifier,
+            label="Classifier", options=dict(a.param.classifier.objects), value=a.classifier,
             css_classes=["classifier-select"])
         self.w_C = pn.widgets.DiscreteSlider(
-            name="C (log scale)", options={f"{c:g}": c for c in C_VALUES}, value=1.0,
+            label="C (log scale)", options={f"{c:g}": c for c in C_VALUES}, value=1.0,
             css_classes=["c-slider"])
-        self.w_cv = pn.widgets.Select(name="Cross-validation", options=dict(CV_SCHEMES),
+        self.w_cv = pn.widgets.Select(label="Cross-validation", options=dict(CV_SCHEMES),
                                       value=a.cv, css_classes=["cv-select"])
-        self.w_folds = pn.widgets.IntSlider(name="n_folds (KFold)", start=2, end=20,
+        self.w_folds = pn.widgets.IntSlider(label="n_folds (KFold)", start=2, end=20,
                                             value=a.n_folds, css_classes=["folds-slider"],
                                             disabled=a.cv != "kfold")
-        self.w_perms = pn.widgets.IntInput(name="Permutations", value=a.n_permutations,
+        self.w_perms = pn.widgets.IntInput(label="Permutations", value=a.n_permutations,
                                            start=10, end=MAX_APP_PERMUTATIONS, step=100,
                                            css_classes=["perm-count"])
-        self.w_run = pn.widgets.Button(name="Run permutation test", button_type="primary",
+        self.w_run = pn.widgets.Button(label="Run permutation test", color="primary",
                                        css_classes=["perm-run"])
-        self.w_cancel = pn.widgets.Button(name="Cancel", button_type="warning",
+        self.w_cancel = pn.widgets.Button(label="Cancel", color="warning",
                                           css_classes=["perm-cancel"], disabled=True)
         self.w_map = pn.widgets.RadioButtonGroup.from_param(self.param.map_kind,
                                                             css_classes=["map-kind"])
-        self.w_threshold = pn.widgets.FloatSlider(name="|value| threshold", start=0.0, end=1.0,
+        self.w_threshold = pn.widgets.FloatSlider(label="|value| threshold", start=0.0, end=1.0,
                                                   step=0.001, value=0.0,
                                                   css_classes=["threshold-slider"])
         self.w_run.on_click(notify_errors(lambda e: self._start_permutations()))
@@ -233,7 +255,7 @@ class DecodingTab(pn.viewable.Viewer):
             self.w_mask.param.update(options=list(a.param.mask.objects), value=a.mask)
             nearest = min(C_VALUES, key=lambda c: abs(np.log10(c) - np.log10(a.C)))
             self.w_C.value = nearest
-            self.w_C.name = "C (log scale)" if nearest == a.C else f"C (log scale), now {a.C:g}"
+            self.w_C.label = "C (log scale)" if nearest == a.C else f"C (log scale), now {a.C:g}"
             self.w_cv.value = a.cv
             self.w_folds.value = min(max(a.n_folds, self.w_folds.start), self.w_folds.end)
             self.w_classifier.value = a.classifier
@@ -250,14 +272,16 @@ class DecodingTab(pn.viewable.Viewer):
         a.param.watch(lambda *events: self.refresh(), structural[:-2] + ["contrast", "data"])
         a.param.watch(self._on_permutation_event, ["permutation_progress", "permutation_status",
                                                    "permutation_running", "permutation_result"])
-        sync_url(a, {"conditions": "dec_conditions", "mask": "dec_mask",
-                     "standardize": "dec_standardize", "classifier": "dec_classifier",
-                     "C": "dec_C", "cv": "dec_cv", "n_folds": "dec_n_folds"})
+        # the data source first (its conditions and masks are the choices of the rest);
+        # a session's own upload cannot be named by a link
+        sync_url(self, TAB_URL_KEYS, rules={"source": _built_in_source})
+        sync_url(a, URL_KEYS)
 
     @param.depends("source", watch=True)
     def _switch_source(self):
         try:
-            data = self._user_data if self.source == USER_FILES else _dataset(self.source)
+            data = (self._user_data if self.source == USER_FILES else self._given_data
+                    if self.source == GIVEN else _dataset(self.source))
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
             return
@@ -272,6 +296,9 @@ class DecodingTab(pn.viewable.Viewer):
         try:
             if self.source == USER_FILES:
                 self.viewer.background = self._user_background
+            elif self.source == GIVEN:
+                self.viewer.background = displayable(
+                    DecodingAnalysis(self._given_data).background())
             else:
                 self.viewer.background = _background(self.source)
         except Exception as exc:  # noqa: BLE001
@@ -309,9 +336,7 @@ class DecodingTab(pn.viewable.Viewer):
         names = dict(self.upload.uploads.names)
 
         def failed(exc):   # named as the user named the file, not by its server path
-            from dashboard.connectivity import _user_named
-
-            self._upload_failed(_user_named(exc, names, paths))
+            self._upload_failed(user_named(exc, names, paths))
 
         self._upload_job = jobs.submit(
             work, name="decoding-upload", doc=self._doc, on_done=self._upload_ready,
@@ -607,22 +632,16 @@ class DecodingTab(pn.viewable.Viewer):
                 "map": self.map_kind, "threshold": self.threshold}
 
     def export_code(self) -> str:
-        a = self.analysis
-        if self.source == REAL_SLICE:
-            folder = real_slice_dir()
-            load = (f"a = DecodingAnalysis.from_files({str(folder / 'bold.nii.gz')!r}, "
-                    f"{str(folder / 'mask.nii.gz')!r}, {str(folder / 'attributes.txt')!r},\n"
-                    f"                                conditions={list(a.conditions)!r})\n")
-        else:
-            load = (f"a = DecodingAnalysis.from_dataset({str(a.data.info.get('data_dir'))!r}, "
-                    f"conditions={list(a.conditions)!r}, mask={a.mask!r})\n")
-        return ("from analysis.decoding import DecodingAnalysis\n\n" + load +
-                f"a.param.update(standardize={a.standardize!r}, classifier={a.classifier!r}, "
-                f"C={a.C!r}, cv={a.cv!r}, n_folds={a.n_folds})\n"
-                "print(a.summary())\n"
-                "print(a.scores().fold_score.values)\n"
-                f"a.{'weight_map' if self.map_kind == 'weights' else 'pattern_map'}()"
-                "  # xr.DataArray (x, y, z)\n")
+        """A plain nilearn / scikit-learn script reproducing the tab (see analysis.scripts);
+        an upload's files by the names the user gave them, in the folder it runs in."""
+        from analysis.scripts import decoding_script
+
+        files = None
+        if self.source == USER_FILES:
+            names = self.upload.uploads.names
+            files = {r: names[r] for r in ("func", "mask", "labels") if r in names} or None
+        return decoding_script(self.analysis, map_kind=self.map_kind,
+                               threshold=self.threshold, files=files)
 
     # ---- layout -----------------------------------------------------------------
     def __panel__(self):
@@ -659,11 +678,7 @@ def _hooked(element, layers):
 def _update_bars(layers, element):
     """Fold bars: new heights for the same folds, the lines moved; else a redraw."""
     bars = element.get(0)
-    names = [str(v) for v in bars.dimension_values(0)]
-    heights = bars.dimension_values(1)
-    accuracy = bars.vdims[0].name
-    if not layers["bars"].keyed(("fold",), {(n,): {accuracy: float(h)}
-                                            for n, h in zip(names, heights)}):
+    if not layers["bars"].bars(bars):
         return False
     if not layers["bars"].title(bars.opts.get().kwargs["title"]):
         return False
@@ -673,16 +688,11 @@ def _update_bars(layers, element):
 
 def _update_confusion(layers, element):
     """Confusion matrix: new counts in the same cells (and the colour range)."""
-    heat = element.get(0)
-    counts = {(str(p), str(t)): int(c) for p, t, c in zip(
-        heat.dimension_values(0), heat.dimension_values(1), heat.dimension_values(2))}
-    if not layers["heat"].keyed(("predicted", "true"), {
-            k: {"zvalues": c, "count": str(c)} for k, c in counts.items()}):
+    heat, labels = element.get(0), element.get(1)
+    if not layers["heat"].heatmap(heat) or not layers["labels"].labels(labels):
         return False
-    if not layers["labels"].keyed(("predicted", "true"), {
-            k: {"count": str(c)} for k, c in counts.items()}):
-        return False
-    return layers["heat"].clim(min(counts.values()), max(counts.values()))
+    counts = heat.dimension_values(2)
+    return layers["heat"].clim(int(counts.min()), int(counts.max()))
 
 
 def _update_hist(layers, element):

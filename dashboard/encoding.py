@@ -26,8 +26,8 @@ from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
 from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
-from dashboard.live import LivePane, LivePlot
-from dashboard.share import sync_url, within
+from dashboard.render.live import LivePane, LivePlot
+from dashboard.share import sync_url, url_mapping, within
 from dashboard.slice_viewer import SliceViewer, palette
 
 #: The seed marks this pixel in every receptive field.
@@ -112,15 +112,12 @@ def time_course_plot(tc, run: int | None = None, layers=None) -> hv.Overlay:
         toolbar=None, framewise=True)
 
 
-def _curve_columns(curve: hv.Curve) -> dict:
-    """A curve's columns as HoloViews names them (its dimensions)."""
-    return {curve.kdims[0].name: curve.dimension_values(0),
-            curve.vdims[0].name: curve.dimension_values(1)}
-
-
-#: Analysis parameters kept in the URL (shareable view) and their query keys.
-URL_KEYS = {"alpha": "enc_alpha", "threshold": "enc_threshold", "cv": "enc_cv",
-            "n_folds": "enc_n_folds", "lag": "enc_lag", "voxel": "enc_voxel"}
+#: Analysis parameters kept in the URL (shareable view) and their query keys: every one
+#: but the dataset size (the server's setting); see :func:`dashboard.share.url_mapping`.
+URL_KEYS = url_mapping(EncodingAnalysis, "enc_", exclude=("size",))
+#: The tab's own state in the URL: the stimulus sample and run shown (the slider's alpha
+#: is the analysis' alpha, above).
+TAB_URL_KEYS = {"sample": "enc_sample", "run": "enc_run"}
 
 
 class EncodingTab(pn.viewable.Viewer):
@@ -150,7 +147,7 @@ class EncodingTab(pn.viewable.Viewer):
         self.voxel_info = pn.pane.Markdown("", css_classes=["voxel-info"],
                                            sizing_mode="stretch_width")
         rev = self.param.revision
-        # drawn by HoloViews, then updated in place when only values move (dashboard/live.py)
+        # drawn by HoloViews, then updated in place when only values move (dashboard/render/live.py)
         self._hist = LivePlot(self._hist_element, ["hist", "line"],
                               redraw_on={"revision": rev}, css_classes=["r2-hist"],
                               linked_axes=False, sizing_mode="stretch_width")
@@ -220,25 +217,25 @@ class EncodingTab(pn.viewable.Viewer):
     def _build_widgets(self):
         a = self.analysis
         self.w_alpha = pn.widgets.FloatSlider(
-            name="log10 alpha", start=-2.0, end=5.0, step=0.05, value=math.log10(a.alpha),
+            label="log10 alpha", start=-2.0, end=5.0, step=0.05, value=math.log10(a.alpha),
             css_classes=["alpha-slider"], format="0.00")
         self.w_threshold = pn.widgets.FloatSlider(
-            name="R\u00b2 threshold", start=0.0, end=0.5, step=0.005, value=a.threshold,
+            label="R\u00b2 threshold", start=0.0, end=0.5, step=0.005, value=a.threshold,
             css_classes=["threshold-slider"], format="0.000")
-        self.w_cv = pn.widgets.Select(name="Cross-validation",
+        self.w_cv = pn.widgets.Select(label="Cross-validation",
                                       options={"KFold (unshuffled)": "kfold",
                                                "leave one run out": "run"},
                                       value=a.cv, css_classes=["cv-select"])
-        self.w_folds = pn.widgets.IntSlider(name="n_folds", start=2, end=20, value=a.n_folds,
+        self.w_folds = pn.widgets.IntSlider(label="n_folds", start=2, end=20, value=a.n_folds,
                                             css_classes=["folds-slider"],
                                             disabled=a.cv != "kfold")
-        self.w_lag = pn.widgets.IntSlider(name="lag (volumes)", start=0, end=5, value=a.lag,
+        self.w_lag = pn.widgets.IntSlider(label="lag (volumes)", start=0, end=5, value=a.lag,
                                           css_classes=["lag-slider"])
-        self.w_dtype = pn.widgets.RadioButtonGroup(name="dtype", options=["float64", "float32"],
+        self.w_dtype = pn.widgets.RadioButtonGroup(label="dtype", options=["float64", "float32"],
                                                    value=a.dtype, css_classes=["dtype-select"])
-        self.w_sample = pn.widgets.IntSlider(name="sample", start=0, end=1, value=0,
+        self.w_sample = pn.widgets.IntSlider(label="sample", start=0, end=1, value=0,
                                              css_classes=["sample-slider"])
-        self.w_run = pn.widgets.IntSlider(name="time course: run", start=1, end=2, value=1,
+        self.w_run = pn.widgets.IntSlider(label="time course: run", start=1, end=2, value=1,
                                           css_classes=["run-slider"], width=300)
 
         def setter(name, transform=lambda v: v):
@@ -275,6 +272,8 @@ class EncodingTab(pn.viewable.Viewer):
         a = self.analysis
         self.viewer.background = a.background()
         self._update_samples()
+        sync_url(self, TAB_URL_KEYS)  # the sample's and run's bounds are the data's now
+        self.w_sample.value, self.w_run.value = self.sample, self.run
         if a.voxel is None:  # start on the best voxel, with its receptive fields
             a.voxel = int(np.argmax(a.mean_r2().values))
         self._update_map()
@@ -331,8 +330,8 @@ class EncodingTab(pn.viewable.Viewer):
                     self._ridge_title(voxel, alpha))
 
             self._ridge.show(ridge)
-            self._timecourse.show(lambda layers: layers["predicted"].columns(
-                **_curve_columns(predicted_curve(a.time_course(voxel), run=self.run))))
+            self._timecourse.show(lambda layers: layers["predicted"].curve(
+                predicted_curve(a.time_course(voxel), run=self.run)))
         self._update_voxel_info()
 
     @notify_errors
@@ -520,13 +519,10 @@ class EncodingTab(pn.viewable.Viewer):
         return {k: getattr(a, k) for k in ("alpha", "cv", "n_folds", "lag", "dtype", "threshold")}
 
     def export_code(self) -> str:
-        a = self.analysis
-        src = f"data_dir={a.data_dir!r}" if a.data_dir else f"size={a.size!r}"
-        return (f"from analysis.encoding import EncodingAnalysis\n\n"
-                f"enc = EncodingAnalysis({src}, alpha={a.alpha!r}, cv={a.cv!r}, "
-                f"n_folds={a.n_folds}, lag={a.lag}, dtype={a.dtype!r}, threshold={a.threshold!r})\n"
-                f"print(enc.summary())\n"
-                f"enc.r2_map()  # xr.DataArray (x, y, z), fold-mean R^2\n")
+        """A plain nilearn / scikit-learn script reproducing the tab (see analysis.scripts)."""
+        from analysis.scripts import encoding_script
+
+        return encoding_script(self.analysis)
 
     # ---- layout ------------------------------------------------------------------------
     def __panel__(self):

@@ -145,7 +145,7 @@ class ExportBar(pn.viewable.Viewer):
         super().__init__(**params)
         self._code = pn.pane.Markdown("", visible=False, css_classes=["export-code"],
                                       sizing_mode="stretch_width")
-        show = pn.widgets.Toggle(name="Show code", css_classes=["export-show-code"], width=120)
+        show = pn.widgets.Toggle(label="Show code", css_classes=["export-show-code"], width=120)
         show.param.watch(self._toggle_code, "value")
         self._buttons = pn.Row(
             self._download("Map (NIfTI)", "nii.gz", self._nifti, "export-nifti"),
@@ -160,7 +160,7 @@ class ExportBar(pn.viewable.Viewer):
     def _download(self, label, ext, builder, css):
         return pn.widgets.FileDownload(
             callback=notify_errors(lambda: io.BytesIO(builder())),
-            filename=f"{self.stem}.{ext}", label=label, button_type="light", embed=False,
+            filename=f"{self.stem}.{ext}", label=label, color="light", embed=False,
             css_classes=[css], width=130)
 
     def _nifti(self) -> bytes:

@@ -35,6 +35,8 @@ from analysis.group import (AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, idle_s
                             scheduler_address)
 from dashboard import jobs
 from dashboard.notify import report_error
+from dashboard.render.server import execute_in
+from dashboard.histograms import value_histogram
 from dashboard.slice_viewer import SliceViewer, colour_range, snap
 
 #: Environment variable: set to 1 to let visitors type a Dask scheduler address in the app.
@@ -56,8 +58,6 @@ STRIP_MAX = 12  # subjects shown in the strip
 
 def t_histogram(values: np.ndarray, threshold: float, bins: int = 60) -> hv.Overlay:
     """Histogram of the group t values with the +/- threshold lines."""
-    from dashboard.connectivity import value_histogram
-
     return value_histogram(np.asarray(values, dtype=float), threshold, label="t", bins=bins)
 
 
@@ -111,39 +111,39 @@ class GroupPanel(pn.viewable.Viewer):
 
         available = self._available()
         n_max = max(available.get(m.age_group, 2), 2)
-        self.w_n = pn.widgets.IntSlider(name="subjects", start=2, end=n_max,
+        self.w_n = pn.widgets.IntSlider(label="subjects", start=2, end=n_max,
                                         value=min(m.n_subjects or n_max, n_max),
                                         width=250, css_classes=["group-n-subjects"])
-        self.w_age = pn.widgets.Select(name="age group", options=list(AGE_GROUPS),
+        self.w_age = pn.widgets.Select(label="age group", options=list(AGE_GROUPS),
                                        value=m.age_group, css_classes=["group-age"], width=250,
                                        visible=bool(available.get("adult") or
                                                     available.get("child")))
-        self.w_x = pn.widgets.FloatInput(name="x (mm)", value=float(m.seed_mm[0]), width=80,
+        self.w_x = pn.widgets.FloatInput(label="x (mm)", value=float(m.seed_mm[0]), width=80,
                                          css_classes=["group-seed-x"])
-        self.w_y = pn.widgets.FloatInput(name="y (mm)", value=float(m.seed_mm[1]), width=80,
+        self.w_y = pn.widgets.FloatInput(label="y (mm)", value=float(m.seed_mm[1]), width=80,
                                          css_classes=["group-seed-y"])
-        self.w_z = pn.widgets.FloatInput(name="z (mm)", value=float(m.seed_mm[2]), width=80,
+        self.w_z = pn.widgets.FloatInput(label="z (mm)", value=float(m.seed_mm[2]), width=80,
                                          css_classes=["group-seed-z"])
-        self.w_radius = pn.widgets.FloatSlider(name="sphere radius (mm)", start=1.0,
+        self.w_radius = pn.widgets.FloatSlider(label="sphere radius (mm)", start=1.0,
                                                end=float(m.param.radius_mm.bounds[1]), step=1.0,
                                                value=float(m.radius_mm),
                                                css_classes=["group-radius"])
-        self.w_threshold = pn.widgets.FloatSlider(name="threshold on |t|", start=0.0, end=20.0,
+        self.w_threshold = pn.widgets.FloatSlider(label="threshold on |t|", start=0.0, end=20.0,
                                                   step=0.5, value=float(m.threshold), width=250,
                                                   css_classes=["group-threshold"])
         env = scheduler_address(None)
         self.scheduler_editable = scheduler_editable()
         if self.scheduler_editable:
             self.w_scheduler = pn.widgets.TextInput(
-                name="Dask scheduler (empty: local cluster)", value=m.scheduler,
+                label="Dask scheduler (empty: local cluster)", value=m.scheduler,
                 placeholder=env or "tcp://host:8786", css_classes=["group-scheduler"])
         else:
             # the operator's setting, shown: a visitor never points the server elsewhere
             self.w_scheduler = pn.widgets.StaticText(
-                name="Dask scheduler",
+                label="Dask scheduler",
                 value=scheduler_address(m.scheduler) or "a local cluster on this server",
                 css_classes=["group-scheduler"])
-        self.w_run = pn.widgets.Button(name="Run group analysis", button_type="primary",
+        self.w_run = pn.widgets.Button(label="Run group analysis", color="primary",
                                        css_classes=["group-run"])
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
                                                width=260, visible=False,
@@ -194,7 +194,7 @@ class GroupPanel(pn.viewable.Viewer):
 
     def _set_background(self):
         try:
-            from dashboard.connectivity import mni_background
+            from analysis.volumes import mni_background
 
             mask = self.model.subject_list().mask
             self.viewer.background = mni_background(int(round(abs(mask.affine[0, 0]))))
@@ -208,10 +208,7 @@ class GroupPanel(pn.viewable.Viewer):
     def _schedule(self, fn) -> None:
         """Run ``fn`` on the session's event loop (from any thread), or now outside a server."""
         if self._served():
-            from panel.io.state import set_curdoc
-
-            with set_curdoc(self._doc):
-                pn.state.execute(fn, schedule=True)
+            execute_in(self._doc, fn)
         else:
             fn()
 

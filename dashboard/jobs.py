@@ -37,6 +37,7 @@ import time
 from typing import Any, Callable
 
 from dashboard.batch import served
+from dashboard.render.server import connection_count
 
 log = logging.getLogger("fmri_explorer.jobs")
 
@@ -72,11 +73,7 @@ def session_key(doc) -> str | None:
 
 def _connection_count(doc) -> int | None:
     """Open websocket connections of ``doc``'s session (None if unknown)."""
-    try:
-        session = doc.session_context._session
-        return int(session.connection_count) if session is not None else None
-    except Exception:  # noqa: BLE001 - another Bokeh version: rely on session destruction
-        return None
+    return connection_count(doc)
 
 
 def deliver(doc, fn: Callable[[], Any]) -> None:

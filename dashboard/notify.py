@@ -102,6 +102,6 @@ def notify_errors(func):
 def loading(css_class: str, size: int = 40) -> pn.Column:
     """A spinner standing where views are still being made (replace the holder's items)."""
     return pn.Column(pn.Column(pn.indicators.LoadingSpinner(value=True, size=size,
-                                                            name="loading"),
+                                                            label="loading"),
                                css_classes=[css_class]),
                      sizing_mode="stretch_width")

@@ -37,8 +37,9 @@ go without it: give it ``--setup dashboard/warmup.py``.
   process exits within :data:`EXIT_GRACE` seconds whatever still runs; a
   process forked by ``--num-procs`` stops when its parent dies.
 
-The patches are on Tornado's and Panel's classes (their documented hook
-points do not reach every response); ``tests/test_security_headers.py`` and
+The hooks are on Tornado's, Panel's and Bokeh's classes (their documented
+hook points do not reach every response), in :mod:`dashboard.render.server`;
+``tests/test_render_hooks.py``, ``tests/test_security_headers.py`` and
 ``tests/test_login.py`` fail if an upgrade of either moves them.
 """
 
@@ -52,6 +53,8 @@ import signal
 import sys
 import threading
 import time
+
+from dashboard.render import server as hooks
 
 log = logging.getLogger("fmri_explorer.security")
 
@@ -109,18 +112,8 @@ def _set_security_headers(handler) -> None:
 
 
 def _install_headers() -> None:
-    import tornado.web
-
-    clear = tornado.web.RequestHandler.clear
-    if getattr(clear, "_fmri_explorer", False):
-        return
-
-    def clear_with_security_headers(self):
-        clear(self)  # Tornado's clear() resets the headers: in __init__ and before an error page
-        _set_security_headers(self)
-
-    clear_with_security_headers._fmri_explorer = True
-    tornado.web.RequestHandler.clear = clear_with_security_headers
+    # Tornado resets the headers in a handler's __init__ and before an error page
+    hooks.after_clear(_set_security_headers)
 
 
 # --------------------------------------------------------------------------- cookies
@@ -129,23 +122,17 @@ def https_behind_proxy() -> bool:
     return os.environ.get(HTTPS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _cookie_flags(handler, kwargs: dict) -> None:
+    """``SameSite=Lax`` on every cookie; ``Secure`` when the request came over TLS."""
+    if not any(k.lower() == "samesite" for k in kwargs):
+        kwargs["samesite"] = "Lax"
+    if not any(k.lower() == "secure" for k in kwargs) and (
+            handler.request.protocol == "https" or https_behind_proxy()):
+        kwargs["secure"] = True
+
+
 def _install_cookies() -> None:
-    import tornado.web
-
-    set_cookie = tornado.web.RequestHandler.set_cookie
-    if getattr(set_cookie, "_fmri_explorer", False):
-        return
-
-    def set_cookie_samesite(self, name, value, *args, **kwargs):
-        if not any(k.lower() == "samesite" for k in kwargs):
-            kwargs["samesite"] = "Lax"
-        if not any(k.lower() == "secure" for k in kwargs) and (
-                self.request.protocol == "https" or https_behind_proxy()):
-            kwargs["secure"] = True
-        return set_cookie(self, name, value, *args, **kwargs)
-
-    set_cookie_samesite._fmri_explorer = True
-    tornado.web.RequestHandler.set_cookie = set_cookie_samesite
+    hooks.cookie_flags(_cookie_flags)
 
 
 # --------------------------------------------------------------------------- logins
@@ -248,68 +235,44 @@ def _without_trailing_slash(handler) -> str:
     return "../" * n + name + query
 
 
+def _redirect_trailing_slash(handler) -> str | None:
+    """/app/ would serve the page with its relative links one folder too deep
+    (/app/static/...: 404, no styles, no scripts): send the browser to /app."""
+    return _without_trailing_slash(handler) if _trailing_slashes(handler) else None
+
+
+def _refuse_throttled(handler) -> bool:
+    """Answer a login from a locked-out client with 429 (True); False: check it."""
+    client = handler.request.remote_ip or "?"
+    wait = THROTTLE.retry_after(client)
+    if wait <= 0:
+        return False
+    seconds = int(wait) + 1
+    log.warning("login from %s refused: too many failed logins (%d s left)", client, seconds)
+    handler.set_status(429)
+    handler.set_header("Retry-After", str(seconds))
+    handler.set_header("Content-Type", "text/plain; charset=UTF-8")
+    handler.finish(f"Too many failed logins: try again in {seconds} s.\n")
+    return True
+
+
+def _count_login(handler, ok: bool) -> None:
+    client = handler.request.remote_ip or "?"
+    if ok:
+        THROTTLE.success(client)
+    else:
+        locked = THROTTLE.failure(client)
+        if locked:
+            log.warning("login from %s failed; locked out for %.0f s", client, locked)
+
+
 def _install_login() -> None:
-    from panel import auth
-    from panel.io import server
-
-    mixin = server.LoginUrlMixin
-    if not getattr(mixin.get_login_url, "_fmri_explorer", False):
-        def get_login_url(self):
-            return _relative_login_url(self)
-
-        get_login_url._fmri_explorer = True
-        mixin.get_login_url = get_login_url
-
-    doc = server.DocHandler
-    if not getattr(doc.get, "_fmri_explorer", False):
-        get = doc.get
-
-        async def get_without_trailing_slash(self, *args, **kwargs):
-            # /app/ would serve the page with its relative links one folder too deep
-            # (/app/static/...: 404, no styles, no scripts): send the browser to /app
-            if _trailing_slashes(self):
-                return self.redirect(_without_trailing_slash(self))
-            return await get(self, *args, **kwargs)
-
-        get_without_trailing_slash._fmri_explorer = True
-        doc.get = get_without_trailing_slash
-
+    hooks.login_url(_relative_login_url)
+    hooks.redirect_page(_redirect_trailing_slash)
     # the login and logout pages' logo and icon from this server, not Panel's CDN (which
     # the policy blocks, and which a lab meeting without network does not reach)
-    auth.CDN_DIST = "static/extensions/panel/"
-
-    handler = auth.BasicLoginHandler
-    if getattr(handler.post, "_fmri_explorer", False):
-        return
-    post, validate = handler.post, handler._validate
-
-    def post_throttled(self):
-        client = self.request.remote_ip or "?"
-        wait = THROTTLE.retry_after(client)
-        if wait <= 0:
-            return post(self)  # checks the password with _validate (below)
-        seconds = int(wait) + 1
-        log.warning("login from %s refused: too many failed logins (%d s left)", client, seconds)
-        self.set_status(429)
-        self.set_header("Retry-After", str(seconds))
-        self.set_header("Content-Type", "text/plain; charset=UTF-8")
-        self.finish(f"Too many failed logins: try again in {seconds} s.\n")
-        return None
-
-    def validate_counted(self, username, password):
-        ok = validate(self, username, password)
-        client = self.request.remote_ip or "?"
-        if ok:
-            THROTTLE.success(client)
-        else:
-            locked = THROTTLE.failure(client)
-            if locked:
-                log.warning("login from %s failed; locked out for %.0f s", client, locked)
-        return ok
-
-    post_throttled._fmri_explorer = True
-    handler.post = post_throttled
-    handler._validate = validate_counted
+    hooks.local_login_assets()
+    hooks.guard_basic_login(_refuse_throttled, _count_login)
 
 
 # --------------------------------------------------------------------------- shutdown
@@ -398,17 +361,8 @@ def _install_shutdown() -> None:
     global _SHUTDOWN_INSTALLED
     import atexit
 
-    from bokeh.server.server import BaseServer
-
     _SHUTDOWN_INSTALLED = True
-    stop = BaseServer.stop
-    if not getattr(stop, "_fmri_explorer", False):
-        def stop_and_cancel(self, *args, **kwargs):
-            _server_stopping()
-            return stop(self, *args, **kwargs)
-
-        stop_and_cancel._fmri_explorer = True
-        BaseServer.stop = stop_and_cancel
+    hooks.before_server_stop(_server_stopping)
     register = getattr(threading, "_register_atexit", None)  # runs before threads are joined
     try:
         (register or atexit.register)(_before_threads_join)
@@ -428,15 +382,7 @@ class GoneClientFilter(logging.Filter):
     run counted 12 of them for 4 tabs closed mid-move)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info
-        if not exc or exc[0] is not AssertionError or exc[2] is None:
-            return True
-        tb = exc[2]
-        while tb.tb_next is not None:
-            tb = tb.tb_next
-        code = tb.tb_frame.f_code
-        if code.co_name == "session" and \
-                code.co_filename.replace("\\", "/").endswith("bokeh/server/connection.py"):
+        if hooks.from_gone_client(record.exc_info):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             record.msg, record.args, record.exc_info = (
                 "a message arrived from a client that had gone; ignored", (), None)
@@ -448,7 +394,7 @@ GONE_CLIENT_FILTER = GoneClientFilter()
 
 
 def _install_log_filter() -> None:
-    logging.getLogger("bokeh.server.protocol_handler").addFilter(GONE_CLIENT_FILTER)
+    hooks.add_protocol_log_filter(GONE_CLIENT_FILTER)
 
 
 _INSTALLED = False

@@ -16,17 +16,19 @@ The URL then follows later changes of the parameters.
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import math
 import re
 from typing import Callable
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 import panel as pn
 import param
 
 from dashboard.notify import report_error, report_info
+from dashboard.render import location as render_location
 
 log = logging.getLogger("fmri_explorer.dashboard")
 
@@ -43,6 +45,32 @@ _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
 
 #: A rule takes a parsed value and raises ValueError (the reason) to refuse it.
 Rule = Callable[[object], None]
+
+
+def url_mapping(obj: param.Parameterized | type, prefix: str, aliases: dict | None = None,
+                exclude=()) -> dict:
+    """``{parameter: query key}`` for every parameter of ``obj`` a link can carry.
+
+    Derived from the Param class, so a parameter added to a model is in the link
+    without another edit: every parameter of a safe type (:data:`SAFE_TYPES`) that is
+    shown (``precedence`` None or >= 0) and settable (not ``constant``), except those in
+    ``exclude`` (settings that do not change what the page shows, such as a thread
+    count, or the operator's, such as the dataset size). Keys are ``prefix + name``,
+    or ``aliases[name]`` (the keys of links already shared).
+    """
+    aliases = aliases or {}
+    out = {}
+    for name, p in obj.param.objects("existing").items():
+        if name == "name" or name in exclude:
+            continue
+        if p.precedence is not None and p.precedence < 0:
+            continue
+        if p.constant or p.readonly:
+            continue
+        if isinstance(p, UNSAFE_TYPES) or not isinstance(p, SAFE_TYPES):
+            continue
+        out[name] = aliases.get(name, prefix + name)
+    return out
 
 
 def check_whitelist(obj: param.Parameterized, mapping: dict) -> None:
@@ -76,10 +104,15 @@ def _items(text: str) -> list:
         try:
             items = json.loads(text)
         except ValueError:
-            raise ValueError("not a list") from None
-        if not isinstance(items, list):
+            # Panel writes a list changed after the page loaded as Python shows it
+            # (['a', 'b']): a literal only (never evaluated as code), 200 characters at most
+            try:
+                items = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                raise ValueError("not a list") from None
+        if not isinstance(items, (list, tuple)):
             raise ValueError("not a list")
-        return items
+        return list(items)
     return [item.strip() for item in text.split(",")] if text else []
 
 
@@ -117,6 +150,8 @@ def parse_value(p: param.Parameter, raw: str):
     if len(raw) > MAX_VALUE_CHARS:
         raise ValueError(f"longer than {MAX_VALUE_CHARS} characters")
     text = raw.strip()
+    if p.allow_None and text.strip('"').lower() in ("null", "none"):
+        return None   # e.g. an automatic colour range, no voxel chosen yet
     if isinstance(p, param.Boolean):
         low = text.strip('"').lower()
         if low not in TRUE + FALSE:
@@ -261,7 +296,7 @@ def ignored_message(refused: dict) -> str:
 
 class _Rules:
     """Passed to Panel as ``location.sync``'s ``on_error``: carries the tab's rules to
-    :func:`_update_synced`, which applies every later change of the URL through
+    :func:`_apply_url`, which applies every later change of the URL through
     :func:`read_link` too."""
 
     def __init__(self, rules: dict | None):
@@ -303,15 +338,13 @@ def sync_url(obj: param.Parameterized, mapping: dict | list, rules: dict | None 
     return True
 
 
-def _update_synced(self, event=None) -> None:
-    """:meth:`panel.io.location.Location._update_synced` (run when the URL changes, e.g.
-    when the page sends its address after loading) with each value parsed and checked
-    by :func:`read_link`: a refused value is never applied (it was named when the tab
-    was built)."""
-    if self._syncing:
-        return
-    args = link_args(self.search or "?")
-    for obj, mapping, _, on_error in list(self._synced):
+def _apply_url(search: str, synced: list) -> None:
+    """A change of the URL (e.g. the page sending its address once loaded), for each
+    object synced with it (``(object, mapping, on_error)``): each value parsed and
+    checked by :func:`read_link`; a refused value is never applied (it was named when
+    the tab was built). Panel calls this (see :mod:`dashboard.render.location`)."""
+    args = link_args(search or "?")
+    for obj, mapping, on_error in synced:
         try:
             values, _refused = read_link(obj, mapping, args, getattr(on_error, "rules", None))
             obj.param.update(**values)
@@ -319,35 +352,5 @@ def _update_synced(self, event=None) -> None:
             log.exception("applying the URL to %s failed", type(obj).__name__)
 
 
-def _safe_parse_query(query: str) -> dict:
-    """Panel's :func:`panel.util.parse_query`, which its Location runs on every change of
-    the URL, without its failures: a 5,000-digit number raised ValueError there (and
-    blanked the page). Values longer than :data:`MAX_VALUE_CHARS` are kept as text,
-    unparsed (:func:`sync_url` refuses them and says so)."""
-    from panel.util import parse_query
-
-    pairs = parse_qsl(query[1:] if query.startswith("?") else query, keep_blank_values=True)
-    out = {}
-    for key, value in pairs:
-        if len(value) > MAX_VALUE_CHARS:
-            out[key] = value
-            continue
-        try:
-            out.update(parse_query("?" + urlencode({key: value})))
-        except Exception:  # noqa: BLE001
-            out[key] = value
-    return out
-
-
-def _patch_location() -> None:
-    """Every session's Location (made after this import) reads its URL safely."""
-    from panel.io import location
-
-    if getattr(location.parse_query, "__name__", "") != "_safe_parse_query":
-        location.parse_query = _safe_parse_query
-    if getattr(location.Location._update_synced, "__name__", "") != "_update_synced" or \
-            location.Location._update_synced.__module__ != __name__:
-        location.Location._update_synced = _update_synced
-
-
-_patch_location()
+# every session's Location (made after this import) reads its URL safely
+render_location.install(_apply_url, MAX_VALUE_CHARS)

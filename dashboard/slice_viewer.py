@@ -13,7 +13,6 @@ its own grid at the crosshair.
 
 from __future__ import annotations
 
-import functools
 import weakref
 
 import holoviews as hv
@@ -24,8 +23,9 @@ import xarray as xr
 
 from analysis.volumes import DIMS, affine_of, mm_to_voxel
 from dashboard.batch import batched
-from dashboard.live import Layer, LivePane
 from dashboard.notify import safe_markdown
+from dashboard.render.live import Layer, LivePane, named
+from dashboard.render.styles import colormap
 
 hv.extension("bokeh", logo=False)
 # Canvas, not WebGL: Bokeh's WebGL draws lines and markers, not images, so these views gain
@@ -51,14 +51,7 @@ def palette(cmap):
     colorcet each time it draws an image (3 lists per image, every slider move); given
     the colours, it uses them as they are.
     """
-    return _palette(cmap) if isinstance(cmap, str) else cmap
-
-
-@functools.lru_cache(maxsize=64)
-def _palette(name: str) -> tuple:
-    from holoviews.plotting.util import process_cmap
-
-    return tuple(process_cmap(name))
+    return colormap(cmap) if isinstance(cmap, str) else cmap
 
 
 #: view name -> (horizontal dim, vertical dim, sliced dim)
@@ -183,7 +176,7 @@ class SliceViewer(pn.viewable.Viewer):
             tap.add_subscriber(lambda x, y, view=view: self._on_tap(view, x, y))
             self._taps[view] = tap
             plot = (background * overlay * cross).opts(hv.opts.Overlay(
-                toolbar=None, show_legend=False, hooks=[_name_hook(f"slice-{view}")]))
+                toolbar=None, show_legend=False, hooks=[named(f"slice-{view}")]))
             self._panes[view] = LivePane(plot, css_classes=[f"slice-{view}"],
                                          linked_axes=False)
         self._info = pn.pane.Markdown(self._info_text, css_classes=["crosshair-info"],
@@ -251,7 +244,7 @@ class SliceViewer(pn.viewable.Viewer):
             layers["vline"].location(pos[h])
             layers["hline"].location(pos[v])
             marker = self._marker_points(view)
-            layers["marker"].columns(**{h: marker[:, 0], v: marker[:, 1]})
+            layers["marker"].xy(marker[:, 0], marker[:, 1])
         return True
 
     # ---- grids and values -------------------------------------------------
@@ -450,12 +443,3 @@ class SliceViewer(pn.viewable.Viewer):
 
 def _view_title(view: str, position: float) -> str:
     return f"{view}  {VIEWS[view][2]}={position:.0f} mm"
-
-
-def _name_hook(name: str):
-    """A HoloViews hook that names the Bokeh figure (browser tests find it by name)."""
-
-    def hook(plot, element):
-        plot.state.name = name
-
-    return hook

@@ -24,6 +24,7 @@ from analysis.config import max_upload_bytes
 from analysis.errors import DataError
 from analysis.io import load_func, load_mask
 from dashboard.notify import report_error, report_info, safe_markdown
+from dashboard.render.browser import FILE_INPUT_MODEL_JS
 
 NIFTI = (".nii.gz", ".nii")
 #: role -> (allowed extensions, description)
@@ -123,16 +124,7 @@ SIZE_CHECK_JS = """
 window.__fmriUploadLimit = limit;
 if (!window.__fmriUploadCheck) {
   window.__fmriUploadCheck = true;
-  const views = () => {
-    const roots = Bokeh.index.all_views ? [...Bokeh.index.all_views()] : Object.values(Bokeh.index);
-    const seen = new Set(); const all = [];
-    const walk = (v) => {
-      if (!v || seen.has(v)) return; seen.add(v); all.push(v);
-      for (const c of (v.child_views ? [...v.child_views] : [])) walk(c);
-    };
-    roots.forEach(walk);
-    return all;
-  };
+""" + FILE_INPUT_MODEL_JS + """
   document.addEventListener('input', (event) => {
     const input = event.composedPath()[0];
     if (!input || input.tagName !== 'INPUT' || input.type !== 'file') return;
@@ -144,10 +136,10 @@ if (!window.__fmriUploadCheck) {
     root.addEventListener('change', stop, true);
     setTimeout(() => root.removeEventListener('change', stop, true), 0);
     input.value = '';
-    const view = views().find((v) => v.input_el === input);
-    if (view) {
-      view.model.setv({filename: big.name,
-                       mime_type: mime + ';size=' + big.size + ';t=' + Date.now()});
+    const model = fileInputModel(input);
+    if (model) {
+      model.setv({filename: big.name,
+                  mime_type: mime + ';size=' + big.size + ';t=' + Date.now()});
     }
   }, true);
 }
@@ -168,13 +160,13 @@ class UploadPanel(pn.viewable.Viewer):
         rows = []
         for role in self.roles:
             allowed, what = ROLES[role]
-            widget = pn.widgets.FileInput(accept=",".join(allowed), name=what,
+            widget = pn.widgets.FileInput(accept=",".join(allowed), label=what,
                                           css_classes=[f"upload-{role}"], width=230)
             widget.param.watch(lambda event, role=role: self._received(role, event), "value")
             widget.param.watch(lambda event, role=role: self._refused_in_page(role, event),
                                "mime_type")
             self._inputs[role] = widget
-            rows.append(widget)  # the widget shows its name as the label
+            rows.append(widget)  # the widget shows its label
         self._status = pn.pane.Markdown(f"Up to {limit:.0f} MB per file; kept for this "
                                         "session only.", css_classes=["upload-status"])
         self._layout = pn.Column(*rows, self._status)
@@ -219,3 +211,14 @@ class UploadPanel(pn.viewable.Viewer):
 
     def __panel__(self):
         return self._layout
+
+
+def user_named(exc, names: dict, paths: dict):
+    """A DataError about an uploaded file, named as the user named it (``names``: role ->
+    the user's file name) rather than by the server's path in the session folder
+    (``paths``: role -> that path); any other exception unchanged."""
+    if isinstance(exc, DataError) and exc.path is not None:
+        for role, path in paths.items():
+            if str(path) == exc.path and role in names:
+                return DataError(exc.problem, names[role])
+    return exc

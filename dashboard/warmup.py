@@ -83,7 +83,7 @@ def _decoding(size: str) -> None:
 
 def _connectivity(size: str) -> None:
     from analysis.connectivity import SeedConnectivity
-    from dashboard.connectivity import mni_background
+    from analysis.volumes import mni_background
 
     m = SeedConnectivity(size=size)
     m.cleaned_data()

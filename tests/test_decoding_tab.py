@@ -83,11 +83,11 @@ def test_analysis_changes_show_in_the_widgets(tab):
     # a shared link or a notebook sets the analysis; the widgets follow
     tab.analysis.param.update(cv="kfold", n_folds=4, C=0.5)
     assert tab.w_cv.value == "kfold" and tab.w_folds.value == 4
-    assert tab.w_C.value == 0.3 and "now 0.5" in tab.w_C.name  # nearest slider stop
+    assert tab.w_C.value == 0.3 and "now 0.5" in tab.w_C.label  # nearest slider stop
     assert tab.analysis.C == 0.5  # not overwritten by the slider
     assert tab.summary.object.startswith("face vs cat, SVC C=0.5, KFold(4)")
     tab.analysis.param.update(cv="run", n_folds=5, C=1.0)
-    assert tab.w_C.name == "C (log scale)"
+    assert tab.w_C.label == "C (log scale)"
 
 
 def test_switch_to_the_real_slice_and_back(tab):
@@ -122,9 +122,18 @@ def test_exports(tab, tmp_path):
     csv = bar._csv().decode()
     assert csv.splitlines()[0].startswith("fold,test_runs,n_test,accuracy")
     assert len(csv.strip().splitlines()) == 1 + tab.analysis.scores().sizes["fold"]
-    ns = {}
-    exec(tab.export_code(), ns)  # the shown code reproduces the summary
-    assert ns["a"].summary() == tab.analysis.summary().split(", p=")[0]
+    # the shown code: a plain nilearn / scikit-learn script that reproduces the summary
+    import subprocess
+    import sys
+
+    code = tab.export_code()
+    assert "import analysis" not in code and "from analysis" not in code
+    script = tmp_path / "decoding.py"
+    script.write_text(code)
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"summary: {tab.analysis.summary()}" in out.stdout.splitlines()
     assert bar._png()[:4] == b"\x89PNG"
 
 
@@ -140,6 +149,9 @@ def test_uploaded_files_become_a_source(decoding_dir, haxby_slice):
     assert tab._upload_job.wait(120)  # read and masked in the background
     assert tab.source == USER_FILES
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
+    code = tab.export_code()  # the user's files by their names, beside the script
+    assert 'FUNC = "bold.nii.gz"' in code and 'LABELS = "attributes.txt"' in code
+    assert str(up.uploads.folder) not in code
     # a labels file of the wrong length: a notification, the tab keeps its data
     bad = "\n".join((haxby_slice / "attributes.txt").read_text().splitlines()[:100])
     up.uploads.accept("labels", "short.txt", bad.encode())
@@ -147,3 +159,22 @@ def test_uploaded_files_become_a_source(decoding_dir, haxby_slice):
     assert tab._upload_job.wait(120)
     assert tab.upload_status.object.startswith("refused:")
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
+
+
+def test_the_tab_shows_the_analysis_it_is_given(decoding_dir):
+    """A notebook hands its own DecodingAnalysis to the tab: the tab shows that object
+    (its data and settings), and a widget move changes it."""
+    from analysis.datasets import haxby
+    from analysis.decoding import DecodingAnalysis
+    from dashboard.decoding import GIVEN, SYNTHETIC, DecodingTab
+
+    mine = DecodingAnalysis(haxby.load(decoding_dir), C=0.1, cv="kfold", n_folds=4)
+    tab = DecodingTab(analysis=mine)
+    assert tab.analysis is mine and tab.source == GIVEN
+    assert tab.summary.object == mine.summary()
+    assert tab.w_cv.value == "kfold" and tab.w_folds.value == 4
+    tab.w_cv.value = "run"
+    assert mine.cv == "run"
+    tab.source = SYNTHETIC           # the other sources stay offered
+    tab.source = GIVEN
+    assert tab.analysis.data is mine.data

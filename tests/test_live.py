@@ -1,4 +1,4 @@
-"""In-place updates (dashboard/live.py) show exactly what a HoloViews redraw shows."""
+"""In-place updates (dashboard/render/live.py) show exactly what a HoloViews redraw shows."""
 
 import nibabel as nib
 import numpy as np

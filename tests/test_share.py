@@ -39,6 +39,10 @@ KEYS = {"tab": "tab", "present": "present", "alpha": "enc_alpha", "n_folds": "en
     ("voxel", "12", 12),
     ("seed", "[0, -52, 18]", (0.0, -52.0, 18.0)), ("seed", "28,-20,18.5", (28.0, -20.0, 18.5)),
     ("conditions", '["face", "house"]', ["face", "house"]), ("conditions", "cat,face", ["cat", "face"]),
+    ("conditions", "['face', 'house']", ["face", "house"]),   # as Panel writes a changed list
+    ("seed", "[6.0, -52, 18]",
+     (6.0, -52.0, 18.0)),
+    ("voxel", "null", None), ("voxel", "None", None),         # no voxel chosen yet
 ])
 def test_valid_values_parse(name, raw, expected):
     assert parse_value(Model.param[name], raw) == expected
@@ -55,6 +59,8 @@ def test_valid_values_parse(name, raw, expected):
     ("seed", '{"a": 1}'),
     ("conditions", '["face", "face"]'), ("conditions", '["face", "dog"]'), ("conditions", XSS),
     ("conditions", '[["face"], "cat"]'), ("conditions", '{"face": 1}'),
+    ("conditions", "['face', __import__('os')]"), ("conditions", "['face'] + ['cat']"),
+    ("alpha", "null"),                                      # a number that may not be None
 ])
 def test_invalid_values_are_refused(name, raw):
     with pytest.raises(ValueError):

@@ -36,7 +36,7 @@ def test_click_on_a_slice_moves_the_crosshair(app_page):
 
 
 def test_bokeh_skips_rewriting_an_unchanged_stylesheet(app_page):
-    """dashboard/browser.py: a repaint no longer rewrites each renderer's unchanged <style>."""
+    """dashboard/render/browser.py: a repaint no longer rewrites each renderer's unchanged <style>."""
     page = app_page
     page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
     page.wait_for_function("""() => Bokeh.require("core/dom").InlineStyleSheet

@@ -11,7 +11,10 @@ well under a millisecond each, and the browser gets only the changed columns.
 :class:`Layer` collects, through a HoloViews hook, the plots one element is
 drawn in (one per session root), and updates their models; every method
 returns False when it cannot (nothing drawn yet, or the frame would have to
-change), and the owner then lets HoloViews redraw as usual.
+change), and the owner then lets HoloViews redraw as usual. Its methods take
+values or HoloViews elements: the names HoloViews gives the Bokeh columns
+(``zvalues``, a histogram's ``top``/``left``/``right``, the hover tool's
+sanitized copies) are known here only.
 
 :class:`LivePane` is the ``pn.pane.HoloViews`` for such plots: when it draws
 anew (a tab shown again), it first forgets the DynamicMaps' cached elements,
@@ -105,6 +108,45 @@ class Layer:
         return True
 
     # ---- glyph columns --------------------------------------------------------
+    def xy(self, xs, ys) -> bool:
+        """New points of a drawn ``Curve``, ``Scatter`` or ``Points``: the columns of its
+        first two dimensions (as the drawn element names them)."""
+        plots = self.plots
+        if not plots:
+            return False
+        names = set()
+        for p in plots:
+            dims = _drawn_dimensions(p)
+            if len(dims) < 2:
+                return False
+            names.add((dims[0], dims[1]))
+        if len(names) != 1:
+            return False
+        (x, y), = names
+        return self.columns(**{x: xs, y: ys})
+
+    def curve(self, element) -> bool:
+        """Show ``element``'s values (the drawn element's kind and dimensions)."""
+        return self.columns(**{d.name: element.dimension_values(d)
+                               for d in element.dimensions()})
+
+    def bars(self, element) -> bool:
+        """New heights for the same categories of a drawn ``hv.Bars``."""
+        return self.keyed(*_cells(element, lambda vdim, v: {vdim.name: float(v)}))
+
+    def heatmap(self, element) -> bool:
+        """New values in the same cells of a drawn ``hv.HeatMap`` (the colour range is
+        not changed: see :meth:`clim`)."""
+        # HoloViews colours the cells by a "zvalues" column; the value's own column holds
+        # its text, for the hover tool
+        return self.keyed(*_cells(element, lambda vdim, v: {
+            "zvalues": v, dimension_sanitizer(vdim.name): _text(vdim, v)}))
+
+    def labels(self, element) -> bool:
+        """New texts at the same positions of a drawn ``hv.Labels``."""
+        return self.keyed(*_cells(element, lambda vdim, v: {
+            dimension_sanitizer(vdim.name): _text(vdim, v)}))
+
     def columns(self, **columns) -> bool:
         """Replace the source's columns: every drawn one must be given, by its dimension
         name (HoloViews adds a copy under a sanitized name for the hover tool)."""
@@ -149,16 +191,22 @@ class Layer:
         return True
 
     def histogram(self, element: hv.Histogram | None = None, *, counts=None, edges=None,
-                  names=("x", "count")) -> bool:
+                  names=None) -> bool:
         """Show a histogram's bins (the columns HoloViews gives one) and fit the axes.
 
-        Give the ``element``, or its ``counts``, ``edges`` and dimension ``names``
-        (no HoloViews element to build: quicker on every slider move).
+        Give the ``element``, or its ``counts`` and ``edges`` (no HoloViews element to
+        build: quicker on every slider move); the dimension ``names`` default to the
+        drawn histogram's.
         """
         if element is not None:
             edges = np.asarray(element.edges, dtype=float)
             counts = np.asarray(element.dimension_values(1))
             names = (element.kdims[0].name, element.vdims[0].name)
+        if names is None:
+            drawn = {tuple(_drawn_dimensions(p)[:2]) for p in self.plots}
+            if len(drawn) != 1 or len(next(iter(drawn))) != 2:
+                return False
+            names = next(iter(drawn))
         edges, counts = np.asarray(edges, dtype=float), np.asarray(counts)
         if not self.columns(**{
                 "top": counts, "left": edges[:-1], "right": edges[1:],
@@ -203,6 +251,43 @@ class Layer:
                     if np.isfinite(start) and np.isfinite(end) and end > start:
                         rng.update(start=start, end=end)
         return bool(plots)
+
+
+def _cells(element, row) -> tuple:
+    """``(keys, table)`` for :meth:`Layer.keyed`: a categorical element's rows keyed by
+    their (text) categories, ``row(vdim, value)`` giving each one's columns."""
+    keys = tuple(dimension_sanitizer(d.name) for d in element.kdims)
+    vdim = element.vdims[0]
+    values = zip(*(element.dimension_values(d) for d in element.kdims),
+                 element.dimension_values(vdim))
+    return keys, {tuple(str(k) for k in v[:-1]): row(vdim, v[-1]) for v in values}
+
+
+def _text(vdim, value) -> str:
+    """A value as HoloViews writes it in a column of text (hover, labels)."""
+    try:
+        missing = bool(np.isnan(value))
+    except TypeError:
+        missing = False
+    return "-" if missing else vdim.pprint_value(value)
+
+
+def _drawn_dimensions(plot) -> list:
+    """The dimension names of the element ``plot`` last drew ([] when unknown)."""
+    frame = getattr(plot, "current_frame", None)
+    try:
+        return [d.name for d in frame.dimensions()] if frame is not None else []
+    except Exception:  # noqa: BLE001 - not an element: the caller redraws
+        return []
+
+
+def named(name: str):
+    """A HoloViews hook that names the drawn Bokeh figure (browser tests find it by name)."""
+
+    def hook(plot, element):
+        plot.state.name = name
+
+    return hook
 
 
 def padded(lo: float, hi: float, padding: float = 0.1) -> tuple:

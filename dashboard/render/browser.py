@@ -1,4 +1,5 @@
-"""Fixes made in the browser, for costs that Bokeh's own code puts on every repaint.
+"""BokehJS internals used in the page: a fix for a cost Bokeh's own code puts on every
+repaint, and the lookup of the model behind an ``<input type="file">``.
 
 ``StyleSheetGuard`` stops Bokeh 3 from rewriting an unchanged stylesheet. Every
 renderer of a plot (each axis, grid, title, span and glyph) rewrites its own
@@ -12,6 +13,13 @@ full size: 1.8 s of style work over 10 slider moves with the rewrites, 0.2 s
 without them, and the page's process CPU for those moves from 3.5 s to 1.8 s.
 Skipping a write that would store the same text changes nothing on screen
 (the element already holds that text), which the browser tests check.
+
+:data:`FILE_INPUT_MODEL_JS` finds the Bokeh model of a ``FileInput`` from its
+``<input>`` element (BokehJS keeps its views in ``Bokeh.index``; a file input's
+view holds the element as ``input_el``).
+
+``tests/test_render_hooks.py`` checks, in BokehJS's type declarations, that the
+names used here are still there.
 """
 
 from __future__ import annotations
@@ -51,3 +59,21 @@ class StyleSheetGuard(JSComponent):
     }
     """
 
+
+
+#: JavaScript defining ``fileInputModel(input)``: the Bokeh model whose view drew the
+#: ``<input type="file">`` element ``input`` (null if none), found by walking every view
+#: of the page (``Bokeh.index``'s roots and their ``child_views``) when called.
+FILE_INPUT_MODEL_JS = """
+  const fileInputModel = (input) => {
+    const roots = Bokeh.index.all_views ? [...Bokeh.index.all_views()] : Object.values(Bokeh.index);
+    const seen = new Set(); const all = [];
+    const walk = (v) => {
+      if (!v || seen.has(v)) return; seen.add(v); all.push(v);
+      for (const c of (v.child_views ? [...v.child_views] : [])) walk(c);
+    };
+    roots.forEach(walk);
+    const view = all.find((v) => v.input_el === input);
+    return view ? view.model : null;
+  };
+"""

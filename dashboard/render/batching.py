@@ -1,0 +1,81 @@
+"""Hold and freeze a Bokeh document; walk its model graph on unfreezing only when needed.
+
+Every HoloViews plot update freezes the Bokeh document and, on unfreezing,
+Bokeh walks the whole model graph again (tens of ms on a full tab).
+:func:`held_and_frozen` keeps the document frozen (and its change events held,
+Panel's ``hold``) until the end, so a slider move that redraws seven plots
+walks the graph once, and the browser gets one message. When nothing inside
+changed which models the document holds (only values were updated in place,
+see :mod:`dashboard.render.live`), the walk is skipped: Bokeh's own freeze
+always walks on exit, this one only when something asked for it.
+
+Bokeh internals used (``DocumentModelManager``): ``_push_freeze``,
+``_pop_freeze``, ``_freeze_count``, ``invalidate`` and ``recompute``; without
+the private ones, Bokeh's own ``freeze()`` is used (always walks).
+``tests/test_render_hooks.py`` checks them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import panel as pn
+
+
+@contextlib.contextmanager
+def held_and_frozen(doc):
+    """Freeze ``doc``'s model graph (walked on exit only if something changed it) and
+    hold its change events (sent together on exit)."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(lazy_freeze(doc))
+        stack.enter_context(pn.io.hold(doc))
+        yield
+
+
+class _Tracker:
+    """Records, on a document's model manager, whether the model graph may have changed."""
+
+    def __init__(self, models):
+        self.dirty = False
+        invalidate, pop_freeze = models.invalidate, models._pop_freeze
+
+        def tracked_invalidate():
+            self.dirty = True
+            invalidate()
+
+        def tracked_pop_freeze():
+            self.dirty = True  # a nested freeze (a HoloViews update) ended
+            pop_freeze()
+
+        models.invalidate = tracked_invalidate
+        models._pop_freeze = tracked_pop_freeze
+
+
+def can_skip_walks(models) -> bool:
+    """``models`` (a document's model manager) has the private hooks :func:`lazy_freeze`
+    uses to skip a needless walk."""
+    return models is not None and hasattr(models, "_freeze_count") and hasattr(
+        models, "_pop_freeze") and hasattr(models, "_push_freeze")
+
+
+@contextlib.contextmanager
+def lazy_freeze(doc):
+    """Freeze ``doc``'s model graph; on exit, walk it only if something changed it."""
+    models = getattr(doc, "models", None)
+    if not can_skip_walks(models):
+        with (models.freeze() if models is not None else contextlib.nullcontext()):
+            yield
+        return
+    tracker = models.__dict__.get("_fmri_tracker")
+    if tracker is None:
+        tracker = models.__dict__["_fmri_tracker"] = _Tracker(models)
+    models._push_freeze()
+    if models._freeze_count == 1:
+        tracker.dirty = False
+    try:
+        yield
+    finally:
+        models._freeze_count -= 1
+        if models._freeze_count == 0 and tracker.dirty:
+            tracker.dirty = False
+            models.recompute()

@@ -1,0 +1,204 @@
+"""Hooks into the server's classes (Tornado, Bokeh's server, Panel's handlers) and sessions.
+
+:mod:`dashboard.security` decides what a served process does (which headers,
+when a login is refused, how it stops); this module only knows where, in these
+libraries, to hook it in. Their documented hook points do not reach every
+response, so methods are wrapped on their classes, once per process (a flag on
+the wrapper):
+
+* ``tornado.web.RequestHandler.clear`` (resets the headers: in ``__init__`` and
+  before an error page) and ``.set_cookie``;
+* Panel's ``panel.io.server.LoginUrlMixin.get_login_url`` and
+  ``DocHandler.get`` (the app's page), ``panel.auth.BasicLoginHandler.post`` and
+  its private ``_validate(username, password)``, and ``panel.auth.CDN_DIST``
+  (where the login page's logo and icon come from);
+* Bokeh's ``bokeh.server.server.BaseServer.stop``;
+* Bokeh's ``ServerConnection.session``, which asserts when the connection has let
+  go of its session (a message from a client that closed the page): recognised
+  in a logged traceback by :func:`from_gone_client`;
+* a session's open connections (``doc.session_context._session``) and running
+  a callback on a session's event loop with Panel's ``set_curdoc``.
+
+``tests/test_render_hooks.py``, ``tests/test_security_headers.py`` and
+``tests/test_login.py`` fail if an upgrade moves them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+#: the logger under which Bokeh reports an error while handling a client's message
+PROTOCOL_LOGGER = "bokeh.server.protocol_handler"
+#: where the login and logout pages' logo and icon are served from (this server)
+LOCAL_LOGIN_ASSETS = "static/extensions/panel/"
+
+
+def _patched(fn) -> bool:
+    return getattr(fn, "_fmri_explorer", False)
+
+
+def _mark(fn):
+    fn._fmri_explorer = True
+    return fn
+
+
+# --------------------------------------------------------------------------- Tornado
+
+def after_clear(fn: Callable) -> None:
+    """``fn(handler)`` runs each time Tornado resets a response's headers."""
+    import tornado.web
+
+    clear = tornado.web.RequestHandler.clear
+    if _patched(clear):
+        return
+
+    @_mark
+    def clear_then(self):
+        clear(self)
+        fn(self)
+
+    tornado.web.RequestHandler.clear = clear_then
+
+
+def cookie_flags(fn: Callable) -> None:
+    """``fn(handler, kwargs)`` may add flags to the keyword arguments of every cookie set."""
+    import tornado.web
+
+    set_cookie = tornado.web.RequestHandler.set_cookie
+    if _patched(set_cookie):
+        return
+
+    @_mark
+    def set_cookie_flagged(self, name, value, *args, **kwargs):
+        fn(self, kwargs)
+        return set_cookie(self, name, value, *args, **kwargs)
+
+    tornado.web.RequestHandler.set_cookie = set_cookie_flagged
+
+
+# --------------------------------------------------------------------------- Panel
+
+def login_url(fn: Callable) -> None:
+    """Panel's handlers send a visitor to log in at ``fn(handler)``."""
+    from panel.io import server
+
+    mixin = server.LoginUrlMixin
+    if _patched(mixin.get_login_url):
+        return
+
+    @_mark
+    def get_login_url(self):
+        return fn(self)
+
+    mixin.get_login_url = get_login_url
+
+
+def redirect_page(target: Callable) -> None:
+    """A request for the app's page goes to ``target(handler)`` instead when that is not
+    None (a redirect), else it is served as usual."""
+    from panel.io import server
+
+    doc = server.DocHandler
+    if _patched(doc.get):
+        return
+    get = doc.get
+
+    @_mark
+    async def get_or_redirect(self, *args, **kwargs):
+        url = target(self)
+        if url is not None:
+            return self.redirect(url)
+        return await get(self, *args, **kwargs)
+
+    doc.get = get_or_redirect
+
+
+def local_login_assets() -> None:
+    """The login and logout pages' logo and icon from this server, not Panel's CDN."""
+    from panel import auth
+
+    auth.CDN_DIST = LOCAL_LOGIN_ASSETS
+
+
+def guard_basic_login(refuse: Callable, checked: Callable) -> None:
+    """Panel's ``--basic-auth`` login form: ``refuse(handler)`` runs first and, when it
+    returns True (it has answered the request), the password is not checked;
+    ``checked(handler, ok)`` is told the result of each check."""
+    from panel import auth
+
+    handler = auth.BasicLoginHandler
+    if _patched(handler.post):
+        return
+    post, validate = handler.post, handler._validate
+
+    @_mark
+    def post_guarded(self):
+        if refuse(self):
+            return None
+        return post(self)  # checks the password with _validate (below)
+
+    def validate_reported(self, username, password):
+        ok = validate(self, username, password)
+        checked(self, ok)
+        return ok
+
+    handler.post = post_guarded
+    handler._validate = validate_reported
+
+
+# --------------------------------------------------------------------------- Bokeh
+
+def before_server_stop(fn: Callable) -> None:
+    """``fn()`` runs when a Bokeh server (``panel serve``) is stopped, before it stops."""
+    from bokeh.server.server import BaseServer
+
+    stop = BaseServer.stop
+    if _patched(stop):
+        return
+
+    @_mark
+    def stop_after(self, *args, **kwargs):
+        fn()
+        return stop(self, *args, **kwargs)
+
+    BaseServer.stop = stop_after
+
+
+def from_gone_client(exc_info) -> bool:
+    """``exc_info`` is Bokeh's assertion on a message from a client that had gone
+    (``ServerConnection.session`` once the connection let go of its session)."""
+    if not exc_info or exc_info[0] is not AssertionError or exc_info[2] is None:
+        return False
+    tb = exc_info[2]
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return code.co_name == "session" and \
+        code.co_filename.replace("\\", "/").endswith("bokeh/server/connection.py")
+
+
+def add_protocol_log_filter(log_filter: logging.Filter) -> None:
+    """Filter the errors Bokeh logs while handling clients' messages."""
+    logging.getLogger(PROTOCOL_LOGGER).addFilter(log_filter)
+
+
+# --------------------------------------------------------------------------- sessions
+
+def connection_count(doc) -> int | None:
+    """Open websocket connections of ``doc``'s server session (None if unknown)."""
+    try:
+        session = doc.session_context._session
+        return int(session.connection_count) if session is not None else None
+    except Exception:  # noqa: BLE001 - another Bokeh version: rely on session destruction
+        return None
+
+
+def execute_in(doc, fn: Callable) -> None:
+    """Schedule ``fn`` on ``doc``'s session (its event loop, with ``doc`` as Panel's
+    current document), from any thread."""
+    import panel as pn
+    from panel.io.state import set_curdoc
+
+    with set_curdoc(doc):
+        pn.state.execute(fn, schedule=True)
