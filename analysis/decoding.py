@@ -394,6 +394,41 @@ class DecodingAnalysis(param.Parameterized):
         self._cancel = threading.Event()
         self.n_maskings = 0  # how many times the heavy masked data was fetched
 
+    #: the parameters that decide the scores and maps (with the data)
+    SETTINGS = ("conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds",
+                "contrast", "n_permutations", "random_state", "n_jobs")
+
+    def copy(self) -> "DecodingAnalysis":
+        """A new analysis of the same data, with the same settings and caches of its own:
+        a background job computes on it while this analysis' parameters may move on;
+        :meth:`adopt` then takes its results."""
+        return DecodingAnalysis(self.data, **{k: getattr(self, k) for k in self.SETTINGS})
+
+    def has_masked(self) -> bool:
+        """True when the masked data for the current mask and standardization is loaded
+        (a new mask, standardization or dataset needs masking again: seconds)."""
+        return self._masked_key == (self.mask, self.standardize)
+
+    def is_computed(self) -> bool:
+        """True when the scores and the fit for the current parameters are cached (showing
+        them is quick); False when they need the masked data, the CV fits or both."""
+        key = self._cv_key()
+        return (self._masked_key == (self.mask, self.standardize)
+                and key in self._cv_cache and key[:5] in self._fit_cache)
+
+    def adopt(self, other: "DecodingAnalysis") -> bool:
+        """Take the cached masked data and fits of ``other`` (a :meth:`copy` of this
+        analysis, same data) that match; returns :meth:`is_computed`."""
+        if other.data is not self.data:
+            return self.is_computed()
+        if other._masked_key is not None and other._masked_key == (self.mask, self.standardize):
+            self._masked_key, self._masked = other._masked_key, other._masked
+        for key, value in other._cv_cache.items():
+            self._cv_cache.setdefault(key, value)
+        for key, value in other._fit_cache.items():
+            self._fit_cache.setdefault(key, value)
+        return self.is_computed()
+
     def set_data(self, data: haxby.HaxbyData, conditions=None, mask=None) -> None:
         """Switch to another dataset (e.g. synthetic -> real slice), keeping the
         classifier and CV settings; conditions default to the current ones when

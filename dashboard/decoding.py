@@ -31,7 +31,7 @@ from analysis.decoding import PRIVATE, CV_SCHEMES, DecodingAnalysis, masked_of
 from analysis.errors import DataError
 from dashboard.export import ExportBar
 from dashboard.notify import html_choices, notify_errors, report_error, safe_markdown
-from dashboard.batch import in_batch, serialized, served, soon
+from dashboard.batch import batched, in_batch, serialized, served, soon
 from dashboard import jobs
 from dashboard.render.live import LivePlot
 from dashboard.share import sync_url, url_mapping
@@ -143,6 +143,13 @@ class DecodingTab(pn.viewable.Viewer):
         self.analysis.param["n_permutations"].bounds = (0, MAX_APP_PERMUTATIONS)
         self._perm_job = None
         self._upload_job = None
+        self._refresh_job = None
+        self._busy = False
+        self.refresh_progress = pn.indicators.Progress(
+            value=0, max=100, bar_color="primary", width=260, visible=False,
+            css_classes=["decoding-progress"])
+        self.status = pn.pane.Str("", css_classes=["decoding-status"])
+        self.views = pn.Column(sizing_mode="stretch_width", css_classes=["decoding-views"])
         self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
         # the latest elements, drawn once by HoloViews and then updated in place when
@@ -174,7 +181,8 @@ class DecodingTab(pn.viewable.Viewer):
         self._build_widgets()
         self._bind_analysis()
         self._set_background()
-        self.refresh()
+        self.w_folds.disabled = self.analysis.cv != "kfold"
+        self._show_results()   # the first results with the tab (the masked data is warm)
 
     # ---- widgets --------------------------------------------------------------
     def _build_widgets(self):
@@ -411,9 +419,73 @@ class DecodingTab(pn.viewable.Viewer):
     @notify_errors
     @in_batch
     def refresh(self):
-        """Recompute (cheap: the masked data is cached) and redraw what changed."""
+        """Show the current parameters' results: at once when the masked data is loaded
+        (a fit per fold: a fraction of a second) or outside a server; else (a new mask,
+        standardization or dataset) computed in a job (masking, CV fits, the fit on all
+        samples), the views busy meanwhile, then every view shown in one go."""
         a = self.analysis
         self.w_folds.disabled = a.cv != "kfold"
+        if served(self._doc) and not a.has_masked():
+            self._start_refresh()
+            return
+        if self._refresh_job is not None:   # cached again (a change undone): no job needed
+            self._refresh_job.cancel()
+            self._refresh_job = None
+            self._set_busy(False)
+        self._show_results()
+
+    def _start_refresh(self):
+        if self._refresh_job is not None:
+            self._refresh_job.cancel()
+        snapshot = self.analysis.copy()
+        self._set_busy(True, "masking and cross-validating ...")
+
+        def work(job):
+            snapshot.masked(progress=job.guarded(lambda f, m="": self._refresh_progress(
+                0.6 * f, m or "masking ...")))
+            job.check()
+            self._refresh_progress(0.65, "cross-validating ...")
+            snapshot.scores()
+            job.check()
+            self._refresh_progress(0.9, "fitting on all samples ...")
+            snapshot.weight_map()
+            return snapshot
+
+        def done(result):
+            self._refresh_job = None
+            if not self.analysis.adopt(result):
+                return   # the parameters moved on: their own job shows them
+            self._set_busy(False)
+            self._show_results()
+
+        def failed(exc):
+            self._refresh_job = None
+            self._set_busy(False)
+            report_error(exc)
+
+        self._refresh_job = jobs.submit(
+            work, name="decoding-refresh", doc=self._doc, on_done=done, on_error=failed,
+            on_queued=lambda n: setattr(self.status, "object", jobs.queued_message(n)))
+
+    def _refresh_progress(self, fraction, message=""):
+        def update():
+            if self._busy:
+                self.refresh_progress.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
+                if message:
+                    self.status.object = message
+        soon(self._doc, update)
+
+    def _set_busy(self, busy: bool, message: str = "") -> None:
+        """The views under Panel's loading overlay (the summary with them: it never states
+        a result the views do not show yet), a progress bar and its message."""
+        self._busy = busy
+        with batched():
+            self.views.loading = busy
+            self.refresh_progress.param.update(value=0, visible=busy)
+            self.status.object = message if busy else ""
+
+    def _show_results(self):
+        a = self.analysis
         scores = a.scores()
         self.summary.object = safe_markdown(a.summary())  # labels are the user's text
         self._show("bars", self.fold_bars(scores), _update_bars)
@@ -433,6 +505,8 @@ class DecodingTab(pn.viewable.Viewer):
     @notify_errors
     @in_batch
     def _update_map(self):
+        if self._busy:
+            return   # shown with the job's results
         a = self.analysis
         key = (id(a.data), tuple(a.conditions), a.mask, a.standardize, a.classifier, a.C,
                a.contrast, self.map_kind)
@@ -648,6 +722,7 @@ class DecodingTab(pn.viewable.Viewer):
         controls = pn.Column(
             self.w_source, self.w_conditions, self.w_mask, self.w_standardize,
             self.w_classifier, self.w_C, self.w_cv, self.w_folds,
+            self.refresh_progress, self.status,
             pn.layout.Divider(), self.w_perms, pn.Row(self.w_run, self.w_cancel),
             self.progress, self.perm_status,
             pn.layout.Divider(), self.w_map, self.w_threshold,
@@ -656,14 +731,13 @@ class DecodingTab(pn.viewable.Viewer):
                 title="Your files: 4D NIfTI, mask, labels", collapsed=True,
                 css_classes=["decoding-upload"])),
             width=300)
-        plots = pn.Column(
+        self.views[:] = [
             self.summary,
             pn.Row(self.bars, self.null_plot, self.confusion, sizing_mode="stretch_width"),
             self.viewer,
             self.map_hist,
-            ExportBar(source=self, stem="decoding"),
-            sizing_mode="stretch_width")
-        return pn.Row(controls, plots, sizing_mode="stretch_width")
+            ExportBar(source=self, stem="decoding")]
+        return pn.Row(controls, self.views, sizing_mode="stretch_width")
 
 
 def _hooked(element, layers):

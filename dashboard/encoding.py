@@ -24,6 +24,7 @@ import param
 from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
+from dashboard import jobs
 from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
 from dashboard.render.live import LivePane, LivePlot
@@ -144,6 +145,15 @@ class EncodingTab(pn.viewable.Viewer):
         self.viewer = SliceViewer(title="", map_label="R2", cmap="fire", symmetric=False,
                                   plot_height=230)
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
+        # a structural change (CV scheme, folds, lag, precision) is computed as a job: its
+        # progress here, the views under a busy overlay until all of them show the result
+        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
+                                               width=220, visible=False,
+                                               css_classes=["encoding-progress"])
+        self.status = pn.pane.Str("", css_classes=["encoding-status"])
+        self.views = pn.Column(sizing_mode="stretch_width", css_classes=["encoding-views"])
+        self._busy = False
+        self._structural_job = None
         self.voxel_info = pn.pane.Markdown("", css_classes=["voxel-info"],
                                            sizing_mode="stretch_width")
         rev = self.param.revision
@@ -298,6 +308,72 @@ class EncodingTab(pn.viewable.Viewer):
         for w, name in ((self.w_cv, "cv"), (self.w_folds, "n_folds"), (self.w_lag, "lag"),
                         (self.w_dtype, "dtype")):
             w.value = getattr(self.analysis, name)
+        if served(self._doc):
+            self._start_structural()
+        else:   # a notebook or a test: at once
+            self._apply_structural()
+
+    def _start_structural(self):
+        """Decompose the folds for the new structural parameters in a job (a copy of the
+        analysis with those parameters, so a later change cannot mix into it), the views
+        busy meanwhile; then show every view from the cache in one update. A change
+        made while it runs replaces it."""
+        a = self.analysis
+        if self._structural_job is not None:
+            self._structural_job.cancel()
+        key = a.structural_key()
+        snapshot = EncodingAnalysis(**{k: getattr(a, k) for k in a.STRUCTURAL})
+        voxel = a.voxel
+        self._set_busy(True, "decomposing the folds ...")
+        show = self._show_progress
+
+        def work(job):
+            progress = job.guarded(lambda f, m="": show(0.9 * f, m))
+            snapshot.engine(progress=progress)
+            job.check()
+            show(0.92, "alpha path ...")
+            snapshot.alpha_path()
+            if voxel is not None and voxel < snapshot.n_voxels:
+                snapshot.ridge_receptive_field(voxel)
+            return key
+
+        def done(computed):
+            self._structural_job = None
+            if computed != self.analysis.structural_key():
+                return   # a newer change's job shows its own result
+            self._set_busy(False)
+            with batched():
+                self._apply_structural()
+                self._voxel_changed()   # a click made meanwhile
+            soon(self._doc, self._update_details)   # and an alpha moved meanwhile
+
+        def failed(exc):
+            self._structural_job = None
+            self._set_busy(False)
+            report_error(exc)
+
+        self._structural_job = jobs.submit(
+            work, name="encoding-structural", doc=self._doc, on_done=done, on_error=failed,
+            on_queued=lambda n: setattr(self.status, "object", jobs.queued_message(n)))
+
+    def _show_progress(self, fraction, message=""):
+        def update():
+            if self._busy:
+                self.progress.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
+                if message:
+                    self.status.object = message
+        soon(self._doc, update)
+
+    def _set_busy(self, busy: bool, message: str = "") -> None:
+        """The views under Panel's loading overlay (and the summary with them: it never
+        states a result the views do not show yet), the progress bar and its message."""
+        self._busy = busy
+        with batched():
+            self.views.loading = busy
+            self.progress.param.update(value=0, visible=busy)
+            self.status.object = message if busy else ""
+
+    def _apply_structural(self):
         try:
             self._update_samples()
             self._update_map()
@@ -311,6 +387,8 @@ class EncodingTab(pn.viewable.Viewer):
         a = self.analysis
         if not math.isclose(10.0 ** self.w_alpha.value, a.alpha, rel_tol=1e-6):
             self.w_alpha.value = round(math.log10(a.alpha), 6)
+        if self._busy:
+            return  # shown with the structural change's result
         self._update_map()  # with the histogram (bound to alpha): the first message
         soon(self._doc, self._update_details)
 
@@ -319,6 +397,8 @@ class EncodingTab(pn.viewable.Viewer):
     def _update_details(self):
         """The voxel-level views at the current alpha (second message)."""
         a = self.analysis
+        if self._busy:
+            return
         self.detail_alpha = alpha = a.alpha
         self._path.show(lambda layers: layers["marker"].location(alpha))
         if a.voxel is not None:
@@ -340,6 +420,8 @@ class EncodingTab(pn.viewable.Viewer):
         a = self.analysis
         if self.w_threshold.value != a.threshold:
             self.w_threshold.value = a.threshold
+        if self._busy:
+            return
         self.viewer.threshold = max(a.threshold, 1e-6)
         self._hist.show(lambda layers: layers["line"].location(a.threshold))
         self.summary.object = a.summary()
@@ -348,7 +430,7 @@ class EncodingTab(pn.viewable.Viewer):
     @in_batch
     def _voxel_changed(self, event=None):
         a = self.analysis
-        if a.voxel is None:
+        if a.voxel is None or self._busy:
             return
         if self.viewer.voxel_index() != a.voxel_ijk():
             self.viewer.crosshair_mm = a.voxel_mm()
@@ -553,10 +635,10 @@ class EncodingTab(pn.viewable.Viewer):
         controls = pn.Column(
             pn.pane.Markdown("**Ridge encoding** (Miyawaki 2008)"),
             self.w_alpha, self.w_threshold, self.w_cv, self.w_folds, self.w_lag, self.w_dtype,
-            stimulus, width=240)
-        main = pn.Column(self.summary, self.viewer, voxel_slot,
-                         pn.Row(self.hist, path_slot, sizing_mode="stretch_width"), details,
-                         sizing_mode="stretch_width")
+            self.progress, self.status, stimulus, width=240)
+        self.views[:] = [self.summary, self.viewer, voxel_slot,
+                         pn.Row(self.hist, path_slot, sizing_mode="stretch_width"), details]
+        main = self.views
         if not self._details_shown:
             if pn.state.loaded:  # the tab is made after the page (presentation, late start)
                 soon(self._doc, notify_errors(show_details))

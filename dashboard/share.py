@@ -238,19 +238,26 @@ def rules_for(obj: param.Parameterized, rules: dict | None = None) -> dict:
 
 # ---- the link -----------------------------------------------------------------------
 def link_args(search: str | None = None) -> dict[str, str]:
-    """This session's URL query as ``{key: raw text}`` (the last of repeated keys)."""
+    """The link that opened this session as ``{key: raw text}`` (the last of repeated
+    keys), or the query ``search`` given.
+
+    Served, the request's own arguments: the page's address is rewritten as soon as a
+    first object is synced (Panel writes the values in use, lists as Python shows them),
+    and a later tab must read the link as it was given. Without a server (tests, a
+    notebook), the Location's ``search``."""
     if search is None:
+        args = pn.state.session_args or {}
+        if args:
+            out = {}
+            for key, values in args.items():
+                if values:
+                    raw = values[-1]
+                    out[key] = (raw.decode("utf-8", "replace") if isinstance(raw, bytes)
+                                else str(raw))
+            return out
         location = pn.state.location
         search = location.search if location is not None else ""
-    if search:
-        return dict(parse_qsl(search.lstrip("?"), keep_blank_values=True))
-    args = pn.state.session_args or {}
-    out = {}
-    for key, values in args.items():
-        if values:
-            raw = values[-1]
-            out[key] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return out
+    return dict(parse_qsl(search.lstrip("?"), keep_blank_values=True)) if search else {}
 
 
 def _equal(a, b) -> bool:

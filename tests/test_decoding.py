@@ -336,3 +336,35 @@ def test_accuracy_equals_sklearn_accuracy_score():
         for n in (1, 7, 216):
             t, p = rng.choice(labels, n), rng.choice(labels, n)
             assert accuracy(t, p) == accuracy_score(t, p)
+
+
+def test_a_copy_computes_what_the_analysis_then_adopts(analysis):
+    """The app's background refresh: a copy computes (masking, CV, fit), the analysis
+    takes its results and shows them without computing again; results of parameters
+    moved on meanwhile are not taken as current."""
+    analysis.param.update(conditions=["face", "cat"], cv="kfold", n_folds=3, C=0.5)
+    copy = analysis.copy()
+    assert copy is not analysis and copy.data is analysis.data
+    assert {k: getattr(copy, k) for k in analysis.SETTINGS} == \
+        {k: getattr(analysis, k) for k in analysis.SETTINGS}
+    analysis.C = 0.25                        # moved on: the copy's results are stale
+    copy.scores(), copy.weight_map()
+    assert analysis.adopt(copy) is False and not analysis.is_computed()
+    again = analysis.copy()
+    expected = again.scores()
+    again.weight_map()
+    assert analysis.adopt(again) is True and analysis.is_computed()
+    n = analysis.n_maskings
+    np.testing.assert_array_equal(analysis.scores().fold_score.values,
+                                  expected.fold_score.values)
+    assert analysis.n_maskings == n          # nothing recomputed
+
+
+def test_has_masked_follows_the_mask_and_standardization(analysis):
+    analysis.masked()
+    assert analysis.has_masked()
+    analysis.standardize = not analysis.standardize
+    assert not analysis.has_masked()
+    analysis.masked()
+    assert analysis.has_masked()
+    analysis.standardize = not analysis.standardize

@@ -122,3 +122,23 @@ def wait_text_change(page, css_selector: str, before: str, timeout: float = 30.0
 
 __all__ = ["set_model_value", "model_value", "figure_point", "click_data", "open_tab",
            "wait_idle", "text_of", "wait_text", "wait_text_change", "wait_image_change", "json"]
+
+
+def record_busy(page, progress_class: str, status_class: str) -> None:
+    """Start recording (every 5 ms, from the models) whether the progress bar with css
+    class ``progress_class`` was shown and which texts the status pane showed; read the
+    record with :func:`busy_record`."""
+    page.evaluate("([pcls, scls]) => {" + _views_js() + """
+      window.__busy = {progress: false, status: []};
+      window.__busyTimer = setInterval(() => {""" + _views_js() + """
+        const p = all.find((v) => has(v.model, pcls));
+        const st = all.find((v) => has(v.model, scls));
+        if (p && p.model.visible) window.__busy.progress = true;
+        const t = st ? String(st.model.text || '') : '';
+        if (t && !window.__busy.status.includes(t)) window.__busy.status.push(t);
+      }, 5); }""", [progress_class, status_class])
+
+
+def busy_record(page) -> dict:
+    """Stop :func:`record_busy`; ``{"progress": bool, "status": [texts]}``."""
+    return page.evaluate("() => { clearInterval(window.__busyTimer); return window.__busy; }")

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.helpers import wait_image_change, set_model_value, text_of, wait_idle, wait_text_change
+from tests.browser.helpers import (busy_record, record_busy, set_model_value, text_of,
+                                   wait_idle, wait_image_change, wait_text_change)
 
 
 def open_decoding(page):
@@ -40,6 +41,28 @@ def test_switching_cv_changes_summary_and_bars(app_page, decoding_dir):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "decoding-kfold.png"), full_page=True)
     assert page.blocked_requests == []
+
+
+def test_a_new_mask_is_busy_until_every_view_shows_it(app_page, decoding_dir):
+    """A new mask means masking the data again and refitting: a job, with a progress
+    bar and a status line, the views busy; then the summary, bars and map all show it."""
+    from analysis.decoding import DecodingAnalysis
+
+    page = app_page
+    before = open_decoding(page)
+    axial = page.locator(".slice-axial").first
+    map_before = axial.screenshot()
+    record_busy(page, "decoding-progress", "decoding-status")
+    set_model_value(page, "mask-select", "whole brain")
+    after = wait_text_change(page, ".summary", before, timeout=60)
+    expected = DecodingAnalysis.from_dataset(decoding_dir, mask="whole brain")
+    assert after == expected.summary()
+    wait_image_change(axial, map_before)
+    busy = busy_record(page)
+    assert busy["progress"] and any("masking" in t or "queued" in t for t in busy["status"]), busy
+    assert text_of(page, ".decoding-status") == ""
+    set_model_value(page, "mask-select", "ventral-temporal")
+    wait_text_change(page, ".summary", after, timeout=60)
 
 
 def test_permutations_run_in_background(app_page):
