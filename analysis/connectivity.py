@@ -40,6 +40,10 @@ import param
 import xarray as xr
 
 from .errors import DataError
+# the preprocessing parameters and the settings they make are declared once there
+# (CleaningSettings and STANDARDIZE re-exported: callers use C.CleaningSettings)
+from .preprocessing import PARAMETERS as PREPROCESSING
+from .preprocessing import STANDARDIZE, T_R, CleaningSettings, Preprocessing  # noqa: F401
 from .progress import null_progress, scaled
 from .volumes import to_xarray
 
@@ -48,95 +52,6 @@ PCC_MM = (0.0, -52.0, 18.0)
 RADIUS_MM = 8.0
 #: Largest sphere radius (mm): the seed domain reaches this far outside the brain.
 MAX_RADIUS_MM = 20.0
-STANDARDIZE = ("zscore_sample", "zscore")
-
-
-# --------------------------------------------------------------------------- settings
-
-@dataclass(frozen=True)
-class CleaningSettings:
-    """The seed example's preprocessing (its defaults): what keys a cleaned matrix.
-
-    Attributes
-    ----------
-    smoothing_fwhm : float or None
-        Gaussian smoothing of the brain voxels (mm); the sphere is never smoothed.
-    detrend : bool
-    high_pass, low_pass : float or None
-        Butterworth band (Hz).
-    t_r : float
-        Repetition time (s).
-    standardize : {"zscore_sample", "zscore"}
-    standardize_confounds : bool
-    confound_columns : tuple of str or None
-        Confound columns regressed out; None or empty: no confound regression.
-    """
-
-    smoothing_fwhm: float | None = 6.0
-    detrend: bool = True
-    high_pass: float | None = 0.01
-    low_pass: float | None = 0.1
-    t_r: float = 2.0
-    standardize: str = "zscore_sample"
-    standardize_confounds: bool = True
-    confound_columns: tuple | None = None
-
-    def check(self) -> "CleaningSettings":
-        """Raise :class:`DataError` for a band that cannot work; return self."""
-        if not self.t_r or not np.isfinite(self.t_r) or self.t_r <= 0:
-            raise DataError(f"t_r must be a positive number of seconds, not {self.t_r}")
-        nyquist = 0.5 / self.t_r
-        for name in ("high_pass", "low_pass"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if not np.isfinite(value) or value <= 0:
-                raise DataError(f"{name} must be above 0 Hz (or off), not {value}")
-            if value >= nyquist:
-                raise DataError(f"{name} {value:g} Hz is at or above the Nyquist frequency "
-                                f"{nyquist:g} Hz (t_r {self.t_r:g} s)")
-        if self.high_pass is not None and self.low_pass is not None \
-                and self.high_pass >= self.low_pass:
-            raise DataError(f"band-pass: high_pass {self.high_pass:g} Hz must be below "
-                            f"low_pass {self.low_pass:g} Hz")
-        if self.standardize not in STANDARDIZE:
-            raise DataError(f"standardize must be one of {', '.join(STANDARDIZE)}, "
-                            f"not {self.standardize!r}")
-        if self.smoothing_fwhm is not None and not (np.isfinite(self.smoothing_fwhm)
-                                                    and self.smoothing_fwhm >= 0):
-            raise DataError(f"smoothing_fwhm must be >= 0 mm, not {self.smoothing_fwhm}")
-        return self
-
-    @property
-    def fwhm(self) -> float | None:
-        return self.smoothing_fwhm if self.smoothing_fwhm else None
-
-    @property
-    def nilearn_standardize(self) -> str | None:
-        """``standardize`` as nilearn's ``signal.clean`` takes it: nilearn 0.14 dropped
-        ``"zscore"`` (the population z-score, ddof 0), which :meth:`standardized` applies."""
-        return "zscore_sample" if self.standardize == "zscore_sample" else None
-
-    def standardized(self, signals: np.ndarray) -> np.ndarray:
-        """``signals`` (n_volumes, n_voxels), cleaned with :attr:`nilearn_standardize`,
-        z-scored as ``standardize`` asks: for ``"zscore"`` centred and divided by the
-        population standard deviation (nilearn's old ``"zscore"``: a constant voxel is
-        left at 0); otherwise unchanged."""
-        if self.standardize != "zscore" or signals.shape[0] < 2:
-            return signals
-        signals = signals - signals.mean(axis=0)
-        std = signals.std(axis=0)
-        std[std < np.finfo(np.float64).eps] = 1.0
-        signals /= std
-        return signals
-
-    def clean_kwargs(self, standardize) -> dict:
-        """Keyword arguments of ``nilearn.signal.clean`` for these settings."""
-        return dict(detrend=self.detrend, standardize=standardize,
-                    standardize_confounds=self.standardize_confounds,
-                    low_pass=self.low_pass, high_pass=self.high_pass, t_r=self.t_r,
-                    # the whole matrix at once: ~4.6x faster, equal (see DESIGN)
-                    butterworth__copy=True)
 
 
 # --------------------------------------------------------------------------- subject data
@@ -320,7 +235,8 @@ def clean_data(subject: SubjectData, settings: CleaningSettings, progress=None) 
     """Clean one subject's data for one preprocessing setting (no cache).
 
     Returns the brain matrix exactly as the seed's ``NiftiMasker`` (same
-    mask, smoothing, detrend, band-pass, confounds, standardisation; float64)
+    mask, smoothing, detrend, band-pass, confounds, high-variance confounds,
+    standardisation; float64)
     and the unsmoothed, unstandardised seed-domain matrix.
     """
     from nilearn import signal
@@ -341,6 +257,13 @@ def clean_data(subject: SubjectData, settings: CleaningSettings, progress=None) 
         if missing:
             raise DataError(f"no confound column(s) {', '.join(missing)}", subject.confounds_path)
         confounds = subject.confounds[list(settings.confound_columns)].to_numpy(dtype=float)
+    if settings.high_variance_confounds:
+        # as nilearn's maskers: the 5 highest-variance components of the whole image's
+        # voxels (unmasked, unsmoothed), before the table's columns; both cleanings use them
+        from nilearn.image import high_variance_confounds
+
+        hv = high_variance_confounds(nib.Nifti1Image(data, affine))
+        confounds = hv if confounds is None else np.hstack([hv, confounds])
 
     progress(0.15, f"{subject.name}: cleaning the seed voxels")
     domain = _domain_mask(data, mask, zooms)
@@ -635,13 +558,14 @@ def _dataset_subject(data_dir, subject: int, size=None) -> SubjectData:
         return _SUBJECTS[key]
 
 
-class SeedConnectivity(param.Parameterized):
+class SeedConnectivity(Preprocessing):
     """Seed-to-voxel correlation, as the seed example, live.
 
-    *Structural* parameters (``smoothing_fwhm``, ``detrend``, ``high_pass``,
-    ``low_pass``, ``t_r``, ``standardize``, ``standardize_confounds``,
-    ``regress_confounds``, ``confound_columns``) and the ``subject`` key the
-    cleaned data (cached for the whole process, shared between sessions).
+    *Structural* parameters (the preprocessing group, inherited from
+    :class:`~analysis.preprocessing.Preprocessing`: ``smoothing_fwhm``, ``detrend``,
+    the band, ``standardize``, ...; the data's ``t_r`` and ``confound_columns``) and
+    the ``subject`` key the cleaned data (cached for the whole process, shared
+    between sessions).
     *Display* parameters (``seed_mm``, ``radius_mm``, ``threshold``,
     ``fisher_z``, ``clim``, ``n_peaks``) reuse it: a new seed is one
     matrix-vector product.
@@ -660,20 +584,10 @@ class SeedConnectivity(param.Parameterized):
     subject = param.Integer(default=0, bounds=(0, None),
                             doc="Subject (adults first, then by id)")
 
-    # ---- structural: key the cleaned data
-    smoothing_fwhm = param.Number(default=6.0, bounds=(0.0, 20.0), step=1.0,
-                                  doc="Smoothing of the brain voxels, FWHM in mm (0: none)")
-    detrend = param.Boolean(default=True, doc="Remove linear trends")
-    high_pass = param.Number(default=0.01, bounds=(0.0, None), softbounds=(0.0, 0.05),
-                             allow_None=True, step=0.005, doc="High-pass cutoff in Hz (None: off)")
-    low_pass = param.Number(default=0.1, bounds=(0.0, None), softbounds=(0.02, 0.25),
-                            allow_None=True, step=0.01, doc="Low-pass cutoff in Hz (None: off)")
-    t_r = param.Number(default=2.0, bounds=(0.0, None), inclusive_bounds=(False, True),
+    # ---- structural: key the cleaned data (the preprocessing group's parameters are
+    # inherited from analysis.preprocessing.Preprocessing; these two are the data's)
+    t_r = param.Number(default=T_R, bounds=(0.0, None), inclusive_bounds=(False, True),
                        doc="Repetition time in s (from the data)")
-    standardize = param.Selector(default="zscore_sample", objects=list(STANDARDIZE),
-                                 doc="Standardisation of the signals (as nilearn's maskers)")
-    standardize_confounds = param.Boolean(default=True, doc="z-score confounds before regression")
-    regress_confounds = param.Boolean(default=True, doc="Regress out the confounds")
     confound_columns = param.ListSelector(default=[], objects=[],
                                           doc="Confound columns to regress out")
 
@@ -694,9 +608,7 @@ class SeedConnectivity(param.Parameterized):
                                  doc="The current seed map")
     error = param.String(default="", precedence=-1, doc="Last error message")
 
-    STRUCTURAL = ("subject", "smoothing_fwhm", "detrend", "high_pass", "low_pass", "t_r",
-                  "standardize", "standardize_confounds", "regress_confounds",
-                  "confound_columns")
+    STRUCTURAL = ("subject", *PREPROCESSING, "t_r", "confound_columns")
     DISPLAY = ("seed_mm", "radius_mm")
 
     def __init__(self, subject_data: SubjectData | None = None, size: str | None = None,
@@ -760,8 +672,7 @@ class SeedConnectivity(param.Parameterized):
         """The settings :meth:`use_data` will clean ``subject`` with: the current
         preprocessing, ``t_r`` from that data and all of its confound columns (as
         :meth:`from_files` and the CLI's ``--confounds``)."""
-        columns = tuple(subject.confound_names) if self.regress_confounds else None
-        return replace(self.settings(), t_r=subject.t_r, confound_columns=columns or None)
+        return self.cleaning_settings(subject.t_r, subject.confound_names)
 
     def use_data(self, subject_data: SubjectData | None) -> SeedMap:
         """Switch to other data: the user's files (a :class:`SubjectData`, see
@@ -811,12 +722,7 @@ class SeedConnectivity(param.Parameterized):
 
     def settings(self) -> CleaningSettings:
         """The structural parameters as :class:`CleaningSettings`."""
-        columns = tuple(self.confound_columns) if self.regress_confounds else None
-        return CleaningSettings(
-            smoothing_fwhm=self.smoothing_fwhm or None, detrend=self.detrend,
-            high_pass=self.high_pass or None, low_pass=self.low_pass or None, t_r=self.t_r,
-            standardize=self.standardize, standardize_confounds=self.standardize_confounds,
-            confound_columns=columns or None)
+        return self.cleaning_settings(self.t_r, self.confound_columns)
 
     def cleaned_data(self) -> CleanedData:
         """The cleaned data for the current structural parameters (cached)."""

@@ -41,9 +41,7 @@ def reference_seed_map(func, seed_mm, radius_mm=8.0, confounds=None, mask_img=No
     if dtype is not None:
         img = nib.Nifti1Image(img.get_fdata(dtype=dtype), img.affine, img.header)
         img.set_data_dtype(dtype)
-    common = dict(detrend=settings.detrend, standardize=settings.nilearn_standardize,
-                  standardize_confounds=settings.standardize_confounds,
-                  low_pass=settings.low_pass, high_pass=settings.high_pass, t_r=settings.t_r)
+    common = settings.masker_kwargs()   # every setting the maskers take (the sphere: unsmoothed)
     conf = None if confounds is None else [confounds]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -47,6 +47,8 @@ import xarray as xr
 from .connectivity import (PCC_MM, RADIUS_MM, MAX_RADIUS_MM, CleanedData, CleaningSettings,
                            clean_data, find_peaks, label_peaks, load_subject, seed_correlation)
 from .errors import DataError
+from .preprocessing import PARAMETERS as PREPROCESSING
+from .preprocessing import T_R, Preprocessing
 from .progress import null_progress, scaled
 from .volumes import to_xarray
 
@@ -819,12 +821,13 @@ def compute_group(subject_list: SubjectList, settings: CleaningSettings, seed_mm
 
 # --------------------------------------------------------------------------- Param class
 
-class GroupConnectivity(param.Parameterized):
+class GroupConnectivity(Preprocessing):
     """Group seed-to-voxel connectivity on Dask: per-subject maps and a t map.
 
     *Structural* parameters (``data_dir``, ``n_subjects``, ``age_group``, the
-    cleaning ones) choose the subjects and key their cleaned data, which stays
-    on the cluster's workers. ``seed_mm`` / ``radius_mm`` only re-run the
+    cleaning ones, inherited from :class:`~analysis.preprocessing.Preprocessing` as
+    single-subject connectivity's) choose the subjects and key their cleaned data,
+    which stays on the cluster's workers. ``seed_mm`` / ``radius_mm`` only re-run the
     cheap per-subject step there. ``threshold`` and ``n_peaks`` only change
     the display. ``scheduler`` picks the cluster (empty: a local one, or
     ``$FMRI_EXPLORER_SCHEDULER``).
@@ -846,14 +849,6 @@ class GroupConnectivity(param.Parameterized):
     threshold = param.Number(default=3.0, bounds=(0.0, None), softbounds=(0.0, 20.0), step=0.5,
                              doc="Threshold on |t| of the group map")
     n_peaks = param.Integer(default=10, bounds=(1, 100), doc="Peaks listed")
-    smoothing_fwhm = param.Number(default=6.0, bounds=(0.0, 20.0), step=1.0,
-                                  doc="Smoothing of the brain voxels, FWHM in mm (0: none)")
-    high_pass = param.Number(default=0.01, bounds=(0.0, None), allow_None=True,
-                             doc="High-pass cutoff in Hz (None: off)")
-    low_pass = param.Number(default=0.1, bounds=(0.0, None), allow_None=True,
-                            doc="Low-pass cutoff in Hz (None: off)")
-    regress_confounds = param.Boolean(default=True,
-                                      doc="Regress out every column of each subject's confounds")
     scheduler = param.String(default="", doc="Dask scheduler address (empty: local cluster "
                                              f"or ${SCHEDULER_ENV})")
     n_workers = param.Integer(default=2, bounds=(1, 64), doc="Workers of the local cluster")
@@ -869,8 +864,7 @@ class GroupConnectivity(param.Parameterized):
                                  doc="The last group result")
     error = param.String(default="", precedence=-1, doc="Last error message")
 
-    STRUCTURAL = ("data_dir", "n_subjects", "age_group", "smoothing_fwhm", "high_pass",
-                  "low_pass", "regress_confounds")
+    STRUCTURAL = ("data_dir", "n_subjects", "age_group", *PREPROCESSING)
 
     def __init__(self, subject_list: SubjectList | None = None, size: str | None = None,
                  **params):
@@ -912,19 +906,21 @@ class GroupConnectivity(param.Parameterized):
         return self.subject_list().truth
 
     def settings(self, subjects: SubjectList | None = None) -> CleaningSettings:
-        """The cleaning settings (the single-subject defaults; every confound column)."""
+        """The cleaning settings (the preprocessing group's; every confound column of the
+        first subject's table when ``regress_confounds``)."""
         subjects = subjects or self.subject_list()
-        columns = None
-        if self.regress_confounds:
-            columns = tuple(confound_names(subjects.subjects[0])) or None
+        return self.cleaning_settings(self.repetition_time(subjects),
+                                      confound_names(subjects.subjects[0])).check()
+
+    def repetition_time(self, subjects: SubjectList | None = None) -> float:
+        """The subjects' repetition time (s): given, else the first image's header."""
+        subjects = subjects or self.subject_list()
         t_r = subjects.subjects[0].t_r
         if t_r is None:
             from .io import load_func, t_r_of
 
-            t_r = t_r_of(load_func(subjects.subjects[0].func)) or 2.0
-        return CleaningSettings(smoothing_fwhm=self.smoothing_fwhm or None,
-                                high_pass=self.high_pass or None, low_pass=self.low_pass or None,
-                                t_r=float(t_r), confound_columns=columns).check()
+            t_r = t_r_of(load_func(subjects.subjects[0].func)) or T_R
+        return float(t_r)
 
     def engine(self) -> GroupEngine:
         """The Dask engine for ``scheduler`` (process-level, shared)."""
@@ -1079,6 +1075,7 @@ class GroupConnectivity(param.Parameterized):
             "n_subjects": res.n_subjects, "subjects": subjects.names,
             "age_group": self.age_group, "source": subjects.source,
             "n_voxels": int(res.t.size), "threshold": self.threshold,
+            "preprocessing": {name: getattr(self, name) for name in PREPROCESSING},
             "peak_t": float(finite.max()) if finite.size else None,
             "n_above": self.n_above(),
             "mean_z_max": float(np.nanmax(res.mean_z)),

@@ -26,11 +26,13 @@ calls these functions, and so can a notebook.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
+from .preprocessing import BRAIN_ONLY, SETTINGS, Preprocessing
 
 __all__ = ["encoding_script", "decoding_script", "connectivity_script"]
 
@@ -119,7 +121,7 @@ def _constants(rows) -> str:
             elif fits(line, comment, len(line)):
                 out.append(f"{line}  # {comment}")
             else:
-                out.extend([f"# {comment}", line])
+                out.extend([*(f"# {part}" for part in textwrap.wrap(comment, WIDTH - 2)), line])
         block.clear()
 
     for row in rows:
@@ -164,6 +166,25 @@ def _uploaded_note() -> str:
 
 # --------------------------------------------------------------------------- connectivity
 
+def _comment(doc: str) -> str:
+    """A parameter's doc as a constant's comment (no full stop)."""
+    return " ".join((doc or "").split()).rstrip(".")
+
+
+def _keywords(names, indent: int) -> str:
+    """``name=NAME`` keyword arguments, wrapped at :data:`WIDTH` (``indent`` columns in)."""
+    lines, line = [], ""
+    for name in names:
+        piece = f"{name}={name.upper()},"
+        if line and indent + len(line) + 1 + len(piece) > WIDTH - 4:
+            lines.append(line)
+            line = piece
+        else:
+            line = f"{line} {piece}" if line else piece
+    lines.append(line)
+    return ("\n" + " " * indent).join(lines).rstrip(",")
+
+
 def connectivity_script(model) -> str:
     """A script reproducing a :class:`~analysis.connectivity.SeedConnectivity` map.
 
@@ -207,6 +228,8 @@ def connectivity_script(model) -> str:
         subject.confounds is not None else None
     fisher_z = bool(model.fisher_z)
     zscore = settings.standardize == "zscore"
+    # the keywords of both maskers (every setting but the brain masker's own), and T_R
+    masker_names = list(settings.masker_kwargs())
     output = "seed_correlation_z.nii.gz" if fisher_z else "seed_correlation_r.nii.gz"
 
     docstring = f"""
@@ -238,16 +261,10 @@ from nilearn.maskers import NiftiMasker, NiftiSpheresMasker
         "seed",
         ("SEED_MM", tuple(float(v) for v in model.seed_mm), "sphere centre (x, y, z), MNI mm"),
         ("RADIUS_MM", float(model.radius_mm), "sphere radius (mm)"),
-        "preprocessing (the same for the seed and the brain voxels)",
-        ("SMOOTHING_FWHM", settings.fwhm, "Gaussian smoothing of the brain voxels, FWHM "
-                                          "in mm (None: none); the sphere is not smoothed"),
-        ("DETREND", bool(settings.detrend), "remove linear trends"),
-        ("HIGH_PASS", settings.high_pass, "Butterworth high-pass cutoff (Hz; None: off)"),
-        ("LOW_PASS", settings.low_pass, "Butterworth low-pass cutoff (Hz; None: off)"),
-        ("STANDARDIZE", settings.standardize,
-         '"zscore_sample" (ddof 1) or "zscore" (ddof 0)'),
-        ("STANDARDIZE_CONFOUNDS", bool(settings.standardize_confounds),
-         "z-score the confounds before regressing them out"),
+        "preprocessing (the same for the seed and the brain voxels; None: off)",
+        # every setting of the preprocessing group, its doc as the comment
+        *[(name.upper(), getattr(settings, name), _comment(Preprocessing.param[name].doc))
+          for name in SETTINGS],
         ("CONFOUND_COLUMNS", columns, "confounds regressed out (None: no confound regression)"),
         "map",
         ("THRESHOLD", float(model.threshold), "threshold on |r| (on a Fisher z map: arctanh "
@@ -296,9 +313,7 @@ if CONFOUNDS is not None and CONFOUND_COLUMNS:
     confounds = table[CONFOUND_COLUMNS].astype(float).fillna(0.0).to_numpy()
 
 # ---- the seed example's two maskers, cleaned alike
-cleaning = dict(detrend=DETREND, standardize=STANDARDIZE,
-                standardize_confounds=STANDARDIZE_CONFOUNDS,
-                high_pass=HIGH_PASS, low_pass=LOW_PASS, t_r=T_R,
+cleaning = dict({_keywords(masker_names, 16)},
                 # band-pass all voxels at once: the same, ~5x faster (nilearn >= 0.12)
                 clean_args={{"butterworth__copy": True}})
 {standardize_text}
@@ -306,7 +321,7 @@ cleaning = dict(detrend=DETREND, standardize=STANDARDIZE,
 seed_masker = NiftiSpheresMasker([SEED_MM], radius=RADIUS_MM, **cleaning)
 seed_time_series = seed_masker.fit_transform(func_img, confounds=confounds)
 # every brain voxel's time series, smoothed
-brain_masker = NiftiMasker(mask_img=mask_img, smoothing_fwhm=SMOOTHING_FWHM, **cleaning)
+brain_masker = NiftiMasker(mask_img=mask_img, {_keywords(BRAIN_ONLY, 27)}, **cleaning)
 brain_time_series = brain_masker.fit_transform(func_img, confounds=confounds)
 {zscore_apply}
 # ---- seed-to-voxel correlation: both are z-scored, r is their mean product

@@ -22,13 +22,15 @@ import panel as pn
 import param
 
 from analysis.config import default_size
-from analysis.connectivity import CACHE, SeedConnectivity, cleaned, load_subject
+from analysis.connectivity import (CACHE, PREPROCESSING, SeedConnectivity, cleaned,
+                                   load_subject)
 from analysis.errors import DataError
 from analysis.volumes import to_xarray
 from dashboard import jobs
 from dashboard.batch import served, soon
 from dashboard.render.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error, report_info, safe_markdown
+from dashboard.param_widgets import ParamWidgets
 from dashboard.share import sync_url, url_mapping
 from analysis.volumes import mni_background
 from dashboard.histograms import bins_of, layer_hooks as _hooks, value_histogram
@@ -43,6 +45,9 @@ PLOT_H = 230
 URL_KEYS = url_mapping(SeedConnectivity, "conn_", aliases={
     "seed_mm": "conn_seed", "radius_mm": "conn_radius", "smoothing_fwhm": "conn_smoothing",
     "regress_confounds": "conn_confounds"})
+#: CSS classes of preprocessing widgets that are not their parameter's name, dashed (the
+#: tests and benchmarks find widgets by them).
+PREPROCESSING_CSS = {"smoothing_fwhm": "smoothing-slider"}
 PEAKS_CSS = """
 .bk-btn-group { align-items: stretch; }
 .bk-btn { font-family: monospace; text-align: left; white-space: pre; }
@@ -141,9 +146,7 @@ class ConnectivityTab(pn.viewable.Viewer):
         self._build_uploads()
         m.param.watch(self._on_result, ["result"])
         m.param.watch(self._on_display, ["threshold", "fisher_z", "clim", "n_peaks"])
-        m.param.watch(self._sync_widgets, ["seed_mm", "radius_mm", "subject", "smoothing_fwhm",
-                                           "detrend", "high_pass", "low_pass", "standardize",
-                                           "standardize_confounds", "regress_confounds",
+        m.param.watch(self._sync_widgets, ["seed_mm", "radius_mm", "subject", *PREPROCESSING,
                                            "confound_columns", "threshold", "fisher_z",
                                            "clim"])
         # a click moves the seed; the crosshair, map and marker then move in one update
@@ -189,24 +192,10 @@ class ConnectivityTab(pn.viewable.Viewer):
                                                        css_classes=["fisher-z"])
         self.w_cmax = pn.widgets.FloatInput(label="colour max (0 = auto)", value=0.0, start=0.0,
                                             step=0.1, width=160, css_classes=["clim-max"])
-        self.w_smoothing = pn.widgets.FloatSlider(label="smoothing FWHM (mm)", start=0.0,
-                                                  end=20.0, step=1.0, value=m.smoothing_fwhm,
-                                                  css_classes=["smoothing-slider"])
-        self.w_detrend = pn.widgets.Checkbox(label="detrend", value=m.detrend,
-                                             css_classes=["detrend"])
-        self.w_high = pn.widgets.FloatInput(label="high-pass (Hz)",
-                                            value=m.high_pass or 0.0, step=0.005, start=0.0,
-                                            width=120, css_classes=["high-pass"])
-        self.w_low = pn.widgets.FloatInput(label="low-pass (Hz)",
-                                           value=m.low_pass or 0.0, step=0.01, start=0.0,
-                                           width=120, css_classes=["low-pass"])
-        self.w_standardize = pn.widgets.Select(label="standardize", options=list(
-            m.param.standardize.objects), value=m.standardize, css_classes=["standardize"], width=270)
-        self.w_std_conf = pn.widgets.Checkbox(label="standardize confounds",
-                                              value=m.standardize_confounds)
-        self.w_confounds = pn.widgets.Checkbox(label="regress confounds",
-                                               value=m.regress_confounds,
-                                               css_classes=["regress-confounds"])
+        # the preprocessing group's widgets, made from its Parameters (label, doc as the
+        # tooltip, bounds, step) in one loop, synced both ways by ParamWidgets
+        self.prep = ParamWidgets(m, PREPROCESSING, css_classes=PREPROCESSING_CSS)
+        self.w_prep = self.prep.widgets
         self.w_columns = pn.widgets.MultiChoice(label="confound columns",
                                                 options=list(m.param.confound_columns.objects),
                                                 value=list(m.confound_columns),
@@ -225,13 +214,7 @@ class ConnectivityTab(pn.viewable.Viewer):
         self.w_subject.param.watch(self._setter("subject", int), "value")
         self.w_radius.param.watch(self._setter("radius_mm", float), "value")
         self.w_cmax.param.watch(self._cmax_changed, "value")
-        self.w_smoothing.param.watch(self._setter("smoothing_fwhm", float), "value")
-        self.w_detrend.param.watch(self._setter("detrend", bool), "value")
-        self.w_high.param.watch(self._setter("high_pass", lambda v: float(v) or None), "value")
-        self.w_low.param.watch(self._setter("low_pass", lambda v: float(v) or None), "value")
-        self.w_standardize.param.watch(self._setter("standardize"), "value")
-        self.w_std_conf.param.watch(self._setter("standardize_confounds", bool), "value")
-        self.w_confounds.param.watch(self._setter("regress_confounds", bool), "value")
+        self.prep.link(self._set_param)
         self.w_columns.param.watch(self._setter("confound_columns", list), "value")
 
     def _voxel_size(self) -> float:
@@ -251,11 +234,15 @@ class ConnectivityTab(pn.viewable.Viewer):
 
     def _setter(self, name, transform=lambda v: v):
         def set_value(event):
-            if self._syncing:
-                return
-            self._run(lambda: setattr(self.model, name, transform(event.new)),
-                      busy=name not in ("radius_mm",))
+            if not self._syncing:
+                self._set_param(name, transform(event.new))
         return set_value
+
+    def _set_param(self, name, value):
+        """A widget changed: set the model's parameter (not while showing the model's)."""
+        if self._syncing:
+            return
+        self._run(lambda: setattr(self.model, name, value), busy=name not in ("radius_mm",))
 
     def _run(self, action, busy=False):
         """Run a model change; a DataError becomes a notification (the model reverts).
@@ -532,13 +519,7 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.w_x.value, self.w_y.value, self.w_z.value = (float(v) for v in m.seed_mm)
             self.w_subject.value = m.subject
             self.w_radius.value = float(m.radius_mm)
-            self.w_smoothing.value = float(m.smoothing_fwhm)
-            self.w_detrend.value = m.detrend
-            self.w_high.value = float(m.high_pass or 0.0)
-            self.w_low.value = float(m.low_pass or 0.0)
-            self.w_standardize.value = m.standardize
-            self.w_std_conf.value = m.standardize_confounds
-            self.w_confounds.value = m.regress_confounds
+            self.prep.show()
             self.w_columns.param.update(options=list(m.param.confound_columns.objects),
                                         value=list(m.confound_columns))
             self.w_columns.disabled = not m.regress_confounds
@@ -659,8 +640,8 @@ class ConnectivityTab(pn.viewable.Viewer):
 
     def export_params(self) -> dict:
         m = self.model
-        names = ("subject", "seed_mm", "radius_mm", "smoothing_fwhm", "detrend", "high_pass",
-                 "low_pass", "t_r", "standardize", "regress_confounds", "threshold", "fisher_z")
+        names = ("subject", "seed_mm", "radius_mm", *PREPROCESSING, "t_r", "threshold",
+                 "fisher_z")
         params = {k: getattr(m, k) for k in names}
         if m.uses_own_data:
             params.pop("subject")
@@ -686,8 +667,7 @@ class ConnectivityTab(pn.viewable.Viewer):
             self.w_threshold, self.w_fisher, self.w_cmax,
             pn.layout.Divider(),
             "**Preprocessing** (cleaned once per setting, cached; a filter at 0 is off)",
-            self.w_smoothing, self.w_detrend, pn.Row(self.w_high, self.w_low),
-            self.w_standardize, self.w_std_conf, self.w_confounds, self.w_columns,
+            *self.prep.views(), self.w_columns,
             self.progress, self.status,
             self.upload.check_size_in(pn.Card(
                 self.upload, self.w_upload_tr, self.w_analyse, self.upload_progress,

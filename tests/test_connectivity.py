@@ -118,6 +118,72 @@ def test_population_zscore_gives_pearson_r(subject, files, img64):
     assert np.abs(sample.r - pearson * (n - 1) / n).max() < 1e-5
 
 
+@pytest.mark.parametrize("with_confounds", [True, False])
+def test_high_variance_confounds_equal_nilearns_maskers(subject, files, img64, with_confounds):
+    """``high_variance_confounds`` (one Parameter of the preprocessing group): nilearn's
+    maskers regress the 5 highest-variance components of the whole image, before the
+    table's columns, out of the sphere and the brain alike; the engine's brain matrix is
+    the ``NiftiMasker``'s, its seed signals and maps those of ``NiftiSpheresMasker``."""
+    from nilearn.maskers import NiftiMasker, NiftiSpheresMasker
+
+    columns = tuple(subject.confound_names) if with_confounds else None
+    confounds = [files["confounds"]] if with_confounds else None
+    settings = C.CleaningSettings(confound_columns=columns, high_variance_confounds=True)
+    data = C.clean_data(subject, settings)
+    off = C.clean_data(subject, C.CleaningSettings(confound_columns=columns))
+    common = {**COMMON, "high_variance_confounds": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        brain = NiftiMasker(smoothing_fwhm=6, **common).fit_transform(img64, confounds=confounds)
+    assert np.abs(data.brain - brain).max() < 1e-8
+    assert np.abs(off.brain - brain).max() > 0.1             # the option does something
+    for seed, radius in SEEDS[:3]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ts = NiftiSpheresMasker([seed], radius=radius, **common).fit_transform(
+                img64, confounds=confounds)[:, 0]
+        fast = C.seed_correlation(data, seed, radius)
+        assert np.abs(fast.seed_signal - ts).max() < 1e-8, seed
+        assert np.abs(fast.r - brain.T @ ts / ts.size).max() < 1e-8, seed
+    # the reference pipeline takes the settings' masker keywords: it agrees too
+    r, _ = reference_seed_map(files["func"], SEEDS[0][0], SEEDS[0][1],
+                              confounds=files["confounds"] if with_confounds else None,
+                              settings=settings)
+    assert np.abs(C.seed_correlation(data, *SEEDS[0]).r - r).max() < 1e-5
+
+
+def test_the_preprocessing_group_is_declared_once(connectivity_dir):
+    """Single-subject and group connectivity take the group's Parameters (the same
+    objects' defaults, bounds, docs), the settings one field per setting, with the
+    group's defaults; a Param change reaches the settings (and the cache key)."""
+    import pickle
+
+    import param
+
+    from analysis.group import GroupConnectivity
+    from analysis.preprocessing import PARAMETERS, SETTINGS, Preprocessing
+
+    assert "high_variance_confounds" in PARAMETERS
+    for cls in (C.SeedConnectivity, GroupConnectivity):
+        assert issubclass(cls, Preprocessing)
+        for name in PARAMETERS:
+            ours, theirs = cls.param[name], Preprocessing.param[name]
+            assert (ours.default, ours.doc, ours.label) == (theirs.default, theirs.doc,
+                                                            theirs.label), (cls, name)
+            if isinstance(theirs, param.Number):
+                assert ours.bounds == theirs.bounds and ours.step == theirs.step
+    defaults = C.CleaningSettings()
+    for name in SETTINGS:
+        assert getattr(defaults, name) == Preprocessing.param[name].default, name
+    assert pickle.loads(pickle.dumps(defaults)) == defaults    # sent to Dask workers
+    sc = C.SeedConnectivity(data_dir=str(connectivity_dir))
+    assert sc.settings().high_variance_confounds is False
+    sc.high_variance_confounds = True
+    assert sc.settings().high_variance_confounds is True
+    assert sc.cleaned_data().settings.high_variance_confounds is True
+    assert sc.settings_for(sc.subject_data()) == sc.settings()
+
+
 def test_fmriprep_confounds_with_na_first_row(files, img64, reference):
     """The full TSV (``n/a`` first row): the engine uses 0 there; so does the reference."""
     full = pd.read_csv(files["confounds_full"], sep="\t", na_values=["n/a"])

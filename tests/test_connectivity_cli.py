@@ -112,3 +112,69 @@ def test_bad_files(files, capsys, tmp_path):
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., 0], img.affine), three_d)
     assert main(["connectivity", "--func", str(three_d), "--seed", "0", "-52", "18"]) == 2
     assert "mean.nii.gz: a 4D image" in capsys.readouterr().err
+
+
+def test_high_variance_confounds_flag(connectivity_dir, files, capsys):
+    """The group's new option is a flag (made from its Parameter): the map is the engine's
+    with the option on (equal to nilearn's maskers: tests/test_connectivity.py)."""
+    info = run_json(capsys, "--data", str(connectivity_dir), "--subject", "1",
+                    "--seed", "0", "-52", "18", "--high-variance-confounds")
+    assert info["high_variance_confounds"] is True and info["detrend"] is True
+    subject = C.load_subject(files["func"], confounds=files["confounds"], t_r=2.0)
+    settings = C.CleaningSettings(confound_columns=tuple(subject.confound_names),
+                                  high_variance_confounds=True)
+    expected = C.seed_correlation(C.clean_data(subject, settings), (0, -52, 18), 8.0)
+    assert info["r_max"] == pytest.approx(expected.r.max(), abs=1e-9)
+    assert info["r_min"] == pytest.approx(expected.r.min(), abs=1e-9)
+
+
+def _help(capsys, command) -> str:
+    assert main([command, "--help"]) == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command", ["connectivity", "group"])
+def test_preprocessing_options_come_from_the_parameter_group(command, capsys):
+    """One option per Parameter of the preprocessing group in both commands: the flags in
+    use kept (--smoothing, --no-confounds, --high-pass, --low-pass), the default and the
+    doc (the help) the Parameter's, its bounds checked at parse time, values round trip."""
+    from analysis.cli import build_parser
+    from analysis.commands.options import flag_of, param_values
+    from analysis.preprocessing import CLI_FLAGS, PARAMETERS, Preprocessing
+
+    flags = {name: flag_of(name, Preprocessing.param[name], CLI_FLAGS) for name in PARAMETERS}
+    assert {k: flags[k] for k in ("smoothing_fwhm", "regress_confounds", "high_pass",
+                                  "low_pass", "high_variance_confounds", "detrend")} == {
+        "smoothing_fwhm": "--smoothing", "regress_confounds": "--no-confounds",
+        "high_pass": "--high-pass", "low_pass": "--low-pass",
+        "high_variance_confounds": "--high-variance-confounds", "detrend": "--no-detrend"}
+    text = _help(capsys, command)
+    for name, flag in flags.items():
+        assert flag in text and " ".join(Preprocessing.param[name].doc.split()) in text, name
+    parser = build_parser()
+    seed = ["--seed", "0", "-52", "18"]
+    defaults = parser.parse_args([command, *seed])
+    assert param_values(defaults, PARAMETERS) == {
+        name: Preprocessing.param[name].default for name in PARAMETERS}
+    args = parser.parse_args([command, *seed, "--smoothing", "4", "--no-detrend",
+                              "--high-pass", "none", "--low-pass", "0.08", "--standardize",
+                              "zscore", "--no-standardize-confounds",
+                              "--high-variance-confounds", "--no-confounds"])
+    chosen = {"smoothing_fwhm": 4.0, "detrend": False, "high_pass": None, "low_pass": 0.08,
+              "standardize": "zscore", "standardize_confounds": False,
+              "high_variance_confounds": True, "regress_confounds": False}
+    assert param_values(args, PARAMETERS) == chosen
+    if command == "group":
+        from analysis.commands.group import build_analysis
+
+        analysis = build_analysis(args)
+        assert {name: getattr(analysis, name) for name in PARAMETERS} == chosen
+        analysis.close()
+    settings = Preprocessing(**chosen).cleaning_settings(2.0, ("csf",))
+    assert settings.high_variance_confounds and settings.confound_columns is None
+    # the Parameter's bounds, at parse time, one line naming the option
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args([command, *seed, "--smoothing", "21"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--smoothing" in err and "from 0 to 20" in err and "\n" not in err

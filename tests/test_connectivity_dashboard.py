@@ -75,9 +75,45 @@ def test_histogram_series_and_threshold_lines(tab):
 
 def test_bad_preprocessing_is_refused_and_widgets_follow(tab):
     before = tab.model.result
-    tab.w_low.value = 0.005                     # below the high-pass: refused
-    assert tab.model.low_pass == 0.1 and tab.w_low.value == 0.1
+    tab.w_prep["low_pass"].value = 0.005        # below the high-pass: refused
+    assert tab.model.low_pass == 0.1 and tab.w_prep["low_pass"].value == 0.1
     assert tab.model.result is before
+
+
+def test_preprocessing_widgets_are_made_from_the_parameter_group(tab):
+    """One widget per Parameter of the preprocessing group, in one loop: the Parameter's
+    label, its doc as the tooltip, its bounds and step; synced both ways (the new
+    high_variance_confounds option too, with no code of its own in the tab)."""
+    import panel as pn
+
+    from analysis.preprocessing import PARAMETERS, Preprocessing
+
+    m = tab.model
+    assert list(tab.w_prep) == list(PARAMETERS)
+    icons = {item[1].value for item in tab.prep.views()
+             if isinstance(item, pn.Row) and isinstance(item[-1], pn.widgets.TooltipIcon)}
+    for name in PARAMETERS:
+        p, widget = Preprocessing.param[name], tab.w_prep[name]
+        doc = " ".join(p.doc.split())
+        assert widget.label == p.label, name
+        assert getattr(widget, "description", None) == doc or doc in icons, name
+    slider = tab.w_prep["smoothing_fwhm"]
+    assert (slider.start, slider.end, slider.step) == (0.0, 20.0, 1.0)
+    assert "smoothing-slider" in slider.css_classes              # the class tests use
+    assert "high-pass" in tab.w_prep["high_pass"].css_classes
+    assert tab.w_prep["high_pass"].step == Preprocessing.param.high_pass.step
+    hv = tab.w_prep["high_variance_confounds"]
+    assert isinstance(hv, pn.widgets.Checkbox) and hv.value is False
+    before = m.result
+    hv.value = True                                               # widget -> model
+    try:
+        assert m.high_variance_confounds is True and m.result is not before
+        assert m.cleaned_data().settings.high_variance_confounds is True
+        assert tab.summary.object == m.summary()
+        assert tab.export_params()["high_variance_confounds"] is True
+    finally:
+        m.high_variance_confounds = False                         # model -> widget
+    assert hv.value is False and m.settings().high_variance_confounds is False
 
 
 def test_peak_row_moves_the_crosshair_and_exports(tab):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-NAME = "analysis.connectivity.CleaningSettings"
+NAME = "analysis.preprocessing.CleaningSettings"  # declared with the preprocessing group
 
 
 def test_snapshot_counts_live_project_objects():

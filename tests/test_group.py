@@ -98,6 +98,28 @@ def test_subject_map_equals_the_single_subject_analysis(analysis, group_dir):
     assert np.abs(ours.values[both] - theirs.values[both]).max() < 1e-6
 
 
+def test_high_variance_confounds_reach_each_subjects_cleaning(group_dir):
+    """The preprocessing group's option is a group parameter (inherited, not re-declared):
+    the settings carry it, and a subject's map equals nilearn's maskers with it on."""
+    from dataclasses import replace
+
+    from analysis.connectivity_reference import reference_seed_map
+
+    g = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=2, processes=False,
+                            high_variance_confounds=True)
+    subjects = g.subject_list()
+    settings = g.settings(subjects)
+    assert settings.high_variance_confounds and settings.confound_columns
+    spec = subjects.subjects[0]
+    ours = G.serial_seed_maps([spec], settings, subjects.mask, g.seed_mm, g.radius_mm)[0]
+    r, _ = reference_seed_map(spec.func, g.seed_mm, g.radius_mm, confounds=spec.confounds,
+                              mask_img=subjects.mask, settings=settings)
+    assert np.abs(ours - r).max() < 1e-5
+    off = G.serial_seed_maps([spec], replace(settings, high_variance_confounds=False),
+                             subjects.mask, g.seed_mm, g.radius_mm)[0]
+    assert np.abs(off - ours).max() > 0.05
+
+
 # --------------------------------------------------------------------------- caching
 
 def test_seed_move_reruns_only_the_cheap_step_on_the_workers(analysis, group_dir):

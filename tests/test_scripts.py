@@ -211,6 +211,24 @@ def test_connectivity_script_population_zscore_no_confounds(connectivity_dir, tm
     _check_connectivity(out, m)
 
 
+def test_connectivity_script_high_variance_confounds(connectivity_dir, tmp_path):
+    """The preprocessing group's high_variance_confounds reaches the script's maskers (a
+    constant made from its Parameter, passed to both): the same numbers as the app's."""
+    from analysis.connectivity import SeedConnectivity
+
+    m = SeedConnectivity(data_dir=str(connectivity_dir), subject=1)
+    m.param.update(high_variance_confounds=True, seed_mm=(-40.0, -66.0, 40.0), threshold=0.3,
+                   confound_columns=m.confound_columns[:4])
+    code = connectivity_script(m)
+    assert "HIGH_VARIANCE_CONFOUNDS = True" in code
+    assert "high_variance_confounds=HIGH_VARIANCE_CONFOUNDS" in code
+    out = run_script(code, tmp_path)
+    _check_connectivity(out, m)
+    off = SeedConnectivity(data_dir=str(connectivity_dir), subject=1, seed_mm=m.seed_mm,
+                           threshold=0.3, confound_columns=m.confound_columns)
+    assert off.summary() != out["summary"]
+
+
 def test_connectivity_script_on_uploaded_names(connectivity_dir, tmp_path):
     """A session's uploads: the files by the names the user gave them, in the script's
     folder (the server's copies are elsewhere, under other names)."""

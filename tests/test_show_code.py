@@ -23,6 +23,8 @@ CASES = [
     # one confound column unticked, Fisher z (the old script regressed every column)
     ("dashboard.connectivity", "ConnectivityTab", "model",
      {"confound_columns": list(REDUCED_COLUMNS[:-1]), "fisher_z": True}),
+    # the preprocessing group's CompCor-like option, passed to both maskers
+    ("dashboard.connectivity", "ConnectivityTab", "model", {"high_variance_confounds": True}),
 ]
 
 

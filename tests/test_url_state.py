@@ -63,7 +63,8 @@ def test_connectivity_link_carries_every_parameter(connectivity_dir):
     values = _values_for(URL_KEYS, {
         "subject": 1, "smoothing_fwhm": 4.0, "detrend": False, "high_pass": 0.02,
         "low_pass": 0.08, "t_r": 2.5, "standardize": "zscore", "standardize_confounds": False,
-        "regress_confounds": True, "confound_columns": columns[1:],   # one column unticked
+        "high_variance_confounds": True, "regress_confounds": True,
+        "confound_columns": columns[1:],   # one column unticked
         "seed_mm": (6.0, -52.0, 18.0), "radius_mm": 6.0, "threshold": 0.3, "fisher_z": True,
         "clim": (-0.7, 0.7), "n_peaks": 5})
     # the confounds stay regressed (their columns are what differs); off is the next test

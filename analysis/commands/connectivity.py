@@ -2,14 +2,17 @@
 
     fmri-explorer connectivity [--data DIR [--subject N] | --func F [--confounds C]
         [--mask M] [--t-r T]] --seed X Y Z [--radius 8] [--smoothing 6]
-        [--high-pass 0.01] [--low-pass 0.1] [--no-confounds] [--fisher-z]
-        [--json] [--out map.nii.gz]
+        [--high-pass 0.01] [--low-pass 0.1] [--no-confounds] [preprocessing ...]
+        [--fisher-z] [--json] [--out map.nii.gz]
 
 Defaults are the seed's: an 8 mm unsmoothed sphere, a brain masker with a
 computed background mask (``compute_background_mask``, as ``NiftiMasker``),
-6 mm smoothing, detrend, ``zscore_sample``, standardised confounds, band
-0.01-0.1 Hz, ``t_r`` from the data; on the same files the map equals the
-seed's code. Without ``--data`` or ``--func``: the synthetic dataset.
+the preprocessing of :class:`analysis.preprocessing.Preprocessing` (6 mm
+smoothing, detrend, ``zscore_sample``, standardised confounds, band 0.01-0.1 Hz),
+``t_r`` from the data; on the same files the map equals the seed's code. The
+preprocessing options are made from that parameter group (defaults, bounds and
+help written there: ``--help`` lists them). Without ``--data`` or ``--func``:
+the synthetic dataset.
 """
 
 from __future__ import annotations
@@ -20,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..preprocessing import CLI_FLAGS, SETTINGS, Preprocessing
 from . import print_json
-from .validate import (check_band, check_outputs, cutoff, finite_float, int_range,
-                       non_negative_int, positive_float, smoothing)
-
-#: Largest smoothing FWHM (mm): beyond it the kernel is larger than any brain.
-MAX_SMOOTHING_MM = 50.0
+from .options import add_param_options, param_values
+from .validate import (check_band, check_outputs, finite_float, int_range, non_negative_int,
+                       positive_float)
 
 
 def add_parser(sub):
@@ -51,12 +53,8 @@ def add_parser(sub):
                    help="seed centre in MNI mm, e.g. 0 -52 18 (the PCC)")
     p.add_argument("--radius", type=positive_float, default=8.0,
                    help="sphere radius in mm, above 0 (default 8)")
-    p.add_argument("--smoothing", type=smoothing(MAX_SMOOTHING_MM), default=6.0,
-                   help="smoothing FWHM of the brain voxels in mm, at most "
-                        f"{MAX_SMOOTHING_MM:g} (default 6; 0: none)")
-    p.add_argument("--high-pass", type=cutoff, default=0.01, help="Hz, or none (default 0.01)")
-    p.add_argument("--low-pass", type=cutoff, default=0.1, help="Hz, or none (default 0.1)")
-    p.add_argument("--no-confounds", action="store_true", help="no confound regression")
+    add_param_options(p.add_argument_group("preprocessing (as the Connectivity tab)"),
+                      Preprocessing, flags=CLI_FLAGS)
     p.add_argument("--fisher-z", action="store_true", help="Fisher z = arctanh(r) for --out")
     p.add_argument("--threshold", type=finite_float, default=0.5,
                    help="peaks above this r (default 0.5)")
@@ -92,14 +90,12 @@ def run(args) -> int:
     from ..progress import console_progress
 
     check_outputs(("--out", args.out))  # a bad --out fails before any computation
-    check_band(args.high_pass, args.low_pass, args.t_r)
+    preprocessing = Preprocessing(**param_values(args, conn.PREPROCESSING))
+    band = preprocessing.cleaning_settings()
+    check_band(band.high_pass, band.low_pass, args.t_r)
     subject, files = _subject(args)
-    check_band(args.high_pass, args.low_pass, subject.t_r)  # the header's t_r too
-    settings = conn.CleaningSettings(
-        smoothing_fwhm=args.smoothing or None, high_pass=args.high_pass,
-        low_pass=args.low_pass, t_r=subject.t_r,
-        confound_columns=None if args.no_confounds else (tuple(subject.confound_names) or None),
-    ).check()
+    check_band(band.high_pass, band.low_pass, subject.t_r)  # the header's t_r too
+    settings = preprocessing.cleaning_settings(subject.t_r, subject.confound_names).check()
     progress = None if args.quiet or not sys.stderr.isatty() else console_progress("cleaning")
     data = conn.clean_data(subject, settings, progress=progress)
     result = conn.seed_correlation(data, args.seed, args.radius)
@@ -124,8 +120,8 @@ def run(args) -> int:
         "peaks": peaks.to_dict(orient="records"),
         "func": str(subject.func) if subject.func else None,
         "subject": files["participant_id"] if files else None,
-        "t_r": subject.t_r, "smoothing_fwhm": settings.fwhm, "high_pass": settings.high_pass,
-        "low_pass": settings.low_pass, "confounds": list(settings.confound_columns or []),
+        "t_r": subject.t_r, **{name: getattr(settings, name) for name in SETTINGS},
+        "confounds": list(settings.confound_columns or []),
         "out": str(out) if out else None, "map": "z" if args.fisher_z else "r",
     }
     if args.json:

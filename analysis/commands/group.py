@@ -3,7 +3,11 @@
 ``fmri-explorer group --seed X Y Z [--n-subjects N] [--age-group both|adult|child]
 [--radius R] [--threshold T] [--scheduler ADDRESS] [--workers N] [--threads]
 [--data DIR | --size small|full | --func F1 F2 ... [--confounds C1 C2 ...] [--mask M]]
+[--smoothing FWHM] [--no-confounds] [preprocessing ...]
 [--json] [--out t_map.nii.gz] [--out-mean-z mean_z.nii.gz]``
+
+The preprocessing options are made from :class:`analysis.preprocessing.Preprocessing`
+(as ``fmri-explorer connectivity``'s: the same flags, defaults, bounds and help).
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ from pathlib import Path
 
 from ..config import SIZES
 from ..errors import DataError
+from ..preprocessing import CLI_FLAGS, PARAMETERS, Preprocessing
 from ..progress import console_progress
 from . import print_json
-from .validate import (check_outputs, finite_float, float_range, int_range, max_jobs,
-                       positive_float, smoothing)
+from .options import add_param_options, param_values
+from .validate import (check_band, check_outputs, finite_float, float_range, int_range,
+                       max_jobs, positive_float)
 
 #: The option ranges (the analysis' own parameter bounds).
 MAX_RADIUS_MM = 20.0
-MAX_SMOOTHING_MM = 20.0
 MAX_SUBJECTS = 155
 
 
@@ -46,9 +51,8 @@ def add_parser(sub):
     p.add_argument("--threshold", type=float_range(0.0, None), default=3.0,
                    help="|t| threshold for peaks (3)")
     p.add_argument("--n-peaks", type=int_range(1, 100), default=10, help="peaks listed (10)")
-    p.add_argument("--smoothing", type=smoothing(MAX_SMOOTHING_MM), default=6.0, metavar="FWHM",
-                   help=f"smoothing FWHM in mm, at most {MAX_SMOOTHING_MM:g} (6; 0: none)")
-    p.add_argument("--no-confounds", action="store_true", help="do not regress out confounds")
+    add_param_options(p.add_argument_group("preprocessing (as the Connectivity tab)"),
+                      Preprocessing, flags=CLI_FLAGS)
     src = p.add_argument_group("data (one of)")
     src.add_argument("--data", type=Path, metavar="DIR",
                      help="nilearn data_dir holding development_fmri/ (synthetic or real)")
@@ -84,7 +88,7 @@ def build_analysis(args):
 
     params = dict(seed_mm=tuple(args.seed), radius_mm=args.radius,
                   threshold=args.threshold, n_peaks=args.n_peaks,
-                  smoothing_fwhm=args.smoothing, regress_confounds=not args.no_confounds,
+                  **param_values(args, PARAMETERS),
                   scheduler=args.scheduler or "", n_workers=args.workers,
                   processes=not args.threads,
                   timeout=args.timeout, age_group=args.age_group)
@@ -119,8 +123,11 @@ def run(args) -> int:
     # bad outputs fail before any computation (and before a cluster starts)
     check_outputs(("--out", args.out), ("--out-mean-z", args.out_mean_z))
     analysis = build_analysis(args)
+    band = analysis.cleaning_settings()
+    check_band(band.high_pass, band.low_pass, args.t_r)
     try:
-        analysis.subject_list()  # bad data: a clear error before starting a cluster
+        subjects = analysis.subject_list()  # bad data: a clear error before starting a cluster
+        check_band(band.high_pass, band.low_pass, analysis.repetition_time(subjects))
         progress = None if args.json or not sys.stderr.isatty() else console_progress("group")
         analysis.run(progress=progress)
         payload = analysis.report()

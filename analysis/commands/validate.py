@@ -105,33 +105,6 @@ positive_float = float_range(0.0, None, lo_open=True, name="positive_float")
 #: A whole number of at least 0.
 non_negative_int = int_range(0, None, name="non_negative_int")
 
-_OFF = ("none", "off", "0", "0.0")
-
-
-def cutoff(text):
-    """A filter cutoff in Hz: a finite number above 0, or ``none``/``off``/``0`` for no filter."""
-    if str(text).strip().lower() in _OFF:
-        return None
-    value = _parse_float(text)
-    if value is None or not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(
-            f"must be a frequency in Hz above 0, or 'none', not {str(text)!r}")
-    return value
-
-
-def smoothing(hi: float = 50.0):
-    """A smoothing FWHM in mm: 0 (none) or a finite number up to ``hi``."""
-    def parse(text):
-        value = _parse_float(text)
-        if value is None or not math.isfinite(value) or value < 0 or value > hi:
-            raise argparse.ArgumentTypeError(
-                f"must be 0 (no smoothing) or a FWHM in mm above 0 and at most {hi:g}, "
-                f"not {str(text)!r}")
-        return value
-
-    parse.__name__ = "smoothing"
-    return parse
-
 
 def check_band(high_pass, low_pass, t_r=None) -> None:
     """Refuse ``--high-pass``/``--low-pass`` that cannot make a band (``t_r`` for Nyquist)."""
