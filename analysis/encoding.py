@@ -274,6 +274,13 @@ class EncodingAnalysis(param.Parameterized):
         digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
         return disk_cache.cache_file(f"{ENGINE_PREFIX}{digest}.npz")
 
+    def has_engine(self) -> bool:
+        """True when the decomposition for the current structural parameters is in this
+        process' cache (showing their results is quick); False when it must be read from
+        the disk cache or computed."""
+        with _LOCK:
+            return self.structural_key() in _ENGINES
+
     @param.depends(*STRUCTURAL)
     def engine(self, progress=None) -> RidgeCV:
         """The per-fold decompositions (cached per structural parameters)."""

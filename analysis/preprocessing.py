@@ -66,7 +66,7 @@ class Preprocessing(param.Parameterized):
     standardize_confounds = param.Boolean(
         default=True, label="standardize confounds", doc="z-score confounds before regression")
     high_variance_confounds = param.Boolean(
-        default=False, label="high-variance confounds (CompCor-like)",
+        default=False, label="CompCor-like confounds",
         doc="Also regress out the 5 highest-variance components of the image's voxels "
             "(nilearn's high_variance_confounds, CompCor-like)")
     regress_confounds = param.Boolean(

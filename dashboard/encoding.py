@@ -308,9 +308,13 @@ class EncodingTab(pn.viewable.Viewer):
         for w, name in ((self.w_cv, "cv"), (self.w_folds, "n_folds"), (self.w_lag, "lag"),
                         (self.w_dtype, "dtype")):
             w.value = getattr(self.analysis, name)
-        if served(self._doc):
+        if served(self._doc) and not self.analysis.has_engine():
             self._start_structural()
-        else:   # a notebook or a test: at once
+        else:   # decomposed already (a quick update), or a notebook or a test: at once
+            if self._structural_job is not None:   # a change undone: its job is not needed
+                self._structural_job.cancel()
+                self._structural_job = None
+                self._set_busy(False)
             self._apply_structural()
 
     def _start_structural(self):

@@ -285,3 +285,17 @@ def test_decomposition_of_uncached_data_is_not_kept(encoding_dir, tmp_path, monk
     assert RidgeCV.n_decompositions == built + 1
     encoding.clear_caches()
     assert not list(tmp_path.rglob(f"{encoding.ENGINE_PREFIX}*"))
+
+
+def test_has_engine_follows_the_structural_parameters(encoding_dir):
+    from analysis.encoding import EncodingAnalysis, clear_caches
+
+    clear_caches()
+    a = EncodingAnalysis(data_dir=str(encoding_dir), lag=2, cv="kfold", n_folds=3)
+    assert not a.has_engine()
+    a.engine()
+    assert a.has_engine()
+    a.n_folds = 4
+    assert not a.has_engine()
+    a.n_folds = 3
+    assert a.has_engine()

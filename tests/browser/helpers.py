@@ -125,18 +125,26 @@ __all__ = ["set_model_value", "model_value", "figure_point", "click_data", "open
 
 
 def record_busy(page, progress_class: str, status_class: str) -> None:
-    """Start recording (every 5 ms, from the models) whether the progress bar with css
-    class ``progress_class`` was shown and which texts the status pane showed; read the
-    record with :func:`busy_record`."""
-    page.evaluate("([pcls, scls]) => {" + _views_js() + """
-      window.__busy = {progress: false, status: []};
-      window.__busyTimer = setInterval(() => {""" + _views_js() + """
-        const p = all.find((v) => has(v.model, pcls));
-        const st = all.find((v) => has(v.model, scls));
-        if (p && p.model.visible) window.__busy.progress = true;
-        const t = st ? String(st.model.text || '') : '';
-        if (t && !window.__busy.status.includes(t)) window.__busy.status.push(t);
-      }, 5); }""", [progress_class, status_class])
+    """Start recording whether the progress bar with css class ``progress_class`` was
+    shown and which texts the status pane showed, from the models' change signals (a
+    quick job's "shown" and "hidden" may arrive in one network read); read the record
+    with :func:`busy_record`."""
+    found = page.evaluate("([pcls, scls]) => {" + _views_js() + """
+      const rec = window.__busy = {progress: false, status: []};
+      const p = all.find((v) => has(v.model, pcls));
+      const st = all.find((v) => has(v.model, scls));
+      if (!p || !st) return false;
+      const note = () => {
+        if (p.model.visible) rec.progress = true;
+        const t = String(st.model.text || '');
+        if (t && !rec.status.includes(t)) rec.status.push(t);
+      };
+      p.model.properties.visible.change.connect(note);
+      st.model.properties.text.change.connect(note);
+      window.__busyTimer = setInterval(note, 5);
+      return true; }""", [progress_class, status_class])
+    if not found:
+        raise LookupError(f"no models with css classes {progress_class!r}, {status_class!r}")
 
 
 def busy_record(page) -> dict:
