@@ -32,6 +32,7 @@ from analysis.errors import DataError
 from dashboard.export import ExportBar
 from dashboard.notify import html_choices, notify_errors, report_error, safe_markdown
 from dashboard.batch import batched, in_batch, serialized, served, soon
+from dashboard.busy import Busy
 from dashboard import jobs
 from dashboard.render.live import LivePlot
 from dashboard.share import sync_url, url_mapping
@@ -143,13 +144,10 @@ class DecodingTab(pn.viewable.Viewer):
         self.analysis.param["n_permutations"].bounds = (0, MAX_APP_PERMUTATIONS)
         self._perm_job = None
         self._upload_job = None
-        self._refresh_job = None
-        self._busy = False
-        self.refresh_progress = pn.indicators.Progress(
-            value=0, max=100, bar_color="primary", width=260, visible=False,
-            css_classes=["decoding-progress"])
-        self.status = pn.pane.Str("", css_classes=["decoding-status"])
-        self.views = pn.Column(sizing_mode="stretch_width", css_classes=["decoding-views"])
+        # a new mask, standardization or dataset is masked and fitted in a job (busy.py)
+        self.busy = Busy(self._doc, "decoding", width=260)
+        self.refresh_progress, self.status, self.views = (self.busy.progress, self.busy.status,
+                                                          self.busy.views)
         self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
         # the latest elements, drawn once by HoloViews and then updated in place when
@@ -428,61 +426,27 @@ class DecodingTab(pn.viewable.Viewer):
         if served(self._doc) and not a.has_masked():
             self._start_refresh()
             return
-        if self._refresh_job is not None:   # cached again (a change undone): no job needed
-            self._refresh_job.cancel()
-            self._refresh_job = None
-            self._set_busy(False)
+        self.busy.cancel()   # cached again (a change undone): no job needed
         self._show_results()
 
     def _start_refresh(self):
-        if self._refresh_job is not None:
-            self._refresh_job.cancel()
         snapshot = self.analysis.copy()
-        self._set_busy(True, "masking and cross-validating ...")
+        report = self.busy.report
 
         def work(job):
-            snapshot.masked(progress=job.guarded(lambda f, m="": self._refresh_progress(
+            snapshot.masked(progress=job.guarded(lambda f, m="": report(
                 0.6 * f, m or "masking ...")))
             job.check()
-            self._refresh_progress(0.65, "cross-validating ...")
+            report(0.65, "cross-validating ...")
             snapshot.scores()
             job.check()
-            self._refresh_progress(0.9, "fitting on all samples ...")
+            report(0.9, "fitting on all samples ...")
             snapshot.weight_map()
             return snapshot
 
-        def done(result):
-            self._refresh_job = None
-            if not self.analysis.adopt(result):
-                return   # the parameters moved on: their own job shows them
-            self._set_busy(False)
-            self._show_results()
-
-        def failed(exc):
-            self._refresh_job = None
-            self._set_busy(False)
-            report_error(exc)
-
-        self._refresh_job = jobs.submit(
-            work, name="decoding-refresh", doc=self._doc, on_done=done, on_error=failed,
-            on_queued=lambda n: setattr(self.status, "object", jobs.queued_message(n)))
-
-    def _refresh_progress(self, fraction, message=""):
-        def update():
-            if self._busy:
-                self.refresh_progress.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
-                if message:
-                    self.status.object = message
-        soon(self._doc, update)
-
-    def _set_busy(self, busy: bool, message: str = "") -> None:
-        """The views under Panel's loading overlay (the summary with them: it never states
-        a result the views do not show yet), a progress bar and its message."""
-        self._busy = busy
-        with batched():
-            self.views.loading = busy
-            self.refresh_progress.param.update(value=0, visible=busy)
-            self.status.object = message if busy else ""
+        # results of parameters moved on meanwhile are not shown: their own job follows
+        self.busy.run(work, "decoding-refresh", "masking and cross-validating ...",
+                      current=self.analysis.adopt, apply=lambda _: self._show_results())
 
     def _show_results(self):
         a = self.analysis
@@ -505,7 +469,7 @@ class DecodingTab(pn.viewable.Viewer):
     @notify_errors
     @in_batch
     def _update_map(self):
-        if self._busy:
+        if self.busy.active:
             return   # shown with the job's results
         a = self.analysis
         key = (id(a.data), tuple(a.conditions), a.mask, a.standardize, a.classifier, a.C,

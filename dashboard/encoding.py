@@ -27,6 +27,7 @@ from analysis.errors import DataError
 from dashboard import jobs
 from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
+from dashboard.busy import Busy
 from dashboard.render.live import LivePane, LivePlot
 from dashboard.share import sync_url, url_mapping, within
 from dashboard.slice_viewer import SliceViewer, palette
@@ -147,13 +148,9 @@ class EncodingTab(pn.viewable.Viewer):
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
         # a structural change (CV scheme, folds, lag, precision) is computed as a job: its
         # progress here, the views under a busy overlay until all of them show the result
-        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
-                                               width=220, visible=False,
-                                               css_classes=["encoding-progress"])
-        self.status = pn.pane.Str("", css_classes=["encoding-status"])
-        self.views = pn.Column(sizing_mode="stretch_width", css_classes=["encoding-views"])
-        self._busy = False
-        self._structural_job = None
+        self.busy = Busy(self._doc, "encoding")
+        self.progress, self.status = self.busy.progress, self.busy.status
+        self.views = self.busy.views
         self.voxel_info = pn.pane.Markdown("", css_classes=["voxel-info"],
                                            sizing_mode="stretch_width")
         rev = self.param.revision
@@ -311,10 +308,7 @@ class EncodingTab(pn.viewable.Viewer):
         if served(self._doc) and not self.analysis.has_engine():
             self._start_structural()
         else:   # decomposed already (a quick update), or a notebook or a test: at once
-            if self._structural_job is not None:   # a change undone: its job is not needed
-                self._structural_job.cancel()
-                self._structural_job = None
-                self._set_busy(False)
+            self.busy.cancel()   # a change undone: its job is not needed
             self._apply_structural()
 
     def _start_structural(self):
@@ -323,59 +317,29 @@ class EncodingTab(pn.viewable.Viewer):
         busy meanwhile; then show every view from the cache in one update. A change
         made while it runs replaces it."""
         a = self.analysis
-        if self._structural_job is not None:
-            self._structural_job.cancel()
         key = a.structural_key()
         snapshot = EncodingAnalysis(**{k: getattr(a, k) for k in a.STRUCTURAL})
         voxel = a.voxel
-        self._set_busy(True, "decomposing the folds ...")
-        show = self._show_progress
+        report = self.busy.report
 
         def work(job):
-            progress = job.guarded(lambda f, m="": show(0.9 * f, m))
-            snapshot.engine(progress=progress)
+            snapshot.engine(progress=job.guarded(lambda f, m="": report(0.9 * f, m)))
             job.check()
-            show(0.92, "alpha path ...")
+            report(0.92, "alpha path ...")
             snapshot.alpha_path()
             if voxel is not None and voxel < snapshot.n_voxels:
                 snapshot.ridge_receptive_field(voxel)
             return key
 
-        def done(computed):
-            self._structural_job = None
-            if computed != self.analysis.structural_key():
-                return   # a newer change's job shows its own result
-            self._set_busy(False)
+        def apply(_):
             with batched():
                 self._apply_structural()
                 self._voxel_changed()   # a click made meanwhile
             soon(self._doc, self._update_details)   # and an alpha moved meanwhile
 
-        def failed(exc):
-            self._structural_job = None
-            self._set_busy(False)
-            report_error(exc)
-
-        self._structural_job = jobs.submit(
-            work, name="encoding-structural", doc=self._doc, on_done=done, on_error=failed,
-            on_queued=lambda n: setattr(self.status, "object", jobs.queued_message(n)))
-
-    def _show_progress(self, fraction, message=""):
-        def update():
-            if self._busy:
-                self.progress.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
-                if message:
-                    self.status.object = message
-        soon(self._doc, update)
-
-    def _set_busy(self, busy: bool, message: str = "") -> None:
-        """The views under Panel's loading overlay (and the summary with them: it never
-        states a result the views do not show yet), the progress bar and its message."""
-        self._busy = busy
-        with batched():
-            self.views.loading = busy
-            self.progress.param.update(value=0, visible=busy)
-            self.status.object = message if busy else ""
+        self.busy.run(work, "encoding-structural", "decomposing the folds ...",
+                      current=lambda computed: computed == self.analysis.structural_key(),
+                      apply=apply)
 
     def _apply_structural(self):
         try:
@@ -391,7 +355,7 @@ class EncodingTab(pn.viewable.Viewer):
         a = self.analysis
         if not math.isclose(10.0 ** self.w_alpha.value, a.alpha, rel_tol=1e-6):
             self.w_alpha.value = round(math.log10(a.alpha), 6)
-        if self._busy:
+        if self.busy.active:
             return  # shown with the structural change's result
         self._update_map()  # with the histogram (bound to alpha): the first message
         soon(self._doc, self._update_details)
@@ -401,7 +365,7 @@ class EncodingTab(pn.viewable.Viewer):
     def _update_details(self):
         """The voxel-level views at the current alpha (second message)."""
         a = self.analysis
-        if self._busy:
+        if self.busy.active:
             return
         self.detail_alpha = alpha = a.alpha
         self._path.show(lambda layers: layers["marker"].location(alpha))
@@ -424,7 +388,7 @@ class EncodingTab(pn.viewable.Viewer):
         a = self.analysis
         if self.w_threshold.value != a.threshold:
             self.w_threshold.value = a.threshold
-        if self._busy:
+        if self.busy.active:
             return
         self.viewer.threshold = max(a.threshold, 1e-6)
         self._hist.show(lambda layers: layers["line"].location(a.threshold))
@@ -434,7 +398,7 @@ class EncodingTab(pn.viewable.Viewer):
     @in_batch
     def _voxel_changed(self, event=None):
         a = self.analysis
-        if a.voxel is None or self._busy:
+        if a.voxel is None or self.busy.active:
             return
         if self.viewer.voxel_index() != a.voxel_ijk():
             self.viewer.crosshair_mm = a.voxel_mm()
