@@ -43,6 +43,16 @@ def _set(doc, obj, values: dict) -> None:
             setattr(obj, name, value)
 
 
+def _same_view(a, b, values: dict, tab_values: dict) -> None:
+    """Session B (opened from A's link) has A's analysis and tab parameters and summary."""
+    for name in values:
+        assert getattr(b.analysis, name) == getattr(a.analysis, name), name
+    for name in tab_values:
+        assert getattr(b, name) == getattr(a, name), name
+    assert b.analysis.summary() == a.analysis.summary()
+    assert b.summary.object == a.summary.object
+
+
 def _differs(obj, values):
     for name, value in values.items():
         default = obj.param[name].default
@@ -114,13 +124,8 @@ def test_encoding_link_carries_every_parameter(encoding_dir):
     _set(doc_a, a, tab_values)
     search = _search(doc_a)
     b, _ = _open(build, search)
-    for name in values:
-        assert getattr(b.analysis, name) == getattr(a.analysis, name), name
-    for name in tab_values:
-        assert getattr(b, name) == getattr(a, name), name
+    _same_view(a, b, values, tab_values)
     assert b.w_sample.value == 5 and b.w_run.value == 2
-    assert b.analysis.summary() == a.analysis.summary()
-    assert b.summary.object == a.summary.object
 
 
 def test_decoding_link_carries_every_parameter(decoding_dir, haxby_slice):
@@ -141,12 +146,7 @@ def test_decoding_link_carries_every_parameter(decoding_dir, haxby_slice):
     _set(doc_a, a, {k: v for k, v in tab_values.items() if k != "source"})
     search = _search(doc_a)
     b, _ = _open(DecodingTab, search)
-    for name in values:
-        assert getattr(b.analysis, name) == getattr(a.analysis, name), name
-    for name in tab_values:
-        assert getattr(b, name) == getattr(a, name), name
-    assert b.analysis.summary() == a.analysis.summary()
-    assert b.summary.object == a.summary.object
+    _same_view(a, b, values, tab_values)
 
 
 def test_a_link_cannot_open_a_sessions_upload_and_keeps_its_other_values(decoding_dir):
