@@ -103,7 +103,7 @@ def test_high_variance_confounds_reach_each_subjects_cleaning(group_dir):
     the settings carry it, and a subject's map equals nilearn's maskers with it on."""
     from dataclasses import replace
 
-    from analysis.connectivity_reference import reference_seed_map
+    from analysis.connectivity.reference import reference_seed_map
 
     g = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=2, processes=False,
                             high_variance_confounds=True)
@@ -366,7 +366,7 @@ def test_workers_dying_fail_clearly_and_write_nothing(group_dir, tmp_path, monke
 
         return real(subject_list, settings, seed_mm, radius_mm, engine=engine, progress=hook)
 
-    monkeypatch.setattr(G, "compute_group", killing)
+    monkeypatch.setattr(G.model, "compute_group", killing)  # where run() looks it up
     out = tmp_path / "t_map.nii.gz"
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         rc = main(["group", "--seed", "0", "-52", "18", "--data", str(group_dir),
