@@ -172,7 +172,7 @@ def test_failed_generation_leaves_nothing(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(haxby, "_save", boom)
+    monkeypatch.setattr("analysis.datasets.haxby_synthetic._save", boom)
     with pytest.raises(RuntimeError):
         haxby.generate(tmp_path, size="small")
     assert list(tmp_path.iterdir()) == []

@@ -166,7 +166,7 @@ def test_nothing_half_written_on_failure(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(miyawaki, "_write_csv", boom)
+    monkeypatch.setattr("analysis.datasets.miyawaki_synthetic._write_csv", boom)
     with pytest.raises(RuntimeError):
         miyawaki.generate(tmp_path, size="small")
     assert list(tmp_path.iterdir()) == []

@@ -211,12 +211,12 @@ def test_a_decoding_upload_is_masked_off_the_event_loop_and_freed(decoding_dir, 
     masked = [c for c in calls if c[2] == func]
     assert masked and all(name.startswith("job-") for name, _, _ in masked)  # not the loop
     assert all(shared is False for _, shared, _ in masked)
-    assert not [k for k in haxby._MEMORY if func in str(k)]   # never process-wide
+    assert not [k for k in haxby.MEMORY.keys() if func in str(k)]   # never process-wide
     data = tab._user_data
     assert data.info.get("_masked")
     tab.cleanup()                       # what the session's end runs
     assert tab._user_data is None and not data.info.get("_masked")
-    assert not [k for k in haxby._MEMORY if func in str(k)]
+    assert not [k for k in haxby.MEMORY.keys() if func in str(k)]
 
 
 def test_a_cancelled_group_run_stops_and_releases_its_dask_futures(group_dir):

@@ -356,12 +356,12 @@ def test_uploads_are_not_kept(decoding_dir, private_cache):
     mask = nib.load(str(data.masks["ventral-temporal"]))
     X = haxby.masked_data(data.func, mask, True, shared=False)
     assert X.shape == (1452, haxby.SIZES["small"]["n_vt"]) and not X.flags.writeable
-    assert len(haxby._MEMORY) == 0
+    assert len(haxby.MEMORY) == 0
     assert not (private_cache / "cache").exists() or \
         not list((private_cache / "cache").glob("masked-*"))
     # shared (datasets): kept, at most MEMORY_ENTRIES arrays in the process
     np.testing.assert_array_equal(haxby.masked_data(data.func, mask, True), X)
-    assert len(haxby._MEMORY) == 1
+    assert len(haxby.MEMORY) == 1
     vt = np.asarray(mask.dataobj).astype(bool)
     idx = np.argwhere(vt)
     for k in range(haxby.MEMORY_ENTRIES + 1):
@@ -369,7 +369,7 @@ def test_uploads_are_not_kept(decoding_dir, private_cache):
         for i, j, l in idx[k::haxby.MEMORY_ENTRIES + 2]:
             sub[i, j, l] = True
         haxby.masked_data(data.func, nib.Nifti1Image(sub.astype(np.uint8), mask.affine), False)
-    assert len(haxby._MEMORY) == haxby.MEMORY_ENTRIES
+    assert len(haxby.MEMORY) == haxby.MEMORY_ENTRIES
 
 
 # --------------------------------------------------------------------------- damaged cache entries
@@ -406,10 +406,10 @@ def test_truncated_miyawaki_cache_is_made_again(encoding_dir, private_cache):
     assert entry.read_bytes() == good
 
 
-def test_truncated_ridge_npz_is_made_again(encoding_dir, private_cache):
+def test_truncated_ridge_npz_is_made_again(encoding_dir, private_cache, ridge_builds):
     from analysis import encoding
     from analysis.encoding import EncodingAnalysis
-    from analysis.encoding_engine import RidgeCV
+    from analysis.encoding.engine import RidgeCV
 
     def fresh():
         encoding.clear_caches()  # as a new process would start
@@ -419,10 +419,10 @@ def test_truncated_ridge_npz_is_made_again(encoding_dir, private_cache):
         r2 = fresh().mean_r2().values.copy()
         (entry,) = (private_cache / "cache").glob(f"{encoding.ENGINE_PREFIX}*.npz")
         _truncate(entry)
-        built = RidgeCV.n_decompositions
+        built = ridge_builds["built"]
         damaged = fresh()
         np.testing.assert_array_equal(damaged.mean_r2().values, r2)
-        assert RidgeCV.n_decompositions == built + 1  # computed again, not read
+        assert ridge_builds["built"] == built + 1  # computed again, not read
         y, x, _, _ = damaged.samples()
         assert RidgeCV.load(entry, x, y).n_folds == 3  # rewritten whole
     finally:
