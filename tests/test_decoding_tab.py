@@ -38,20 +38,23 @@ def test_confusion_matrix_counts(tab):
 
 
 def test_threshold_and_map_kind_do_not_refit(tab, monkeypatch):
-    import analysis.decoding as dec
+    import analysis.decoding.model as dec
 
     calls = []
     real = dec.cross_validate
     monkeypatch.setattr(dec, "cross_validate", lambda *a, **k: calls.append(1) or real(*a, **k))
-    n_masked = tab.analysis.n_maskings
+    real_masked_of = dec.masked_of
+    maskings = []  # a spy on the fetch of the heavy masked data
+    monkeypatch.setattr(dec, "masked_of",
+                        lambda *a, **k: maskings.append(1) or real_masked_of(*a, **k))
     tab.w_threshold.value = tab.w_threshold.end / 2
     assert tab.viewer.threshold == tab.w_threshold.value
     tab.map_kind = "pattern"
     assert tab.viewer.stat_map.name == "pattern"
     tab.map_kind = "weights"
-    assert calls == [] and tab.analysis.n_maskings == n_masked
+    assert calls == [] and maskings == []
     tab.w_C.value = 0.1  # a classifier parameter refits, but never re-masks
-    assert calls and tab.analysis.n_maskings == n_masked
+    assert calls and maskings == []
     tab.w_C.value = 1.0
 
 

@@ -3,7 +3,7 @@
 Bokeh, BokehJS, Panel and HoloViews internals (private attributes, their
 unexported modules, monkeypatches, the column names HoloViews gives its Bokeh
 models) live in ``dashboard/render/``, scikit-learn's private libsvm in
-``analysis/svm_fast.py``, where ``tests/test_render_hooks.py`` checks each one
+``analysis/decoding/svm_fast.py``, where ``tests/test_render_hooks.py`` checks each one
 against the installed versions. This test fails, listing the lines, when such a
 use appears anywhere else in ``dashboard/`` or ``analysis/``.
 """
@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ALLOWED = {ROOT / "dashboard" / "render", ROOT / "analysis" / "svm_fast.py"}
+ALLOWED = {ROOT / "dashboard" / "render", ROOT / "analysis" / "decoding" / "svm_fast.py"}
 
 FRAMEWORKS = r"(?:pn|hv|panel|holoviews|bokeh|tornado)"
 #: private attributes of the frameworks' objects that render/ relies on
@@ -71,7 +71,7 @@ def offending_lines() -> list[str]:
 def test_framework_internals_only_in_the_render_layer():
     found = offending_lines()
     assert not found, (
-        "framework internals outside dashboard/render/ (and analysis/svm_fast.py): move "
+        "framework internals outside dashboard/render/ (and analysis/decoding/svm_fast.py): move "
         "them there, behind a function the tab calls, with a check in "
         "tests/test_render_hooks.py:\n" + "\n".join(found))
 

@@ -1,7 +1,7 @@
 """Each framework internal the app relies on is still there and behaves as assumed.
 
 ``dashboard/render/`` (Bokeh, BokehJS, Panel, HoloViews, Tornado) and
-``analysis/svm_fast.py`` (scikit-learn's private libsvm) use internals that an
+``analysis/decoding/svm_fast.py`` (scikit-learn's private libsvm) use internals that an
 upgrade may remove or change without notice; ``pyproject.toml`` bounds these
 libraries to the minor versions tested here. Each test fails with the library's
 version, the internal that changed and the module to update.
@@ -359,7 +359,7 @@ def test_param_validate():
             number._validate(2.0)
 
 
-# ---- analysis/svm_fast.py: scikit-learn's private libsvm --------------------------------
+# ---- analysis/decoding/svm_fast.py: scikit-learn's private libsvm -----------------------
 def _problem(n_classes, seed=0):
     from sklearn.model_selection import LeaveOneGroupOut
 
@@ -371,10 +371,10 @@ def _problem(n_classes, seed=0):
 
 
 def test_private_libsvm_is_usable():
-    from analysis import svm_fast
+    from analysis.decoding import svm_fast
 
     with hook("scikit-learn", "sklearn.svm._libsvm (fit/predict arguments)",
-              "analysis/svm_fast.py (the public SVC is used meanwhile, slower)"):
+              "analysis/decoding/svm_fast.py (the public SVC is used meanwhile, slower)"):
         import sklearn.svm._libsvm as libsvm
 
         assert svm_fast.usable(libsvm) is None, svm_fast.usable(libsvm)
@@ -383,7 +383,8 @@ def test_private_libsvm_is_usable():
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_private_and_public_paths_give_the_same_null(n_classes):
-    from analysis import decoding, svm_fast
+    from analysis import decoding
+    from analysis.decoding import svm_fast
 
     X, y, groups, splits = _problem(n_classes)
     perms = decoding.shuffled_labels(y, groups, 6, random_state=3)
@@ -399,7 +400,8 @@ def test_private_and_public_paths_give_the_same_null(n_classes):
 def test_fallback_when_the_private_module_is_gone_or_changed(monkeypatch, caplog):
     import importlib
 
-    from analysis import decoding, svm_fast
+    from analysis import decoding
+    from analysis.decoding import svm_fast
 
     class Changed:  # a libsvm whose fit lost an argument
         @staticmethod
@@ -423,7 +425,7 @@ def test_fallback_when_the_private_module_is_gone_or_changed(monkeypatch, caplog
     try:
         with caplog.at_level("WARNING", logger=svm_fast.__name__):
             assert svm_fast.private_libsvm() is None
-        assert "analysis/svm_fast.py must be updated" in caplog.text
+        assert "analysis/decoding/svm_fast.py must be updated" in caplog.text
         X, y, groups, splits = _problem(2, seed=1)
         fast = decoding.permutation_null(X, y, groups, splits, "svc", 1.0, n_permutations=4,
                                          random_state=0, n_jobs=1, precomputed=True)

@@ -10,108 +10,43 @@ C, conditions or CV scheme only refits the classifiers. Permutations (at most
 (:mod:`dashboard.jobs`: capped per process, queued with their position shown,
 cancelled when the session ends) with a progress bar; a Cancel button stops
 permutations. An upload's masked data stays with its session (never in the
-process-wide cache nor on disk).
+process-wide cache nor on disk). The data sources and the upload (``sources.py``),
+the permutation test (``permutations.py``) and the plots (``views.py``) have their own
+modules.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-import threading
-from pathlib import Path
-
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
-from analysis.datasets import haxby
-from analysis.decoding import PRIVATE, CV_SCHEMES, DecodingAnalysis, masked_of
+from analysis.decoding import PRIVATE, CV_SCHEMES, DecodingAnalysis
 from analysis.errors import DataError
 from dashboard.export import ExportBar
 from dashboard.notify import html_choices, notify_errors, report_error, safe_markdown
-from dashboard.batch import batched, in_batch, serialized, served, soon
+from dashboard.batch import in_batch, serialized, served, soon
 from dashboard.busy import Busy
-from dashboard import jobs
 from dashboard.render.live import LivePlot
 from dashboard.share import sync_url, url_mapping
 from dashboard.slice_viewer import SliceViewer
-from dashboard.upload import UploadPanel, user_named
+from dashboard.upload import UploadPanel
 
-#: Real Haxby data (one slice), offered as a second source when present.
-SLICE_ENV = "FMRI_EXPLORER_HAXBY_SLICE"
+from .permutations import MAX_APP_PERMUTATIONS, PermutationControls
+from .sources import (GIVEN, REAL_SLICE, SYNTHETIC, USER_FILES, UploadSource, _built_in_source,
+                      _dataset, displayable, real_slice_dir)
+from .views import (_hooked, _update_bars, _update_confusion, _update_hist, confusion_plot,
+                    fold_bars, null_histogram, value_histogram)
+
 C_VALUES = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0]
-SYNTHETIC = "synthetic (Haxby-like)"
-REAL_SLICE = "real Haxby 2001 slice"
-USER_FILES = "your files (upload)"
-GIVEN = "data of the analysis given"
 #: The analysis' parameters in the URL: all but the thread count (see
 #: :func:`dashboard.share.url_mapping`); the tab's own: the data source, map and threshold.
 URL_KEYS = url_mapping(DecodingAnalysis, "dec_", exclude=("n_jobs",))
 TAB_URL_KEYS = {"source": "dec_source", "map_kind": "dec_map", "threshold": "dec_threshold"}
 
 
-def _built_in_source(value) -> None:
-    if value in (USER_FILES, GIVEN):
-        raise ValueError("a session's own data cannot be opened from a link")
-#: Most permutations the app runs in one test (the CLI may run more).
-MAX_APP_PERMUTATIONS = 10_000
-
-
-def real_slice_dir() -> Path | None:
-    """The folder of the real Haxby slice (``$FMRI_EXPLORER_HAXBY_SLICE`` or ../shared/data)."""
-    candidates = [os.environ.get(SLICE_ENV),
-                  Path(__file__).resolve().parents[2] / "shared" / "data" / "haxby2001_slice"]
-    for c in candidates:
-        if c and (Path(c) / "bold.nii.gz").is_file():
-            return Path(c)
-    return None
-
-
-@functools.lru_cache(maxsize=4)
-def _dataset(source: str) -> haxby.HaxbyData:
-    """Datasets shared by every session of this process."""
-    if source == REAL_SLICE:
-        folder = real_slice_dir()
-        return haxby.load_user(folder / "bold.nii.gz", folder / "mask.nii.gz",
-                               folder / "attributes.txt")
-    return haxby.load()
-
-
-@functools.lru_cache(maxsize=4)
-def _background(source: str):
-    return displayable(DecodingAnalysis(_dataset(source)).background())
-
-
-def displayable(da):
-    """A volume with a single slice along some axis (like the real Haxby slice),
-    padded with empty (NaN) slices on both sides so that every view has a sane
-    extent (about the smaller of the other two); values and their mm
-    coordinates are unchanged."""
-    import xarray as xr
-
-    extents = {d: abs(float(da[d].values[-1] - da[d].values[0])) for d in ("x", "y", "z")}
-    for axis, dim in enumerate(("x", "y", "z")):
-        if da.sizes[dim] != 1:
-            continue
-        affine = np.array(da.attrs["affine"], dtype=float)
-        step = affine[axis, axis]
-        others = [e for d, e in extents.items() if d != dim and e > 0]
-        n_side = max(1, int(round(min(others) / abs(step) / 2))) if others else 1
-        c = float(da[dim].values[0])
-        empty = xr.full_like(da, np.nan, dtype=float)
-        before = [empty.assign_coords({dim: [c - k * step]}) for k in range(n_side, 0, -1)]
-        after = [empty.assign_coords({dim: [c + k * step]}) for k in range(1, n_side + 1)]
-        attrs = dict(da.attrs)
-        da = xr.concat(before + [da.astype(float)] + after, dim=dim)
-        affine[axis, 3] -= n_side * step
-        attrs["affine"] = affine
-        da.attrs = attrs
-    return da
-
-
-class DecodingTab(pn.viewable.Viewer):
+class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
     """The Decoding tab: widgets, summary, fold bars, null, confusion, weight map."""
 
     source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC], doc="Dataset to decode.")
@@ -298,94 +233,6 @@ class DecodingTab(pn.viewable.Viewer):
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
 
-    def _set_background(self):
-        try:
-            if self.source == USER_FILES:
-                self.viewer.background = self._user_background
-            elif self.source == GIVEN:
-                self.viewer.background = displayable(
-                    DecodingAnalysis(self._given_data).background())
-            else:
-                self.viewer.background = _background(self.source)
-        except Exception as exc:  # noqa: BLE001
-            report_error(exc)
-
-    def _uploaded(self, event):
-        """The user's files (this session only): once func, mask and labels are in, they
-        are read and masked in the background (a job: progress here, the app keeps
-        serving); the masked data stays with this session (never in the process-wide
-        cache nor on disk) and leaves with it."""
-        paths = dict(event.new)
-        if not {"func", "mask", "labels"} <= set(paths):
-            return
-        if self._upload_job is not None:
-            self._upload_job.cancel()
-        self.upload_progress.param.update(value=0, visible=True)
-        self.upload_status.object = "reading your files ..."
-        self.w_source.disabled = True      # busy: the source switches when the job is done
-        standardize = self.analysis.standardize
-
-        def work(job):
-            show = job.guarded(self._upload_progress)
-            show(0.02, "reading your files ...")
-            data = haxby.load_user(paths["func"], paths["mask"], paths["labels"],
-                                   label_names=paths.get("label_names"))
-            data.info[PRIVATE] = True
-            mask = next(iter(data.masks))
-            job.check()
-            masked_of(data, data.masks[mask], mask, standardize,
-                      progress=lambda f, m="": show(0.1 + 0.8 * f, m or "masking ..."))
-            show(0.92, "mean image ...")
-            background = displayable(DecodingAnalysis(data).background())
-            return data, background
-
-        names = dict(self.upload.uploads.names)
-
-        def failed(exc):   # named as the user named the file, not by its server path
-            self._upload_failed(user_named(exc, names, paths))
-
-        self._upload_job = jobs.submit(
-            work, name="decoding-upload", doc=self._doc, on_done=self._upload_ready,
-            on_error=failed, on_queued=self._upload_queued,
-            on_cancelled=self._upload_cancelled)
-
-    def _upload_progress(self, fraction, message=""):
-        def show():
-            self.upload_progress.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
-            if message:
-                self.upload_status.object = message
-        soon(self._doc, show)
-
-    def _upload_queued(self, position):
-        self.upload_status.object = jobs.queued_message(position)
-
-    def _upload_failed(self, exc):
-        self._upload_job = None
-        self.w_source.disabled = False
-        self.upload_progress.visible = False
-        self.upload_status.object = f"refused: {report_error(exc)}"
-
-    def _upload_cancelled(self):
-        self.w_source.disabled = False
-        self.upload_progress.visible = False
-        self.upload_status.object = "cancelled"
-
-    def _upload_ready(self, payload):
-        """On the event loop: the masked upload becomes this session's data source."""
-        data, background = payload
-        self._upload_job = None
-        self._user_data = data
-        self._user_background = background
-        self.w_source.disabled = False
-        self.upload_progress.visible = False
-        self.upload_status.object = ""
-        if USER_FILES not in self.param.source.objects:
-            self.param.source.objects = [*self.param.source.objects, USER_FILES]
-            self.w_source.options = list(self.param.source.objects)
-        if self.source == USER_FILES:
-            self._switch_source()
-        else:
-            self.source = USER_FILES
 
     def cleanup(self) -> None:
         """The session ended: its jobs stop (dashboard/jobs.py) and its own data goes."""
@@ -512,134 +359,10 @@ class DecodingTab(pn.viewable.Viewer):
             self._show("map_hist", self.value_histogram(values, self.threshold), _update_hist)
 
     # ---- HoloViews elements (testable by their data) -------------------------------
-    @staticmethod
-    def fold_bars(scores) -> hv.Overlay:
-        """Fold accuracies as bars, with the mean (solid) and chance (dashed) lines."""
-        if scores.attrs["cv"] == "run":
-            names = [f"run {r}" for r in scores.test_runs.values]
-        else:
-            names = [f"fold {i + 1}" for i in scores.fold.values]
-        bars = hv.Bars(list(zip(names, scores.fold_score.values)), kdims=["fold"],
-                       vdims=["accuracy"]).opts(
-            ylim=(0, 1.05), color="#4c78a8", title=f"{scores.attrs['cv_name']} fold accuracy",
-            xrotation=45 if len(names) > 6 else 0, height=260, responsive=True,
-            tools=["hover"], toolbar=None, framewise=True)
-        mean = hv.HLine(float(scores.mean_score), label="mean").opts(color="black", line_width=2)
-        chance = hv.HLine(float(scores.chance), label="chance").opts(
-            color="red", line_dash="dashed", line_width=2)
-        train = hv.HLine(float(scores.train_score), label="train").opts(
-            color="grey", line_dash="dotted", line_width=1)
-        return (bars * mean * chance * train).opts(show_legend=False)
-
-    @staticmethod
-    def confusion_plot(scores) -> hv.Overlay:
-        """Out-of-fold confusion matrix (counts) with the counts written in."""
-        rows = [(str(p), str(t), int(scores.confusion.sel(true=t, predicted=p)))
-                for t in scores.true.values for p in scores.predicted.values]
-        heat = hv.HeatMap(rows, kdims=["predicted", "true"], vdims=["count"]).opts(
-            cmap="Blues", colorbar=False, title="confusion (out-of-fold)", height=260,
-            width=300, toolbar=None, tools=["hover"], framewise=True)
-        labels = hv.Labels(rows, kdims=["predicted", "true"], vdims=["count"])
-        return heat * labels
-
-    @staticmethod
-    def null_histogram(result) -> hv.Overlay:
-        """The permutation null with the observed score and p (empty before a run)."""
-        if result is None:
-            empty = hv.Histogram(([0, 1], [0]), kdims=["accuracy"], vdims=["permutations"]).opts(
-                title="permutation null (not run yet)", height=260, framewise=True,
-                responsive=True, toolbar=None, alpha=0)
-            return empty * hv.VLine(0.5).opts(color="black", line_width=2, alpha=0)
-        null = result.null.values
-        counts, edges = np.histogram(null, bins=min(30, max(5, len(null) // 5)),
-                                     range=(min(null.min(), float(result.score)) - 0.01,
-                                            max(null.max(), float(result.score)) + 0.01))
-        hist = hv.Histogram((edges, counts), kdims=["accuracy"], vdims=["permutations"]).opts(
-            color="#9ecae9", height=260, responsive=True, toolbar=None, framewise=True, alpha=1,
-            title=f"permutation null (n={len(null)}): p = {float(result.p_value):.3g}")
-        observed = hv.VLine(float(result.score)).opts(color="black", line_width=2, alpha=1)
-        return hist * observed
-
-    @staticmethod
-    def value_histogram(values, threshold) -> hv.Overlay:
-        """Histogram of the map's values with +/- the threshold marked."""
-        if values.size == 0:
-            values = np.zeros(1)
-        counts, edges = np.histogram(values, bins=40)
-        hist = hv.Histogram((edges, counts), kdims=["value"], vdims=["voxels"]).opts(
-            color="#bbbbbb", height=200, responsive=True, toolbar=None, title="map values",
-            framewise=True)
-        lines = hv.VLine(-threshold).opts(color="orange") * hv.VLine(threshold).opts(
-            color="orange")
-        return hist * lines
-
-
-    # ---- permutations (background thread) ----------------------------------------
-    @notify_errors
-    @serialized
-    def _start_permutations(self):
-        n = int(self.w_perms.value)
-        if n > MAX_APP_PERMUTATIONS:
-            raise DataError(f"at most {MAX_APP_PERMUTATIONS:,} permutations in the app "
-                            f"(asked for {n:,}); run more with the command line")
-        self.analysis.n_permutations = n
-        self.analysis.scores()  # errors (bad folds...) surface here, not in the job
-        if self._perm_job is not None:
-            self._perm_job.cancel()
-        a = self.analysis
-        a.cancel_permutations(wait=False)
-        self.progress.param.update(value=0, visible=True)
-        self.w_run.disabled = True
-        self.w_cancel.disabled = False
-        cancel = threading.Event()
-        a._begin_permutations(cancel)
-
-        def work(job):
-            job.on_cancel(cancel.set)   # the session left, or Cancel: the test stops
-            if job.cancelled or cancel.is_set():
-                return None
-            a.permutation_status = f"running {a.n_permutations} permutations"
-            return a.run_permutations(cancel)
-
-        def queued(position):
-            if a.permutation_running and not cancel.is_set():
-                a.permutation_status = jobs.queued_message(position)
-
-        def cancelled():
-            if a._cancel is cancel and a.permutation_running:
-                a.param.update(permutation_running=False,
-                               permutation_status="permutation test cancelled")
-
-        self._perm_job = jobs.submit(work, name="permutations", doc=self._doc,
-                                     on_queued=queued, on_cancelled=cancelled)
-
-    @serialized
-    def _cancel_permutations(self):
-        if self._perm_job is not None:
-            self._perm_job.cancel()
-        self.analysis.cancel_permutations(wait=False)
-
-    def _on_permutation_event(self, *events):
-        """Called from the worker thread: hand the update to the session's event loop."""
-        soon(self._doc, self._apply_permutation_state)
-
-    @in_batch  # one message: the status never says "p = " before the summary shows p
-    def _apply_permutation_state(self):
-        a = self.analysis
-        self.progress.value = int(round(1000 * a.permutation_progress))
-        self.perm_status.object = a.permutation_status
-        self.w_run.disabled = a.permutation_running
-        self.w_cancel.disabled = not a.permutation_running
-        self.progress.visible = a.permutation_running
-        if a.permutation_result is not self._null_shown:
-            self._show_null()
-            self.summary.object = self._safe_summary()
-
-    def _safe_summary(self) -> str:
-        try:
-            return safe_markdown(self.analysis.summary())
-        except Exception:  # noqa: BLE001 - keep the last good text
-            return self.summary.object
+    fold_bars = staticmethod(fold_bars)
+    confusion_plot = staticmethod(confusion_plot)
+    null_histogram = staticmethod(null_histogram)
+    value_histogram = staticmethod(value_histogram)
 
     # ---- exports (see dashboard/export.py) ----------------------------------------------
     def export_map(self) -> dict:
@@ -703,38 +426,3 @@ class DecodingTab(pn.viewable.Viewer):
             ExportBar(source=self, stem="decoding")]
         return pn.Row(controls, self.views, sizing_mode="stretch_width")
 
-
-def _hooked(element, layers):
-    """``element`` (an overlay) with each layer's hook added, in order, to its elements."""
-    if element is None or not layers:
-        return element
-    items = list(element) if isinstance(element, hv.Overlay) else [element]
-    hooked = [item.opts(hooks=[layer.hook]) for item, layer in zip(items, layers.values())]
-    return hv.Overlay(hooked + items[len(hooked):]).opts(show_legend=False)
-
-
-def _update_bars(layers, element):
-    """Fold bars: new heights for the same folds, the lines moved; else a redraw."""
-    bars = element.get(0)
-    if not layers["bars"].bars(bars):
-        return False
-    if not layers["bars"].title(bars.opts.get().kwargs["title"]):
-        return False
-    return all(layers[name].location(float(element.get(i).data))
-               for i, name in enumerate(("mean", "chance", "train"), start=1))
-
-
-def _update_confusion(layers, element):
-    """Confusion matrix: new counts in the same cells (and the colour range)."""
-    heat, labels = element.get(0), element.get(1)
-    if not layers["heat"].heatmap(heat) or not layers["labels"].labels(labels):
-        return False
-    counts = heat.dimension_values(2)
-    return layers["heat"].clim(int(counts.min()), int(counts.max()))
-
-
-def _update_hist(layers, element):
-    """Histogram of map values and the +/- threshold lines."""
-    return (layers["hist"].histogram(element.get(0))
-            and layers["lo"].location(float(element.get(1).data))
-            and layers["hi"].location(float(element.get(2).data)))

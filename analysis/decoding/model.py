@@ -1,29 +1,16 @@
-"""Decoding (Haxby 2001): linear classifiers on masked fMRI, honest cross-validation.
+"""The decoding's ``param.Parameterized`` class, shared by the notebook, CLI and app.
 
-Reference: ``../shared/seeds/haxby_decoding_tutorial.rst.txt``:
-``NiftiMasker(mask_img=mask, standardize=True)`` on all volumes, the conditions
-selected, ``SVC(kernel='linear')``, ``cross_val_score`` with ``KFold(n_folds)``
-(unshuffled) or ``LeaveOneGroupOut`` on the runs; ``permutation_test_score``
-for significance; ``coef_`` back on the brain.
-
-Two layers:
-
-* pure functions (:func:`select_samples`, :func:`cv_splits`,
-  :func:`cross_validate`, :func:`fit_all`, :func:`haufe_pattern`,
-  :func:`permutation_null`) that take arrays ``X (n_samples, n_voxels)``;
-* :class:`DecodingAnalysis`, the ``param.Parameterized`` class the notebook, the
-  CLI and the dashboard share. Its structural parameters (mask,
-  standardisation) key the cached masked data; the rest (conditions,
-  classifier, ``C``, CV scheme) recompute from it in milliseconds.
+:class:`DecodingAnalysis` holds the parameters (conditions, mask,
+standardisation, classifier, ``C``, CV scheme, permutations), caches the masked
+data and the fits, and returns the results as xarray (scores, weight and
+pattern maps, the permutation test, run blocking or in a background thread).
+The names of the CV schemes and classifiers the widgets offer live here too.
 """
 
 from __future__ import annotations
 
-import os
-
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,299 +18,18 @@ import pandas as pd
 import param
 import xarray as xr
 
-from .datasets import haxby
-from .errors import DataError
-from .io import resolve_label
-from .progress import null_progress
-from .volumes import to_xarray
+from ..datasets import haxby
+from ..volumes import to_xarray
+from .engine import Cancelled, haufe_pattern, p_value
+from .permutation import permutation_null
+from .reference import contrast_names, cross_validate, cv_splits, fit_all
+from .samples import masked_of, resolve_conditions, select_samples
 
 CV_SCHEMES = {"KFold": "kfold", "leave-one-run-out": "run"}
 CV_NAMES = {v: k for k, v in CV_SCHEMES.items()}
 CLASSIFIERS = {"linear SVC": "svc", "logistic regression": "logistic"}
 CLASSIFIER_NAMES = {"svc": "SVC", "logistic": "LogisticRegression"}
 
-
-# --------------------------------------------------------------------------- engine
-
-def select_samples(labels: pd.DataFrame, conditions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The volumes of ``conditions`` (names or numeric codes), as in the seed.
-
-    Returns ``(index, y, groups)``: volume indices ``(n_samples,)``, their labels
-    (names) and runs (``chunks``).
-    """
-    conditions = list(conditions)
-    if len(conditions) < 2:
-        raise DataError(f"choose at least two conditions to discriminate, got {conditions}")
-    names = resolve_conditions(labels, conditions)
-    if len(set(names)) < len(names):
-        raise DataError(f"conditions must differ, got {names}")
-    index = np.flatnonzero(labels["labels"].isin(names).to_numpy())
-    y = labels["labels"].to_numpy()[index].astype(str)
-    groups = labels["chunks"].to_numpy()[index]
-    return index, y, groups
-
-
-def resolve_conditions(labels: pd.DataFrame, conditions) -> list[str]:
-    """Conditions given as names or numeric codes, as names; a clear error for
-    a condition with no samples."""
-    names = []
-    known = list(dict.fromkeys(labels["labels"]))
-    for c in conditions:
-        try:
-            names.append(resolve_label(c, labels))
-        except DataError:
-            raise DataError(f"condition {c!r} has no samples in the labels "
-                            f"(known: {', '.join(map(str, known))})") from None
-    return names
-
-
-def cv_splits(cv: str, n_folds: int, y: np.ndarray, groups: np.ndarray):
-    """The (train, test) index pairs of ``KFold(n_folds)`` or ``LeaveOneGroupOut``."""
-    from sklearn.model_selection import KFold, LeaveOneGroupOut
-
-    n = len(y)
-    if cv == "kfold":
-        if n_folds < 2:
-            raise DataError(f"KFold needs at least 2 folds, got {n_folds}")
-        if n_folds > n:
-            raise DataError(f"{n_folds} folds for only {n} samples: use fewer folds")
-        splitter, split_groups = KFold(n_splits=n_folds), None
-    elif cv == "run":
-        n_runs = len(np.unique(groups))
-        if n_runs < 2:
-            raise DataError(f"leave-one-run-out needs at least 2 runs with these "
-                            f"conditions, found {n_runs}")
-        splitter, split_groups = LeaveOneGroupOut(), groups
-    else:
-        raise DataError(f"unknown CV scheme {cv!r}; choose kfold or run")
-    splits = list(splitter.split(np.zeros((n, 1)), y, split_groups))
-    for train, _ in splits:
-        if len(np.unique(y[train])) < 2:
-            raise DataError("a training fold holds only one condition (the samples are "
-                            "ordered by condition): use leave-one-run-out or more folds")
-    return splitter, split_groups, splits
-
-
-def make_classifier(classifier: str = "svc", C: float = 1.0):
-    """The seed's ``SVC(kernel='linear', C=C)`` or ``LogisticRegression(C=C)``."""
-    if classifier == "svc":
-        from sklearn.svm import SVC
-
-        return SVC(kernel="linear", C=C)
-    if classifier == "logistic":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(C=C, max_iter=2000)
-    raise DataError(f"unknown classifier {classifier!r}; choose svc or logistic")
-
-
-def accuracy(y_true, y_pred) -> float:
-    """``sklearn.metrics.accuracy_score`` (the mean of correct predictions), without its
-    input checks (a millisecond each, 26 calls per change of C)."""
-    return float(np.average(np.asarray(y_true) == np.asarray(y_pred)))
-
-
-def cross_validate(X, y, splits, classifier="svc", C=1.0, cancel=None) -> dict:
-    """Fit on each training fold, score on its test fold (as ``cross_val_score``).
-
-    Returns ``fold_scores (n_folds,)``, ``train_scores (n_folds,)`` and the
-    out-of-fold ``predictions (n_samples,)``.
-    """
-    from sklearn.base import clone
-
-    base = make_classifier(classifier, C)
-
-    def check():
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
-
-    if classifier == "svc":
-        # a linear SVC sees the data only through dot products: fitted on the Gram matrix
-        # (computed once), libsvm finds the same solution without recomputing them in
-        # every fold (3-4x faster; fold scores still equal cross_val_score, tested)
-        from sklearn.svm import SVC
-
-        gram = X @ X.T
-
-        def fold(split):
-            check()
-            train, test = split
-            est = SVC(kernel="precomputed", C=C).fit(gram[np.ix_(train, train)], y[train])
-            return est.predict(gram[np.ix_(test, train)]), est.predict(gram[np.ix_(train, train)])
-    else:
-        def fold(split):
-            check()  # a cancelled permutation test stops between fits, not after all folds
-            train, test = split
-            est = clone(base).fit(X[train], y[train])
-            return est.predict(X[test]), est.predict(X[train])
-
-    splits = list(splits)
-    workers = min(len(splits), os.cpu_count() or 1, 4)
-    if workers > 1:  # the fits release the GIL: the folds run side by side, same results
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers) as pool:
-            fitted = list(pool.map(fold, splits))
-    else:
-        fitted = [fold(split) for split in splits]
-    scores, train_scores = [], []
-    predictions = np.empty(len(y), dtype=object)
-    for (train, test), (pred, train_pred) in zip(splits, fitted):
-        predictions[test] = pred
-        scores.append(accuracy(y[test], pred))
-        train_scores.append(accuracy(y[train], train_pred))
-    return {"fold_scores": np.asarray(scores), "train_scores": np.asarray(train_scores),
-            "predictions": predictions.astype(str)}
-
-
-def fit_all(X, y, classifier="svc", C=1.0):
-    """Train on all samples (the seed's meaningless 1.0): ``(estimator, train_score)``."""
-    est = make_classifier(classifier, C).fit(X, y)
-    return est, accuracy(y, est.predict(X))
-
-
-def contrast_names(est) -> list[str]:
-    """A name for each row of ``est.coef_`` (positive weights favour the first class)."""
-    classes = [str(c) for c in est.classes_]
-    n_rows = est.coef_.shape[0]
-    if len(classes) == 2:
-        return [f"{classes[1]} (+) vs {classes[0]} (-)"]
-    from sklearn.svm import SVC
-
-    if not isinstance(est, SVC) and n_rows == len(classes):  # multinomial / one-vs-rest
-        return [f"{c} (+) vs rest" for c in classes]
-    # SVC one-vs-one: pairs (i, j), i < j; positive decision favours classes[i]
-    return [f"{classes[i]} (+) vs {classes[j]} (-)"
-            for i in range(len(classes)) for j in range(i + 1, len(classes))]
-
-
-def haufe_pattern(X, coef) -> np.ndarray:
-    """Activation patterns ``A = cov(X) W cov(s)^-1`` with ``s = X W`` (Haufe et al. 2014).
-
-    ``X (n_samples, n_voxels)``, ``coef (n_rows, n_voxels)`` -> ``(n_rows, n_voxels)``;
-    computed row by row (each decoder separately), without forming ``cov(X)``.
-    """
-    Xc = np.asarray(X, dtype=np.float64)
-    Xc = Xc - Xc.mean(axis=0)
-    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    s = Xc @ coef.T                                   # (n_samples, n_rows)
-    cov_w = Xc.T @ s / (len(Xc) - 1)                  # cov(X) @ w, (n_voxels, n_rows)
-    var_s = s.var(axis=0, ddof=1)
-    var_s[var_s == 0] = 1.0
-    return (cov_w / var_s).T
-
-
-def shuffled_labels(y, groups, n_permutations: int, random_state=0) -> list[np.ndarray]:
-    """The permuted labels ``permutation_test_score`` draws (within groups when given).
-
-    The same draws as scikit-learn's ``_shuffle`` (one ``permutation`` per group, groups
-    in sorted order, from one generator), without its per-call ``np.unique`` and masks:
-    about 5x less time holding the GIL, which a served page's event loop shares.
-    """
-    from sklearn.utils import check_random_state
-
-    rng = check_random_state(random_state)
-    y = np.asarray(y)
-    if groups is None:
-        return [y[rng.permutation(len(y))] for _ in range(n_permutations)]
-    groups = np.asarray(groups)
-    members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    out = []
-    for _ in range(n_permutations):
-        indices = np.arange(len(groups))
-        for m in members:
-            indices[m] = rng.permutation(m)
-        out.append(y[indices])
-    return out
-
-
-def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutations=100,
-                     random_state=0, n_jobs=2, progress=None, cancel=None,
-                     precomputed: bool = True) -> np.ndarray:
-    """Null distribution of the mean CV accuracy, as ``permutation_test_score``.
-
-    The same permuted labels (same ``random_state``, shuffled within runs for
-    leave-one-run-out) and the same folds; the work is split over ``n_jobs``
-    threads (libsvm and BLAS release the GIL). ``cancel`` is a
-    ``threading.Event``: when set, the computation stops and
-    :class:`Cancelled` is raised. ``progress(fraction, message)`` is called as
-    permutations finish. For the linear SVC, ``precomputed`` fits on a Gram
-    matrix computed once (about 1.7x faster at the full size; the tests check
-    the null against ``permutation_test_score``).
-    """
-    progress = progress or null_progress
-    perms = shuffled_labels(y, groups, n_permutations, random_state)
-    null = np.full(n_permutations, np.nan)
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    if classifier == "svc" and precomputed:
-        from .svm_fast import precomputed_scorer  # scikit-learn's private libsvm, or SVC
-
-        score_of = precomputed_scorer(X, splits, C)
-    else:
-        def score_of(labels):
-            return float(cross_validate(X, labels, splits, classifier, C,
-                                        cancel=cancel)["fold_scores"].mean())
-    done = [0]
-    lock = threading.Lock()
-    t0 = time.perf_counter()
-
-    def work(indices):
-        for i in indices:
-            if cancel is not None and cancel.is_set():
-                return
-            try:
-                null[i] = score_of(perms[i])
-            except Cancelled:
-                return
-            with lock:
-                done[0] += 1
-                n = done[0]
-            elapsed = time.perf_counter() - t0
-            progress(n / n_permutations, f"{n}/{n_permutations} permutations ({elapsed:.0f} s)")
-
-    n_jobs = max(1, min(int(n_jobs), n_permutations or 1))
-    chunks = [range(k, n_permutations, n_jobs) for k in range(n_jobs)]
-    if n_jobs == 1:
-        work(chunks[0])
-    else:
-        with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            for f in [pool.submit(work, c) for c in chunks]:
-                f.result()
-    if cancel is not None and cancel.is_set():
-        raise Cancelled(f"permutation test cancelled after {done[0]} of {n_permutations}")
-    return null
-
-
-#: ``HaxbyData.info`` key: True for a session's own files (an upload), whose masked data
-#: is kept with the data object only (never in the process-wide cache nor on disk).
-PRIVATE = "private"
-
-
-def masked_of(data: haxby.HaxbyData, mask_img, mask_name: str, standardize,
-              progress=None) -> np.ndarray:
-    """The masked data of ``data`` under a mask: the process-wide cache for shared data;
-    for private data (``data.info["private"]``, a session's upload) computed once and
-    kept on ``data`` itself, so it leaves with the session that holds ``data``."""
-    if not data.info.get(PRIVATE):
-        return haxby.masked_data(data.func, mask_img, standardize, progress=progress)
-    store = data.info.setdefault("_masked", {})
-    key = (mask_name, str(standardize))
-    if key not in store:
-        store[key] = haxby.masked_data(data.func, mask_img, standardize, progress=progress,
-                                       shared=False)
-    return store[key]
-
-
-def p_value(score: float, null: np.ndarray) -> float:
-    """``(#{null >= score} + 1) / (n_permutations + 1)``, as ``permutation_test_score``."""
-    return float((np.sum(null >= score) + 1.0) / (len(null) + 1.0))
-
-
-class Cancelled(RuntimeError):
-    """A background computation was cancelled."""
-
-
-# --------------------------------------------------------------------------- Param class
 
 class DecodingAnalysis(param.Parameterized):
     """Haxby-style decoding with live parameters; results as xarray.
@@ -392,7 +98,6 @@ class DecodingAnalysis(param.Parameterized):
         self._fit_cache: dict = {}
         self._worker = None
         self._cancel = threading.Event()
-        self.n_maskings = 0  # how many times the heavy masked data was fetched
 
     #: the parameters that decide the scores and maps (with the data)
     SETTINGS = ("conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds",
@@ -466,7 +171,7 @@ class DecodingAnalysis(param.Parameterized):
 
     def add_mask(self, name: str, mask) -> None:
         """Offer another mask (a path or image on the data's grid) under ``name``."""
-        from .io import load_func, load_mask
+        from ..io import load_func, load_mask
 
         self.data.masks[name] = load_mask(mask, load_func(self.data.func))
         files = self.data.info.setdefault("mask_files", {})
@@ -478,7 +183,7 @@ class DecodingAnalysis(param.Parameterized):
 
     # -- heavy, cached step
     def mask_img(self):
-        from .io import load_func, load_mask
+        from ..io import load_func, load_mask
 
         m = self.data.masks[self.mask]
         if isinstance(m, (str, Path)):
@@ -493,7 +198,6 @@ class DecodingAnalysis(param.Parameterized):
             self._masked = masked_of(self.data, self.mask_img(), self.mask, self.standardize,
                                      progress=progress)
             self._masked_key = key
-            self.n_maskings += 1
         return self._masked
 
     # -- samples and fits (cached per parameters)

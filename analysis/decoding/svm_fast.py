@@ -97,7 +97,7 @@ def private_libsvm():
         if why is None:
             return libsvm
     log.warning("the linear SVC's permutations use the public SVC (slower): %s; "
-                "analysis/svm_fast.py must be updated for this scikit-learn", why)
+                "analysis/decoding/svm_fast.py must be updated for this scikit-learn", why)
     return None
 
 

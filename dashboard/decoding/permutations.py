@@ -1,0 +1,91 @@
+"""The Decoding tab's permutation test: started, followed and cancelled from the tab.
+
+A mixin of :class:`DecodingTab` (:class:`PermutationControls`): Run starts the
+analysis' permutations (at most :data:`MAX_APP_PERMUTATIONS`) as a job
+(:mod:`dashboard.jobs`: capped per process, queued with its position shown,
+cancelled with the session), Cancel stops them; the worker thread's progress,
+status and result are handed to the session's event loop and shown in one go.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from analysis.errors import DataError
+from dashboard import jobs
+from dashboard.batch import in_batch, serialized, soon
+from dashboard.notify import notify_errors, safe_markdown
+
+#: Most permutations the app runs in one test (the CLI may run more).
+MAX_APP_PERMUTATIONS = 10_000
+
+
+class PermutationControls:
+    """Run / Cancel of the permutation test and its progress (a mixin of :class:`DecodingTab`)."""
+
+    @notify_errors
+    @serialized
+    def _start_permutations(self):
+        n = int(self.w_perms.value)
+        if n > MAX_APP_PERMUTATIONS:
+            raise DataError(f"at most {MAX_APP_PERMUTATIONS:,} permutations in the app "
+                            f"(asked for {n:,}); run more with the command line")
+        self.analysis.n_permutations = n
+        self.analysis.scores()  # errors (bad folds...) surface here, not in the job
+        if self._perm_job is not None:
+            self._perm_job.cancel()
+        a = self.analysis
+        a.cancel_permutations(wait=False)
+        self.progress.param.update(value=0, visible=True)
+        self.w_run.disabled = True
+        self.w_cancel.disabled = False
+        cancel = threading.Event()
+        a._begin_permutations(cancel)
+
+        def work(job):
+            job.on_cancel(cancel.set)   # the session left, or Cancel: the test stops
+            if job.cancelled or cancel.is_set():
+                return None
+            a.permutation_status = f"running {a.n_permutations} permutations"
+            return a.run_permutations(cancel)
+
+        def queued(position):
+            if a.permutation_running and not cancel.is_set():
+                a.permutation_status = jobs.queued_message(position)
+
+        def cancelled():
+            if a._cancel is cancel and a.permutation_running:
+                a.param.update(permutation_running=False,
+                               permutation_status="permutation test cancelled")
+
+        self._perm_job = jobs.submit(work, name="permutations", doc=self._doc,
+                                     on_queued=queued, on_cancelled=cancelled)
+
+    @serialized
+    def _cancel_permutations(self):
+        if self._perm_job is not None:
+            self._perm_job.cancel()
+        self.analysis.cancel_permutations(wait=False)
+
+    def _on_permutation_event(self, *events):
+        """Called from the worker thread: hand the update to the session's event loop."""
+        soon(self._doc, self._apply_permutation_state)
+
+    @in_batch  # one message: the status never says "p = " before the summary shows p
+    def _apply_permutation_state(self):
+        a = self.analysis
+        self.progress.value = int(round(1000 * a.permutation_progress))
+        self.perm_status.object = a.permutation_status
+        self.w_run.disabled = a.permutation_running
+        self.w_cancel.disabled = not a.permutation_running
+        self.progress.visible = a.permutation_running
+        if a.permutation_result is not self._null_shown:
+            self._show_null()
+            self.summary.object = self._safe_summary()
+
+    def _safe_summary(self) -> str:
+        try:
+            return safe_markdown(self.analysis.summary())
+        except Exception:  # noqa: BLE001 - keep the last good text
+            return self.summary.object
+
