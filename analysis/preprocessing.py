@@ -16,7 +16,7 @@ derived from it:
 * the Connectivity tab's widgets (:mod:`dashboard.param_widgets`) and its URL
   keys (:func:`dashboard.share.url_mapping`);
 * the exported script (:func:`analysis.scripts.connectivity_script`) and the
-  reference pipeline (:mod:`analysis.connectivity_reference`): every setting but
+  reference pipeline (:mod:`analysis.connectivity.reference`): every setting but
   those of :data:`BRAIN_ONLY` is a keyword of both of nilearn's maskers under its
   own name (:meth:`CleaningSettings.masker_kwargs`).
 

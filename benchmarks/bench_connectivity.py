@@ -28,7 +28,7 @@ import numpy as np
 
 def run(bench) -> None:
     from analysis import connectivity as C
-    from analysis.connectivity_reference import reference_seed_map
+    from analysis.connectivity.reference import reference_seed_map
     from analysis.datasets import development as dev
 
     warnings.filterwarnings("ignore")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from analysis import connectivity as C
-from analysis.connectivity_reference import reference_seed_map
+from analysis.connectivity.reference import reference_seed_map
 from analysis.datasets import development as dev
 from analysis.errors import DataError
 
@@ -300,7 +300,9 @@ def test_moving_the_seed_does_not_reclean(connectivity_dir, monkeypatch):
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(C, "clean_data", counting)
+    from analysis.connectivity import cleaning
+
+    monkeypatch.setattr(cleaning, "clean_data", counting)   # where cleaned() looks it up
     sc = C.SeedConnectivity(data_dir=str(connectivity_dir), smoothing_fwhm=4.0)
     sc.ensure()
     assert len(calls) == 1
@@ -343,7 +345,7 @@ def test_user_files_with_a_mask(files, connectivity_dir, reference):
 
 
 def test_analysis_does_not_import_panel():
-    code = ("import sys, analysis.connectivity, analysis.connectivity_reference, "
+    code = ("import sys, analysis.connectivity, analysis.connectivity.reference, "
             "analysis.commands.connectivity; "
             "assert not {'panel', 'holoviews'} & set(sys.modules), 'GUI imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

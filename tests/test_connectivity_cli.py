@@ -36,7 +36,7 @@ def run_json(capsys, *argv):
 def test_json_and_r_map_equal_the_seed(connectivity_dir, files, engine_r, capsys, tmp_path):
     from nilearn.masking import apply_mask
 
-    from analysis.connectivity_reference import reference_seed_map
+    from analysis.connectivity.reference import reference_seed_map
 
     out = tmp_path / "map.nii.gz"
     info = run_json(capsys, "--data", str(connectivity_dir), "--subject", "1",

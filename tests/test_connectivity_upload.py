@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis.connectivity import CACHE, SeedConnectivity
-from analysis.connectivity_reference import reference_seed_map
+from analysis.connectivity.reference import reference_seed_map
 from analysis.datasets import development as dev
 
 
@@ -92,7 +92,7 @@ def test_uploads_are_cached_under_this_sessions_folder_only(tab, user_files, con
     key = tab.model.subject_data().key
     folder = str(tab.upload.uploads.folder)
     assert key.startswith(folder + os.sep)           # a path in this session's folder
-    assert any(k[0] == key for k in CACHE._items)
+    assert any(k[0] == key for k in CACHE.keys())
     other = ConnectivityTab(SeedConnectivity(data_dir=str(connectivity_dir)))
     try:
         assert not other.model.uses_own_data           # another session: the dataset
@@ -102,16 +102,16 @@ def test_uploads_are_cached_under_this_sessions_folder_only(tab, user_files, con
         other.upload.uploads.cleanup()
     # back to the built-in dataset: the upload's cleaned data leaves the shared cache
     click(tab.w_dataset)
-    assert not tab.model.uses_own_data and not any(k[0] == key for k in CACHE._items)
+    assert not tab.model.uses_own_data and not any(k[0] == key for k in CACHE.keys())
     assert tab.summary.object == SeedConnectivity(data_dir=str(connectivity_dir)).summary()
     assert tab.data_source.object == "**Data:** the built-in dataset"
     assert tab.w_dataset.disabled and not tab.w_subject.disabled
     # the session ends: its cleaned uploads and folder go
     click(tab.w_analyse)
-    assert any(k[0] == key for k in CACHE._items)
+    assert any(k[0] == key for k in CACHE.keys())
     tab._forget_uploads()
     tab.upload.uploads.cleanup()
-    assert not any(k[0] == key for k in CACHE._items)
+    assert not any(k[0] == key for k in CACHE.keys())
     assert not tab.upload.uploads.folder.exists()
 
 

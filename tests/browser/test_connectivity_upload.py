@@ -124,13 +124,13 @@ def test_a_closed_session_frees_its_uploads(browser, tmp_path, connectivity_dir)
         wait_text(page, f"{CARD} .data-source", lambda t: "your files" in t, timeout=120)
         (tab,) = tabs
         folder, key = tab.upload.uploads.folder, tab.model.subject_data().key
-        assert (folder / "func.nii.gz").is_file() and any(k[0] == key for k in CACHE._items)
+        assert (folder / "func.nii.gz").is_file() and any(k[0] == key for k in CACHE.keys())
         page.close()
         deadline = time.monotonic() + 60
-        while (folder.exists() or any(k[0] == key for k in CACHE._items)) \
+        while (folder.exists() or any(k[0] == key for k in CACHE.keys())) \
                 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not folder.exists()
-        assert not any(k[0] == key for k in CACHE._items)
+        assert not any(k[0] == key for k in CACHE.keys())
     finally:
         server.stop()

@@ -1,43 +1,40 @@
-"""Connectivity tab: click anywhere in the brain, get that seed's correlation map.
+"""The Connectivity tab's layout and callbacks: seed widgets, preprocessing, map, peaks.
 
-A thin view over :class:`analysis.connectivity.SeedConnectivity`: the cleaned
-data is cached per process (shared by every session, one cleaning per
-preprocessing setting, with a progress bar); a click on a slice or a new seed
-coordinate is a sphere mean and one matrix-vector product. Shown: the r (or
-Fisher z) map over the MNI template, thresholded at +/- the threshold, the
-seed as a marker, its time series, a histogram with the threshold lines, the
-peaks table (click a row to move the crosshair there), exports of r and z.
+A thin view over :class:`analysis.connectivity.SeedConnectivity`: widgets to
+model and back, the cleaning's progress (the first session cleans, once per
+process, in the background), clicks and typed seeds, the redraw of the map,
+histogram, time series and peaks, the downloads and the layout. The plots are
+in :mod:`dashboard.connectivity.views`, the uploads in
+:mod:`dashboard.connectivity.sources`, the exports in
+:mod:`dashboard.connectivity.exports`.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import threading
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
 from analysis.config import default_size
-from analysis.connectivity import (CACHE, PREPROCESSING, SeedConnectivity, cleaned,
-                                   load_subject)
+from analysis.connectivity import PREPROCESSING, SeedConnectivity, cleaned
 from analysis.errors import DataError
-from analysis.volumes import to_xarray
 from dashboard import jobs
 from dashboard.batch import served, soon
 from dashboard.render.live import LivePlot, padded
-from dashboard.notify import notify_errors, report_error, report_info, safe_markdown
+from dashboard.notify import notify_errors, report_error
 from dashboard.param_widgets import ParamWidgets
 from dashboard.share import sync_url, url_mapping
-from analysis.volumes import mni_background
-from dashboard.histograms import bins_of, layer_hooks as _hooks, value_histogram
+from dashboard.histograms import bins_of, value_histogram
 from dashboard.slice_viewer import SliceViewer
-from dashboard.upload import UploadPanel, user_named
 
-PLOT_H = 230
+from .exports import ConnectivityExports
+from .sources import UploadSource
+from .views import PEAKS_CSS, data_background, peak_labels, seed_series_plot, seed_series_title
+
 #: Parameters kept in the URL (a shared link reopens the same seed and settings).
 #: Every parameter of the model in the URL (see :func:`dashboard.share.url_mapping`):
 #: preprocessing, confound columns, seed, threshold, Fisher z, colour range, peaks; the
@@ -48,58 +45,9 @@ URL_KEYS = url_mapping(SeedConnectivity, "conn_", aliases={
 #: CSS classes of preprocessing widgets that are not their parameter's name, dashed (the
 #: tests and benchmarks find widgets by them).
 PREPROCESSING_CSS = {"smoothing_fwhm": "smoothing-slider"}
-PEAKS_CSS = """
-.bk-btn-group { align-items: stretch; }
-.bk-btn { font-family: monospace; text-align: left; white-space: pre; }
-"""
 
 
-def peak_labels(peaks: pd.DataFrame) -> dict:
-    """One label per peak (MNI mm, r, z, nearest planted network): ``{label: row}``."""
-    labels = {}
-    for n, row in enumerate(peaks.itertuples(index=False)):
-        text = (f"{n + 1:2d}. ({row.x:5.0f}, {row.y:5.0f}, {row.z:5.0f})  "
-                f"r={row.r:5.2f}  z={row.fisher_z:5.2f}")
-        if "network" in peaks:
-            text += f"  {row.network} ({row.node_distance_mm:.0f} mm)"
-        labels[text] = n
-    return labels
-
-
-def data_background(subject):
-    """The background for a subject's maps: the MNI template when the data is on its
-    grid (the built-in data; files in that space), else the mean functional image."""
-    img = subject.img
-    voxel = float(abs(img.affine[0, 0]))
-    if voxel > 0 and float(voxel).is_integer():
-        mni = mni_background(int(voxel))
-        if mni.shape == img.shape[:3] and np.allclose(mni.attrs["affine"], img.affine):
-            return mni
-    mean = np.asarray(img.dataobj, dtype=np.float32).mean(axis=3)
-    import nibabel as nib
-
-    return to_xarray(nib.Nifti1Image(mean, img.affine), name="mean functional image")
-
-
-def seed_series_title(series) -> str:
-    seed = ", ".join(f"{v:g}" for v in series.attrs["seed_mm"])
-    return f"seed ({seed}) r={series.attrs['radius_mm']:g} mm time series"
-
-
-def seed_series_curve(series) -> hv.Curve:
-    return hv.Curve((series["time"].values, series.values), kdims=["time (s)"],
-                    vdims=["seed signal (z)"])
-
-
-def seed_series_plot(series, layers=None) -> hv.Curve:
-    """The seed's standardised time series (time in s)."""
-    return seed_series_curve(series).opts(
-        color="#2ca02c", line_width=1.5, height=PLOT_H, responsive=True, toolbar=None,
-        tools=["hover"], framewise=True, title=seed_series_title(series),
-        hooks=_hooks(layers, "curve"))
-
-
-class ConnectivityTab(pn.viewable.Viewer):
+class ConnectivityTab(UploadSource, ConnectivityExports, pn.viewable.Viewer):
     """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks."""
 
     revision = param.Integer(default=0, precedence=-1, doc="""
@@ -290,13 +238,12 @@ class ConnectivityTab(pn.viewable.Viewer):
         self.status.object = f"error: {report_error(exc)}"
 
     def _is_cached(self) -> bool:
-        from analysis.connectivity import CACHE
+        from analysis.connectivity import is_cached
 
         try:
-            key = (self.model.subject_data().key, self.model.settings())
+            return is_cached(self.model.subject_data().key, self.model.settings())
         except Exception:  # noqa: BLE001
             return False
-        return key in CACHE._items
 
     def _first_compute(self):
         try:
@@ -347,169 +294,6 @@ class ConnectivityTab(pn.viewable.Viewer):
             return
         value = float(event.new or 0.0)
         self.model.clim = (-value, value) if value > 0 else None
-
-    # ---- uploads: the user's own files, this session only ---------------------------------
-    def _build_uploads(self):
-        """An upload panel (func, confounds, mask), "Analyse" and "back to the dataset".
-
-        The files live in this session's temporary folder (removed when the session
-        ends); their cleaned data is cached under a key made of their paths in that
-        folder (no other session can ask for it) and dropped when this session leaves
-        them or ends."""
-        self.upload = UploadPanel(roles=["func", "confounds", "mask"])
-        self.w_analyse = pn.widgets.Button(label="Analyse uploaded data", color="primary",
-                                           disabled=True, css_classes=["analyse-upload"],
-                                           width=230)
-        self.w_dataset = pn.widgets.Button(label="Back to the built-in dataset",
-                                           color="default", disabled=True,
-                                           css_classes=["use-dataset"], width=230)
-        self.w_upload_tr = pn.widgets.FloatInput(
-            label="repetition time (s; 0 = from the header)", value=0.0, start=0.0, step=0.1,
-            width=230, css_classes=["upload-t-r"])
-        self.data_source = pn.pane.Markdown(self._dataset_label(),
-                                            css_classes=["data-source"], margin=(0, 5))
-        # the switch's own progress, beside its buttons (where the user is looking)
-        self.upload_progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
-                                                      width=230, visible=False,
-                                                      css_classes=["upload-progress"])
-        self.upload_status = pn.pane.Markdown("", css_classes=["upload-switch-status"],
-                                              margin=(0, 5))
-        self._switching = False
-        self._upload_keys: set = set()      # cache keys of this session's uploaded data
-        self.upload.param.watch(self._uploads_changed, "paths")
-        self.w_analyse.on_click(notify_errors(lambda event: self.analyse_uploads()))
-        self.w_dataset.on_click(notify_errors(lambda event: self.use_dataset()))
-        if self._served():
-            pn.state.on_session_destroyed(lambda ctx: self._forget_uploads())
-
-    def _dataset_label(self) -> str:
-        m = self.model
-        if m.uses_own_data:
-            names = m.subject_data().info.get("uploads", {})
-            files = ", ".join(names[r] for r in ("func", "confounds", "mask") if r in names)
-            return f"**Data:** your files ({safe_markdown(files)})"
-        return "**Data:** the built-in dataset"
-
-    def _uploads_changed(self, event):
-        self.w_analyse.disabled = "func" not in event.new or self._switching
-
-    def analyse_uploads(self):
-        """Switch this session's analysis to the uploaded files (cleaned in the background)."""
-        paths = dict(self.upload.paths)
-        if "func" not in paths:
-            raise DataError("upload a 4D functional image (NIfTI) first")
-        names = dict(self.upload.uploads.names)
-        t_r = float(self.w_upload_tr.value or 0.0) or None
-
-        def load():
-            try:
-                subject = load_subject(paths["func"], confounds=paths.get("confounds"),
-                                       mask=paths.get("mask"), t_r=t_r, name="your files",
-                                       info={"uploads": {r: names[r] for r in paths}})
-            except DataError as exc:
-                if exc.problem.startswith("no repetition time"):
-                    raise DataError("no repetition time in the header: enter it (s) under "
-                                    "'repetition time'", exc.path) from None
-                raise
-            self._upload_keys.add(subject.key)
-            return subject
-
-        self._switch(load, "reading your files ...", names=names, paths=paths)
-
-    def use_dataset(self):
-        """Back to the built-in dataset (this session's uploads stay for another try)."""
-        self._switch(None, "back to the built-in dataset ...")
-
-    def _switch(self, load, message, names=None, paths=None):
-        if self._switching:
-            return
-        self._switching = True
-        self.w_analyse.disabled = self.w_dataset.disabled = True
-        self.upload_progress.param.update(value=0, visible=True)
-        self.upload_status.object = message
-        work = functools.partial(self._prepare, load, names or {}, paths or {})
-        if self._served():   # a job (dashboard/jobs.py): capped, cancelled with the session
-            self._switch_job = jobs.submit(
-                work, name="connectivity-upload", doc=self._doc,
-                on_queued=lambda n: setattr(self.upload_status, "object",
-                                            jobs.queued_message(n)))
-        else:
-            work()
-
-    def _prepare(self, load, names, paths, job=None):
-        """A job, off the event loop: read the files and clean them (cached), with progress."""
-        m = self.model
-        progress = job.guarded(self._upload_progress) if job is not None else \
-            self._upload_progress
-        try:
-            subject = load() if load is not None else m.dataset_subject()
-            if job is not None:
-                job.check()
-            cleaned(subject, m.settings_for(subject).check(), progress=progress)
-            if job is not None and job.cancelled and load is not None:
-                CACHE.discard(subject.key)   # the session went meanwhile: nothing kept
-                return
-        except Exception as exc:  # noqa: BLE001 - shown in this session, the map stays
-            if job is not None and job.cancelled:
-                return   # the session is gone (or going): nobody to tell
-            self._schedule(functools.partial(self._switch_failed, user_named(exc, names, paths)))
-            return
-        self._schedule(functools.partial(self._apply_switch, subject if load else None))
-
-    def _apply_switch(self, subject):
-        """On the event loop: the model takes the new data (cleaned already: no wait)."""
-        m = self.model
-        with self._lock:
-            previous = m.subject_data().key if m.uses_own_data else None
-            try:
-                moved = tuple(m.seed_mm)
-                m.use_data(subject)
-            except Exception as exc:  # noqa: BLE001
-                self._switch_failed(exc)
-                return
-            self._sync_widgets()
-            self._set_background()
-            self._switching = False
-            own = m.uses_own_data
-            self.w_subject.disabled = own
-            self.w_dataset.disabled = not own
-            self.w_analyse.disabled = "func" not in self.upload.paths
-            self.data_source.object = self._dataset_label()
-            self.upload_progress.visible = False
-            self.upload_status.object = ""
-            if previous is not None and previous != (subject.key if subject else None):
-                CACHE.discard(previous)            # the session left those files
-                self._upload_keys.discard(previous)
-            if tuple(m.seed_mm) != moved:
-                report_info(f"the seed moved to {tuple(round(v, 1) for v in m.seed_mm)} mm: "
-                            "the previous one is outside this brain")
-
-    def _switch_failed(self, exc):
-        m = self.model
-        in_use = m.subject_data().key if m.uses_own_data else None
-        for key in list(self._upload_keys - {in_use}):   # refused files: nothing kept
-            CACHE.discard(key)
-            self._upload_keys.discard(key)
-        self._switching = False
-        self.w_analyse.disabled = "func" not in self.upload.paths
-        self.w_dataset.disabled = not m.uses_own_data
-        self.upload_progress.visible = False
-        self.upload_status.object = f"**refused:** {safe_markdown(report_error(exc))}"
-        self._sync_widgets()
-
-    def _upload_progress(self, fraction: float, message: str = "") -> None:
-        def show():
-            self.upload_progress.value = int(round(100 * fraction))
-            if fraction < 1.0:
-                self.upload_status.object = message
-        self._schedule(show)
-
-    def _forget_uploads(self):
-        """The session ended: its uploaded data leaves the shared cache (the upload
-        panel removes the files)."""
-        for key in list(self._upload_keys):
-            CACHE.discard(key)
-        self._upload_keys.clear()
 
     # ---- model -> view ------------------------------------------------------------------
     def _sync_widgets(self, *events):
@@ -618,44 +402,6 @@ class ConnectivityTab(pn.viewable.Viewer):
             return seed_series_plot(empty, layers)
         return seed_series_plot(m.seed_time_series(), layers)
 
-    # ---- exports ------------------------------------------------------------------------
-    def _nifti_bytes(self, fisher_z: bool):
-        import gzip
-
-        img = self.model.to_nifti(fisher_z=fisher_z)
-        return io.BytesIO(gzip.compress(img.to_bytes(), compresslevel=6))
-
-    def export_map(self) -> dict:
-        m = self.model
-        return {"map": m.stat_map(), "background": self.viewer.background,
-                "title": m.summary(), "threshold": m.display_threshold(),
-                "name": "z_map" if m.fisher_z else "r_map", "symmetric": True,
-                "cut_coords": tuple(m.result.seed_mm) if m.result else None}
-
-    def export_scores(self) -> pd.DataFrame:
-        return self.model.peaks()
-
-    def export_summary(self) -> str:
-        return self.model.summary()
-
-    def export_params(self) -> dict:
-        m = self.model
-        names = ("subject", "seed_mm", "radius_mm", *PREPROCESSING, "t_r", "threshold",
-                 "fisher_z")
-        params = {k: getattr(m, k) for k in names}
-        if m.uses_own_data:
-            params.pop("subject")
-            params["data"] = "your files: " + ", ".join(
-                f"{r} {n}" for r, n in m.subject_data().info.get("uploads", {}).items())
-        return params
-
-    def export_code(self) -> str:
-        """A plain nilearn / scikit-learn script reproducing the tab (see analysis.scripts);
-        uploads by the names the user gave them, in the folder it runs in."""
-        from analysis.scripts import connectivity_script
-
-        return connectivity_script(self.model)
-
     # ---- layout -------------------------------------------------------------------------
     def __panel__(self):
         from dashboard.export import ExportBar
@@ -708,5 +454,3 @@ class ConnectivityTab(pn.viewable.Viewer):
             self._group_panel = GroupPanel(seed_source=self.model)
         return self._group_panel
 
-
-__all__ = ["ConnectivityTab", "value_histogram", "seed_series_plot", "mni_background", "cleaned"]

@@ -34,7 +34,7 @@ def reference_seed_map(func, seed_mm, radius_mm=8.0, confounds=None, mask_img=No
     """
     from nilearn.maskers import NiftiMasker, NiftiSpheresMasker
 
-    from .connectivity import CleaningSettings
+    from ..preprocessing import CleaningSettings
 
     settings = settings or CleaningSettings()
     img = nib.load(str(func)) if not isinstance(func, nib.spatialimages.SpatialImage) else func

@@ -1,0 +1,170 @@
+"""Cleaning, once per subject and preprocessing setting: the brain matrix as the seed's
+brain masker makes it and the seed-domain matrix (:func:`clean_data`), kept in the
+process' store (:data:`CACHE`, :func:`cleaned`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nibabel as nib
+import numpy as np
+
+from ..errors import DataError
+from ..preprocessing import CleaningSettings
+from ..progress import null_progress
+from ..store import Store
+from .subject import SubjectData
+
+#: The seed example's PCC seed (MNI mm) and sphere radius.
+PCC_MM = (0.0, -52.0, 18.0)
+RADIUS_MM = 8.0
+#: Largest sphere radius (mm): the seed domain reaches this far outside the brain.
+MAX_RADIUS_MM = 20.0
+
+# --------------------------------------------------------------------------- cleaning
+
+@dataclass
+class CleanedData:
+    """A subject's cleaned signals for one preprocessing setting.
+
+    Attributes
+    ----------
+    brain : ndarray, shape (n_volumes, n_voxels)
+        Smoothed, cleaned, standardised brain voxels (the brain masker's output).
+    domain : ndarray, shape (n_volumes, n_domain)
+        Unsmoothed voxels a sphere can reach, cleaned, not standardised.
+    domain_mm : ndarray, shape (n_domain, 3)
+        Their MNI coordinates; ``domain_ijk`` their voxel indices,
+        ``domain_in_brain`` whether they are brain voxels.
+    mask : ndarray of bool, shape (x, y, z)
+        The brain mask (voxel order of ``brain``'s columns: C order).
+    """
+
+    brain: np.ndarray
+    domain: np.ndarray
+    domain_mm: np.ndarray
+    domain_ijk: np.ndarray
+    domain_in_brain: np.ndarray
+    mask: np.ndarray
+    affine: np.ndarray
+    settings: CleaningSettings
+    subject_key: str
+    name: str = ""
+    domain_lookup: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.domain_lookup is None:
+            lookup = np.full(self.mask.shape, -1, dtype=np.int64)
+            lookup[tuple(self.domain_ijk.T)] = np.arange(len(self.domain_ijk))
+            self.domain_lookup = lookup
+        self.inverse_affine = np.linalg.inv(self.affine)
+        self.zooms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+
+    @property
+    def n_volumes(self) -> int:
+        return int(self.brain.shape[0])
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.brain.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.brain.nbytes + self.domain.nbytes)
+
+
+def _domain_mask(data: np.ndarray, mask: np.ndarray, zooms) -> np.ndarray:
+    """Voxels a sphere of at most MAX_RADIUS_MM around a brain voxel can reach,
+    with a time series that is not constant (constant ones drop out exactly)."""
+    from scipy.ndimage import distance_transform_edt
+
+    reach = distance_transform_edt(~mask, sampling=zooms) <= MAX_RADIUS_MM + max(zooms)
+    varying = np.zeros(mask.shape, bool)
+    idx = np.nonzero(reach)
+    series = data[idx]
+    varying[idx] = (series.max(axis=1) > series.min(axis=1))
+    return mask | (reach & varying)
+
+
+def clean_data(subject: SubjectData, settings: CleaningSettings, progress=None) -> CleanedData:
+    """Clean one subject's data for one preprocessing setting (no cache).
+
+    Returns the brain matrix exactly as the seed's ``NiftiMasker`` (same
+    mask, smoothing, detrend, band-pass, confounds, high-variance confounds,
+    standardisation; float64)
+    and the unsmoothed, unstandardised seed-domain matrix.
+    """
+    from nilearn import signal
+    from nilearn.image import smooth_img
+
+    progress = progress or null_progress
+    settings.check()
+    progress(0.0, f"{subject.name}: loading")
+    data = subject.img.get_fdata(dtype=np.float64)
+    if not np.isfinite(data).all():
+        raise DataError("the image contains NaN or infinite values", subject.func)
+    mask = np.asarray(subject.mask_img.dataobj).astype(bool)
+    affine = np.asarray(subject.img.affine, dtype=float)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    confounds = None
+    if settings.confound_columns and subject.confounds is not None:
+        missing = [c for c in settings.confound_columns if c not in subject.confounds.columns]
+        if missing:
+            raise DataError(f"no confound column(s) {', '.join(missing)}", subject.confounds_path)
+        confounds = subject.confounds[list(settings.confound_columns)].to_numpy(dtype=float)
+    if settings.high_variance_confounds:
+        # as nilearn's maskers: the 5 highest-variance components of the whole image's
+        # voxels (unmasked, unsmoothed), before the table's columns; both cleanings use them
+        from nilearn.image import high_variance_confounds
+
+        hv = high_variance_confounds(nib.Nifti1Image(data, affine))
+        confounds = hv if confounds is None else np.hstack([hv, confounds])
+
+    progress(0.15, f"{subject.name}: cleaning the seed voxels")
+    domain = _domain_mask(data, mask, zooms)
+    ijk = np.argwhere(domain)
+    domain_raw = data[domain].T                                   # (n_volumes, n_domain)
+    domain_clean = signal.clean(domain_raw, confounds=confounds,
+                                **settings.clean_kwargs(standardize=None))
+    del domain_raw
+    progress(0.45, f"{subject.name}: smoothing ({settings.fwhm or 0:g} mm)")
+    if settings.fwhm:
+        smoothed = np.asarray(smooth_img(nib.Nifti1Image(data, affine), settings.fwhm).dataobj)
+    else:
+        smoothed = data
+    brain_raw = smoothed[mask].T
+    del smoothed, data
+    progress(0.7, f"{subject.name}: cleaning the brain voxels")
+    brain = settings.standardized(signal.clean(
+        brain_raw, confounds=confounds,
+        **settings.clean_kwargs(standardize=settings.nilearn_standardize)))
+    progress(1.0, f"{subject.name}: cleaned")
+    return CleanedData(
+        brain=np.ascontiguousarray(brain), domain=np.ascontiguousarray(domain_clean),
+        domain_mm=nib.affines.apply_affine(affine, ijk), domain_ijk=ijk,
+        domain_in_brain=mask[domain], mask=mask, affine=affine, settings=settings,
+        subject_key=subject.key, name=subject.name)
+
+
+#: Cleaned data per (subject data, settings), shared by every session; an upload's
+#: entries belong to its session (``SubjectData.owner``) and go when it ends.
+CACHE = Store("connectivity.cleaned", max_entries=4)
+
+
+def cleaned(subject: SubjectData, settings: CleaningSettings, progress=None) -> CleanedData:
+    """:func:`clean_data`, cached per (subject data, settings) for the whole process
+    (sessions asking at once wait for one cleaning)."""
+    return CACHE.get_or_compute((subject.key, settings),
+                                lambda: clean_data(subject, settings, progress=progress),
+                                owner=subject.owner)
+
+
+def discard_subject(subject_key: str) -> int:
+    """Drop every cleaned matrix of one subject (e.g. a session's upload, when the
+    session leaves it); return how many were dropped."""
+    return CACHE.discard(lambda key: key[0] == subject_key)
+
+
+def is_cached(subject_key: str, settings: CleaningSettings) -> bool:
+    """True when this subject's data cleaned with ``settings`` is in the store."""
+    return (subject_key, settings) in CACHE
