@@ -23,7 +23,7 @@ import numpy as np
 def run(bench):
     from threadpoolctl import threadpool_limits
 
-    import analysis.encoding_engine  # noqa: F401 - load every BLAS library before limiting them
+    import analysis.encoding.engine  # noqa: F401 - load every BLAS library before limiting them
 
     with threadpool_limits(1):
         _run(bench)
@@ -32,7 +32,8 @@ def run(bench):
 
 def _run(bench):
     from analysis.datasets import miyawaki
-    from analysis.encoding_engine import RidgeCV, make_folds, reference_r2
+    from analysis.encoding.engine import RidgeCV, make_folds
+    from analysis.encoding.reference import reference_r2
 
     data_dir = bench.data_dir("encoding")
     miyawaki.load(data_dir)  # clean once into the npy cache

@@ -122,3 +122,27 @@ def group_dir(data_home):
     if not dev.is_present(path):
         dev.generate(path, size="small", n_subjects=8)
     return path
+
+
+@pytest.fixture
+def ridge_builds(monkeypatch):
+    """How many RidgeCV decompositions were computed (``"built"``) and read from the disk
+    cache (``"loaded"``) while the test ran: a spy on the engine's public constructor
+    and :meth:`RidgeCV.load` (the production code keeps no counter)."""
+    from analysis.encoding.engine import RidgeCV
+
+    counts = {"built": 0, "loaded": 0}
+    init, load = RidgeCV.__init__, RidgeCV.load.__func__
+
+    def counting_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        counts["built"] += 1
+
+    def counting_load(cls, *args, **kwargs):
+        eng = load(cls, *args, **kwargs)
+        counts["loaded"] += 1
+        return eng
+
+    monkeypatch.setattr(RidgeCV, "__init__", counting_init)
+    monkeypatch.setattr(RidgeCV, "load", classmethod(counting_load))
+    return counts

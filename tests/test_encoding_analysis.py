@@ -8,8 +8,10 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 from analysis import encoding
+from analysis.encoding import model as encoding_model  # where the model looks its helpers up
 from analysis.encoding import EncodingAnalysis
-from analysis.encoding_engine import RidgeCV, reference_r2
+from analysis.encoding.engine import RidgeCV
+from analysis.encoding.reference import reference_r2
 from analysis.errors import DataError
 
 
@@ -98,7 +100,7 @@ def test_lasso_receptive_field_as_the_seed_and_cached(enc, monkeypatch):
     assert np.unravel_index(np.argmax(rf.values), (10, 10)) in {
         tuple(truth["peak"][v] + d) for d in np.ndindex(3, 3) for d in [np.array(d) - 1]}
     calls = []
-    monkeypatch.setattr(encoding, "lasso_receptive_field", lambda *a: calls.append(a))
+    monkeypatch.setattr(encoding_model, "lasso_receptive_field", lambda *a: calls.append(a))
     enc.alpha = 10.0
     np.testing.assert_array_equal(enc.lasso_receptive_field().values, rf.values)
     assert calls == []
@@ -106,9 +108,9 @@ def test_lasso_receptive_field_as_the_seed_and_cached(enc, monkeypatch):
     np.testing.assert_allclose(ridge.values, enc.coefficients().sel(voxel=v).values)
 
 
-def test_display_changes_do_not_recompute_the_decomposition(enc):
+def test_display_changes_do_not_recompute_the_decomposition(enc, ridge_builds):
     enc.summary()
-    before = RidgeCV.n_decompositions
+    before = ridge_builds["built"]
     for alpha in (1.0, 10.0, 1000.0):
         enc.alpha = alpha
         enc.r2_map(), enc.summary()
@@ -119,18 +121,18 @@ def test_display_changes_do_not_recompute_the_decomposition(enc):
     enc.voxel = 4
     enc.ridge_receptive_field(), enc.time_course()
     enc.alpha_path()
-    assert RidgeCV.n_decompositions == before
+    assert ridge_builds["built"] == before
     # a second session with the same structural parameters shares the cache
     EncodingAnalysis(data_dir=enc.data_dir, n_folds=10, alpha=5.0).summary()
-    assert RidgeCV.n_decompositions == before
+    assert ridge_builds["built"] == before
     # structural changes do decompose again, once (values no other test uses: the
     # decompositions are shared by every analysis in the process)
     enc.n_folds = 7
     enc.summary(), enc.summary()
-    assert RidgeCV.n_decompositions == before + 1
+    assert ridge_builds["built"] == before + 1
     enc.lag = 3
     enc.summary()
-    assert RidgeCV.n_decompositions == before + 2
+    assert ridge_builds["built"] == before + 2
 
 
 def test_leave_one_run_out_and_lag(enc):
@@ -138,7 +140,7 @@ def test_leave_one_run_out_and_lag(enc):
     y, x, runs, _ = enc.samples()
     assert len(x) == 20 * (enc.data().run_lengths[0] - 1)
     assert enc.engine().n_folds == 20 and enc.summary().startswith("alpha=100 folds=20 ")
-    from analysis.encoding_engine import make_folds
+    from analysis.encoding.engine import make_folds
 
     ref = reference_r2(x, y.astype(np.float64), make_folds(len(x), "run", runs=runs), 100.0)
     assert np.abs(enc.mean_r2().values - ref.mean(axis=0)).max() < 1e-8
@@ -220,7 +222,8 @@ def test_sessions_share_the_r2_of_an_alpha(encoding_dir, monkeypatch):
         first[0, 0] = 1.0  # shared: read-only
 
 
-def test_decomposition_is_kept_on_disk_for_the_next_process(encoding_dir, tmp_path, monkeypatch):
+def test_decomposition_is_kept_on_disk_for_the_next_process(encoding_dir, tmp_path, monkeypatch,
+                                                            ridge_builds):
     """A new process (here: emptied caches) reads the decomposition instead of computing
     it, with the same numbers; other structural parameters get their own file; at most
     ENGINE_FILES are kept; an unreadable file is computed again and replaced."""
@@ -236,10 +239,10 @@ def test_decomposition_is_kept_on_disk_for_the_next_process(encoding_dir, tmp_pa
         encoding.clear_caches()  # as a new process would start
         return EncodingAnalysis(data_dir=str(encoding_dir), alpha=10.0, **params)
 
-    built, loads = RidgeCV.n_decompositions, RidgeCV.n_loads
+    built, loads = ridge_builds["built"], ridge_builds["loaded"]
     first = fresh(n_folds=5)
     r2, ts = first.mean_r2().values.copy(), first.time_course(3)
-    assert RidgeCV.n_decompositions == built + 1 and len(files()) == 1
+    assert ridge_builds["built"] == built + 1 and len(files()) == 1
     again = fresh(n_folds=5)
     np.testing.assert_array_equal(again.mean_r2().values, r2)
     np.testing.assert_array_equal(again.time_course(3).predicted.values, ts.predicted.values)
@@ -248,41 +251,41 @@ def test_decomposition_is_kept_on_disk_for_the_next_process(encoding_dir, tmp_pa
     for a, b in zip(again.sample_index(), (x, runs, volumes)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(again.engine().measured(3), y[:, 3])
-    assert RidgeCV.n_decompositions == built + 1 and RidgeCV.n_loads == loads + 1
+    assert ridge_builds["built"] == built + 1 and ridge_builds["loaded"] == loads + 1
     # every structural parameter is in the file's key
     for params in (dict(n_folds=4), dict(n_folds=5, lag=1), dict(cv="run"),
                    dict(n_folds=5, dtype="float32")):
         fresh(**params).engine()
-    assert RidgeCV.n_decompositions == built + 5
+    assert ridge_builds["built"] == built + 5
     assert len(files()) == encoding.ENGINE_FILES
     # the most recently used ones are kept: n_folds=5 (float32) is there, read back
     newest = fresh(n_folds=5, dtype="float32")
     newest.engine()
-    assert RidgeCV.n_decompositions == built + 5
+    assert ridge_builds["built"] == built + 5
     # a damaged file is not trusted: computed again, same numbers, file replaced
     path = newest._engine_file(len(newest.samples()[1]))
     path.write_bytes(b"not a zip")
     damaged = fresh(n_folds=5, dtype="float32")
     np.testing.assert_allclose(damaged.mean_r2().values, r2, atol=1e-5)
-    assert RidgeCV.n_decompositions == built + 6
+    assert ridge_builds["built"] == built + 6
     assert RidgeCV.load(path, *damaged.samples()[1::-1], "float32").n_folds == 5
     encoding.clear_caches()
 
 
-def test_decomposition_of_uncached_data_is_not_kept(encoding_dir, tmp_path, monkeypatch):
+def test_decomposition_of_uncached_data_is_not_kept(encoding_dir, tmp_path, monkeypatch, ridge_builds):
     from analysis.config import DATA_ENV
     from analysis.datasets import miyawaki
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     data = miyawaki.load(encoding_dir, cache=False)
     assert data.cache_key is None
-    monkeypatch.setattr(encoding, "load_data", lambda *a, **k: data)
+    monkeypatch.setattr(encoding_model, "load_data", lambda *a, **k: data)
     encoding.clear_caches()
     enc = EncodingAnalysis(data_dir=str(encoding_dir), n_folds=3)
     assert enc._engine_file(10) is None
-    built = RidgeCV.n_decompositions
+    built = ridge_builds["built"]
     enc.engine()
-    assert RidgeCV.n_decompositions == built + 1
+    assert ridge_builds["built"] == built + 1
     encoding.clear_caches()
     assert not list(tmp_path.rglob(f"{encoding.ENGINE_PREFIX}*"))
 

@@ -79,7 +79,7 @@ def test_click_selects_the_voxel(tab):
 
 
 def test_bad_structural_choice_is_reported_not_raised(tab, monkeypatch):
-    import dashboard.encoding as mod
+    import dashboard.encoding.tab as mod   # where _apply_structural looks it up
 
     seen = []
     monkeypatch.setattr(mod, "report_error", lambda exc: seen.append(str(exc)))

@@ -25,9 +25,10 @@ def test_sessions_share_the_encoding_samples(encoding_dir):
     assert a.samples()[0] is ya
 
 
-def test_warm_up_fills_what_a_first_session_needs(encoding_dir, decoding_dir, connectivity_dir):
+def test_warm_up_fills_what_a_first_session_needs(encoding_dir, decoding_dir, connectivity_dir,
+                                                  ridge_builds):
     from analysis.connectivity import CACHE, SeedConnectivity
-    from analysis.encoding_engine import RidgeCV
+    from analysis.encoding.engine import RidgeCV
     from dashboard import warmup
 
     encoding.clear_caches()
@@ -35,14 +36,14 @@ def test_warm_up_fills_what_a_first_session_needs(encoding_dir, decoding_dir, co
     timings = warmup.warm("small")
     assert all(isinstance(t, float) for t in timings.values()), timings
     assert set(timings) == {"encoding", "encoding voxel", "decoding", "connectivity"}
-    decompositions, cleanings = RidgeCV.n_decompositions, CACHE.misses
-    lasso_fits = len(encoding._LASSO)
+    decompositions, cleanings = ridge_builds["built"], CACHE.stats()["misses"]
+    lasso_fits = encoding.LASSO.stats()["misses"]
     # what the tabs do first, with their default parameters: nothing is computed again
     a = EncodingAnalysis(size="small")
     a.r2_map()
     a.alpha_path()
     a.lasso_receptive_field(int(np.argmax(a.mean_r2().values)))  # the tab's first voxel
     SeedConnectivity(size="small").compute()
-    assert RidgeCV.n_decompositions == decompositions
-    assert CACHE.misses == cleanings
-    assert len(encoding._LASSO) == lasso_fits
+    assert ridge_builds["built"] == decompositions
+    assert CACHE.stats()["misses"] == cleanings
+    assert encoding.LASSO.stats()["misses"] == lasso_fits

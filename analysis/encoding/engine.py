@@ -27,8 +27,8 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.linalg.blas import get_blas_funcs  # loaded with the module, so BLAS limits apply to it
 
-from .errors import DataError
-from .progress import null_progress
+from ..errors import DataError
+from ..progress import null_progress
 
 CV_SCHEMES = ("kfold", "run")
 #: version of :meth:`RidgeCV.save`'s file (bump when the cached arrays change meaning)
@@ -198,11 +198,6 @@ class RidgeCV:
         Also decompose all samples, for coefficients (receptive fields).
     """
 
-    #: Decompositions made by all instances (tests count them).
-    n_decompositions = 0
-    #: Decompositions read from disk (:meth:`load`).
-    n_loads = 0
-
     def __init__(self, x, y, folds, dtype=np.float64, full_fit=True, progress=None):
         progress = progress or null_progress
         self.dtype = np.dtype(dtype)
@@ -227,7 +222,6 @@ class RidgeCV:
             self._folds.append(_decompose(x, y, prod, te, self.dtype))
             progress((i + 2) / n, f"decomposing fold {i + 1}/{len(self.folds)}")
         self._full = _decompose(x, y, prod, None, self.dtype) if full_fit else None
-        type(self).n_decompositions += 1
         progress(1.0, "decomposed")
 
     @property
@@ -238,7 +232,7 @@ class RidgeCV:
     def save(self, path) -> Path:
         """Write the decomposition to ``path`` (an uncompressed ``.npz``, atomically; the
         folder is created if needed); :class:`DataError` if it cannot be written."""
-        from .cache import write_atomic
+        from ..cache import write_atomic
 
         parts = self._folds + ([self._full] if self._full is not None else [])
         arrays = {"meta": np.array([FORMAT, self.n_samples, self.n_features, self.n_voxels,
@@ -260,7 +254,7 @@ class RidgeCV:
 
         The file holds the folds' test rows; the training rows are the others.
         """
-        from .cache import open_entry
+        from ..cache import open_entry
 
         dtype = np.dtype(dtype)
         x = np.asarray(x)
@@ -288,7 +282,6 @@ class RidgeCV:
         self._full = parts[meta[4]] if meta[5] else None
         self.folds = [(np.setdiff1d(index, f.test), f.test) for f in self._folds]
         self._y = y  # as given: converted one voxel at a time (a whole copy: 0.25 s)
-        type(self).n_loads += 1
         return self
 
     def _sse(self, f: _Fold, alpha: float, work: np.ndarray | None = None) -> np.ndarray:
@@ -375,16 +368,3 @@ class RidgeCV:
             raise DataError(f"voxel index {voxel} is outside the mask "
                             f"(0 to {self.n_voxels - 1})")
         return v
-
-
-def reference_r2(x, y, folds, alpha) -> np.ndarray:
-    """The seed's loop: ``Ridge(alpha)`` per fold, ``r2_score(raw_values)``: ``(n_folds, n_voxels)``."""
-    from sklearn.linear_model import Ridge
-    from sklearn.metrics import r2_score
-
-    estimator = Ridge(alpha=alpha)
-    scores = []
-    for train, test in folds:
-        predictions = estimator.fit(x[train], y[train]).predict(x[test])
-        scores.append(r2_score(y[test], predictions, multioutput="raw_values"))
-    return np.array(scores)

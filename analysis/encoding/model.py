@@ -1,10 +1,10 @@
-"""Encoding analysis (Miyawaki 2008): voxel-wise ridge from 10x10 images to voxels.
+""":class:`EncodingAnalysis`, the Param class of the encoding analysis, and its caches.
 
 :class:`EncodingAnalysis` is the single source of truth for the analysis'
 parameters. **Structural** parameters (``data_dir``, ``size``, ``lag``,
 ``cv``, ``n_folds``, ``dtype``) key a cached heavy step: loading and cleaning
 the runs (as the seed does) and one decomposition per CV fold
-(:class:`analysis.encoding_engine.RidgeCV`). **Display** parameters
+(:class:`analysis.encoding.engine.RidgeCV`). **Display** parameters
 (``alpha``, ``threshold``, ``voxel``) only reuse it. The heavy steps live in
 process-level caches, so several app sessions share them.
 
@@ -18,48 +18,33 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import param
 import xarray as xr
 
-from . import cache as disk_cache
-from .config import SIZES, default_size
-from .datasets import miyawaki
-from .encoding_engine import CV_SCHEMES, FORMAT as ENGINE_FORMAT, RidgeCV, check_alpha, make_folds
-from .errors import DataError
-from .volumes import to_xarray, voxel_to_mm
+from .. import cache as disk_cache
+from ..config import SIZES, default_size
+from ..datasets import miyawaki
+from .engine import CV_SCHEMES, FORMAT as ENGINE_FORMAT, RidgeCV, check_alpha, make_folds
+from ..errors import DataError
+from ..store import Store
+from ..volumes import to_xarray, voxel_to_mm
+from .reference import lasso_receptive_field
 
 log = logging.getLogger("fmri_explorer.encoding")
 
-_LOCK = threading.RLock()
-_DATA: "OrderedDict[tuple, miyawaki.EncodingData]" = OrderedDict()
-_ENGINES: "OrderedDict[tuple, RidgeCV]" = OrderedDict()
-_LASSO: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
-_PATHS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
-#: R^2 per fold and voxel of recent alphas, shared by sessions (a slider has few positions).
-_R2: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
-R2_CACHE_SIZE = 64
-_SAMPLES: "OrderedDict[tuple, tuple]" = OrderedDict()
-_KEY_LOCKS: dict = {}
-_INDEX: "OrderedDict[tuple, tuple]" = OrderedDict()
-
-
-def _remember(cache: OrderedDict, key, value, limit: int):
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > limit:
-        cache.popitem(last=False)
-    return value
-
-
-def _key_lock(key) -> threading.Lock:
-    """The lock of one cache entry: who asks for it while it is computed waits for it."""
-    with _LOCK:
-        return _KEY_LOCKS.setdefault(key, threading.Lock())
+#: The process' caches (analysis/store.py), shared by every session.
+DATA = Store("encoding.data", max_entries=3)
+ENGINES = Store("encoding.engines", max_entries=4)
+#: R^2 per fold and voxel of recent alphas (a slider has few positions).
+R2 = Store("encoding.r2", max_entries=64)
+PATHS = Store("encoding.alpha_paths", max_entries=8)
+LASSO = Store("encoding.lasso", max_entries=512)
+SAMPLES = Store("encoding.samples", max_entries=4)
+INDEX = Store("encoding.sample_index", max_entries=8)
+R2_CACHE_SIZE = R2.max_entries
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -115,45 +100,25 @@ def _save_engine(eng: RidgeCV, path) -> None:
 
 def clear_caches() -> None:
     """Forget every cached dataset, decomposition, path and Lasso fit."""
-    with _LOCK:
-        for cache in (_DATA, _ENGINES, _LASSO, _PATHS, _SAMPLES, _INDEX):
-            cache.clear()
+    for store in (DATA, ENGINES, R2, LASSO, PATHS, SAMPLES, INDEX):
+        store.clear()
 
 
 def load_data(data_dir=None, size=None, progress=None) -> miyawaki.EncodingData:
     """The cleaned dataset, cached per folder for the whole process."""
     if data_dir is None:
-        from .config import synthetic_dir
-        from .datasets import ensure_synthetic
+        from ..config import synthetic_dir
+        from ..datasets import ensure_synthetic
 
         size = size or default_size()
         # known already: skip checking each of the dataset's files again (every update asks)
         known = (str(Path(synthetic_dir(size)).resolve()),)
-        with _LOCK:
-            if known in _DATA:
-                return _DATA[known]
+        data = DATA.get(known)
+        if data is not None:
+            return data
         data_dir = ensure_synthetic("encoding", size)
     key = (str(Path(data_dir).resolve()),)
-    with _LOCK:
-        if key not in _DATA:
-            _remember(_DATA, key, miyawaki.load(data_dir, progress=progress), 3)
-        return _DATA[key]
-
-
-def lasso_receptive_field(x, y) -> np.ndarray:
-    """The seed's ``make_pipeline(StandardScaler(), LassoLarsCV(max_iter=10))`` coefficients."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LassoLarsCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    lasso = make_pipeline(StandardScaler(), LassoLarsCV(max_iter=10))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        lasso.fit(x, y)
-    return lasso.named_steps["lassolarscv"].coef_.copy()
+    return DATA.get_or_compute(key, lambda: miyawaki.load(data_dir, progress=progress))
 
 
 class EncodingAnalysis(param.Parameterized):
@@ -210,7 +175,7 @@ class EncodingAnalysis(param.Parameterized):
         return load_data(self.data_dir, self.size, progress=progress)
 
     def _data_key(self):
-        from .config import data_home, synthetic_dir
+        from ..config import data_home, synthetic_dir
 
         # resolved once per folder (every view asks, on every alpha move)
         raw = (self.data_dir, self.size, str(data_home()))
@@ -221,21 +186,12 @@ class EncodingAnalysis(param.Parameterized):
             memo = self.__dict__["_data_key_memo"] = (raw, key)
         return memo[1]
 
-    def _shared(self, memo: str, cache: OrderedDict, key, make, limit: int):
-        """``make()`` once per ``key`` for every instance (session) in ``cache`` (the
-        ``limit`` most recent), and remembered on this instance as ``memo``."""
+    def _shared(self, memo: str, store: Store, key, make):
+        """``make()`` once per ``key`` for every instance (session), kept in ``store``,
+        and remembered on this instance as ``memo``."""
         cached = self.__dict__.get(memo)
         if cached is None or cached[0] != key:
-            with _LOCK:
-                shared = cache.get(key)
-                if shared is not None:
-                    cache.move_to_end(key)
-            if shared is None:
-                shared = make()
-                with _LOCK:
-                    shared = cache.setdefault(key, shared)
-                    _remember(cache, key, shared, limit)
-            cached = self.__dict__[memo] = (key, shared)
+            cached = self.__dict__[memo] = (key, store.get_or_compute(key, make))
         return cached[1]
 
     @param.depends("data_dir", "size", "lag")
@@ -243,8 +199,8 @@ class EncodingAnalysis(param.Parameterized):
         """``(X (n_samples, 100), runs (n_samples,), volumes)`` of :meth:`samples`, without
         ``Y`` (which copies the data: 58 MB, 0.15 s at full size)."""
         return self._shared(
-            "_index_cache", _INDEX, (self._data_key(), int(self.lag)),
-            lambda: tuple(_read_only(a) for a in self.data().lagged_index(self.lag)), 8)
+            "_index_cache", INDEX, (self._data_key(), int(self.lag)),
+            lambda: tuple(_read_only(a) for a in self.data().lagged_index(self.lag)))
 
     @param.depends("data_dir", "size", "lag")
     def samples(self):
@@ -257,8 +213,7 @@ class EncodingAnalysis(param.Parameterized):
             x, runs, volumes = self.sample_index()
             return (_read_only(self.data().fmri[volumes]), x, runs, volumes)
 
-        return self._shared("_samples_cache", _SAMPLES, (self._data_key(), int(self.lag)),
-                            make, 4)
+        return self._shared("_samples_cache", SAMPLES, (self._data_key(), int(self.lag)), make)
 
     def structural_key(self) -> tuple:
         return (self._data_key(), self.lag, self.cv,
@@ -278,33 +233,26 @@ class EncodingAnalysis(param.Parameterized):
         """True when the decomposition for the current structural parameters is in this
         process' cache (showing their results is quick); False when it must be read from
         the disk cache or computed."""
-        with _LOCK:
-            return self.structural_key() in _ENGINES
+        return self.structural_key() in ENGINES
 
     @param.depends(*STRUCTURAL)
     def engine(self, progress=None) -> RidgeCV:
         """The per-fold decompositions (cached per structural parameters)."""
-        key = self.structural_key()
-        with _LOCK:
-            key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
-        with key_lock:  # sessions asking for the same decomposition wait for one build
-            with _LOCK:
-                eng = _ENGINES.get(key)
-                if eng is not None:
-                    _ENGINES.move_to_end(key)
+        def build():
+            x, runs, volumes = self.sample_index()
+            path = self._engine_file(len(x))
+            # read from disk, it keeps the data's rows, not a copy (it reads one voxel
+            # at a time)
+            eng = _load_engine(path, x, _Rows(self.data().fmri, volumes), self.dtype)
             if eng is None:
-                x, runs, volumes = self.sample_index()
-                path = self._engine_file(len(x))
-                # read from disk, it keeps the data's rows, not a copy (it reads one voxel
-                # at a time)
-                eng = _load_engine(path, x, _Rows(self.data().fmri, volumes), self.dtype)
-                if eng is None:
-                    y = self.samples()[0]
-                    folds = make_folds(len(x), self.cv, self.n_folds, runs)
-                    eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
-                    _save_engine(eng, path)
-                with _LOCK:
-                    _remember(_ENGINES, key, eng, 4)
+                y = self.samples()[0]
+                folds = make_folds(len(x), self.cv, self.n_folds, runs)
+                eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
+                _save_engine(eng, path)
+            return eng
+
+        # sessions asking for the same decomposition wait for one build
+        eng = ENGINES.get_or_compute(self.structural_key(), build)
         self.param.voxel.bounds = (0, eng.n_voxels - 1)
         return eng
 
@@ -323,15 +271,8 @@ class EncodingAnalysis(param.Parameterized):
             r2 = memo[1]
         else:  # one product per alpha, however many views (and sessions) ask for it
             shared = (self.structural_key(), id(eng), float(self.alpha))
-            with _LOCK:
-                r2 = _R2.get(shared)
-                if r2 is not None:
-                    _R2.move_to_end(shared)
-            if r2 is None:
-                r2 = eng.r2(self.alpha)
-                r2.flags.writeable = False  # shared: nobody may change it in place
-                with _LOCK:
-                    _remember(_R2, shared, r2, R2_CACHE_SIZE)
+            # shared: nobody may change it in place
+            r2 = R2.get_or_compute(shared, lambda: _read_only(eng.r2(self.alpha)))
             self.__dict__["_r2_memo"] = (key, r2)
         return xr.DataArray(r2, dims=("fold", "voxel"),
                             coords={"fold": np.arange(eng.n_folds), "voxel": np.arange(eng.n_voxels)},
@@ -381,16 +322,8 @@ class EncodingAnalysis(param.Parameterized):
         ``best_alpha (voxel)`` and ``best_r2 (voxel)``."""
         alphas = self.alphas()
         key = self.structural_key() + (tuple(np.round(np.log10(alphas), 12)),)
-        with _LOCK:
-            r2 = _PATHS.get(key)
-        if r2 is None:
-            with _key_lock(("path",) + key):  # sessions asking at once wait for one computation
-                with _LOCK:
-                    r2 = _PATHS.get(key)
-                if r2 is None:
-                    r2 = self.engine().r2_path(alphas).mean(axis=1)
-                    with _LOCK:
-                        _remember(_PATHS, key, r2, 8)
+        # sessions asking at once wait for one computation
+        r2 = PATHS.get_or_compute(key, lambda: self.engine().r2_path(alphas).mean(axis=1))
         best = r2.argmax(axis=0)
         vox = np.arange(r2.shape[1])
         return xr.Dataset(
@@ -425,19 +358,13 @@ class EncodingAnalysis(param.Parameterized):
         """The seed's LassoLarsCV receptive field of one voxel, computed on demand, cached."""
         v = self._voxel(voxel)
         key = (self._data_key(), self.lag, v)
-        with _LOCK:
-            coef = _LASSO.get(key)
-        if coef is None:
-            with _key_lock(("lasso",) + key):  # sessions asking at once wait for one fit
-                with _LOCK:
-                    coef = _LASSO.get(key)
-                if coef is None:
-                    x, _, volumes = self.sample_index()
-                    # the voxel's column of the seed's fmri_data (no copy of the whole)
-                    y = self.data().fmri[volumes, v]
-                    coef = lasso_receptive_field(x, np.asarray(y, dtype=np.float64))
-                    with _LOCK:
-                        _remember(_LASSO, key, coef, 512)
+        def fit():
+            x, _, volumes = self.sample_index()
+            # the voxel's column of the seed's fmri_data (no copy of the whole)
+            y = self.data().fmri[volumes, v]
+            return lasso_receptive_field(x, np.asarray(y, dtype=np.float64))
+
+        coef = LASSO.get_or_compute(key, fit)  # sessions asking at once wait for one fit
         return xr.DataArray(coef.reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
                             name="lasso", attrs={"voxel": v})
 

@@ -1,14 +1,12 @@
-"""Encoding tab (Miyawaki 2008): live voxel-wise ridge with receptive fields.
+"""The Encoding tab's layout and callbacks: widgets, updates, voxel readout.
 
-A thin view over :class:`analysis.encoding.EncodingAnalysis`. Its parameters
-become widgets (alpha on a log10 slider), its xarray results HoloViews
-elements: the fold-mean R^2 map in the shared slice viewer (thresholded), a
-histogram of R^2 with the threshold marked, the alpha path with the current
-alpha marked, and for the clicked voxel its ridge and Lasso receptive fields
-(10x10, the seed's marked pixel in red, the planted peak in yellow when the
-data is synthetic) and its measured vs cross-validated predicted time course;
-plus a stimulus browser. The decompositions are cached per process, so
-moving alpha or the threshold, or clicking, never refits anything.
+A thin view over :class:`analysis.encoding.EncodingAnalysis`: its parameters
+become widgets (alpha on a log10 slider) synced both ways and with the URL; a
+structural change (CV scheme, folds, lag, precision) is computed in a job under
+a busy overlay, a move of alpha, the threshold or the voxel updates the views in
+place (the map and histogram first, the voxel's views one message later). The
+plots are in :mod:`dashboard.encoding.views`, the views' callbacks in
+:mod:`dashboard.encoding.elements`, the exports in :mod:`dashboard.encoding.exports`.
 """
 
 from __future__ import annotations
@@ -17,102 +15,22 @@ import math
 
 import holoviews as hv
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 
 from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
-from dashboard import jobs
 from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
 from dashboard.busy import Busy
 from dashboard.render.live import LivePane, LivePlot
 from dashboard.share import sync_url, url_mapping, within
-from dashboard.slice_viewer import SliceViewer, palette
+from dashboard.slice_viewer import SliceViewer
 
-#: The seed marks this pixel in every receptive field.
-MARKED_PIXEL = (4, 2)
-PLOT_H = 250
-
-
-def _pixel_box(row: int, col: int, color: str) -> hv.Rectangles:
-    return hv.Rectangles([(col - 0.5, row - 0.5, col + 0.5, row + 0.5)]).opts(
-        fill_alpha=0, line_color=color, line_width=3)
-
-
-def rf_element(rf, symmetric=True) -> tuple:
-    """The 10x10 image of a receptive field and its colour range."""
-    values = np.asarray(rf, dtype=float)
-    rows, cols = np.arange(values.shape[0]), np.arange(values.shape[1])
-    top = float(np.abs(values).max()) or 1.0
-    clim = (-top, top) if symmetric else (0.0, max(top, 1.0))
-    return hv.Image((cols, rows, values), kdims=["col", "row"], vdims=["weight"]), clim
-
-
-def receptive_field_image(rf, title: str, marked=MARKED_PIXEL, planted=None,
-                          cmap="RdBu_r", symmetric=True, hooks=()) -> hv.Overlay:
-    """A 10x10 image (row 0 at the top, as ``imshow``) with the marked pixel boxed."""
-    image, clim = rf_element(rf, symmetric)
-    image = image.opts(
-        cmap=palette(cmap), clim=clim, invert_yaxis=True, colorbar=symmetric, title=title,
-        frame_width=170, frame_height=170, toolbar=None, tools=["hover"], xaxis=None,
-        yaxis=None, fontsize={"title": 10}, framewise=True, hooks=list(hooks))
-    overlay = image * _pixel_box(*marked, "red")
-    if planted is not None:
-        overlay = overlay * _pixel_box(*planted, "gold")
-    return overlay.opts(show_legend=False)
-
-
-def r2_bins(r2: np.ndarray, bins: int = 60) -> hv.Histogram:
-    """The histogram of R^2 over voxels (finite values)."""
-    finite = r2[np.isfinite(r2)]
-    counts, edges = np.histogram(finite, bins=bins)
-    return hv.Histogram((edges, counts), kdims=["R2"], vdims=["voxels"])
-
-
-def r2_histogram(r2: np.ndarray, threshold: float, bins: int = 60, layers=None) -> hv.Overlay:
-    """Histogram of R^2 over voxels with the threshold as a red line."""
-    layers = layers or {}
-    hist = r2_bins(r2, bins).opts(
-        color="#4c78a8", line_color=None, title="R\u00b2 over voxels", height=PLOT_H,
-        responsive=True, toolbar=None, tools=["hover"], framewise=True,
-        hooks=[layers["hist"].hook] if "hist" in layers else [])
-    line = hv.VLine(threshold).opts(color="red", line_width=2,
-                                    hooks=[layers["line"].hook] if "line" in layers else [])
-    return (hist * line).opts(show_legend=False)
-
-
-def _run_of(tc, run):
-    if run is not None and "run" in tc.coords:
-        return tc.isel(sample=np.flatnonzero(tc.run.values == run - 1))
-    return tc
-
-
-def predicted_curve(tc, run: int | None = None) -> hv.Curve:
-    """The cross-validated predicted response of a voxel (one run, 1-based, or all)."""
-    tc = _run_of(tc, run)
-    return hv.Curve((tc.sample.values, tc.predicted.values), kdims=["sample"],
-                    vdims=["response"], label="predicted (CV)")
-
-
-def time_course_plot(tc, run: int | None = None, layers=None) -> hv.Overlay:
-    """Measured vs cross-validated predicted responses of a voxel (one run, 1-based, or all)."""
-    layers = layers or {}
-    title = f"voxel {tc.attrs['voxel']}: measured vs predicted (CV)"
-    if run is not None and "run" in tc.coords:
-        title = f"voxel {tc.attrs['voxel']}, run {run}: measured vs predicted (CV)"
-    sub = _run_of(tc, run)
-    measured = hv.Curve((sub.sample.values, sub.measured.values), kdims=["sample"],
-                        vdims=["response"], label="measured").opts(color="#999999", line_width=1)
-    predicted = predicted_curve(tc, run).opts(
-        color="#d62728", line_width=1.5,
-        hooks=[layers["predicted"].hook] if "predicted" in layers else [])
-    return (measured * predicted).opts(
-        title=title, height=PLOT_H, responsive=True, legend_position="top_right",
-        toolbar=None, framewise=True)
-
+from .elements import EncodingElements
+from .exports import EncodingExports
+from .views import predicted_curve, rf_element
 
 #: Analysis parameters kept in the URL (shareable view) and their query keys: every one
 #: but the dataset size (the server's setting); see :func:`dashboard.share.url_mapping`.
@@ -122,7 +40,7 @@ URL_KEYS = url_mapping(EncodingAnalysis, "enc_", exclude=("size",))
 TAB_URL_KEYS = {"sample": "enc_sample", "run": "enc_run"}
 
 
-class EncodingTab(pn.viewable.Viewer):
+class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
     """The Encoding tab: widgets, summary line, R^2 map, histogram, alpha path, receptive fields."""
 
     log10_alpha = param.Number(default=2.0, bounds=(-2.0, 5.0), step=0.05, doc="""
@@ -466,113 +384,6 @@ class EncodingTab(pn.viewable.Viewer):
         self.stimulus_info.object = (f"sample {s}: run {int(runs[s]) + 1}, image "
                                      f"{int(volumes[s]) - a.lag} paired with volume "
                                      f"{int(volumes[s])}")
-
-    # ---- HoloViews elements (DynamicMap callbacks; errors become notifications) -----
-    def _hist_element(self, layers, revision):
-        threshold = self.analysis.threshold
-        try:
-            return r2_histogram(self.analysis.mean_r2().values, threshold, layers=layers)
-        except Exception as exc:  # noqa: BLE001
-            report_error(exc)
-            return r2_histogram(np.zeros(1), threshold, layers=layers)
-
-    def _path_element(self, layers, alpha_range, n_alphas, revision):
-        try:
-            path = self.analysis.alpha_path()
-            xs, ys = path.alpha.values, path.mean_r2.values
-        except Exception as exc:  # noqa: BLE001
-            report_error(exc)
-            xs, ys = np.array([1.0, 10.0]), np.zeros(2)
-        curve = hv.Curve((xs, ys), kdims=["alpha"], vdims=["mean R2"]).opts(
-            logx=True, color="black", line_width=2, title="alpha path (mean R\u00b2)",
-            height=PLOT_H, responsive=True, toolbar=None, tools=["hover"], framewise=True)
-        marker = hv.VLine(self.detail_alpha).opts(color="red", line_width=2,
-                                                  hooks=[layers["marker"].hook])
-        return (curve * hv.Scatter((xs, ys), kdims=["alpha"], vdims=["mean R2"]).opts(
-            color="black", size=4) * marker).opts(show_legend=False)
-
-    @staticmethod
-    def _ridge_title(voxel, alpha) -> str:
-        return f"ridge, voxel {voxel} (alpha={alpha:.3g})"
-
-    def _ridge_element(self, layers, voxel, revision):
-        hooks = [layers["image"].hook]
-        try:
-            if voxel is None:
-                return receptive_field_image(np.zeros((10, 10)), "ridge: click a voxel",
-                                             hooks=hooks)
-            rf = self.analysis.ridge_receptive_field(voxel)
-            return receptive_field_image(rf.values, self._ridge_title(voxel, self.detail_alpha),
-                                         planted=self._planted(voxel), hooks=hooks)
-        except Exception as exc:  # noqa: BLE001
-            report_error(exc)
-            return receptive_field_image(np.zeros((10, 10)), "ridge", hooks=hooks)
-
-    def _lasso_element(self, voxel, revision):
-        try:
-            if voxel is None:
-                return receptive_field_image(np.zeros((10, 10)), "LassoLarsCV: click a voxel")
-            rf = self.analysis.lasso_receptive_field(voxel)
-            return receptive_field_image(rf.values, f"LassoLarsCV, voxel {voxel}",
-                                         planted=self._planted(voxel))
-        except Exception as exc:  # noqa: BLE001
-            report_error(exc)
-            return receptive_field_image(np.zeros((10, 10)), "LassoLarsCV")
-
-    def _time_course_element(self, layers, voxel, run, revision):
-        try:
-            if voxel is not None:
-                return time_course_plot(self.analysis.time_course(voxel), run=run,
-                                        layers=layers)
-        except Exception as exc:  # noqa: BLE001
-            report_error(exc)
-        import xarray as xr
-
-        empty = xr.Dataset({"measured": ("sample", np.zeros(2)),
-                            "predicted": ("sample", np.zeros(2))},
-                           coords={"sample": np.arange(2)}, attrs={"voxel": "-"})
-        return time_course_plot(empty, layers=layers)
-
-    def _stimulus_element(self, sample, revision):
-        try:
-            stim = self.analysis.stimulus(sample).values.astype(float)
-        except Exception as exc:  # noqa: BLE001
-            report_error(exc)
-            stim = np.zeros((10, 10))
-        return hv.Image((np.arange(10), np.arange(10), stim), kdims=["col", "row"],
-                        vdims=["pixel"]).opts(
-            cmap=palette("gray"), clim=(0, 1), invert_yaxis=True, frame_width=150,
-            frame_height=150, toolbar=None, xaxis=None, yaxis=None,
-            title=f"stimulus of sample {sample}",
-            fontsize={"title": 10})
-
-    # ---- exports (see dashboard/export.py) ----------------------------------------------
-    def export_map(self) -> dict:
-        a = self.analysis
-        return {"map": a.r2_map(), "background": a.background(),
-                "title": f"cross-validated R2 (alpha={a.alpha:.4g})", "threshold": a.threshold,
-                "name": "r2_map", "symmetric": False, "cut_coords": None, "cmap": "hot"}
-
-    def export_scores(self) -> pd.DataFrame:
-        a = self.analysis
-        r2 = a.r2_folds()
-        df = pd.DataFrame(r2.values.T, columns=[f"fold_{i}" for i in r2.fold.values])
-        df.insert(0, "mean_r2", r2.mean("fold").values)
-        df.insert(0, "voxel", r2.voxel.values)
-        return df
-
-    def export_summary(self) -> str:
-        return self.analysis.summary()
-
-    def export_params(self) -> dict:
-        a = self.analysis
-        return {k: getattr(a, k) for k in ("alpha", "cv", "n_folds", "lag", "dtype", "threshold")}
-
-    def export_code(self) -> str:
-        """A plain nilearn / scikit-learn script reproducing the tab (see analysis.scripts)."""
-        from analysis.scripts import encoding_script
-
-        return encoding_script(self.analysis)
 
     # ---- layout ------------------------------------------------------------------------
     def __panel__(self):

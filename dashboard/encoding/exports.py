@@ -1,0 +1,42 @@
+"""What the Encoding tab exports: the Export bar's source (see dashboard/export.py).
+
+A mixin of :class:`dashboard.encoding.tab.EncodingTab` implementing the source
+protocol of :class:`dashboard.export.ExportBar`: the R^2 map with its background,
+the per-fold R^2 of every voxel as scores, the summary, the parameters and a
+plain nilearn / scikit-learn script, all from the tab's analysis.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+class EncodingExports:
+    """The tab's exports (see dashboard/export.py)."""
+
+    def export_map(self) -> dict:
+        a = self.analysis
+        return {"map": a.r2_map(), "background": a.background(),
+                "title": f"cross-validated R2 (alpha={a.alpha:.4g})", "threshold": a.threshold,
+                "name": "r2_map", "symmetric": False, "cut_coords": None, "cmap": "hot"}
+
+    def export_scores(self) -> pd.DataFrame:
+        a = self.analysis
+        r2 = a.r2_folds()
+        df = pd.DataFrame(r2.values.T, columns=[f"fold_{i}" for i in r2.fold.values])
+        df.insert(0, "mean_r2", r2.mean("fold").values)
+        df.insert(0, "voxel", r2.voxel.values)
+        return df
+
+    def export_summary(self) -> str:
+        return self.analysis.summary()
+
+    def export_params(self) -> dict:
+        a = self.analysis
+        return {k: getattr(a, k) for k in ("alpha", "cv", "n_folds", "lag", "dtype", "threshold")}
+
+    def export_code(self) -> str:
+        """A plain nilearn / scikit-learn script reproducing the tab (see analysis.scripts)."""
+        from analysis.scripts import encoding_script
+
+        return encoding_script(self.analysis)
