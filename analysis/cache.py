@@ -22,8 +22,6 @@ import hashlib
 import logging
 import os
 import stat
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +29,7 @@ import numpy as np
 from .atomic import atomic_path
 from .config import data_home
 from .errors import DataError
+from .store import Store
 
 log = logging.getLogger("fmri_explorer.cache")
 
@@ -41,9 +40,8 @@ SAMPLE_BYTES = 64 << 10
 #: Samples spread evenly through a large file (besides its first and last bytes).
 N_SAMPLES = 16
 
-_KEYS: "OrderedDict[tuple, str]" = OrderedDict()
-_KEYS_LOCK = threading.Lock()
-_KEYS_LIMIT = 256
+#: content keys per (file, size, modification time), in this process
+KEYS = Store("cache.content_keys", max_entries=256)
 
 
 def file_digest(path, algorithm: str = "sha1") -> str:
@@ -81,10 +79,9 @@ def content_key(path) -> str:
     try:
         st = os.stat(path)
         memo = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        with _KEYS_LOCK:
-            if memo in _KEYS:
-                _KEYS.move_to_end(memo)
-                return _KEYS[memo]
+        known = KEYS.get(memo)
+        if known is not None:
+            return known
         if not stat.S_ISREG(st.st_mode):
             raise DataError("is not a regular file", path)
         size = st.st_size
@@ -103,12 +100,7 @@ def content_key(path) -> str:
                 h.update(f.read(SAMPLE_BYTES))
     except OSError as exc:
         raise DataError(f"cannot read ({exc.strerror or exc})", path) from None
-    key = h.hexdigest()[:24]
-    with _KEYS_LOCK:
-        _KEYS[memo] = key
-        while len(_KEYS) > _KEYS_LIMIT:
-            _KEYS.popitem(last=False)
-    return key
+    return KEYS.put(memo, h.hexdigest()[:24])
 
 
 def _is_regular(path) -> bool:

@@ -11,7 +11,6 @@ says so and ``attrs["note"]`` says it in words.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import os
 import zlib
@@ -23,6 +22,7 @@ import xarray as xr
 
 from .config import MAX_IMAGE_ENV, max_image_bytes
 from .errors import DataError
+from .store import Store
 from .xarray_compat import install as _lazy_dask
 
 _lazy_dask()  # xarray imports Dask when something uses it, not at the first array
@@ -321,10 +321,14 @@ def mm_to_voxel(affine, xyz) -> np.ndarray:
     return np.rint(nib.affines.apply_affine(inv, np.asarray(xyz, dtype=float))).astype(int)
 
 
-@functools.lru_cache(maxsize=4)
+#: MNI152 templates as volumes, per resolution (analysis/store.py)
+BACKGROUNDS = Store("volumes.mni_background", max_entries=4)
+
+
 def mni_background(resolution: int) -> xr.DataArray:
     """The MNI152 template shipped with nilearn, at ``resolution`` mm, as a volume (a
     background for maps on its grid; once per process and resolution)."""
     from nilearn.datasets import load_mni152_template
 
-    return to_xarray(load_mni152_template(resolution=resolution), name="MNI152")
+    return BACKGROUNDS.get_or_compute(int(resolution), lambda: to_xarray(
+        load_mni152_template(resolution=resolution), name="MNI152"))

@@ -29,6 +29,7 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 
+from analysis import store
 from analysis.config import default_size
 from dashboard import jobs, warmup
 from dashboard.batch import batched
@@ -202,6 +203,9 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     if served:  # a closed session's memory goes back to the system (dashboard/jobs.py)
         # (bound now: `panel serve` runs this file as a module it discards after the page)
         pn.state.on_session_destroyed(lambda ctx, release=jobs.release_memory_soon: release())
+        # what the process' stores keep for this session alone (its uploads) goes with it
+        pn.state.on_session_destroyed(
+            lambda ctx, owner=jobs.session_key(doc), release=store.release: release(owner))
     if served and state.present:
         # presenting: the views are sized to the window's width, which the page sends
         # as it draws (views cannot shrink once drawn): build the tab when it has arrived

@@ -18,6 +18,8 @@ import threading
 import time
 from collections import Counter
 
+from analysis import store
+
 #: modules whose object counts are reported (by the type's module prefix)
 WATCHED = ("bokeh.", "panel.", "holoviews.", "dashboard.", "analysis.", "param.")
 
@@ -34,7 +36,8 @@ def _rss_mb() -> float:
 
 
 def snapshot(top: int = 40) -> dict:
-    """RSS, open sessions and live objects by type (the ``top`` most numerous)."""
+    """RSS, open sessions, live objects by type (the ``top`` most numerous) and the
+    entries and bytes of every process store (:func:`analysis.store.stats`)."""
     gc.collect()
     counts: Counter = Counter()
     for obj in gc.get_objects():
@@ -53,7 +56,7 @@ def snapshot(top: int = 40) -> dict:
     except Exception:  # noqa: BLE001 - a diagnostic never breaks the server
         pass
     return {"t": round(time.time(), 1), "rss_mb": round(_rss_mb(), 1), "sessions": sessions,
-            "objects": dict(counts.most_common(top))}
+            "objects": dict(counts.most_common(top)), "stores": store.stats()}
 
 
 class Reporter(threading.Thread):
