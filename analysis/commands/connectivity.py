@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import jobs
 from ..errors import DataError
 from ..preprocessing import CLI_FLAGS, SETTINGS, Preprocessing
 from . import print_json
@@ -97,7 +98,9 @@ def run(args) -> int:
     check_band(band.high_pass, band.low_pass, subject.t_r)  # the header's t_r too
     settings = preprocessing.cleaning_settings(subject.t_r, subject.confound_names).check()
     progress = None if args.quiet or not sys.stderr.isatty() else console_progress("cleaning")
-    data = conn.clean_data(subject, settings, progress=progress)
+    # a job (analysis/jobs.py): the bar shows its progress, Ctrl-C cancels it
+    data = jobs.run(lambda job: conn.clean_data(subject, settings, progress=job.progress),
+                    name="cleaning", progress=progress)
     result = conn.seed_correlation(data, args.seed, args.radius)
     r_map = conn.to_volume(data, result.r, "r")
     peaks = conn.find_peaks(r_map, args.threshold, args.n_peaks).rename(columns={"value": "r"})

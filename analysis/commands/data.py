@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import jobs
 from ..atomic import ensure_writable_dir
 from ..config import SIZES
 from ..datasets import MODULES, dataset_module
@@ -33,7 +34,8 @@ def add_parser(sub):
 def run(args) -> int:
     out = ensure_writable_dir(args.out)
     progress = None if args.quiet else console_progress(f"{args.dataset} ({args.size})")
-    info = dataset_module(args.dataset).generate(out, size=args.size, seed=args.seed,
-                                                 progress=progress)
+    info = jobs.run(lambda job: dataset_module(args.dataset).generate(
+        out, size=args.size, seed=args.seed, progress=job.progress),
+        name=f"{args.dataset} dataset", progress=progress)
     print_json(info)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .. import jobs
 from ..errors import DataError
 from ..progress import console_progress
 from . import print_json
@@ -140,7 +141,8 @@ def run(args) -> int:
     }
     if args.n_permutations > 0:
         progress = None if args.json or not sys.stderr.isatty() else console_progress("permutations")
-        perm = analysis.permutation_test(progress=progress)
+        perm = jobs.run(lambda job: analysis.permutation_test(progress=job.progress),
+                        name="permutations", progress=progress)
         payload.update(p_value=float(perm.p_value), n_permutations=int(perm.sizes["permutation"]),
                        null_mean=float(perm.null.mean()), null_max=float(perm.null.max()))
     if args.out is not None:

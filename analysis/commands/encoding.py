@@ -10,13 +10,16 @@ folds (negatives kept).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from .. import jobs
 from ..config import SIZES
-from ..encoding_engine import CV_SCHEMES, check_alpha
+from ..encoding.engine import CV_SCHEMES, check_alpha
 from ..errors import DataError
+from ..progress import console_progress
 from . import print_json
 from .validate import check_outputs, float_range, int_range
 
@@ -86,8 +89,11 @@ def run(args) -> int:
         if isinstance(exc, DataError):
             raise
         raise DataError(str(exc)) from None
+    bar = None if args.json or not sys.stderr.isatty() else console_progress("decomposing")
+    # the heavy step as a job (analysis/jobs.py): the bar shows it, Ctrl-C cancels it
+    n_folds = jobs.run(lambda job: enc.engine(progress=job.progress), name="decomposing",
+                       progress=bar).n_folds
     r2 = enc.mean_r2().values.astype(np.float64)
-    n_folds = enc.engine().n_folds
     if args.out is not None:
         from ..atomic import save_nifti
 
