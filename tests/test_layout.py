@@ -69,3 +69,19 @@ def test_analysis_never_imports_dashboard():
     bad = {m: sorted(d for d in deps if d.startswith("dashboard"))
            for m, deps in graph.items() if m.startswith("analysis")}
     assert {m: d for m, d in bad.items() if d} == {}
+
+
+def test_no_module_over_500_lines():
+    """Issue 14: one job per module; none of analysis/ or dashboard/ over 500 lines."""
+    lengths = {str(f.relative_to(ROOT)): len(f.read_text().splitlines())
+               for pkg in PACKAGES for f in (ROOT / pkg).rglob("*.py")}
+    assert len(lengths) > 30
+    assert {f: n for f, n in lengths.items() if n > 500} == {}
+
+
+def test_one_subpackage_per_analysis():
+    """engine (pure numpy), reference (the seed's code) and model (Param class) modules."""
+    for name in ("encoding", "decoding", "connectivity"):
+        package = ROOT / "analysis" / name
+        assert {"__init__.py", "engine.py", "reference.py", "model.py"} <= \
+            {f.name for f in package.glob("*.py")}, name
