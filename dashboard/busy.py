@@ -4,8 +4,8 @@ One job at a time per tab: a new one replaces (cancels) the one running. Meanwhi
 tab's views, its summary line included, sit under Panel's loading overlay (so a new
 summary is never shown over an old map), a progress bar and a status line say what is
 being done; when the job is done the tab shows every view at once and the overlay
-goes. Used by the Encoding tab (a new decomposition) and the Decoding tab (masking
-again).
+goes. Used by the Encoding tab (a new decomposition), the Decoding tab (masking
+again) and the Connectivity tab (cleaning again).
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ class Busy:
     ``<css>-progress``, ``<css>-status``.
     """
 
-    def __init__(self, doc, css: str, width: int = 240):
+    def __init__(self, doc, css: str, width: int = 240, progress=None, status=None):
         self.doc = doc
         self.views = pn.Column(sizing_mode="stretch_width", css_classes=[f"{css}-views"])
-        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
-                                               width=width, visible=False,
-                                               css_classes=[f"{css}-progress"])
-        self.status = pn.pane.Str("", css_classes=[f"{css}-status"])
+        # a tab's own progress bar and status line, or new ones
+        self.progress = progress if progress is not None else pn.indicators.Progress(
+            value=0, max=100, bar_color="primary", width=width, visible=False,
+            css_classes=[f"{css}-progress"])
+        self.status = status if status is not None else pn.pane.Str(
+            "", css_classes=[f"{css}-status"])
         self.active = False
         self.job = None
 
@@ -54,12 +56,14 @@ class Busy:
         soon(self.doc, update)
 
     def run(self, work: Callable[[Any], Any], name: str, message: str,
-            current: Callable[[Any], bool], apply: Callable[[Any], None]) -> None:
+            current: Callable[[Any], bool], apply: Callable[[Any], None],
+            on_error: Callable[[BaseException], None] | None = None) -> None:
         """Start ``work(job)`` as this tab's job (replacing one still running), busy with
         ``message``. On the event loop, when it is done: if ``current(result)`` (the
         parameters it computed are still the tab's), the overlay goes and
         ``apply(result)`` shows it; if not, a newer job is on its way and the tab stays
-        busy."""
+        busy. A failure is reported (and handed to ``on_error``, e.g. to put the widgets
+        back)."""
         self.cancel(quiet=True)
         self.show(True, message)
 
@@ -73,6 +77,8 @@ class Busy:
             self.job = None
             self.show(False)
             report_error(exc)
+            if on_error is not None:
+                on_error(exc)
 
         self.job = jobs.submit(
             work, name=name, doc=self.doc, on_done=done, on_error=failed,

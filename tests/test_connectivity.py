@@ -349,3 +349,20 @@ def test_analysis_does_not_import_panel():
             "analysis.commands.connectivity; "
             "assert not {'panel', 'holoviews'} & set(sys.modules), 'GUI imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_planned_is_what_an_update_will_use(connectivity_dir):
+    """``planned(**changes)``: the data and settings after ``param.update(**changes)``,
+    without changing the model (the tab cleans them in the background first)."""
+    sc = C.SeedConnectivity(data_dir=str(connectivity_dir))
+    before = (sc.subject_data().key, sc.settings(), sc.result)
+    changes = dict(smoothing_fwhm=5.0, subject=1, high_pass=0.02,
+                   confound_columns=list(sc.confound_columns)[:2])
+    subject, settings = sc.planned(**changes)
+    assert (sc.subject_data().key, sc.settings(), sc.result) == before   # nothing changed
+    sc.param.update(**changes)
+    assert subject.key == sc.subject_data().key and settings == sc.settings()
+    with pytest.raises(ValueError):
+        sc.planned(smoothing_fwhm=-1.0)
+    with pytest.raises(ValueError, match="not structural"):
+        sc.planned(seed_mm=(0, 0, 0))

@@ -156,6 +156,25 @@ class SeedConnectivity(Preprocessing):
         :meth:`from_files` and the CLI's ``--confounds``)."""
         return self.cleaning_settings(subject.t_r, subject.confound_names)
 
+    def planned(self, **changes) -> tuple[SubjectData, CleaningSettings]:
+        """The data and the cleaning settings the model would use after
+        ``param.update(**changes)`` (structural parameters), without changing anything:
+        a tab cleans them in the background first, then applies the changes at once.
+        A value the parameters refuse raises ``ValueError`` here."""
+        unknown = set(changes) - set(self.STRUCTURAL)
+        if unknown:
+            raise ValueError(f"not structural parameters: {sorted(unknown)}")
+        subject = self.subject_data()
+        columns = list(changes.get("confound_columns", self.confound_columns))
+        if "subject" in changes and self._fixed is None:
+            subject = _dataset_subject(self.data_dir, int(changes["subject"]), size=self._size)
+            names = subject.confound_names
+            keep = [c for c in columns if c in names]        # as _setup_subject keeps them
+            columns = keep if keep or not names else list(names)
+        values = {n: changes.get(n, getattr(self, n)) for n in PREPROCESSING}
+        prep = Preprocessing(**values)   # checks each value against its Parameter
+        return subject, prep.cleaning_settings(changes.get("t_r", self.t_r), columns)
+
     def use_data(self, subject_data: SubjectData | None) -> SeedMap:
         """Switch to other data: the user's files (a :class:`SubjectData`, see
         :func:`load_subject`) or, with None, back to the dataset's ``subject``.

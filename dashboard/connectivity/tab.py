@@ -20,10 +20,11 @@ import panel as pn
 import param
 
 from analysis.config import default_size
-from analysis.connectivity import PREPROCESSING, SeedConnectivity, cleaned
+from analysis.connectivity import PREPROCESSING, SeedConnectivity, cleaned, is_cached
 from analysis.errors import DataError
 from dashboard import jobs
 from dashboard.batch import served, soon
+from dashboard.busy import Busy
 from dashboard.render.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error
 from dashboard.param_widgets import ParamWidgets
@@ -32,6 +33,7 @@ from dashboard.histograms import bins_of, value_histogram
 from dashboard.slice_viewer import SliceViewer
 
 from .exports import ConnectivityExports
+from .structural import StructuralJobs
 from .sources import UploadSource
 from .views import PEAKS_CSS, data_background, peak_labels, seed_series_plot, seed_series_title
 
@@ -47,7 +49,7 @@ URL_KEYS = url_mapping(SeedConnectivity, "conn_", aliases={
 PREPROCESSING_CSS = {"smoothing_fwhm": "smoothing-slider"}
 
 
-class ConnectivityTab(UploadSource, ConnectivityExports, pn.viewable.Viewer):
+class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.viewable.Viewer):
     """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks."""
 
     revision = param.Integer(default=0, precedence=-1, doc="""
@@ -62,6 +64,11 @@ class ConnectivityTab(UploadSource, ConnectivityExports, pn.viewable.Viewer):
                                                width=250, css_classes=["clean-progress"],
                                                visible=False)
         self.status = pn.pane.Str("", css_classes=["clean-status"])
+        # a structural change (subject, preprocessing, confounds) cleans in a job, the
+        # views busy meanwhile (dashboard/busy.py); the changes wait in _pending
+        self.busy = Busy(self._doc, "connectivity", progress=self.progress, status=self.status)
+        self._pending: dict = {}
+        self._structural_rev = 0
         self.model = model or SeedConnectivity(size=default_size(), progress=self._progress)
         if self.model.progress is None:
             self.model.progress = self._progress
@@ -187,8 +194,15 @@ class ConnectivityTab(UploadSource, ConnectivityExports, pn.viewable.Viewer):
         return set_value
 
     def _set_param(self, name, value):
-        """A widget changed: set the model's parameter (not while showing the model's)."""
+        """A widget changed: set the model's parameter (not while showing the model's).
+
+        Served, a structural change whose cleaning is not cached yet is cleaned in a job
+        first (the views busy, the changes made meanwhile gathered), then applied at
+        once; elsewhere (a notebook, a test) and when cached, at once."""
         if self._syncing:
+            return
+        if name in SeedConnectivity.STRUCTURAL and self._served():
+            self._structural(name, value)
             return
         self._run(lambda: setattr(self.model, name, value), busy=name not in ("radius_mm",))
 
@@ -238,8 +252,6 @@ class ConnectivityTab(UploadSource, ConnectivityExports, pn.viewable.Viewer):
         self.status.object = f"error: {report_error(exc)}"
 
     def _is_cached(self) -> bool:
-        from analysis.connectivity import is_cached
-
         try:
             return is_cached(self.model.subject_data().key, self.model.settings())
         except Exception:  # noqa: BLE001
@@ -422,11 +434,14 @@ class ConnectivityTab(UploadSource, ConnectivityExports, pn.viewable.Viewer):
                 title="Your files: NIfTI, confounds, mask", collapsed=True,
                 css_classes=["connectivity-upload"])),
             width=290)
-        main = pn.Column(
+        # what a structural change recomputes: busy (one overlay) while it is cleaned
+        self.busy.views[:] = [
             self.summary, self.viewer,
             pn.Row(self.series, self.hist, sizing_mode="stretch_width"),
             "**Peaks** (local maxima of r above the threshold; click a row to go there)",
-            self.peaks_table,
+            self.peaks_table]
+        main = pn.Column(
+            self.busy.views,
             pn.Row(self.r_download, self.z_download),
             ExportBar(source=self, stem="connectivity"),
             self._group_card(),

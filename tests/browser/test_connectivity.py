@@ -72,3 +72,25 @@ def test_a_shared_link_reopens_the_seed(page, app_url):
         time.sleep(0.2)
     assert text.startswith("seed (28, -20, 18) r=8 mm: ") and "above 0.3" in text
     assert float(model_value(page, "seed-x")) == 28
+
+
+def test_a_new_preprocessing_is_busy_until_the_map_shows_it(app_page, connectivity_dir):
+    """Another smoothing means cleaning again: a job, with the progress bar and the
+    status line, the views busy; then the summary is the new setting's, never a mix."""
+    from analysis.connectivity import SeedConnectivity
+
+    from tests.browser.helpers import busy_record, record_busy, set_model_value
+
+    page = app_page
+    before = open_connectivity(page)
+    record_busy(page, "clean-progress", "clean-status")
+    set_model_value(page, "smoothing-slider", 3.0)
+    after = wait_text_change(page, SUMMARY, before, timeout=120)
+    expected = SeedConnectivity(data_dir=str(connectivity_dir), smoothing_fwhm=3.0)
+    assert after == expected.summary()
+    busy = busy_record(page)
+    assert busy["progress"] and any("cleaning" in t or "queued" in t for t in busy["status"]), busy
+    wait_idle(page)
+    assert text_of(page, ".clean-status") == ""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "connectivity-smoothing.png"), full_page=True)
