@@ -18,10 +18,12 @@ Two layers:
 
 The package: :mod:`.samples` (masked data, the conditions' samples),
 :mod:`.engine` (pure numpy: accuracy, Haufe patterns, permuted labels,
-p-values), :mod:`.reference` (the seed's scikit-learn folds, classifiers and
-cross-validation), :mod:`.permutation` (the null distribution over threads),
-:mod:`.svm_fast` (the linear SVC on a Gram matrix through scikit-learn's
-private libsvm, with a fallback) and :mod:`.model` (:class:`DecodingAnalysis`).
+p-values), :mod:`.registry` (the classifiers, one :class:`ClassifierSpec` each;
+the CV schemes are :data:`analysis.registry.CV_SPECS`), :mod:`.reference` (the
+seed's scikit-learn folds, classifiers and cross-validation),
+:mod:`.permutation` (the null distribution over threads), :mod:`.svm_fast` (the
+linear SVC on a Gram matrix through scikit-learn's private libsvm, with a
+fallback) and :mod:`.model` (:class:`DecodingAnalysis`).
 """
 
 from .engine import Cancelled, accuracy, haufe_pattern, p_value, shuffled_labels
@@ -30,10 +32,12 @@ from .model import (CLASSIFIER_NAMES, CLASSIFIERS, CV_NAMES, CV_SCHEMES,
 from .permutation import permutation_null
 from .reference import (contrast_names, cross_validate, cv_splits, fit_all,
                         make_classifier)
+from .registry import CLASSIFIER_SPECS, ClassifierSpec
 from .samples import PRIVATE, masked_of, resolve_conditions, select_samples
 
 __all__ = [
-    "CLASSIFIERS", "CLASSIFIER_NAMES", "CV_NAMES", "CV_SCHEMES", "Cancelled",
+    "CLASSIFIERS", "CLASSIFIER_NAMES", "CLASSIFIER_SPECS", "CV_NAMES", "CV_SCHEMES",
+    "Cancelled", "ClassifierSpec",
     "DecodingAnalysis", "PRIVATE", "accuracy", "contrast_names", "cross_validate",
     "cv_splits", "fit_all", "haufe_pattern", "make_classifier", "masked_of", "p_value",
     "permutation_null", "resolve_conditions", "select_samples", "shuffled_labels",

@@ -4,13 +4,16 @@
 standardisation, classifier, ``C``, CV scheme, permutations), caches the masked
 data and the fits, and returns the results as xarray (scores, weight and
 pattern maps, the permutation test, run blocking or in a background thread).
-The names of the CV schemes and classifiers the widgets offer live here too.
+The names of the CV schemes and classifiers the widgets offer live here too,
+derived from the registries (:data:`analysis.registry.CV_SPECS`,
+:data:`.registry.CLASSIFIER_SPECS`) and kept in step with them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +22,37 @@ import param
 import xarray as xr
 
 from ..datasets import haxby
+from ..registry import CV_SPECS
 from ..volumes import to_xarray
 from .engine import Cancelled, haufe_pattern, p_value
 from .permutation import permutation_null
 from .reference import contrast_names, cross_validate, cv_splits, fit_all
+from .registry import CLASSIFIER_SPECS
 from .samples import masked_of, resolve_conditions, select_samples
 
-CV_SCHEMES = {"KFold": "kfold", "leave-one-run-out": "run"}
-CV_NAMES = {v: k for k, v in CV_SCHEMES.items()}
-CLASSIFIERS = {"linear SVC": "svc", "logistic regression": "logistic"}
-CLASSIFIER_NAMES = {"svc": "SVC", "logistic": "LogisticRegression"}
+#: widget label -> key, e.g. ``{"KFold": "kfold", "leave-one-run-out": "run"}``
+CV_SCHEMES: dict = {}
+#: key -> widget label
+CV_NAMES: dict = {}
+#: widget label -> key, e.g. ``{"linear SVC": "svc", "logistic regression": "logistic"}``
+CLASSIFIERS: dict = {}
+#: key -> the estimator's class name, e.g. ``{"svc": "SVC"}``
+CLASSIFIER_NAMES: dict = {}
+
+
+def _tables(by_label: dict, by_key: dict, attr: str):
+    """A watcher refilling ``by_label`` (label -> key) and ``by_key`` (key -> the
+    spec's ``attr``) in place, so that importers of the tables see new entries."""
+    def sync(specs):
+        by_label.clear()
+        by_label.update({spec.label: key for key, spec in specs.items()})
+        by_key.clear()
+        by_key.update({key: getattr(spec, attr) for key, spec in specs.items()})
+    return sync
+
+
+CV_SPECS.watch(_tables(CV_SCHEMES, CV_NAMES, "label"))
+CLASSIFIER_SPECS.watch(_tables(CLASSIFIERS, CLASSIFIER_NAMES, "name"))
 
 
 class DecodingAnalysis(param.Parameterized):
@@ -98,6 +122,7 @@ class DecodingAnalysis(param.Parameterized):
         self._fit_cache: dict = {}
         self._worker = None
         self._cancel = threading.Event()
+        _LIVE.add(self)  # its choices follow the registries
 
     #: the parameters that decide the scores and maps (with the data)
     SETTINGS = ("conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds",
@@ -225,10 +250,11 @@ class DecodingAnalysis(param.Parameterized):
         if key not in self._fit_cache:
             X, y, _ = self.samples()
             est, train_score = fit_all(X, y, self.classifier, self.C)
+            spec = CLASSIFIER_SPECS.spec(self.classifier)
             coef = np.atleast_2d(est.coef_)
             self._fit_cache[key] = dict(est=est, train_score=train_score, coef=coef,
                                         pattern=haufe_pattern(X, coef),
-                                        contrasts=contrast_names(est))
+                                        contrasts=contrast_names(est, spec.one_vs_one))
         return self._fit_cache[key]
 
     # -- results
@@ -275,7 +301,7 @@ class DecodingAnalysis(param.Parameterized):
     def summary(self) -> str:
         """One line, e.g. ``face vs cat, SVC C=1, leave-one-run-out: 0.741 (chance 0.5, train 1.0)``."""
         s = self.scores()
-        cv = "leave-one-run-out" if self.cv == "run" else f"KFold({s.attrs['n_folds']})"
+        cv = CV_SPECS.spec(self.cv).name(s.attrs["n_folds"])
         line = (f"{' vs '.join(self.conditions)}, {CLASSIFIER_NAMES[self.classifier]} "
                 f"C={self.C:g}, {cv}: {float(s.mean_score):.3f} "
                 f"(chance {round(float(s.chance), 3)}, train {round(float(s.train_score), 3)})")
@@ -399,3 +425,21 @@ class DecodingAnalysis(param.Parameterized):
             self.permutation_status = "cancelled: parameters changed"
         self.permutation_result = None
         self.permutation_progress = 0.0
+
+
+#: the analyses alive (each holds its own copy of its parameters)
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def _selector(name: str, table: dict):
+    """A watcher giving ``DecodingAnalysis``'s parameter ``name`` the choices of ``table``
+    (the class's, and those of the analyses alive)."""
+    def sync(_specs):
+        getattr(DecodingAnalysis.param, name).objects = dict(table)
+        for analysis in list(_LIVE):
+            getattr(analysis.param, name).objects = dict(table)
+    return sync
+
+
+CV_SPECS.watch(_selector("cv", CV_SCHEMES))
+CLASSIFIER_SPECS.watch(_selector("classifier", CLASSIFIERS))

@@ -2,8 +2,9 @@
 
 :func:`permutation_null` gives what ``permutation_test_score`` gives (the same
 permuted labels, the same folds), the permutations split over threads, with
-progress and cancellation; the linear SVC is scored on one Gram matrix through
-:mod:`.svm_fast`, the other classifiers through :func:`.reference.cross_validate`.
+progress and cancellation; a classifier with a ``fast_null`` (the linear SVC, on
+one Gram matrix through :mod:`.svm_fast`) is scored by it, the others through
+:func:`.reference.cross_validate`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from ..progress import null_progress
 from .engine import Cancelled, shuffled_labels
 from .reference import cross_validate
+from .registry import CLASSIFIER_SPECS
 
 
 def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutations=100,
@@ -29,18 +31,18 @@ def permutation_null(X, y, groups, splits, classifier="svc", C=1.0, n_permutatio
     threads (libsvm and BLAS release the GIL). ``cancel`` is a
     ``threading.Event``: when set, the computation stops and
     :class:`Cancelled` is raised. ``progress(fraction, message)`` is called as
-    permutations finish. For the linear SVC, ``precomputed`` fits on a Gram
-    matrix computed once (about 1.7x faster at the full size; the tests check
+    permutations finish. ``precomputed`` uses the classifier's ``fast_null``
+    when it has one (:mod:`.registry`): the linear SVC fits on a Gram matrix
+    computed once (about 1.7x faster at the full size; the tests check
     the null against ``permutation_test_score``).
     """
     progress = progress or null_progress
     perms = shuffled_labels(y, groups, n_permutations, random_state)
     null = np.full(n_permutations, np.nan)
     X = np.ascontiguousarray(X, dtype=np.float64)
-    if classifier == "svc" and precomputed:
-        from .svm_fast import precomputed_scorer  # scikit-learn's private libsvm, or SVC
-
-        score_of = precomputed_scorer(X, splits, C)
+    fast_null = CLASSIFIER_SPECS.spec(classifier).fast_null
+    if fast_null is not None and precomputed:  # the SVC: scikit-learn's private libsvm, or SVC
+        score_of = fast_null(X, splits, C)
     else:
         def score_of(labels):
             return float(cross_validate(X, labels, splits, classifier, C,

@@ -15,28 +15,29 @@ import os
 import numpy as np
 
 from ..errors import DataError
+from ..registry import CV_SPECS
 from .engine import Cancelled, accuracy
+from .registry import CLASSIFIER_SPECS
 
 
 def cv_splits(cv: str, n_folds: int, y: np.ndarray, groups: np.ndarray):
-    """The (train, test) index pairs of ``KFold(n_folds)`` or ``LeaveOneGroupOut``."""
-    from sklearn.model_selection import KFold, LeaveOneGroupOut
-
+    """The (train, test) index pairs of ``KFold(n_folds)`` or ``LeaveOneGroupOut``
+    (the scheme ``cv`` of :data:`analysis.registry.CV_SPECS`)."""
+    spec = CV_SPECS.spec(cv)
     n = len(y)
-    if cv == "kfold":
-        if n_folds < 2:
-            raise DataError(f"KFold needs at least 2 folds, got {n_folds}")
-        if n_folds > n:
-            raise DataError(f"{n_folds} folds for only {n} samples: use fewer folds")
-        splitter, split_groups = KFold(n_splits=n_folds), None
-    elif cv == "run":
+    if spec.grouped:
         n_runs = len(np.unique(groups))
         if n_runs < 2:
-            raise DataError(f"leave-one-run-out needs at least 2 runs with these "
+            raise DataError(f"{spec.label} needs at least 2 runs with these "
                             f"conditions, found {n_runs}")
-        splitter, split_groups = LeaveOneGroupOut(), groups
+        split_groups = groups
     else:
-        raise DataError(f"unknown CV scheme {cv!r}; choose kfold or run")
+        if n_folds < 2:
+            raise DataError(f"{spec.label} needs at least 2 folds, got {n_folds}")
+        if n_folds > n:
+            raise DataError(f"{n_folds} folds for only {n} samples: use fewer folds")
+        split_groups = None
+    splitter = spec.splitter(n_folds)
     splits = list(splitter.split(np.zeros((n, 1)), y, split_groups))
     for train, _ in splits:
         if len(np.unique(y[train])) < 2:
@@ -46,16 +47,9 @@ def cv_splits(cv: str, n_folds: int, y: np.ndarray, groups: np.ndarray):
 
 
 def make_classifier(classifier: str = "svc", C: float = 1.0):
-    """The seed's ``SVC(kernel='linear', C=C)`` or ``LogisticRegression(C=C)``."""
-    if classifier == "svc":
-        from sklearn.svm import SVC
-
-        return SVC(kernel="linear", C=C)
-    if classifier == "logistic":
-        from sklearn.linear_model import LogisticRegression
-
-        return LogisticRegression(C=C, max_iter=2000)
-    raise DataError(f"unknown classifier {classifier!r}; choose svc or logistic")
+    """The estimator of :data:`.registry.CLASSIFIER_SPECS`: the seed's
+    ``SVC(kernel='linear', C=C)`` or ``LogisticRegression(C=C)``."""
+    return CLASSIFIER_SPECS.spec(classifier).make(C)
 
 
 def cross_validate(X, y, splits, classifier="svc", C=1.0, cancel=None) -> dict:
@@ -66,25 +60,15 @@ def cross_validate(X, y, splits, classifier="svc", C=1.0, cancel=None) -> dict:
     """
     from sklearn.base import clone
 
-    base = make_classifier(classifier, C)
+    spec = CLASSIFIER_SPECS.spec(classifier)
+    base = spec.make(C)
 
     def check():
         if cancel is not None and cancel.is_set():
             raise Cancelled("cancelled")
 
-    if classifier == "svc":
-        # a linear SVC sees the data only through dot products: fitted on the Gram matrix
-        # (computed once), libsvm finds the same solution without recomputing them in
-        # every fold (3-4x faster; fold scores still equal cross_val_score, tested)
-        from sklearn.svm import SVC
-
-        gram = X @ X.T
-
-        def fold(split):
-            check()
-            train, test = split
-            est = SVC(kernel="precomputed", C=C).fit(gram[np.ix_(train, train)], y[train])
-            return est.predict(gram[np.ix_(test, train)]), est.predict(gram[np.ix_(train, train)])
+    if spec.fast_cv is not None:  # e.g. the linear SVC on a Gram matrix computed once
+        fold = spec.fast_cv(X, y, C, check)
     else:
         def fold(split):
             check()  # a cancelled permutation test stops between fits, not after all folds
@@ -117,15 +101,21 @@ def fit_all(X, y, classifier="svc", C=1.0):
     return est, accuracy(y, est.predict(X))
 
 
-def contrast_names(est) -> list[str]:
-    """A name for each row of ``est.coef_`` (positive weights favour the first class)."""
+def contrast_names(est, one_vs_one: bool | None = None) -> list[str]:
+    """A name for each row of ``est.coef_`` (positive weights favour the first class).
+
+    ``one_vs_one``: its rows are pairs of classes (a :class:`.registry.ClassifierSpec`'s
+    flag); None: if ``est`` is an ``SVC``.
+    """
     classes = [str(c) for c in est.classes_]
     n_rows = est.coef_.shape[0]
     if len(classes) == 2:
         return [f"{classes[1]} (+) vs {classes[0]} (-)"]
-    from sklearn.svm import SVC
+    if one_vs_one is None:
+        from sklearn.svm import SVC
 
-    if not isinstance(est, SVC) and n_rows == len(classes):  # multinomial / one-vs-rest
+        one_vs_one = isinstance(est, SVC)
+    if not one_vs_one and n_rows == len(classes):  # multinomial / one-vs-rest
         return [f"{c} (+) vs rest" for c in classes]
     # SVC one-vs-one: pairs (i, j), i < j; positive decision favours classes[i]
     return [f"{classes[i]} (+) vs {classes[j]} (-)"

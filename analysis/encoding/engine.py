@@ -29,8 +29,10 @@ from scipy.linalg.blas import get_blas_funcs  # loaded with the module, so BLAS 
 
 from ..errors import DataError
 from ..progress import null_progress
+from ..registry import CV_SPECS
 
-CV_SCHEMES = ("kfold", "run")
+#: the keys of :data:`analysis.registry.CV_SPECS` (CLI choices): ``("kfold", "run")``
+CV_SCHEMES = tuple(CV_SPECS)
 #: version of :meth:`RidgeCV.save`'s file (bump when the cached arrays change meaning)
 FORMAT = 1
 _BLAS = None
@@ -54,29 +56,27 @@ def make_folds(n_samples: int, cv: str = "kfold", n_folds: int = 10, runs=None) 
     """CV splits as a list of ``(train, test)`` index arrays.
 
     ``cv="kfold"``: ``sklearn.model_selection.KFold(n_folds)`` (unshuffled, as
-    the seed). ``cv="run"``: ``LeaveOneGroupOut`` over ``runs``.
+    the seed). ``cv="run"``: ``LeaveOneGroupOut`` over ``runs``. (The schemes of
+    :data:`analysis.registry.CV_SPECS`.)
     """
-    if cv not in CV_SCHEMES:
-        raise DataError(f"cv must be one of {', '.join(CV_SCHEMES)}, not {cv!r}")
+    if cv not in CV_SPECS:
+        raise DataError(f"cv must be one of {', '.join(CV_SPECS)}, not {cv!r}")
+    spec = CV_SPECS[cv]
     index = np.arange(n_samples)
-    if cv == "kfold":
+    if not spec.grouped:
         n_folds = int(n_folds)
         if n_folds < 2 or n_folds > n_samples:
             raise DataError(f"n_folds must be between 2 and the number of samples "
                             f"({n_samples}), not {n_folds}")
-        from sklearn.model_selection import KFold
-
-        return [(tr, te) for tr, te in KFold(n_folds).split(index)]
+        return [(tr, te) for tr, te in spec.splitter(n_folds).split(index)]
     if runs is None:
         raise DataError("leave-one-run-out needs the run of each sample")
     runs = np.asarray(runs)
     if runs.shape[0] != n_samples:
         raise DataError(f"{runs.shape[0]} run labels for {n_samples} samples")
     if np.unique(runs).size < 2:
-        raise DataError("leave-one-run-out needs at least 2 runs")
-    from sklearn.model_selection import LeaveOneGroupOut
-
-    return [(tr, te) for tr, te in LeaveOneGroupOut().split(index, groups=runs)]
+        raise DataError(f"{spec.label} needs at least 2 runs")
+    return [(tr, te) for tr, te in spec.splitter(n_folds).split(index, groups=runs)]
 
 
 def check_alpha(alpha) -> float:

@@ -4,17 +4,76 @@
 as a stand-alone script: ``NiftiMasker``, ``SVC`` (or ``LogisticRegression``),
 ``cross_val_score``, ``permutation_test_score`` when the tab ran one, and the
 decoder's weights (or Haufe pattern) written to NIfTI; :func:`_decoding_files`
-picks the files it reads (the data's own, or a session's uploads by name).
+picks the files it reads (the data's own, or a session's uploads by name). The
+classifiers and CV schemes it offers are the registered ones
+(:data:`analysis.decoding.registry.CLASSIFIER_SPECS`,
+:data:`analysis.registry.CV_SPECS`): their imports, constructors and names.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..decoding.registry import CLASSIFIER_SPECS
 from ..errors import DataError
+from ..registry import CV_SPECS
 from .common import _NEEDS, _absolute, _constants, _script, _uploaded_note
 
 __all__ = ["decoding_script"]
+
+
+def _imports(lines) -> str:
+    """``from module import a, b`` lines merged by module, sorted, wrapped at 88."""
+    plain, names = set(), {}
+    for line in lines:
+        if line.startswith("from "):
+            module, _, items = line[5:].partition(" import ")
+            names.setdefault(module, set()).update(n.strip() for n in items.split(","))
+        else:
+            plain.add(line)
+    out = sorted(plain)
+    for module in sorted(names):
+        head = f"from {module} import "
+        items = sorted(names[module])
+        line = head + ", ".join(items)
+        if len(line) > 88:
+            indent = " " * (len(head) + 1)
+            rows, row = [], ""
+            for item in items:
+                if row and len(head) + 1 + len(row) + len(item) + 3 > 88:
+                    rows.append(row.rstrip())
+                    row = ""
+                row += item + ", "
+            rows.append(row[:-2])
+            line = head + "(" + f"\n{indent}".join(rows) + ")"
+        out.append(line)
+    return "\n".join(out)
+
+
+def _choice(var: str, keys) -> str:
+    """The condition ``var`` is one of ``keys``, in a script."""
+    keys = list(keys)
+    if len(keys) == 1:
+        return f'{var} == "{keys[0]}"'
+    quoted = ", ".join(f'"{key}"' for key in keys)
+    return f"{var} in ({quoted})" if keys else "False"
+
+
+def _branches(var: str, cases: dict) -> str:
+    """``if VAR == "a": ...`` over ``cases`` (key -> lines), else an error."""
+    out = []
+    for i, (key, lines) in enumerate(cases.items()):
+        out.append(f'{"if" if i == 0 else "elif"} {var} == "{key}":')
+        out += [f"    {line}" for line in lines]
+    out += ["else:", f'    raise ValueError(f"unknown {var} {{{var}!r}}")']
+    return "\n".join(out)
+
+
+def _cv_name(spec) -> str:
+    """The scheme's name in a summary as a script expression (``N_FOLDS`` the folds)."""
+    if "{n_folds}" in spec.title:
+        return 'f"' + spec.title.replace("{n_folds}", "{N_FOLDS}") + '"'
+    return f'"{spec.title}"'
 
 
 def _decoding_files(model, files: dict | None) -> tuple[dict, str]:
@@ -95,16 +154,20 @@ the decoder's weights (or its activation pattern) on the brain.
 
 {_NEEDS}
 """
-    imports = """
-import nibabel as nib
-import numpy as np
-import pandas as pd
-from nilearn.maskers import NiftiMasker
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import (KFold, LeaveOneGroupOut, cross_val_score,
-                                     permutation_test_score)
-from sklearn.svm import SVC
-"""
+    imports = _imports(
+        ["import nibabel as nib", "import numpy as np", "import pandas as pd",
+         "from nilearn.maskers import NiftiMasker",
+         "from sklearn.model_selection import cross_val_score, permutation_test_score"]
+        + [spec.imports for spec in CLASSIFIER_SPECS.values()]
+        + [spec.imports for spec in CV_SPECS.values()])
+    choose_classifier = _branches("CLASSIFIER", {
+        key: [f"decoder = {spec.code}"] for key, spec in CLASSIFIER_SPECS.items()})
+    choose_cv = _branches("CV", {
+        key: [f"cv, groups = {spec.code}, {'runs' if spec.grouped else 'None'}"
+              + (f"  # {spec.note}" if spec.note else ""),
+              f"cv_name = {_cv_name(spec)}"] for key, spec in CV_SPECS.items()})
+    one_vs_one = _choice("CLASSIFIER", [k for k, spec in CLASSIFIER_SPECS.items()
+                                        if spec.one_vs_one])
     rows = [
         "data",
         ("FUNC", paths["func"], "4D functional image (x, y, z, time)"),
@@ -118,9 +181,11 @@ from sklearn.svm import SVC
         ("CONDITIONS", [str(c) for c in model.conditions], "the conditions to discriminate"),
         ("STANDARDIZE", "zscore_sample" if model.standardize else None,
          "z-score each voxel over all volumes (None: no)"),
-        ("CLASSIFIER", model.classifier, '"svc": linear SVC; "logistic": logistic regression'),
+        ("CLASSIFIER", model.classifier,
+         "; ".join(f'"{k}": {spec.label}' for k, spec in CLASSIFIER_SPECS.items())),
         ("C", float(model.C), "inverse regularisation strength"),
-        ("CV", model.cv, '"run": leave-one-run-out; "kfold": KFold(N_FOLDS)'),
+        ("CV", model.cv, "; ".join(f'"{k}": {spec.name("N_FOLDS")}'
+                                   for k, spec in CV_SPECS.items())),
         ("N_FOLDS", int(model.n_folds), "folds of KFold"),
         ("N_PERMUTATIONS", n_permutations, "permutation test (0: none)"),
         ("RANDOM_STATE", int(model.random_state), "seed of the permutations"),
@@ -159,16 +224,8 @@ y = labels["labels"].to_numpy()[condition_mask].astype(str)
 runs = labels["chunks"].to_numpy()[condition_mask]
 
 # ---- the classifier and the cross-validation
-if CLASSIFIER == "svc":
-    decoder = SVC(kernel="linear", C=C)
-else:
-    decoder = LogisticRegression(C=C, max_iter=2000)
-if CV == "run":
-    cv, groups = LeaveOneGroupOut(), runs  # each run held out in turn
-    cv_name = "leave-one-run-out"
-else:
-    cv, groups = KFold(n_splits=N_FOLDS), None  # unshuffled, as the tutorial
-    cv_name = f"KFold({{N_FOLDS}})"
+{choose_classifier}
+{choose_cv}
 fold_scores = cross_val_score(decoder, X, y, cv=cv, groups=groups)  # accuracy
 mean_score = float(np.mean(fold_scores))
 chance = float(pd.Series(y).value_counts().max() / len(y))  # the largest class
@@ -181,7 +238,7 @@ row = min(CONTRAST, len(coef) - 1)
 classes = [str(c) for c in decoder.classes_]
 if len(classes) == 2:
     contrast = f"{{classes[1]}} (+) vs {{classes[0]}} (-)"
-elif CLASSIFIER == "svc":  # one-vs-one: pairs (i, j), i < j
+elif {one_vs_one}:  # one-vs-one: pairs (i, j), i < j
     pairs = [(i, j) for i in range(len(classes)) for j in range(i + 1, len(classes))]
     contrast = f"{{classes[pairs[row][0]]}} (+) vs {{classes[pairs[row][1]]}} (-)"
 else:
