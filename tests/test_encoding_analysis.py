@@ -263,7 +263,7 @@ def test_decomposition_is_kept_on_disk_for_the_next_process(encoding_dir, tmp_pa
     newest.engine()
     assert ridge_builds["built"] == built + 5
     # a damaged file is not trusted: computed again, same numbers, file replaced
-    path = newest._engine_file(len(newest.samples()[1]))
+    path = newest.engine_path()
     path.write_bytes(b"not a zip")
     damaged = fresh(n_folds=5, dtype="float32")
     np.testing.assert_allclose(damaged.mean_r2().values, r2, atol=1e-5)
@@ -282,7 +282,7 @@ def test_decomposition_of_uncached_data_is_not_kept(encoding_dir, tmp_path, monk
     monkeypatch.setattr(encoding_model, "load_data", lambda *a, **k: data)
     encoding.clear_caches()
     enc = EncodingAnalysis(data_dir=str(encoding_dir), n_folds=3)
-    assert enc._engine_file(10) is None
+    assert enc.engine_path() is None
     built = ridge_builds["built"]
     enc.engine()
     assert ridge_builds["built"] == built + 1

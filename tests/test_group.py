@@ -41,6 +41,25 @@ def analysis(group_dir):
     G.close_engines()
 
 
+@pytest.fixture
+def cleanings(monkeypatch):
+    """The Dask clients a cleaning task was submitted to from now on, one entry per task:
+    a spy on ``Client.submit`` (client side: the in-process thread workers run a pickled
+    copy of the task function, so a wrapper of it would count nothing here)."""
+    from distributed import Client
+
+    submitted = []
+    submit = Client.submit
+
+    def spy(self, func, *args, **kwargs):
+        if getattr(func, "__name__", None) == G.clean_subject.__name__:
+            submitted.append(self)
+        return submit(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "submit", spy)
+    return submitted
+
+
 def _geometry(subjects: G.SubjectList):
     mask = np.asarray(subjects.mask.dataobj).astype(bool)
     xyz = nib.affines.apply_affine(subjects.mask.affine, np.argwhere(mask))
@@ -68,7 +87,7 @@ def _far_from_seed(subjects, seed_mm, mm=20.0):
 def test_distributed_equals_serial_loop(analysis):
     subjects = analysis.subject_list()
     res = analysis.result
-    assert analysis._engine.n_workers == 2
+    assert analysis.engine().n_workers == 2
     assert res.r.dims == ("subject", "voxel")
     assert list(res.r.subject.values) == subjects.names and len(subjects.names) == N_SUBJECTS
     ref = G.serial_seed_maps(subjects.subjects, analysis.settings(), subjects.mask,
@@ -122,32 +141,30 @@ def test_high_variance_confounds_reach_each_subjects_cleaning(group_dir):
 
 # --------------------------------------------------------------------------- caching
 
-def test_seed_move_reruns_only_the_cheap_step_on_the_workers(analysis, group_dir):
-    engine = analysis._engine
-    calls, submitted = G.CLEAN_CALLS["n"], engine.n_submitted_cleanings
+def test_seed_move_reruns_only_the_cheap_step_on_the_workers(analysis, group_dir, cleanings):
     before = analysis.result
     analysis.seed_mm = (-40.0, -70.0, 36.0)
     try:
         moved = analysis.run()
-        assert G.CLEAN_CALLS["n"] == calls and engine.n_submitted_cleanings == submitted
+        assert len(cleanings) == 0
         assert moved.timings["cleaned_now"] == 0
         assert np.abs(moved.r.values - before.r.values).max() > 0.1
         # display parameters do not compute at all
         summary = analysis.summary()
         analysis.threshold = 6.0
         assert analysis.summary() != summary and analysis.result is moved
-        assert G.CLEAN_CALLS["n"] == calls
+        assert len(cleanings) == 0
     finally:
         analysis.param.update(seed_mm=G.PCC_MM, threshold=3.0)
         analysis.run()
     # another object (another app session) with a subset of the subjects shares the data
     other = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=3, processes=False)
     res = other.run()
-    assert res.timings["cleaned_now"] == 0 and G.CLEAN_CALLS["n"] == calls
+    assert res.timings["cleaned_now"] == 0 and len(cleanings) == 0
     np.testing.assert_array_equal(res.r.values, analysis.result.r.sel(subject=res.r.subject).values)
     # a structural change cleans again, once per subject
     other.smoothing_fwhm = 4.0
-    assert other.run().timings["cleaned_now"] == 3 and G.CLEAN_CALLS["n"] == calls + 3
+    assert other.run().timings["cleaned_now"] == 3 and len(cleanings) == 3
 
 
 # --------------------------------------------------------------------------- planted truth
@@ -274,7 +291,8 @@ def test_existing_cluster_by_scheduler_address(analysis, group_dir, monkeypatch)
         g = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=3)  # from the env var
         try:
             res = g.run()
-            assert g._engine.address == address and g._engine.cluster is None
+            engine = g.engine()   # the one the run used
+            assert engine.address == address and engine.cluster is None
             np.testing.assert_array_equal(
                 res.r.values, analysis.result.r.sel(subject=res.r.subject).values)
         finally:
@@ -333,7 +351,7 @@ def test_worker_killed_mid_run_the_computation_finishes(analysis, group_dir, for
 
     def kill_once(fraction, message):
         if not killed and message.startswith("cleaned 1/"):
-            killed.append(_kill_busy_worker(g._engine))
+            killed.append(_kill_busy_worker(g.engine()))
 
     try:
         res = g.run(progress=kill_once)
@@ -433,7 +451,7 @@ def test_real_dataset_layout_without_truth_uses_the_mni_mask(group_dir, tmp_path
     assert g.report()["source"] == "development_fmri"
 
 
-def test_engine_keeps_the_cleaned_data_of_the_last_settings_only(connectivity_dir):
+def test_engine_keeps_the_cleaned_data_of_the_last_settings_only(connectivity_dir, cleanings):
     from analysis.connectivity import CleaningSettings
 
     subjects = G.dataset_subjects(connectivity_dir, n_subjects=2)
@@ -442,9 +460,9 @@ def test_engine_keeps_the_cleaned_data_of_the_last_settings_only(connectivity_di
         for fwhm in (6.0, 4.0, 2.0):
             engine.seed_maps(subjects.subjects, CleaningSettings(smoothing_fwhm=fwhm),
                              subjects.mask, G.PCC_MM)
-        kept = {key[1].smoothing_fwhm for key in engine._cleaned}
-        assert kept == {4.0, 2.0} and len(engine._cleaned) == 4
-        assert engine.n_submitted_cleanings == 6
+        kept = engine.kept_settings()
+        assert {s.smoothing_fwhm for s in kept} == {4.0, 2.0} and len(kept) == 4
+        assert cleanings.count(engine.client) == 6
         held = {k for keys in engine.client.has_what().values() for k in keys}
         assert sum(k.startswith("clean-") for k in held) <= 4
     finally:

@@ -229,6 +229,13 @@ class EncodingAnalysis(param.Parameterized):
         digest = hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
         return disk_cache.cache_file(f"{ENGINE_PREFIX}{digest}.npz")
 
+    def engine_path(self) -> Path | None:
+        """The disk-cache file of the decomposition for the current structural parameters
+        (None for data without a cache key: its decomposition is not kept on disk)."""
+        if self.data().cache_key is None:
+            return None
+        return self._engine_file(len(self.sample_index()[0]))
+
     def has_engine(self) -> bool:
         """True when the decomposition for the current structural parameters is in this
         process' cache (showing their results is quick); False when it must be read from

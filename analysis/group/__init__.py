@@ -40,4 +40,4 @@ from .results import GroupResult, compute_group, subject_array
 from .stats import fisher_z, group_stats
 from .subjects import (AGE_GROUPS, SubjectList, SubjectSpec, confound_names, dataset_subjects,
                        file_subjects)
-from .tasks import CLEAN_CALLS, clean_subject, serial_seed_maps, subject_seed_map, warm_up
+from .tasks import clean_subject, serial_seed_maps, subject_seed_map, warm_up

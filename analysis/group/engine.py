@@ -101,7 +101,6 @@ class GroupEngine:
         self._cleaned: dict = {}
         self._settings_order: list = []
         self._lock = threading.Lock()
-        self.n_submitted_cleanings = 0
 
     def warm_up(self) -> dict:
         """Import the cleaning's modules on every worker now: ``{worker: pid}``."""
@@ -130,7 +129,6 @@ class GroupEngine:
                     fut = self.client.submit(clean_subject, spec, settings, mask,
                                              key=f"clean-{spec.name}-{_key(*key)}", pure=False)
                     self._cleaned[key] = fut
-                    self.n_submitted_cleanings += 1
                 futures.append(fut)
             # keep the cleaned data of the last few settings only (worker memory)
             self._settings_order = [k for k in self._settings_order if k != (settings, mkey)]
@@ -140,6 +138,12 @@ class GroupEngine:
                     self._cleaned.pop(k).release()
             self._settings_order = self._settings_order[-self.max_settings:]
         return futures
+
+    def kept_settings(self) -> list:
+        """The preprocessing settings of the cleaned data kept on the workers: one
+        :class:`CleaningSettings` per kept subject future."""
+        with self._lock:
+            return [key[1] for key in self._cleaned]
 
     def forget(self, keep=()) -> None:
         """Release cleaned data (all but the futures in ``keep``) from the workers."""

@@ -19,9 +19,6 @@ from ..connectivity import (RADIUS_MM, CleanedData, CleaningSettings, clean_data
 from ..progress import null_progress
 from .subjects import SubjectSpec
 
-#: Cleanings run in this process (worker side): tests count them.
-CLEAN_CALLS = {"n": 0}
-
 
 def clean_subject(spec: SubjectSpec, settings: CleaningSettings, mask) -> CleanedData:
     """Task: load and clean one subject (runs on a worker; the result stays there)."""
@@ -29,7 +26,6 @@ def clean_subject(spec: SubjectSpec, settings: CleaningSettings, mask) -> Cleane
                            name=spec.name)
     if settings.confound_columns and subject.confounds is None:
         settings = replace(settings, confound_columns=None)
-    CLEAN_CALLS["n"] += 1
     return clean_data(subject, settings)
 
 
