@@ -31,10 +31,12 @@ import param
 
 from analysis.config import default_size
 from analysis.errors import DataError
+from analysis.preprocessing import PARAMETERS as PREPROCESSING
 from analysis.group import (AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, idle_seconds,
                             scheduler_address)
 from dashboard import jobs
 from dashboard.notify import report_error
+from dashboard.param_widgets import ParamWidgets
 from dashboard.render.server import execute_in
 from dashboard.histograms import value_histogram
 from dashboard.slice_viewer import SliceViewer, colour_range, snap
@@ -143,6 +145,10 @@ class GroupPanel(pn.viewable.Viewer):
                 label="Dask scheduler",
                 value=scheduler_address(m.scheduler) or "a local cluster on this server",
                 css_classes=["group-scheduler"])
+        # each subject's cleaning: the same Parameters (and widgets) as the single subject's
+        self.prep = ParamWidgets(m, PREPROCESSING, css_classes={
+            n: "group-" + n.replace("_", "-") for n in PREPROCESSING})
+        self.prep.link(self._prep_changed)
         self.w_run = pn.widgets.Button(label="Run group analysis", color="primary",
                                        css_classes=["group-run"])
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
@@ -285,6 +291,25 @@ class GroupPanel(pn.viewable.Viewer):
                 report_error(exc)
         return set_value
 
+    def _prep_changed(self, name, value):
+        """A preprocessing widget changed: the next run cleans the subjects with it (once
+        per setting on the workers); a value the model refuses is reported and undone."""
+        if self._syncing:
+            return
+        try:
+            setattr(self.model, name, value)
+        except (DataError, ValueError) as exc:
+            report_error(exc)
+            self._syncing = True
+            try:
+                self.prep.show()
+            finally:
+                self._syncing = False
+            return
+        if self.model.result is not None:
+            self.status.object = ("preprocessing changed: press Run group analysis to clean "
+                                  "the subjects with it")
+
     def _age_changed(self, event):
         if self._syncing:
             return
@@ -385,9 +410,14 @@ class GroupPanel(pn.viewable.Viewer):
             pn.Column(self.w_scheduler, pn.Row(self.w_run, self.progress), self.status,
                       self.dask_link, width=380),
         )
+        preprocessing = pn.Card(
+            *self.prep.views(), title="Preprocessing of each subject (cleaned once per "
+            "setting on the workers)", collapsed=True, css_classes=["group-preprocessing"],
+            width=600)
         return pn.Column(
             pn.pane.Markdown("### Group (Dask)", margin=(0, 10)),
             controls,
+            preprocessing,
             self.summary,
             self.viewer,
             pn.Row(pn.Column(self.hist, sizing_mode="stretch_width"),

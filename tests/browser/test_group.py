@@ -77,3 +77,24 @@ def test_run_shows_group_map_and_a_click_moves_the_seed(page, group_url, group_d
     assert moved == ref.summary()
     assert float(page.locator(".group-seed-x input").input_value()) == expected_seed[0]
     assert page.blocked_requests == []
+
+
+def test_group_preprocessing_widgets_set_the_run(page, group_url, group_dir):
+    """The Group section's own preprocessing (the single subject's Parameters): a new
+    smoothing gives the group map of that smoothing, as headless."""
+    from tests.browser.helpers import set_model_value
+
+    open_page(page, group_url)
+    page.locator(".slice-axial canvas").first.wait_for(state="visible")
+    page.locator(".group-preprocessing .card-header").first.click()
+    page.locator(".group-smoothing-fwhm").first.wait_for(state="visible", timeout=30_000)
+    set_model_value(page, "group-smoothing-fwhm", 4.0)
+    set_model_value(page, "group-high-variance-confounds", True, prop="active")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "group-preprocessing.png"), full_page=True)
+    page.locator(".group-run button").click()
+    after = wait_summary(page, lambda t: t.startswith("5 subjects"))
+    ref = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=5, processes=False,
+                              smoothing_fwhm=4.0, high_variance_confounds=True)
+    ref.run()
+    assert after == ref.summary()
