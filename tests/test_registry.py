@@ -170,3 +170,19 @@ def test_a_registered_classifier_is_usable_without_other_changes(decoding_dir):
     fresh = DecodingAnalysis.from_dataset(decoding_dir)
     with pytest.raises(ValueError):
         fresh.classifier = "ridge"
+
+
+def test_cli_choices_are_the_registries():
+    """The CLI keeps its choices literal (no scikit-learn import to parse options); they
+    are checked here against the registries, so neither can drift."""
+    from analysis.cli import build_parser
+    from analysis.decoding.registry import CLASSIFIER_SPECS
+    from analysis.registry import CV_SPECS
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and "decoding" in a.choices)
+    for command, flag, registry in (("decoding", "--classifier", CLASSIFIER_SPECS),
+                                    ("decoding", "--cv", CV_SPECS),
+                                    ("encoding", "--cv", CV_SPECS)):
+        action = next(a for a in subparsers.choices[command]._actions if flag in a.option_strings)
+        assert list(action.choices) == list(registry), (command, flag)
