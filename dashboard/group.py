@@ -37,6 +37,7 @@ from analysis.group import (AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, idle_s
 from dashboard import jobs
 from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets
+from dashboard.seed_input import SeedInput
 from dashboard.render.server import execute_in
 from dashboard.histograms import value_histogram
 from dashboard.slice_viewer import SliceViewer, colour_range, snap
@@ -120,12 +121,8 @@ class GroupPanel(pn.viewable.Viewer):
                                        value=m.age_group, css_classes=["group-age"], width=250,
                                        visible=bool(available.get("adult") or
                                                     available.get("child")))
-        self.w_x = pn.widgets.FloatInput(label="x (mm)", value=float(m.seed_mm[0]), width=80,
-                                         css_classes=["group-seed-x"])
-        self.w_y = pn.widgets.FloatInput(label="y (mm)", value=float(m.seed_mm[1]), width=80,
-                                         css_classes=["group-seed-y"])
-        self.w_z = pn.widgets.FloatInput(label="z (mm)", value=float(m.seed_mm[2]), width=80,
-                                         css_classes=["group-seed-z"])
+        self.seed_input = SeedInput(m.seed_mm, step=4.0, css_prefix="group-seed")
+        self.w_x, self.w_y, self.w_z = self.seed_input.widgets
         self.w_radius = pn.widgets.FloatSlider(label="sphere radius (mm)", start=1.0,
                                                end=float(m.param.radius_mm.bounds[1]), step=1.0,
                                                value=float(m.radius_mm),
@@ -176,8 +173,7 @@ class GroupPanel(pn.viewable.Viewer):
         self.w_n.param.watch(self._widget_to_model("n_subjects", int), "value")
         self.w_age.param.watch(self._age_changed, "value")
         self.w_radius.param.watch(self._seed_typed, "value")
-        for w in (self.w_x, self.w_y, self.w_z):
-            w.param.watch(self._seed_typed, "value")
+        self.seed_input.watch(self._seed_typed)
         self.w_threshold.param.watch(self._widget_to_model("threshold", float), "value")
         if self.scheduler_editable:
             self.w_scheduler.param.watch(self._widget_to_model("scheduler", str), "value")
@@ -328,8 +324,7 @@ class GroupPanel(pn.viewable.Viewer):
     def _seed_typed(self, event):
         if self._syncing:
             return
-        xyz = (float(self.w_x.value), float(self.w_y.value), float(self.w_z.value))
-        self._set_seed(xyz, float(self.w_radius.value))
+        self._set_seed(self.seed_input.xyz, float(self.w_radius.value))
 
     def _clicked(self, event):
         """A click on the group map moves the seed there (once subjects are cleaned)."""
@@ -360,7 +355,7 @@ class GroupPanel(pn.viewable.Viewer):
         m = self.model
         self._syncing = True
         try:
-            self.w_x.value, self.w_y.value, self.w_z.value = (float(v) for v in m.seed_mm)
+            self.seed_input.show(m.seed_mm)
             self.w_radius.value = float(m.radius_mm)
             self.viewer.marker_mm = tuple(float(v) for v in m.seed_mm)
         finally:
@@ -405,7 +400,7 @@ class GroupPanel(pn.viewable.Viewer):
     def _build_layout(self):
         controls = pn.Row(
             pn.Column(self.w_n, self.w_age, self.w_threshold, width=280),
-            pn.Column("Seed (MNI)", pn.Row(self.w_x, self.w_y, self.w_z), self.w_radius,
+            pn.Column("Seed (MNI)", self.seed_input, self.w_radius,
                       width=300),
             pn.Column(self.w_scheduler, pn.Row(self.w_run, self.progress), self.status,
                       self.dask_link, width=380),

@@ -26,6 +26,7 @@ from dashboard import jobs
 from dashboard.batch import served, soon
 from dashboard.busy import Busy
 from dashboard.render.live import LivePlot, padded
+from dashboard.seed_input import SeedInput
 from dashboard.notify import notify_errors, report_error
 from dashboard.param_widgets import ParamWidgets
 from dashboard.share import sync_url, url_mapping
@@ -130,12 +131,8 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
         step = self._voxel_size()
         self.w_subject = pn.widgets.Select(label="Subject", options=self._subject_options(),
                                            value=m.subject, css_classes=["subject-select"], width=270)
-        self.w_x = pn.widgets.FloatInput(label="x (mm)", value=float(m.seed_mm[0]),
-                                         step=step, width=80, css_classes=["seed-x"])
-        self.w_y = pn.widgets.FloatInput(label="y (mm)", value=float(m.seed_mm[1]),
-                                         step=step, width=80, css_classes=["seed-y"])
-        self.w_z = pn.widgets.FloatInput(label="z (mm)", value=float(m.seed_mm[2]),
-                                         step=step, width=80, css_classes=["seed-z"])
+        self.seed_input = SeedInput(m.seed_mm, step=step, css_prefix="seed")
+        self.w_x, self.w_y, self.w_z = self.seed_input.widgets
         self.w_radius = pn.widgets.FloatSlider(label="sphere radius (mm)", start=1.0,
                                                end=float(m.param.radius_mm.bounds[1]), step=1.0,
                                                value=float(m.radius_mm),
@@ -164,8 +161,7 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
             label="z map (NIfTI)", color="light", embed=False, css_classes=["export-z"],
             width=140)
 
-        for w in (self.w_x, self.w_y, self.w_z):
-            w.param.watch(self._seed_typed, "value")
+        self.seed_input.watch(self._seed_typed)
         self.w_subject.param.watch(self._setter("subject", int), "value")
         self.w_radius.param.watch(self._setter("radius_mm", float), "value")
         self.w_cmax.param.watch(self._cmax_changed, "value")
@@ -278,7 +274,7 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
     def _seed_typed(self, event):
         if self._syncing:
             return
-        xyz = (float(self.w_x.value), float(self.w_y.value), float(self.w_z.value))
+        xyz = self.seed_input.xyz
         self._run(lambda: setattr(self.model, "seed_mm", xyz))
 
     def _clicked(self, event):
@@ -312,7 +308,7 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
         m = self.model
         self._syncing = True
         try:
-            self.w_x.value, self.w_y.value, self.w_z.value = (float(v) for v in m.seed_mm)
+            self.seed_input.show(m.seed_mm)
             self.w_subject.value = m.subject
             self.w_radius.value = float(m.radius_mm)
             self.prep.show()
@@ -421,7 +417,7 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
         controls = pn.Column(
             "**Seed connectivity** (nilearn's seed-to-voxel example). "
             "Click a slice to move the seed.",
-            self.w_subject, "Seed (MNI)", pn.Row(self.w_x, self.w_y, self.w_z), self.w_radius,
+            self.w_subject, "Seed (MNI)", self.seed_input, self.w_radius,
             self.w_threshold, self.w_fisher, self.w_cmax,
             pn.layout.Divider(),
             "**Preprocessing** (cleaned once per setting, cached; a filter at 0 is off)",
