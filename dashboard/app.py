@@ -36,6 +36,7 @@ from dashboard.batch import batched
 from dashboard.notify import loading, report_error, safe_markdown
 from dashboard.render.browser import StyleSheetGuard
 from dashboard.render.styles import fix_divider_stylesheet, local_stylesheets
+from dashboard.render.theme import PageTheme, switch_theme
 from dashboard.share import link_args, read_link, sync_url
 
 log = logging.getLogger("fmri_explorer.dashboard")
@@ -106,11 +107,6 @@ body:not(.normal) #sidebar { display: none !important; }
 TOGGLE_JS = """
 document.body.classList.toggle('present', cb_obj.active);
 document.body.classList.toggle('normal', !cb_obj.active);
-"""
-THEME_JS = """
-const url = new URL(window.location.href);
-url.searchParams.set('theme', 'NEXT_THEME');
-window.location.href = url.toString();
 """
 
 # Widget callbacks run on the event loop, in the order the browser sent them (a thread
@@ -285,9 +281,22 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     window_width = WindowWidth()
     _follow(window_width, "width_px", state, "window_width")
     guard = StyleSheetGuard()  # see dashboard/render/browser.py: repaints cost half a move
+    # The theme switches in place (dashboard/render/theme.py): no reload, so the session's
+    # widgets, uploads and results stay; the URL's `theme` follows (a link opens in it).
     theme = pn.widgets.Button(label="Dark / light", css_classes=["theme-toggle"], width=110)
-    theme.js_on_click(code=THEME_JS.replace(
-        "NEXT_THEME", "default" if state.theme == "dark" else "dark"))
+    page_theme = PageTheme(theme=state.theme)
+    theme.on_click(lambda event: setattr(
+        state, "theme", "default" if state.theme == "dark" else "dark"))
+
+    def theme_changed(event):
+        if served:
+            with batched():  # one message: stylesheets, figures and the page's theme
+                switch_theme(doc, event.new, roots=[tabs])
+                page_theme.theme = event.new
+        else:
+            page_theme.theme = event.new
+
+    state.param.watch(theme_changed, "theme")
 
     # No template busy spinner: Panel turns it on and off around every event, which cost the
     # server 30 ms a slider move (half of it) and the page, animating it, 150 ms of its 250 ms
@@ -297,7 +306,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         title="fmri-explorer", busy_indicator=None,
         theme="dark" if state.theme == "dark" else "default",
         collapsed_sidebar=state.present, sidebar_width=260,
-        header=[pn.Row(present, theme, window_width, guard, margin=(0, 10))],
+        header=[pn.Row(present, theme, window_width, guard, page_theme, margin=(0, 10))],
         sidebar=[pn.pane.Markdown(
             "**Encoding** (Miyawaki 2008): ridge from 10x10 images to voxels.  \n"
             "**Decoding** (Haxby 2001): linear SVC across categories.  \n"

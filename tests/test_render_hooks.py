@@ -437,3 +437,82 @@ def test_fallback_when_the_private_module_is_gone_or_changed(monkeypatch, caplog
     finally:
         monkeypatch.undo()
         svm_fast.private_libsvm.cache_clear()
+
+
+# ---- dashboard/render/theme.py: Panel's themes, switched without a reload ---------------
+def test_panel_theme_stylesheets_and_template_html():
+    from dashboard.render import theme
+
+    with hook("panel", "its theme stylesheets (bundled/theme/[bootstrap_]{default,dark}.css "
+              "as shared ImportedStyleSheets, state._stylesheets) or the Bootstrap "
+              "template's theme HTML", "dashboard/render/theme.py"):
+        from bokeh.models import ImportedStyleSheet
+
+        root = Path(pn.__file__).parent
+        for name in theme.THEMES:
+            for file in (f"{name}.css", f"bootstrap_{name}.css"):
+                assert (root / "dist" / "bundled" / "theme" / file).is_file(), file
+        base = (root / "_templates" / "base.html").read_text()
+        assert f"html {{ background-color: {theme.DARK_PAGE_BACKGROUND} }}" in base
+        page = (root / "template" / "bootstrap" / "bootstrap.html").read_text()
+        assert 'id="header"' in page and "navbar-{{ 'light' if" in page
+        assert "data-bs-theme" in inspect.getsource(pn.template.BootstrapTemplate)
+
+        def theme_urls(model):
+            return sorted(s.url for s in model.stylesheets
+                          if isinstance(s, ImportedStyleSheet) and theme.THEME_CSS.search(s.url))
+
+        doc = Document()
+        with set_curdoc(doc):
+            pn.config.theme = "dark"
+            model = pn.widgets.Button(label="x", design=pn.theme.Bootstrap).get_root(doc)
+            doc.add_root(model)
+            assert isinstance(pn.state._stylesheets.get(doc), dict)
+            urls = theme_urls(model)
+            assert [u.rsplit("/", 1)[1] for u in urls] == ["bootstrap_dark.css", "dark.css"], urls
+            theme.switch_theme(doc, "default")
+            assert theme_urls(model) == [theme.themed_url(u, "default") for u in urls]
+            assert pn.config.theme == "default"
+            later = pn.widgets.Button(label="y", design=pn.theme.Bootstrap).get_root(doc)  # later
+            assert theme_urls(later) == theme_urls(model)
+
+
+def _figure_looks(doc) -> list:
+    """The colours, fonts and fills of the document's figures, axes, titles, colour bars."""
+    from bokeh.models import Axis, ColorBar, Grid, Plot, Title
+
+    looks = []
+    for model in doc.models:
+        if isinstance(model, (Plot, Axis, Title, ColorBar, Grid)):
+            values = model.properties_with_values(include_defaults=True)
+            looks.append((type(model).__name__, sorted(
+                (k, repr(v)) for k, v in values.items()
+                if re.search(r"color|font|alpha|fill", k) and not hasattr(v, "id"))))
+    return sorted(looks)
+
+
+@pytest.mark.parametrize("start, switched", [("default", "dark"), ("dark", "default")])
+def test_a_switched_figure_looks_drawn_in_that_theme(start, switched):
+    from dashboard.render import theme
+
+    def drawn(name, switch_to=None):
+        doc = Document()
+        with set_curdoc(doc):
+            pn.config.theme = name
+            plots = (hv.Image(np.eye(4)).opts(colorbar=True, title="image")
+                     + hv.Curve([1, 3, 2]).opts(title="curve"))
+            pane = pn.pane.HoloViews(plots)
+            pn.template.BootstrapTemplate(theme=name, main=[pane]).server_doc(doc)
+            if switch_to:
+                theme.switch_theme(doc, switch_to, roots=[pane])
+                for plot, _ in pane._plots.values():  # a later HoloViews update, too
+                    plot.update(0)
+        return _figure_looks(doc)
+
+    with hook("holoviews", "what a Bokeh document theme does to its drawn plots (or "
+              "bokeh HasProps._property_values, panel HoloViews._plots)",
+              "dashboard/render/theme.py (figure_theme, switch_theme)"):
+        looks = drawn(start, switched)
+        assert looks, "no figure drawn"
+        assert looks == drawn(switched)
+        assert looks != drawn(start)

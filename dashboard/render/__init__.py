@@ -30,6 +30,10 @@ appears outside this folder.
 :mod:`dashboard.render.browser`
     ``StyleSheetGuard``: BokehJS skips rewriting unchanged stylesheets;
     ``FILE_INPUT_MODEL_JS``: the model behind a page's file input.
+:mod:`dashboard.render.theme`
+    ``switch_theme(doc, name, roots)``: Panel's light or dark theme for a drawn page
+    (components' stylesheets, figures) without a reload; ``PageTheme`` switches the
+    template's HTML around them in the browser.
 :mod:`dashboard.render.server`
     Hooks into Tornado's, Panel's and Bokeh's server classes for
     ``dashboard.security`` (headers, cookies, logins, shutdown, the log), a

@@ -1,0 +1,156 @@
+"""Switch a served page between Panel's light and dark themes without reloading it.
+
+Panel picks a theme once, when the page is made (``?theme=dark``), and has no way
+to change it afterwards: its own theme toggles reload the page, which loses a
+session's widgets, uploads and results. The theme lives in three places, each
+switched here:
+
+* every Panel component's stylesheets: Panel gives each component's Bokeh model
+  the theme's ``bundled/theme/{name}.css`` and ``bundled/theme/bootstrap_{name}.css``
+  (CSS variables for its shadow root), as ``ImportedStyleSheet`` models shared
+  through a per-document cache (``pn.state._stylesheets[doc]``, url -> sheet).
+  :func:`switch_theme` points each of those sheets at the other theme's file
+  (BokehJS re-applies a view's stylesheets when one of them changes), so every
+  drawn component, and every one drawn later from the cache, follows; and sets
+  ``pn.config.theme`` (this session only) for the components made later;
+* the figures: ``doc.theme``, the Bokeh theme Panel's dark design gives the
+  document (the light one: HoloViews' own), which Bokeh re-applies to every
+  model, and which Panel hands to HoloViews for the plots drawn later;
+* the page around them (the template's HTML): ``<html data-bs-theme>``, the
+  head's two theme stylesheets, the header's ``navbar-light``/``navbar-dark``
+  class and the dark page's ``html`` background: :class:`PageTheme` switches
+  those in the browser when its ``theme`` changes.
+
+``tests/test_render_hooks.py`` checks these Panel names and that a switched
+figure has the values a figure drawn in that theme has.
+"""
+
+from __future__ import annotations
+
+import re
+
+import panel as pn
+import param
+from bokeh.models import ImportedStyleSheet
+from panel.custom import JSComponent
+
+#: The app's theme names (Panel's).
+THEMES = ("default", "dark")
+#: A Panel theme stylesheet's URL: ``.../bundled/theme/[bootstrap_]{default,dark}.css``.
+THEME_CSS = re.compile(r"(/bundled/theme/(?:bootstrap_)?)(default|dark)(\.css)")
+#: The page background Panel's template gives a dark page (``html { background-color }``).
+DARK_PAGE_BACKGROUND = "#121212"
+
+
+def themed_url(url: str, name: str) -> str:
+    """``url`` pointing at theme ``name``'s file if it is a Panel theme stylesheet."""
+    return THEME_CSS.sub(lambda m: f"{m.group(1)}{name}{m.group(3)}", url)
+
+
+def figure_theme(name: str):
+    """The Bokeh theme of figures drawn in Panel's Bootstrap theme ``name``: the dark
+    design's, or for the light one HoloViews' default (what a light page's plots get)."""
+    bokeh_theme = pn.theme.Bootstrap(theme=name).theme.bokeh_theme
+    if bokeh_theme is None:
+        import holoviews as hv
+
+        bokeh_theme = hv.renderer("bokeh").theme
+    return bokeh_theme
+
+
+def _theme_sheets(doc) -> list:
+    """The document's Panel theme stylesheets: in Panel's cache and on its models."""
+    sheets = {id(s): s for s in pn.state._stylesheets.get(doc, {}).values()
+              if isinstance(s, ImportedStyleSheet)}
+    for model in doc.models:
+        for sheet in getattr(model, "stylesheets", None) or ():
+            if isinstance(sheet, ImportedStyleSheet):
+                sheets.setdefault(id(sheet), sheet)
+    return [s for s in sheets.values() if THEME_CSS.search(s.url or "")]
+
+
+def _unbake(doc) -> None:
+    """Forget the values HoloViews copied from the document's theme into its models
+    (a dark theme's axis colours): set values outrank a theme's, so they would stay."""
+    for model in doc.models:
+        themed = model.themed_values() or {}
+        for prop, value in themed.items():
+            if prop in model._property_values and model._property_values[prop] == value:
+                del model._property_values[prop]
+
+
+def _rethemed_plots(roots, bokeh_theme) -> None:
+    """HoloViews plots drawn in ``roots`` copy the new theme on their next update."""
+    for root in roots:
+        for pane in root.select(pn.pane.HoloViews):
+            for plot, _ in list(pane._plots.values()):
+                for sub in plot.traverse(lambda p: p):
+                    renderer = getattr(sub, "renderer", None)
+                    if renderer is not None and renderer.backend == "bokeh":
+                        sub.renderer = renderer.instance(theme=bokeh_theme)
+
+
+def switch_theme(doc, name: str, roots=()) -> None:
+    """Give the served document ``doc`` theme ``name`` (``default`` or ``dark``): its
+    components' stylesheets, its figures (those of HoloViews panes in ``roots`` also on
+    later updates) and the components made later (call it with ``doc`` as the current
+    document, e.g. from a callback of its session). The page around them follows
+    :class:`PageTheme`."""
+    if name not in THEMES:
+        raise ValueError(f"unknown theme {name!r}")
+    pn.config.theme = name  # this session's components made from now on
+    for sheet in _theme_sheets(doc):
+        url = themed_url(sheet.url, name)
+        if url != sheet.url:
+            sheet.url = url
+    bokeh_theme = figure_theme(name)
+    _rethemed_plots(roots, bokeh_theme)
+    _unbake(doc)
+    doc.theme = bokeh_theme
+
+
+class PageTheme(JSComponent):
+    """Nothing to see: when its ``theme`` changes, it switches the page around the
+    components (Panel's template HTML) to that theme."""
+
+    theme = param.Selector(default="default", objects=list(THEMES), doc="""
+        The page's theme.""")
+
+    _esm = """
+    const THEME_CSS = /(\\/bundled\\/theme\\/(?:bootstrap_)?)(default|dark)(\\.css)/
+
+    function swap(link, href) {
+      // the new stylesheet is in place before the old one goes: no unstyled frame
+      const next = link.cloneNode()
+      next.setAttribute("href", href)
+      const drop = () => link.remove()
+      next.addEventListener("load", drop, { once: true })
+      next.addEventListener("error", drop, { once: true })
+      link.after(next)
+    }
+
+    function apply(name) {
+      const dark = name === "dark"
+      const root = document.documentElement
+      root.setAttribute("data-bs-theme", dark ? "dark" : "light")
+      root.style.backgroundColor = dark ? "DARK_PAGE_BACKGROUND" : "transparent"
+      const header = document.getElementById("header")
+      if (header) {
+        header.classList.toggle("navbar-dark", dark)
+        header.classList.toggle("navbar-light", !dark)
+      }
+      for (const link of document.head.querySelectorAll('link[rel="stylesheet"]')) {
+        const href = link.getAttribute("href") || ""
+        const match = href.match(THEME_CSS)
+        if (match && match[2] !== name) {
+          swap(link, href.replace(THEME_CSS, (_, a, _b, c) => a + name + c))
+        }
+      }
+      root.dataset.fmriTheme = name
+    }
+
+    export function render({ model }) {
+      model.on("theme", () => apply(model.theme))
+      return document.createElement("span")
+    }
+    """.replace("DARK_PAGE_BACKGROUND", DARK_PAGE_BACKGROUND)
