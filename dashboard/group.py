@@ -38,7 +38,7 @@ from dashboard import jobs
 from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets
 from dashboard.seed_input import SeedInput
-from dashboard.render.server import execute_in
+from dashboard.render.server import execute_in, session_doc
 from dashboard.histograms import value_histogram
 from dashboard.slice_viewer import SliceViewer, colour_range, snap
 
@@ -95,7 +95,7 @@ class GroupPanel(pn.viewable.Viewer):
     def __init__(self, seed_source: param.Parameterized | None = None,
                  model: GroupConnectivity | None = None, **params):
         super().__init__(**params)
-        self._doc = pn.state.curdoc
+        self._doc = session_doc()   # this session's, never another's (render/server.py)
         self.model = model or GroupConnectivity(size=default_size())
         self.seed_source = seed_source
         self._job: jobs.Job | None = None

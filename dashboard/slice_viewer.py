@@ -26,6 +26,7 @@ from dashboard.batch import batched
 from dashboard.notify import safe_markdown
 from dashboard.render.live import Layer, LivePane, named
 from dashboard.render.styles import colormap
+from dashboard.render.server import session_doc
 
 hv.extension("bokeh", logo=False)
 # Canvas, not WebGL: Bokeh's WebGL draws lines and markers, not images, so these views gain
@@ -153,8 +154,9 @@ class SliceViewer(pn.viewable.Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        if pn.state.curdoc is not None:
-            _SESSION_VIEWERS.setdefault(pn.state.curdoc, weakref.WeakSet()).add(self)
+        doc = session_doc()   # this session's, never another's (render/server.py)
+        if doc is not None:
+            _SESSION_VIEWERS.setdefault(doc, weakref.WeakSet()).add(self)
         self._update_extent()
         self._taps = {}
         self._panes = {}

@@ -25,6 +25,7 @@ from analysis.errors import DataError
 from analysis.io import load_func, load_mask
 from dashboard.notify import report_error, report_info, safe_markdown
 from dashboard.render.browser import FILE_INPUT_MODEL_JS
+from dashboard.render.server import session_doc
 
 NIFTI = (".nii.gz", ".nii")
 #: role -> (allowed extensions, description)
@@ -62,7 +63,8 @@ class SessionUploads:
         self.files: dict[str, Path] = {}
         self.names: dict[str, str] = {}
         weakref.finalize(self, shutil.rmtree, str(self.folder), True)
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        doc = session_doc()   # this session's, never another's (render/server.py)
+        if doc is not None and doc.session_context is not None:
             pn.state.on_session_destroyed(lambda ctx: self.cleanup())
 
     def accept(self, role: str, filename: str, data: bytes) -> Path:

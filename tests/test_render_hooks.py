@@ -516,3 +516,26 @@ def test_a_switched_figure_looks_drawn_in_that_theme(start, switched):
         assert looks, "no figure drawn"
         assert looks == drawn(switched)
         assert looks != drawn(start)
+
+
+def test_session_doc_is_panels_context_local_document():
+    """render.server.session_doc reads Panel's context-local current document
+    (``state._curdoc``, a ContextVar that ``set_curdoc`` sets); if Panel renames it, this
+    fails: update dashboard/render/server.py."""
+    import contextvars
+
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc, state
+
+    from dashboard.render.server import session_doc
+
+    assert isinstance(state._curdoc, contextvars.ContextVar), \
+        "panel.io.state.state._curdoc is no longer a ContextVar: update session_doc()"
+    assert session_doc() is None
+    doc = Document()
+    with set_curdoc(doc):
+        assert session_doc() is doc
+        seen = []
+        contextvars.copy_context().run(lambda: seen.append(session_doc()))
+        assert seen == [doc]
+    assert session_doc() is None

@@ -78,7 +78,7 @@ class UploadSource:
         t_r = float(self.w_upload_tr.value or 0.0) or None
         # the upload is this session's: what the process' stores compute from it goes
         # when the session ends (analysis.store.release, dashboard/app.py)
-        owner = jobs.session_key(pn.state.curdoc)
+        owner = jobs.session_key(self._doc)
 
         def load():
             try:

@@ -32,6 +32,7 @@ from dashboard.param_widgets import ParamWidgets
 from dashboard.share import sync_url, url_mapping
 from dashboard.histograms import bins_of, value_histogram
 from dashboard.slice_viewer import SliceViewer
+from dashboard.render.server import session_doc
 
 from .exports import ConnectivityExports
 from .structural import StructuralJobs
@@ -60,7 +61,7 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
 
     def __init__(self, model: SeedConnectivity | None = None, **params):
         super().__init__(**params)
-        self._doc = pn.state.curdoc
+        self._doc = session_doc()   # this session's, never another's (render/server.py)
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
                                                width=250, css_classes=["clean-progress"],
                                                visible=False)

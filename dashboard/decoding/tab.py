@@ -32,6 +32,7 @@ from dashboard.render.live import LivePlot
 from dashboard.share import sync_url, url_mapping
 from dashboard.slice_viewer import SliceViewer
 from dashboard.upload import UploadPanel
+from dashboard.render.server import session_doc
 
 from .permutations import MAX_APP_PERMUTATIONS, PermutationControls
 from .sources import (GIVEN, REAL_SLICE, SYNTHETIC, USER_FILES, UploadSource, _built_in_source,
@@ -70,7 +71,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             self.param.source.objects = ([GIVEN] if given else []) + sources
             if source is not None:
                 self.source = source
-        self._doc = pn.state.curdoc
+        self._doc = session_doc()   # this session's, never another's (render/server.py)
         self._new_grid = True
         self._syncing = False
         with param.edit_constant(self):

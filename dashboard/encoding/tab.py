@@ -27,6 +27,7 @@ from dashboard.busy import Busy
 from dashboard.render.live import LivePane, LivePlot
 from dashboard.share import sync_url, url_mapping, within
 from dashboard.slice_viewer import SliceViewer
+from dashboard.render.server import session_doc
 
 from .elements import EncodingElements
 from .exports import EncodingExports
@@ -57,7 +58,7 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         super().__init__(**params)
         self.analysis = analysis or EncodingAnalysis(size=default_size())
         a = self.analysis
-        self._doc = pn.state.curdoc
+        self._doc = session_doc()   # this session's, never another's (render/server.py)
         # served, the voxel's views come after the tab's first message (see __panel__)
         self._details_shown = not served(self._doc)
         self.detail_alpha = a.alpha

@@ -202,3 +202,20 @@ def execute_in(doc, fn: Callable) -> None:
 
     with set_curdoc(doc):
         pn.state.execute(fn, schedule=True)
+
+
+def session_doc():
+    """The document of the session this code is building or serving, or None.
+
+    Panel's context-local current document (set while a session's page is built, and
+    while its callbacks run). Unlike ``pn.state.curdoc``, it never falls back to
+    Bokeh's process-wide current document, which is *another* session's while that
+    session's callback runs in the server's thread: a tab built headless (a notebook,
+    a test) at that moment would take that session for its own.
+    """
+    from panel.io.state import state
+
+    try:
+        return state._curdoc.get()
+    except (AttributeError, LookupError):   # pragma: no cover - checked by a hook test
+        return None
