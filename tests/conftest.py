@@ -146,3 +146,24 @@ def ridge_builds(monkeypatch):
     monkeypatch.setattr(RidgeCV, "__init__", counting_init)
     monkeypatch.setattr(RidgeCV, "load", classmethod(counting_load))
     return counts
+
+
+@pytest.fixture
+def cleanings(monkeypatch):
+    """The Dask clients a group cleaning task was submitted to from now on, one entry
+    per task: a spy on ``Client.submit`` (client side: the in-process thread workers run
+    a pickled copy of the task function, so a wrapper of it would count nothing)."""
+    from distributed import Client
+
+    from analysis.group import clean_subject
+
+    submitted = []
+    submit = Client.submit
+
+    def spy(self, func, *args, **kwargs):
+        if getattr(func, "__name__", None) == clean_subject.__name__:
+            submitted.append(self)
+        return submit(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "submit", spy)
+    return submitted

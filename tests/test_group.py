@@ -41,25 +41,6 @@ def analysis(group_dir):
     G.close_engines()
 
 
-@pytest.fixture
-def cleanings(monkeypatch):
-    """The Dask clients a cleaning task was submitted to from now on, one entry per task:
-    a spy on ``Client.submit`` (client side: the in-process thread workers run a pickled
-    copy of the task function, so a wrapper of it would count nothing here)."""
-    from distributed import Client
-
-    submitted = []
-    submit = Client.submit
-
-    def spy(self, func, *args, **kwargs):
-        if getattr(func, "__name__", None) == G.clean_subject.__name__:
-            submitted.append(self)
-        return submit(self, func, *args, **kwargs)
-
-    monkeypatch.setattr(Client, "submit", spy)
-    return submitted
-
-
 def _geometry(subjects: G.SubjectList):
     mask = np.asarray(subjects.mask.dataobj).astype(bool)
     xyz = nib.affines.apply_affine(subjects.mask.affine, np.argwhere(mask))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 import param
-import pytest
 
 from analysis import group as G
 from analysis.datasets import development as dev
@@ -15,24 +14,6 @@ from analysis.datasets import development as dev
 class Seed(param.Parameterized):
     seed_mm = param.NumericTuple(default=G.PCC_MM, length=3)
     radius_mm = param.Number(default=8.0)
-
-
-@pytest.fixture
-def cleanings(monkeypatch):
-    """Cleaning tasks submitted to any Dask client from now on: a spy on ``Client.submit``
-    (client side: the thread workers run a pickled copy of the task function)."""
-    from distributed import Client
-
-    submitted = []
-    submit = Client.submit
-
-    def spy(self, func, *args, **kwargs):
-        if getattr(func, "__name__", None) == G.clean_subject.__name__:
-            submitted.append(self)
-        return submit(self, func, *args, **kwargs)
-
-    monkeypatch.setattr(Client, "submit", spy)
-    return submitted
 
 
 def _wait(panel, timeout=120):

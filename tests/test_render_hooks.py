@@ -539,3 +539,38 @@ def test_session_doc_is_panels_context_local_document():
         contextvars.copy_context().run(lambda: seen.append(session_doc()))
         assert seen == [doc]
     assert session_doc() is None
+
+
+def test_a_raising_callback_leaves_no_current_document():
+    """Bokeh's patch_curdoc pops its override without a ``finally``: a raising session
+    callback left its document current for the whole process (pn.state.curdoc in every
+    other thread answered with that session). render.server installs a safe one where
+    Bokeh (invoke_with_curdoc) and Panel (its handlers) look it up."""
+    import contextlib
+
+    import pytest
+    from bokeh.document import Document
+    from bokeh.document.callbacks import invoke_with_curdoc
+    from bokeh.io import doc as bokeh_doc
+    from panel.io import handlers
+
+    from dashboard.render import server
+
+    assert bokeh_doc.patch_curdoc is server._safe_patch_curdoc, \
+        "bokeh.io.doc.patch_curdoc is not the safe one: install_safe_patch_curdoc() ran?"
+    assert handlers.patch_curdoc is server._safe_patch_curdoc
+    assert isinstance(bokeh_doc._PATCHED_CURDOCS, list), \
+        "bokeh.io.doc._PATCHED_CURDOCS changed: update dashboard/render/server.py"
+    before = list(bokeh_doc._PATCHED_CURDOCS)
+    doc = Document()
+
+    def boom():
+        assert bokeh_doc.curdoc() is doc
+        raise ValueError("a callback failed")
+
+    with pytest.raises(ValueError):
+        invoke_with_curdoc(doc, boom)
+    assert bokeh_doc._PATCHED_CURDOCS == before
+    with contextlib.suppress(ValueError), server._safe_patch_curdoc(doc):
+        raise ValueError
+    assert bokeh_doc._PATCHED_CURDOCS == before

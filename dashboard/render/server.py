@@ -25,6 +25,7 @@ the wrapper):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Callable
 
@@ -219,3 +220,38 @@ def session_doc():
         return state._curdoc.get()
     except (AttributeError, LookupError):   # pragma: no cover - checked by a hook test
         return None
+
+
+@contextlib.contextmanager
+def _safe_patch_curdoc(doc):
+    """Bokeh's ``patch_curdoc``, but the override goes even when the callback raises.
+
+    Bokeh 3.9's version pops its entry after the ``yield`` without a ``finally``: a
+    session callback that raises leaves that session's document as the process-wide
+    current document, and ``pn.state.curdoc`` in any other thread (a job's, a headless
+    tab's) then answers with that session."""
+    import weakref
+
+    from bokeh.io import doc as bokeh_doc
+
+    patched = bokeh_doc._PATCHED_CURDOCS
+    patched.append(weakref.ref(doc))
+    del doc
+    try:
+        yield
+    finally:
+        patched.pop()
+
+
+def install_safe_patch_curdoc() -> None:
+    """Use :func:`_safe_patch_curdoc` wherever Bokeh and Panel look ``patch_curdoc`` up
+    (idempotent)."""
+    from bokeh.io import doc as bokeh_doc
+    from panel.io import handlers
+
+    bokeh_doc.patch_curdoc = _safe_patch_curdoc
+    handlers.patch_curdoc = _safe_patch_curdoc
+
+
+# every dashboard module goes through the render layer: installed before any session
+install_safe_patch_curdoc()
