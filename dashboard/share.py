@@ -29,6 +29,7 @@ import param
 
 from dashboard.notify import report_error, report_info
 from dashboard.render import location as render_location
+from dashboard.render.server import session_doc
 
 log = logging.getLogger("fmri_explorer.dashboard")
 
@@ -237,6 +238,13 @@ def rules_for(obj: param.Parameterized, rules: dict | None = None) -> dict:
 
 
 # ---- the link -----------------------------------------------------------------------
+def _own_session() -> bool:
+    """False when Panel's current document is only Bokeh's process-wide one: another
+    session's, whose link and address are not this code's (see
+    :func:`dashboard.render.server.session_doc`)."""
+    return not (session_doc() is None and pn.state.curdoc is not None)
+
+
 def link_args(search: str | None = None) -> dict[str, str]:
     """The link that opened this session as ``{key: raw text}`` (the last of repeated
     keys), or the query ``search`` given.
@@ -246,6 +254,8 @@ def link_args(search: str | None = None) -> dict[str, str]:
     and a later tab must read the link as it was given. Without a server (tests, a
     notebook), the Location's ``search``."""
     if search is None:
+        if not _own_session():
+            return {}
         args = pn.state.session_args or {}
         if args:
             out = {}
@@ -325,7 +335,7 @@ def sync_url(obj: param.Parameterized, mapping: dict | list, rules: dict | None 
     if not isinstance(mapping, dict):
         mapping = {name: name for name in mapping}
     check_whitelist(obj, mapping)
-    location = pn.state.location
+    location = pn.state.location if _own_session() else None
     if location is None:
         return False
     values, refused = read_link(obj, mapping, link_args(), rules)
