@@ -16,6 +16,10 @@ alpha, masked Haxby data, Lasso fits, MNI backgrounds...) lives in a :class:`Sto
   folder before being computed, and what is computed is written there (see
   :mod:`analysis.cache` for the folder, keys and atomic writes).
 
+* **back to warm when idle**: :func:`mark_warm` records what a server's warm-up
+  filled; :func:`trim` drops every other shared entry, which the server does once its
+  last session has ended (what sixteen visitors' moves filled does not stay for none).
+
 Every store registers itself by name; :func:`stores` lists them, :func:`stats` reports
 their sizes (the server's memory report uses it) and :func:`clear_all` empties them.
 """
@@ -93,6 +97,7 @@ class Store:
         self._items: "OrderedDict[Hashable, _Entry]" = OrderedDict()
         self._lock = threading.RLock()
         self._computing: dict = {}
+        self._warm: set = set()
         self.hits = self.misses = 0
         with _REGISTRY_LOCK:
             _REGISTRY[name] = self
@@ -199,6 +204,23 @@ class Store:
                 del self._items[k]
             return len(dropped)
 
+    def mark_warm(self) -> None:
+        """The entries held now are the warm set (a server's warm-up): what
+        :meth:`trim` keeps."""
+        with self._lock:
+            self._warm = set(self._items)
+
+    def trim(self) -> int:
+        """Drop every shared entry outside the warm set (:meth:`mark_warm`): a server
+        that no session uses any more goes back to its warm state. An entry a session
+        still owns stays (it goes with :meth:`release`). Return how many were dropped."""
+        with self._lock:
+            dropped = [k for k, e in self._items.items()
+                       if k not in self._warm and e.owners is None]
+            for k in dropped:
+                del self._items[k]
+            return len(dropped)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -225,6 +247,17 @@ def stores() -> dict[str, Store]:
 def release(owner: Hashable) -> int:
     """Drop ``owner``'s entries from every store (a session ended); return how many."""
     return sum(s.release(owner) for s in stores().values())
+
+
+def mark_warm() -> None:
+    """:meth:`Store.mark_warm` every store (the server's warm-up is done)."""
+    for s in stores().values():
+        s.mark_warm()
+
+
+def trim() -> int:
+    """:meth:`Store.trim` every store (no session left); return how many entries went."""
+    return sum(s.trim() for s in stores().values())
 
 
 def clear_all() -> None:

@@ -198,7 +198,9 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     served = doc is not None and doc.session_context is not None
     if served:  # a closed session's memory goes back to the system (dashboard/jobs.py)
         # (bound now: `panel serve` runs this file as a module it discards after the page)
-        pn.state.on_session_destroyed(lambda ctx, release=jobs.release_memory_soon: release())
+        # and once no session is left, the stores go back to their warm entries
+        jobs.session_started()
+        pn.state.on_session_destroyed(lambda ctx, ended=jobs.session_ended: ended())
         # what the process' stores keep for this session alone (its uploads) goes with it
         pn.state.on_session_destroyed(
             lambda ctx, owner=jobs.session_key(doc), release=store.release: release(owner))

@@ -214,17 +214,46 @@ def release_memory() -> int:
     return freed
 
 
-def release_memory_soon(delay: float = RELEASE_AFTER) -> None:
-    """:func:`release_memory` in ``delay`` s, once for every session ended meanwhile."""
+#: Sessions of this process not yet ended (:func:`session_started`, :func:`session_ended`).
+_LIVE = {"sessions": 0}
+
+
+def session_started() -> None:
+    """A served session has begun (counted for :func:`release_memory_soon`)."""
+    with _RELEASE_LOCK:
+        _LIVE["sessions"] += 1
+
+
+def session_ended() -> None:
+    """A served session has ended: its memory goes back soon (:func:`release_memory_soon`)."""
+    with _RELEASE_LOCK:
+        _LIVE["sessions"] = max(0, _LIVE["sessions"] - 1)
+    release_memory_soon()
+
+
+def live_sessions() -> int:
+    """Sessions begun and not ended in this process."""
+    with _RELEASE_LOCK:
+        return _LIVE["sessions"]
+
+
+def release_memory_soon(delay: float | None = None) -> None:
+    """:func:`release_memory` in ``delay`` s, once for every session ended meanwhile;
+    if no session is left then, the process' stores first go back to their warm
+    entries (:func:`analysis.store.trim`)."""
     def run():
         with _RELEASE_LOCK:
             _RELEASE["timer"] = None
+        if live_sessions() == 0:
+            from analysis import store
+
+            store.trim()
         release_memory()
 
     with _RELEASE_LOCK:
         if _RELEASE["timer"] is not None:
             return
-        timer = threading.Timer(delay, run)
+        timer = threading.Timer(RELEASE_AFTER if delay is None else delay, run)
         timer.daemon = True
         _RELEASE["timer"] = timer
         timer.start()
@@ -232,4 +261,5 @@ def release_memory_soon(delay: float = RELEASE_AFTER) -> None:
 
 __all__ = ["Cancelled", "Job", "JobRegistry", "REGISTRY", "submit", "cancel_session",
            "cancel_all", "max_jobs", "queued_message", "deliver", "session_key",
-           "release_memory", "release_memory_soon"]
+           "release_memory", "release_memory_soon", "session_started", "session_ended",
+           "live_sessions"]

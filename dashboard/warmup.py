@@ -129,6 +129,9 @@ def warm(size: str | None = None, wait_for_page: bool = False) -> dict:
             log.warning("warm-up of %s failed: %s", name, exc)
         if not later:
             FIRST_PAGE_READY.set()
+    from analysis import store
+
+    store.mark_warm()   # what the server keeps when no session is left (store.trim)
     DONE.set()
     print("fmri-explorer: caches warm (seconds per tab): "
           + ", ".join(f"{k} {v}" for k, v in TIMINGS.items()), flush=True)

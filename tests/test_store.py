@@ -124,3 +124,37 @@ def test_an_uploads_cleaned_data_goes_with_its_session(connectivity_dir):
     assert C.is_cached(subject.key, settings)
     store.release("visitor-session")
     assert not C.is_cached(subject.key, settings)
+
+
+def test_trim_goes_back_to_the_warm_entries_and_keeps_sessions_own():
+    s = Store("test.trim", max_entries=10)
+    s.put("default", 1)
+    s.mark_warm()                       # the server's warm-up is done
+    s.put("alpha=3", 2)                 # filled by visitors' moves
+    s.put("upload", 3, owner="session-1")
+    s.get("default")
+    assert s.trim() == 1
+    assert s.keys() == ["upload", "default"]   # warm kept; a live session's own kept
+    s.release("session-1")
+    assert s.keys() == ["default"]
+
+
+def test_the_stores_go_back_to_warm_when_the_last_session_ends(monkeypatch):
+    import time
+
+    from dashboard import jobs
+
+    s = Store("test.idle", max_entries=10)
+    s.put("warm", 1)
+    s.mark_warm()
+    monkeypatch.setattr(jobs, "RELEASE_AFTER", 0.1)
+    monkeypatch.setattr(jobs, "release_memory", lambda: 0)
+    jobs.session_started()
+    jobs.session_started()
+    s.put("visitor", 2)
+    jobs.session_ended()                # one session is left: nothing is trimmed
+    time.sleep(0.5)
+    assert "visitor" in s
+    jobs.session_ended()
+    time.sleep(0.5)
+    assert s.keys() == ["warm"] and jobs.live_sessions() == 0
