@@ -5,10 +5,16 @@ in the Parameter (e.g. :class:`analysis.preprocessing.Preprocessing`).
 them two-way in sync with it (:meth:`ParamWidgets.link`, :meth:`ParamWidgets.show`):
 
 * a boolean: a ``Checkbox``;
-* a selector: a ``Select`` of its choices;
-* a number with both bounds: a slider from ``bounds`` with the parameter's ``step``;
-  otherwise a number input (``start`` at the lower bound). A number that allows None
-  shows None as 0, and 0 typed in it is None ("off": a filter at 0 is no filter).
+* a selector: a ``Select`` of its choices (labelled where the choices were declared as
+  ``{label: value}``); a list selector: a ``MultiChoice``;
+* a number with both bounds: a slider over its ``softbounds`` where given, else its
+  ``bounds``, with the parameter's ``step``; otherwise a number input (``start`` at the
+  lower bound). A number that allows None shows None as 0, and 0 typed in it is None
+  ("off": a filter at 0 is no filter).
+
+:func:`widget_for` takes another widget type where a tab wants one (a radio group, a
+discrete slider): the label, tooltip, choices and range still come from the Parameter,
+so a tab never retypes a bound (issue 14).
 
 The label is the parameter's ``label``; its ``doc`` is the tooltip: the widget's
 ``description`` where Panel offers one, else a tooltip icon beside it. The CSS class is
@@ -57,35 +63,77 @@ def from_widget(p: param.Parameter, value):
     return value
 
 
-def widget_for(p: param.Parameter, value, css_class: str | None = None) -> pn.widgets.Widget:
-    """The widget of parameter ``p`` showing ``value`` (see the module)."""
-    label = p.label or p.name
-    doc = " ".join((p.doc or "").split())
-    common = dict(label=label, value=to_widget(p, value),
-                  css_classes=[css_class or p.name.replace("_", "-")])
+def slider_range(p: param.Parameter) -> tuple:
+    """A number parameter's slider range: its ``softbounds`` where given (the range worth
+    sliding over), else its ``bounds``, side by side (Panel's Param pane does the same)."""
+    lo, hi = p.bounds or (None, None)
+    soft_lo, soft_hi = getattr(p, "softbounds", None) or (None, None)
+    return (soft_lo if soft_lo is not None else lo, soft_hi if soft_hi is not None else hi)
+
+
+def tooltip(p: param.Parameter) -> str:
+    """A parameter's ``doc`` on one line: its widget's tooltip."""
+    return " ".join((p.doc or "").split())
+
+
+def _options(p: param.Parameter):
+    """A selector's choices as the widget offers them: ``{label: value}`` where the
+    parameter was declared with a dict (``p.names``), else its list of objects."""
+    names = getattr(p, "names", None)
+    return dict(names) if names else list(p.objects)
+
+
+def widget_for(p: param.Parameter, value, css_class: str | None = None, widget_type=None,
+               **overrides) -> pn.widgets.Widget:
+    """The widget of parameter ``p`` showing ``value`` (see the module).
+
+    ``widget_type`` replaces the default type (e.g. a ``RadioButtonGroup`` for a short
+    selector, a ``DiscreteSlider``); the label, tooltip, choices, range and step still
+    come from ``p``; ``overrides`` (e.g. ``format``, ``width``) are passed last.
+    """
+    doc = tooltip(p)
+    kwargs = dict(label=p.label or p.name, value=to_widget(p, value),
+                  css_classes=[css_class or p.name.replace("_", "-")],
+                  description=doc or None)
     if isinstance(p, param.Boolean):
-        return pn.widgets.Checkbox(**common)
-    if isinstance(p, param.Selector):
-        return pn.widgets.Select(options=list(p.objects), description=doc or None,
-                                 width=SELECT_WIDTH, **common)
-    if isinstance(p, param.Number):
-        lo, hi = p.bounds or (None, None)
+        default = pn.widgets.Checkbox
+    elif isinstance(p, param.ListSelector):   # before Selector: a subclass of it
+        kwargs.update(options=_options(p), value=list(value or []))
+        default = pn.widgets.MultiChoice
+    elif isinstance(p, param.Selector):
+        kwargs.update(options=_options(p), width=SELECT_WIDTH)
+        default = pn.widgets.Select
+    elif isinstance(p, param.Number):
+        lo, hi = slider_range(p)
         integer = isinstance(p, param.Integer)
-        step = p.step if p.step is not None else (1 if integer else 0.1)
+        kwargs["step"] = p.step if p.step is not None else (1 if integer else 0.1)
         if _finite(lo) and _finite(hi):
-            slider = pn.widgets.IntSlider if integer else pn.widgets.FloatSlider
-            return slider(start=lo, end=hi, step=step, width=SLIDER_WIDTH if doc else None,
-                          **common)
-        number = pn.widgets.IntInput if integer else pn.widgets.FloatInput
-        bounds = {k: v for k, v in (("start", lo), ("end", hi)) if _finite(v)}
-        return number(step=step, width=INPUT_WIDTH, description=doc or None, **bounds,
-                      **common)
-    raise TypeError(f"{p.owner.__name__ if p.owner else ''}.{p.name} "
-                    f"({type(p).__name__}): no widget type")
+            default = pn.widgets.IntSlider if integer else pn.widgets.FloatSlider
+            kwargs.update(start=lo, end=hi, width=SLIDER_WIDTH if doc else None)
+        else:
+            default = pn.widgets.IntInput if integer else pn.widgets.FloatInput
+            kwargs.update({k: v for k, v in (("start", lo), ("end", hi)) if _finite(v)},
+                          width=INPUT_WIDTH)
+    else:
+        raise TypeError(f"{p.owner.__name__ if p.owner else ''}.{p.name} "
+                        f"({type(p).__name__}): no widget type")
+    cls = widget_type or default
+    kwargs.update(overrides)
+    return cls(**{k: v for k, v in kwargs.items() if k in cls.param})
 
 
 def _has_tooltip(widget) -> bool:
     return "description" in widget.param
+
+
+def with_tooltip(widget, p: param.Parameter):
+    """``widget`` with parameter ``p``'s doc as its tooltip: its own ``description``
+    where Panel offers one (set by :func:`widget_for`), else a tooltip icon beside it."""
+    doc = tooltip(p)
+    if not doc or _has_tooltip(widget):
+        return widget
+    return pn.Row(widget, pn.widgets.TooltipIcon(value=doc, margin=(25, 0, 0, -5)),
+                  margin=0)
 
 
 class ParamWidgets:
@@ -125,7 +173,7 @@ class ParamWidgets:
         widget that cannot show its doc; consecutive number inputs share a row."""
         items, inputs = [], []
         for name, widget in self.widgets.items():
-            doc = " ".join((self.model.param[name].doc or "").split())
+            doc = tooltip(self.model.param[name])
             narrow = isinstance(widget, (pn.widgets.FloatInput, pn.widgets.IntInput))
             if narrow:
                 inputs.append(widget)

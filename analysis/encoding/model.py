@@ -27,6 +27,7 @@ import xarray as xr
 from .. import cache as disk_cache
 from ..config import SIZES, default_size
 from ..datasets import miyawaki
+from ..registry import CV_SPECS
 from .engine import CV_SCHEMES, FORMAT as ENGINE_FORMAT, RidgeCV, check_alpha, make_folds
 from ..errors import DataError
 from ..store import Store
@@ -137,26 +138,31 @@ class EncodingAnalysis(param.Parameterized):
         synthetic dataset of `size`.""")
     size = param.Selector(default="full", objects=list(SIZES), doc="""
         Synthetic dataset size when no data_dir is given.""")
-    lag = param.Integer(default=miyawaki.LAG, bounds=(0, 20), doc="""
+    lag = param.Integer(default=miyawaki.LAG, bounds=(0, 20), softbounds=(0, 5),
+                        label="Lag (volumes)", doc="""
         Volumes between an image and its response: the first `lag` volumes and the
         last `lag` images of each run are dropped (the seed's 2).""")
-    cv = param.Selector(default="kfold", objects=list(CV_SCHEMES), doc="""
+    cv = param.Selector(default="kfold", objects={CV_SPECS[k].label: k for k in CV_SCHEMES},
+                        label="Cross-validation", doc="""
         Cross-validation: unshuffled KFold(n_folds) as in the seed, or leave-one-run-out.""")
-    n_folds = param.Integer(default=10, bounds=(2, None), doc="""
+    n_folds = param.Integer(default=10, bounds=(2, None), softbounds=(2, 20),
+                            label="Folds (K)", doc="""
         Number of KFold folds (ignored for leave-one-run-out).""")
-    dtype = param.Selector(default="float64", objects=["float64", "float32"], doc="""
+    dtype = param.Selector(default="float64", objects={"64-bit": "float64", "32-bit": "float32"},
+                           label="Precision", doc="""
         Floating point type of the responses and of the cached products.""")
 
     # ---- display: reuse the heavy step
     alpha = param.Number(default=100.0, bounds=(0, None), inclusive_bounds=(False, True),
-                         softbounds=(1e-2, 1e5), doc="""
+                         softbounds=(1e-2, 1e5), label="Ridge alpha", doc="""
         Ridge regularisation (sklearn's Ridge alpha); shown on a log scale.""")
-    threshold = param.Number(default=0.05, bounds=(-1.0, 1.0), softbounds=(0.0, 0.5), doc="""
+    threshold = param.Number(default=0.05, bounds=(-1.0, 1.0), softbounds=(0.0, 0.5),
+                             step=0.005, label="R\u00b2 threshold", doc="""
         R^2 below which voxels are hidden in the map and not counted.""")
     voxel = param.Integer(default=None, allow_None=True, bounds=(0, None), doc="""
         Selected voxel (index in mask order) for receptive fields and time courses.""")
-    alpha_range = param.Range(default=(-1.0, 5.0), bounds=(-6, 9), doc="""
-        log10 range of the alpha path.""")
+    alpha_range = param.Range(default=(-2.0, 5.0), bounds=(-6, 9), doc="""
+        log10 range of the alpha path (by default the alpha slider's: alpha's softbounds).""")
     n_alphas = param.Integer(default=20, bounds=(2, 200), doc="""
         Number of alphas (log-spaced) on the alpha path.""")
 

@@ -21,6 +21,7 @@ import param
 from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
+from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
 from dashboard.busy import Busy
@@ -44,10 +45,15 @@ TAB_URL_KEYS = {"sample": "enc_sample", "run": "enc_run"}
 class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
     """The Encoding tab: widgets, summary line, R^2 map, histogram, alpha path, receptive fields."""
 
-    log10_alpha = param.Number(default=2.0, bounds=(-2.0, 5.0), step=0.05, doc="""
-        log10 of the ridge alpha (the slider is on a log scale).""")
-    sample = param.Integer(default=0, bounds=(0, None), doc="Sample shown by the stimulus browser.")
-    run = param.Integer(default=1, bounds=(1, None), doc="Run shown in the time course (1-based).")
+    log10_alpha = param.Number(
+        default=2.0, step=0.05, label="Ridge alpha (log10)",
+        bounds=tuple(math.log10(v) for v in EncodingAnalysis.param.alpha.softbounds), doc="""
+        Ridge regularisation, log10 of scikit-learn's Ridge alpha: stronger to the
+        right (the alpha path below marks it).""")
+    sample = param.Integer(default=0, bounds=(0, None), label="Stimulus sample", doc="""
+        The stimulus image (one per volume, after the lag) shown by the stimulus browser.""")
+    run = param.Integer(default=1, bounds=(1, None), label="Time course: run", doc="""
+        The run whose measured and predicted time course is shown (1-based).""")
     detail_alpha = param.Number(default=None, allow_None=True, precedence=-1, doc="""
         The alpha of the voxel-level views (receptive field, time course, path marker):
         they follow the map one message later, so the map and histogram arrive first.""")
@@ -142,27 +148,23 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
 
     def _build_widgets(self):
         a = self.analysis
-        self.w_alpha = pn.widgets.FloatSlider(
-            label="log10 alpha", start=-2.0, end=5.0, step=0.05, value=math.log10(a.alpha),
-            css_classes=["alpha-slider"], format="0.00")
-        self.w_threshold = pn.widgets.FloatSlider(
-            label="R\u00b2 threshold", start=0.0, end=0.5, step=0.005, value=a.threshold,
-            css_classes=["threshold-slider"], format="0.000")
-        self.w_cv = pn.widgets.Select(label="Cross-validation",
-                                      options={"KFold (unshuffled)": "kfold",
-                                               "leave one run out": "run"},
-                                      value=a.cv, css_classes=["cv-select"])
-        self.w_folds = pn.widgets.IntSlider(label="n_folds", start=2, end=20, value=a.n_folds,
-                                            css_classes=["folds-slider"],
-                                            disabled=a.cv != "kfold")
-        self.w_lag = pn.widgets.IntSlider(label="lag (volumes)", start=0, end=5, value=a.lag,
-                                          css_classes=["lag-slider"])
-        self.w_dtype = pn.widgets.RadioButtonGroup(label="dtype", options=["float64", "float32"],
-                                                   value=a.dtype, css_classes=["dtype-select"])
-        self.w_sample = pn.widgets.IntSlider(label="sample", start=0, end=1, value=0,
-                                             css_classes=["sample-slider"])
-        self.w_run = pn.widgets.IntSlider(label="time course: run", start=1, end=2, value=1,
-                                          css_classes=["run-slider"], width=300)
+        # labels, tooltips, choices and ranges from the Parameters (param_widgets.py)
+        slider = dict(width=205)   # a tooltip icon beside it, in the 240 px column
+        self.w_alpha = widget_for(self.param.log10_alpha, self.log10_alpha, "alpha-slider",
+                                  format="0.00", **slider)
+        self.w_threshold = widget_for(a.param.threshold, a.threshold, "threshold-slider",
+                                      format="0.000", **slider)
+        self.w_cv = widget_for(a.param.cv, a.cv, "cv-select", width=220)
+        self.w_folds = widget_for(a.param.n_folds, a.n_folds, "folds-slider",
+                                  widget_type=pn.widgets.IntSlider, disabled=a.cv != "kfold",
+                                  **slider)
+        self.w_lag = widget_for(a.param.lag, a.lag, "lag-slider", **slider)
+        self.w_dtype = widget_for(a.param.dtype, a.dtype, "dtype-select", width=220)
+        # the sample's and run's ranges are the data's (set in _update_samples)
+        self.w_sample = widget_for(self.param.sample, 0, "sample-slider",
+                                   widget_type=pn.widgets.IntSlider, start=0, end=1, **slider)
+        self.w_run = widget_for(self.param.run, 1, "run-slider",
+                                widget_type=pn.widgets.IntSlider, start=1, end=2, width=300)
 
         def setter(name, transform=lambda v: v):
             @notify_errors
@@ -387,6 +389,14 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
                                      f"{int(volumes[s])}")
 
     # ---- layout ------------------------------------------------------------------------
+    def _labelled(self) -> list:
+        """The analysis' widgets, each with its parameter's doc as a tooltip."""
+        a = self.analysis.param
+        return [with_tooltip(w, p) for w, p in (
+            (self.w_alpha, self.param.log10_alpha), (self.w_threshold, a.threshold),
+            (self.w_cv, a.cv), (self.w_folds, a.n_folds), (self.w_lag, a.lag),
+            (self.w_dtype, a.dtype))]
+
     def __panel__(self):
         from dashboard.export import ExportBar
 
@@ -406,16 +416,16 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
             self._update_voxel_info()
             with batched():
                 stimulus[:] = [pn.layout.Divider(), pn.pane.Markdown("**Stimulus browser**"),
-                               self.w_sample, self.stimulus_pane, self.stimulus_info]
+                               with_tooltip(self.w_sample, self.param.sample),
+                               self.stimulus_pane, self.stimulus_info]
                 voxel_slot[:] = [self.voxel_info]
                 path_slot[:] = [self.path]
                 details[:] = [pn.Row(self.rf_ridge, self.rf_lasso), self.timecourse,
-                              self.w_run, ExportBar(source=self, stem="encoding")]
+                              with_tooltip(self.w_run, self.param.run), ExportBar(source=self, stem="encoding")]
 
         controls = pn.Column(
             pn.pane.Markdown("**Ridge encoding** (Miyawaki 2008)"),
-            self.w_alpha, self.w_threshold, self.w_cv, self.w_folds, self.w_lag, self.w_dtype,
-            self.progress, self.status, stimulus, width=240)
+            *self._labelled(), self.progress, self.status, stimulus, width=240)
         self.views[:] = [self.summary, self.viewer, voxel_slot,
                          pn.Row(self.hist, path_slot, sizing_mode="stretch_width"), details]
         main = self.views
