@@ -132,7 +132,9 @@ def with_tooltip(widget, p: param.Parameter):
     doc = tooltip(p)
     if not doc or _has_tooltip(widget):
         return widget
-    return pn.Row(widget, pn.widgets.TooltipIcon(value=doc, margin=(25, 0, 0, -5)),
+    # beside a slider's track (its label above it), or beside a checkbox's label
+    top = 5 if isinstance(widget, pn.widgets.Checkbox) else 25
+    return pn.Row(widget, pn.widgets.TooltipIcon(value=doc, margin=(top, 0, 0, -5)),
                   margin=0)
 
 

@@ -70,21 +70,26 @@ class DecodingAnalysis(param.Parameterized):
     synthetic dataset of the default size).
     """
 
-    conditions = param.ListSelector(default=["face", "cat"], objects=["face", "cat"], doc=(
+    conditions = param.ListSelector(default=["face", "cat"], objects=["face", "cat"],
+                                    label="Conditions", doc=(
         "Conditions (labels) to discriminate: two for a binary decoder, more for multi-class."))
     mask = param.Selector(default="ventral-temporal", objects=["ventral-temporal", "whole brain"],
-                          doc="Voxels to decode from (structural: keys the masked-data cache).")
-    standardize = param.Boolean(default=True, doc=(
+                          label="Mask", doc=(
+        "Voxels to decode from: the ventral-temporal mask (as the seed) or the whole brain."))
+    standardize = param.Boolean(default=True, label="Standardize (z-score each voxel)", doc=(
         "z-score each voxel's time series over all volumes, as NiftiMasker(standardize=True) "
         "(structural)."))
-    classifier = param.Selector(default="svc", objects=CLASSIFIERS,
+    classifier = param.Selector(default="svc", objects=CLASSIFIERS, label="Classifier",
                                 doc="Linear SVC (the seed) or L2 logistic regression.")
     C = param.Number(default=1.0, bounds=(1e-5, 1e5), softbounds=(1e-4, 1e3),
-                     doc="Inverse regularisation strength (use a log scale).")
-    cv = param.Selector(default="run", objects=CV_SCHEMES, doc=(
+                     label="C (log scale)", doc=(
+        "Inverse regularisation strength of the classifier: larger C fits the training "
+        "data more closely."))
+    cv = param.Selector(default="run", objects=CV_SCHEMES, label="Cross-validation", doc=(
         "Cross-validation: unshuffled KFold(n_folds), or leave-one-run-out (runs as groups)."))
-    n_folds = param.Integer(default=5, bounds=(2, 10000), softbounds=(2, 20), doc="Number of folds for KFold.")
-    n_permutations = param.Integer(default=100, bounds=(0, 100000), doc=(
+    n_folds = param.Integer(default=5, bounds=(2, 10000), softbounds=(2, 20),
+                            label="Folds (K, for KFold)", doc="Number of folds for KFold.")
+    n_permutations = param.Integer(default=100, bounds=(0, 100000), label="Permutations", doc=(
         "Permutations for the permutation test (labels shuffled within runs for "
         "leave-one-run-out)."))
     random_state = param.Integer(default=0, doc="Seed of the permutations (fixed: reproducible).")

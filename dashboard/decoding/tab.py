@@ -22,9 +22,10 @@ import pandas as pd
 import panel as pn
 import param
 
-from analysis.decoding import PRIVATE, CV_SCHEMES, DecodingAnalysis
+from analysis.decoding import PRIVATE, DecodingAnalysis
 from analysis.errors import DataError
 from dashboard.export import ExportBar
+from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.notify import html_choices, notify_errors, report_error, safe_markdown
 from dashboard.batch import in_batch, serialized, served, soon
 from dashboard.busy import Busy
@@ -50,11 +51,16 @@ TAB_URL_KEYS = {"source": "dec_source", "map_kind": "dec_map", "threshold": "dec
 class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
     """The Decoding tab: widgets, summary, fold bars, null, confusion, weight map."""
 
-    source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC], doc="Dataset to decode.")
-    map_kind = param.Selector(default="weights", objects=["weights", "pattern"], doc=(
+    source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC], label="Data", doc="""
+        The dataset to decode: the synthetic one, the real Haxby slice when present, or
+        your own files (upload below).""")
+    map_kind = param.Selector(default="weights", objects={"weights": "weights",
+                                                          "activation pattern": "pattern"},
+                              label="Map", doc=(
         "Show the decoder's weights or its Haufe activation pattern (weights are not "
         "activations)."))
-    threshold = param.Number(default=0.0, bounds=(0, None), doc="Hide map values with |value| below.")
+    threshold = param.Number(default=0.0, bounds=(0, None), label="|value| threshold",
+                             doc="Hide map voxels whose absolute value is below this.")
 
     analysis = param.ClassSelector(class_=DecodingAnalysis, default=None, precedence=-1,
                                    constant=True, doc="""
@@ -121,42 +127,39 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
     # ---- widgets --------------------------------------------------------------
     def _build_widgets(self):
         a = self.analysis
-        self.w_source = pn.widgets.Select.from_param(self.param.source, label="Data",
-                                                     css_classes=["source-select"])
-        self.w_conditions = pn.widgets.MultiChoice(
-            label="Conditions", options=html_choices(a.param.conditions.objects),
-            value=list(a.conditions),
-            css_classes=["conditions-select"])
-        self.w_mask = pn.widgets.Select(label="Mask", options=list(a.param.mask.objects),
-                                        value=a.mask, css_classes=["mask-select"])
-        self.w_standardize = pn.widgets.Checkbox(label="standardize (z-score voxels)",
-                                                 value=a.standardize)
-        self.w_classifier = pn.widgets.Select(
-            label="Classifier", options=dict(a.param.classifier.objects), value=a.classifier,
-            css_classes=["classifier-select"])
-        self.w_C = pn.widgets.DiscreteSlider(
-            label="C (log scale)", options={f"{c:g}": c for c in C_VALUES}, value=1.0,
-            css_classes=["c-slider"])
-        self.w_cv = pn.widgets.Select(label="Cross-validation", options=dict(CV_SCHEMES),
-                                      value=a.cv, css_classes=["cv-select"])
-        self.w_folds = pn.widgets.IntSlider(label="n_folds (KFold)", start=2, end=20,
-                                            value=a.n_folds, css_classes=["folds-slider"],
-                                            disabled=a.cv != "kfold")
-        self.w_perms = pn.widgets.IntInput(label="Permutations", value=a.n_permutations,
-                                           start=10, end=MAX_APP_PERMUTATIONS, step=100,
-                                           css_classes=["perm-count"])
+        # labels, tooltips, choices and ranges from the Parameters (param_widgets.py)
+        slider = dict(width=255)   # a tooltip icon beside it, in the 300 px column
+        self.w_source = widget_for(self.param.source, self.source, "source-select", width=280)
+        self.w_conditions = widget_for(a.param.conditions, a.conditions, "conditions-select",
+                                       options=html_choices(a.param.conditions.objects),
+                                       width=280)
+        self.w_mask = widget_for(a.param.mask, a.mask, "mask-select", width=280)
+        self.w_standardize = widget_for(a.param.standardize, a.standardize)
+        self.w_classifier = widget_for(a.param.classifier, a.classifier, "classifier-select",
+                                       width=280)
+        self.w_C = widget_for(a.param.C, 1.0, "c-slider", widget_type=pn.widgets.DiscreteSlider,
+                              options={f"{c:g}": c for c in C_VALUES}, **slider)
+        self.w_cv = widget_for(a.param.cv, a.cv, "cv-select", width=280)
+        self.w_folds = widget_for(a.param.n_folds, a.n_folds, "folds-slider",
+                                  widget_type=pn.widgets.IntSlider, disabled=a.cv != "kfold",
+                                  **slider)
+        self.w_perms = widget_for(a.param.n_permutations, a.n_permutations, "perm-count",
+                                  widget_type=pn.widgets.IntInput, start=10, step=100,
+                                  width=280)
         self.w_run = pn.widgets.Button(label="Run permutation test", color="primary",
                                        css_classes=["perm-run"])
         self.w_cancel = pn.widgets.Button(label="Cancel", color="warning",
                                           css_classes=["perm-cancel"], disabled=True)
-        self.w_map = pn.widgets.RadioButtonGroup.from_param(self.param.map_kind,
-                                                            css_classes=["map-kind"])
-        self.w_threshold = pn.widgets.FloatSlider(label="|value| threshold", start=0.0, end=1.0,
-                                                  step=0.001, value=0.0,
-                                                  css_classes=["threshold-slider"])
+        self.w_map = widget_for(self.param.map_kind, self.map_kind, "map-kind", width=280)
+        # the map's range is the data's (set in _update_map_hist)
+        self.w_threshold = widget_for(self.param.threshold, 0.0, "threshold-slider",
+                                      widget_type=pn.widgets.FloatSlider, start=0.0, end=1.0,
+                                      step=0.001, **slider)
         self.w_run.on_click(notify_errors(lambda e: self._start_permutations()))
         self.w_cancel.on_click(notify_errors(lambda e: self._cancel_permutations()))
         self.w_threshold.link(self, value="threshold")
+        for w, name in ((self.w_source, "source"), (self.w_map, "map_kind")):
+            w.link(self, value=name, bidirectional=True)   # the tab's own parameters
 
         def setter(name, transform=lambda v: v):
             @notify_errors
@@ -197,7 +200,8 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             self.w_mask.param.update(options=list(a.param.mask.objects), value=a.mask)
             nearest = min(C_VALUES, key=lambda c: abs(np.log10(c) - np.log10(a.C)))
             self.w_C.value = nearest
-            self.w_C.label = "C (log scale)" if nearest == a.C else f"C (log scale), now {a.C:g}"
+            label = a.param.C.label
+            self.w_C.label = label if nearest == a.C else f"{label}, now {a.C:g}"
             self.w_cv.value = a.cv
             self.w_folds.value = min(max(a.n_folds, self.w_folds.start), self.w_folds.end)
             self.w_classifier.value = a.classifier
@@ -407,13 +411,17 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
 
     # ---- layout -----------------------------------------------------------------
     def __panel__(self):
+        a, tab = self.analysis.param, self.param
+        tip = with_tooltip   # each control with its Parameter's doc as a tooltip
         controls = pn.Column(
-            self.w_source, self.w_conditions, self.w_mask, self.w_standardize,
-            self.w_classifier, self.w_C, self.w_cv, self.w_folds,
-            self.refresh_progress, self.status,
-            pn.layout.Divider(), self.w_perms, pn.Row(self.w_run, self.w_cancel),
-            self.progress, self.perm_status,
-            pn.layout.Divider(), self.w_map, self.w_threshold,
+            tip(self.w_source, tab.source), tip(self.w_conditions, a.conditions),
+            tip(self.w_mask, a.mask), tip(self.w_standardize, a.standardize),
+            tip(self.w_classifier, a.classifier), tip(self.w_C, a.C), tip(self.w_cv, a.cv),
+            tip(self.w_folds, a.n_folds), self.refresh_progress, self.status,
+            pn.layout.Divider(), tip(self.w_perms, a.n_permutations),
+            pn.Row(self.w_run, self.w_cancel), self.progress, self.perm_status,
+            pn.layout.Divider(), tip(self.w_map, tab.map_kind),
+            tip(self.w_threshold, tab.threshold),
             self.upload.check_size_in(pn.Card(
                 self.upload, self.upload_progress, self.upload_status,
                 title="Your files: 4D NIfTI, mask, labels", collapsed=True,

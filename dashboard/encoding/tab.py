@@ -60,9 +60,15 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
     revision = param.Integer(default=0, precedence=-1, doc="""
         Bumped after a structural change has been recomputed (redraws every view).""")
 
+    analysis = param.ClassSelector(class_=EncodingAnalysis, default=None, precedence=-1,
+                                   constant=True, doc="""
+        The analysis shown (a notebook hands its own; by default one on the synthetic
+        dataset of the server's size).""")
+
     def __init__(self, analysis: EncodingAnalysis | None = None, **params):
         super().__init__(**params)
-        self.analysis = analysis or EncodingAnalysis(size=default_size())
+        with param.edit_constant(self):
+            self.analysis = analysis or EncodingAnalysis(size=default_size())
         a = self.analysis
         self._doc = session_doc()   # this session's, never another's (render/server.py)
         # served, the voxel's views come after the tab's first message (see __panel__)
