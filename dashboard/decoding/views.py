@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import holoviews as hv
 import numpy as np
+from bokeh.palettes import Blues256
 
 
 def fold_bars(scores) -> hv.Overlay:
@@ -32,14 +33,22 @@ def fold_bars(scores) -> hv.Overlay:
         color="grey", line_dash="dotted", line_width=1)
     return (bars * mean * chance * train).opts(show_legend=False)
 
+#: The confusion matrix's colours: the light half of Blues (white to mid-blue), so its
+#: black counts are readable on every cell.
+CONFUSION_CMAP = list(reversed(Blues256[90:]))
+
+
 def confusion_plot(scores) -> hv.Overlay:
-    """Out-of-fold confusion matrix (counts) with the counts written in."""
+    """Out-of-fold confusion matrix (counts) with the counts written in: true classes
+    down, predicted across, in the same order, so correct predictions run on the
+    diagonal from top left to bottom right (as scikit-learn's ConfusionMatrixDisplay)."""
     rows = [(str(p), str(t), int(scores.confusion.sel(true=t, predicted=p)))
             for t in scores.true.values for p in scores.predicted.values]
     heat = hv.HeatMap(rows, kdims=["predicted", "true"], vdims=["count"]).opts(
-        cmap="Blues", colorbar=False, title="confusion (out-of-fold)", height=260,
-        width=300, toolbar=None, tools=["hover"], framewise=True)
-    labels = hv.Labels(rows, kdims=["predicted", "true"], vdims=["count"])
+        cmap=CONFUSION_CMAP, colorbar=False, title="confusion (out-of-fold)", height=260,
+        width=300, toolbar=None, tools=["hover"], framewise=True, invert_yaxis=True)
+    labels = hv.Labels(rows, kdims=["predicted", "true"], vdims=["count"]).opts(
+        text_color="black")
     return heat * labels
 
 def null_histogram(result) -> hv.Overlay:
