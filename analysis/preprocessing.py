@@ -40,6 +40,10 @@ import param
 from .errors import DataError
 
 STANDARDIZE = ("zscore_sample", "zscore")
+#: The standardisations as a widget offers them: ``{label: value}`` (the values, the CLI's
+#: choices and the URL's, stay ``STANDARDIZE``).
+STANDARDIZE_LABELS = dict(zip(("z-score, sample SD (n - 1)", "z-score, population SD (n)"),
+                              STANDARDIZE))
 #: The repetition time (s) of settings made without data (the seed example's).
 T_R = 2.0
 
@@ -49,28 +53,34 @@ class Preprocessing(param.Parameterized):
     share (declared here only; each view is derived from them, see the module)."""
 
     smoothing_fwhm = param.Number(
-        default=6.0, bounds=(0.0, 20.0), step=1.0, label="smoothing FWHM (mm)",
-        doc="Smoothing of the brain voxels, FWHM in mm (0: none; the seed's sphere is "
-            "never smoothed)")
-    detrend = param.Boolean(default=True, label="detrend", doc="Remove linear trends")
+        default=6.0, bounds=(0.0, 20.0), step=1.0, label="Smoothing FWHM (mm)",
+        doc="Spatial smoothing of the brain voxels: full width at half maximum of the "
+            "Gaussian kernel in mm (0: none; the seed's sphere is never smoothed)")
+    detrend = param.Boolean(default=True, label="Detrend",
+                            doc="Remove each time series' linear trend (scanner drift)")
     high_pass = param.Number(
         default=0.01, bounds=(0.0, None), softbounds=(0.0, 0.05), allow_None=True, step=0.005,
-        label="high-pass (Hz)", doc="Butterworth high-pass cutoff in Hz (0: off)")
+        label="High-pass (Hz)",
+        doc="Butterworth high-pass cutoff in Hz: slower drifts are removed (0: off)")
     low_pass = param.Number(
         default=0.1, bounds=(0.0, None), softbounds=(0.02, 0.25), allow_None=True, step=0.01,
-        label="low-pass (Hz)", doc="Butterworth low-pass cutoff in Hz (0: off)")
+        label="Low-pass (Hz)",
+        doc="Butterworth low-pass cutoff in Hz: faster fluctuations are removed (0: off)")
     standardize = param.Selector(
-        default="zscore_sample", objects=list(STANDARDIZE), label="standardize",
-        doc="Standardisation of the signals, as nilearn's maskers: zscore_sample (ddof 1) "
-            "or zscore (ddof 0)")
+        default="zscore_sample", objects=STANDARDIZE_LABELS, label="Standardize",
+        doc="Scaling of each cleaned time series to mean 0 and variance 1, as nilearn's "
+            "maskers: by the sample standard deviation (n - 1) or the population one (n)")
     standardize_confounds = param.Boolean(
-        default=True, label="standardize confounds", doc="z-score confounds before regression")
+        default=True, label="Standardize confounds",
+        doc="z-score the confound time series before regressing them out")
     high_variance_confounds = param.Boolean(
         default=False, label="CompCor-like confounds",
         doc="Also regress out the 5 highest-variance components of the image's voxels "
             "(nilearn's high_variance_confounds, CompCor-like)")
     regress_confounds = param.Boolean(
-        default=True, label="regress confounds", doc="Regress out the confounds table's columns")
+        default=True, label="Regress confounds",
+        doc="Regress the confounds table's columns (motion, tissue signals) out of every "
+            "time series")
 
     def cleaning_settings(self, t_r: float = T_R, confound_columns=()) -> "CleaningSettings":
         """The settings for data of repetition time ``t_r`` whose confound columns to

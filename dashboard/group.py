@@ -32,11 +32,10 @@ import param
 from analysis.config import default_size
 from analysis.errors import DataError
 from analysis.preprocessing import PARAMETERS as PREPROCESSING
-from analysis.group import (AGE_GROUPS, SCHEDULER_ENV, GroupConnectivity, idle_seconds,
-                            scheduler_address)
+from analysis.group import GroupConnectivity, idle_seconds, scheduler_address
 from dashboard import jobs
 from dashboard.notify import report_error
-from dashboard.param_widgets import ParamWidgets
+from dashboard.param_widgets import ParamWidgets, tooltip, widget_for, with_tooltip
 from dashboard.seed_input import SeedInput
 from dashboard.render.server import execute_in, session_doc
 from dashboard.histograms import value_histogram
@@ -56,6 +55,8 @@ def scheduler_editable() -> bool:
 
 
 PLOT_H = 220
+#: Width of a slider in the controls' columns (a tooltip icon beside it).
+SLIDER_WIDTH = 230
 STRIP_MAX = 12  # subjects shown in the strip
 
 
@@ -114,32 +115,30 @@ class GroupPanel(pn.viewable.Viewer):
 
         available = self._available()
         n_max = max(available.get(m.age_group, 2), 2)
-        self.w_n = pn.widgets.IntSlider(label="subjects", start=2, end=n_max,
-                                        value=min(m.n_subjects or n_max, n_max),
-                                        width=250, css_classes=["group-n-subjects"])
-        self.w_age = pn.widgets.Select(label="age group", options=list(AGE_GROUPS),
-                                       value=m.age_group, css_classes=["group-age"], width=250,
-                                       visible=bool(available.get("adult") or
-                                                    available.get("child")))
-        self.seed_input = SeedInput(m.seed_mm, step=4.0, css_prefix="group-seed")
+        p = m.param
+        # labels, tooltips, choices and ranges from the Parameters (param_widgets.py); the
+        # number of subjects offered is the data's
+        self.w_n = widget_for(p.n_subjects, min(m.n_subjects or n_max, n_max),
+                              "group-n-subjects", widget_type=pn.widgets.IntSlider,
+                              end=n_max, width=SLIDER_WIDTH)
+        self.w_age = widget_for(p.age_group, m.age_group, "group-age", width=250,
+                                visible=bool(available.get("adult") or available.get("child")))
+        self.seed_input = SeedInput(m.seed_mm, step=4.0, css_prefix="group-seed",
+                                    parameter=p.seed_mm)
         self.w_x, self.w_y, self.w_z = self.seed_input.widgets
-        self.w_radius = pn.widgets.FloatSlider(label="sphere radius (mm)", start=1.0,
-                                               end=float(m.param.radius_mm.bounds[1]), step=1.0,
-                                               value=float(m.radius_mm),
-                                               css_classes=["group-radius"])
-        self.w_threshold = pn.widgets.FloatSlider(label="threshold on |t|", start=0.0, end=20.0,
-                                                  step=0.5, value=float(m.threshold), width=250,
-                                                  css_classes=["group-threshold"])
+        self.w_radius = widget_for(p.radius_mm, m.radius_mm, "group-radius", width=SLIDER_WIDTH)
+        self.w_threshold = widget_for(p.threshold, m.threshold, "group-threshold",
+                                      width=SLIDER_WIDTH)
         env = scheduler_address(None)
         self.scheduler_editable = scheduler_editable()
         if self.scheduler_editable:
             self.w_scheduler = pn.widgets.TextInput(
-                label="Dask scheduler (empty: local cluster)", value=m.scheduler,
+                label=p.scheduler.label, description=tooltip(p.scheduler), value=m.scheduler,
                 placeholder=env or "tcp://host:8786", css_classes=["group-scheduler"])
         else:
             # the operator's setting, shown: a visitor never points the server elsewhere
             self.w_scheduler = pn.widgets.StaticText(
-                label="Dask scheduler",
+                label=p.scheduler.label,
                 value=scheduler_address(m.scheduler) or "a local cluster on this server",
                 css_classes=["group-scheduler"])
         # each subject's cleaning: the same Parameters (and widgets) as the single subject's
@@ -398,12 +397,15 @@ class GroupPanel(pn.viewable.Viewer):
             report_error(exc)
 
     def _build_layout(self):
+        # each control with its Parameter's doc as a tooltip
+        p = self.model.param
         controls = pn.Row(
-            pn.Column(self.w_n, self.w_age, self.w_threshold, width=280),
-            pn.Column("Seed (MNI)", self.seed_input, self.w_radius,
-                      width=300),
-            pn.Column(self.w_scheduler, pn.Row(self.w_run, self.progress), self.status,
-                      self.dask_link, width=380),
+            pn.Column(with_tooltip(self.w_n, p.n_subjects), with_tooltip(self.w_age, p.age_group),
+                      with_tooltip(self.w_threshold, p.threshold), width=280),
+            pn.Column(self.seed_input.title, self.seed_input,
+                      with_tooltip(self.w_radius, p.radius_mm), width=300),
+            pn.Column(with_tooltip(self.w_scheduler, p.scheduler),
+                      pn.Row(self.w_run, self.progress), self.status, self.dask_link, width=380),
         )
         preprocessing = pn.Card(
             *self.prep.views(), title="Preprocessing of each subject (cleaned once per "

@@ -61,29 +61,40 @@ class SeedConnectivity(Preprocessing):
     """
 
     # ---- data
-    data_dir = param.String(default=None, allow_None=True, constant=True,
+    data_dir = param.String(default=None, allow_None=True, constant=True, label="Data folder",
                             doc="nilearn data_dir holding development_fmri (None: the synthetic dataset)")
-    subject = param.Integer(default=0, bounds=(0, None),
-                            doc="Subject (adults first, then by id)")
+    subject = param.Integer(default=0, bounds=(0, None), label="Subject",
+                            doc="The participant whose scan is analysed (adults first, then "
+                                "by participant id)")
 
     # ---- structural: key the cleaned data (the preprocessing group's parameters are
     # inherited from analysis.preprocessing.Preprocessing; these two are the data's)
     t_r = param.Number(default=T_R, bounds=(0.0, None), inclusive_bounds=(False, True),
-                       doc="Repetition time in s (from the data)")
-    confound_columns = param.ListSelector(default=[], objects=[],
-                                          doc="Confound columns to regress out")
+                       label="Repetition time (s)",
+                       doc="Time between two volumes in seconds, read from the image's header")
+    confound_columns = param.ListSelector(default=[], objects=[], label="Confound columns",
+                                          doc="Columns of the confounds table (head motion, "
+                                              "tissue signals) regressed out of every voxel")
 
     # ---- display: reuse the cleaned data
-    seed_mm = param.NumericTuple(default=PCC_MM, length=3,
-                                 doc="Seed centre (x, y, z) in MNI mm")
+    seed_mm = param.NumericTuple(default=PCC_MM, length=3, label="Seed (MNI mm)",
+                                 doc="Centre of the seed sphere: x, y, z in MNI space, in mm")
     radius_mm = param.Number(default=RADIUS_MM, bounds=(1.0, MAX_RADIUS_MM), step=1.0,
-                             doc="Seed sphere radius in mm")
+                             label="Seed radius (mm)",
+                             doc="Radius of the sphere whose voxels' mean time series is the "
+                                 "seed's signal, in mm")
     threshold = param.Number(default=0.5, bounds=(0.0, 0.99), step=0.05,
-                             doc="Threshold on |r| (z maps: arctanh of it)")
-    fisher_z = param.Boolean(default=False, doc="Show Fisher z = arctanh(r) instead of r")
-    clim = param.NumericTuple(default=None, length=2, allow_None=True,
-                              doc="Colour range (None: symmetric, max |value|)")
-    n_peaks = param.Integer(default=10, bounds=(1, 100), doc="Peaks listed")
+                             label="Threshold on |r|",
+                             doc="Voxels whose correlation with the seed is below this in "
+                                 "absolute value are hidden (on a z map: arctanh of it)")
+    fisher_z = param.Boolean(default=False, label="Show Fisher z",
+                             doc="Show Fisher z = arctanh(r) instead of the correlation r")
+    clim = param.NumericTuple(default=None, length=2, allow_None=True, label="Colour range",
+                              doc="Limits of the colour scale (None: symmetric around 0, up "
+                                  "to the map's largest absolute value)")
+    n_peaks = param.Integer(default=10, bounds=(1, 100), label="Peaks listed",
+                            doc="How many local maxima above the threshold the peaks table "
+                                "lists")
 
     # ---- state
     result = param.ClassSelector(class_=SeedMap, default=None, precedence=-1,

@@ -29,6 +29,10 @@ from .registry import _get_engine, idle_seconds, release_engine
 from .results import GroupResult, compute_group
 from .subjects import AGE_GROUPS, SubjectList, confound_names, dataset_subjects, file_subjects
 
+_AGE_NAMES = {"both": "Adults and children", "adult": "Adults", "child": "Children"}
+#: The age groups as a widget offers them: ``{label: value}`` (the values stay AGE_GROUPS).
+AGE_LABELS = {_AGE_NAMES[group]: group for group in AGE_GROUPS}
+
 
 class GroupConnectivity(Preprocessing):
     """Group seed-to-voxel connectivity on Dask: per-subject maps and a t map.
@@ -46,23 +50,37 @@ class GroupConnectivity(Preprocessing):
     ``progress_message`` and to an optional callable.
     """
 
-    data_dir = param.String(default=None, allow_None=True,
+    data_dir = param.String(default=None, allow_None=True, label="Data folder",
                             doc="nilearn data_dir holding development_fmri (None: synthetic)")
     n_subjects = param.Integer(default=None, allow_None=True, bounds=(2, 155),
-                               doc="Number of subjects (None: every subject on disk)")
-    age_group = param.Selector(default="both", objects=list(AGE_GROUPS),
-                               doc="Participants' Child_Adult group")
-    seed_mm = param.NumericTuple(default=PCC_MM, length=3, doc="Seed centre (x, y, z) in MNI mm")
+                               label="Subjects",
+                               doc="How many participants enter the group analysis (None: "
+                                   "every subject on disk)")
+    age_group = param.Selector(default="both", objects=AGE_LABELS, label="Age group",
+                               doc="Which participants to include, by the dataset's "
+                                   "child / adult grouping")
+    seed_mm = param.NumericTuple(default=PCC_MM, length=3, label="Seed (MNI mm)",
+                                 doc="Centre of the seed sphere: x, y, z in MNI space, in mm")
     radius_mm = param.Number(default=RADIUS_MM, bounds=(1.0, MAX_RADIUS_MM), step=1.0,
-                             doc="Seed sphere radius in mm")
+                             label="Seed radius (mm)",
+                             doc="Radius of the sphere whose voxels' mean time series is "
+                                 "each subject's seed signal, in mm")
     threshold = param.Number(default=3.0, bounds=(0.0, None), softbounds=(0.0, 20.0), step=0.5,
-                             doc="Threshold on |t| of the group map")
-    n_peaks = param.Integer(default=10, bounds=(1, 100), doc="Peaks listed")
-    scheduler = param.String(default="", doc="Dask scheduler address (empty: local cluster "
-                                             f"or ${SCHEDULER_ENV})")
-    n_workers = param.Integer(default=2, bounds=(1, 64), doc="Workers of the local cluster")
-    processes = param.Boolean(default=True, doc="Local cluster workers as processes (not threads)")
+                             label="Threshold on |t|",
+                             doc="Voxels of the group t map (one-sample t-test of the "
+                                 "subjects' Fisher z) below this in absolute value are hidden")
+    n_peaks = param.Integer(default=10, bounds=(1, 100), label="Peaks listed",
+                            doc="How many local maxima above the threshold the peaks table "
+                                "lists")
+    scheduler = param.String(default="", label="Dask scheduler",
+                             doc="Address of the Dask scheduler that runs the analysis "
+                                 f"(empty: a local cluster, or ${SCHEDULER_ENV})")
+    n_workers = param.Integer(default=2, bounds=(1, 64), label="Local workers",
+                              doc="Workers of the local cluster")
+    processes = param.Boolean(default=True, label="Workers as processes",
+                              doc="Local cluster workers as processes (not threads)")
     timeout = param.Number(default=CONNECT_TIMEOUT, bounds=(0.5, 120.0),
+                           label="Scheduler timeout (s)",
                            doc="Seconds to wait for a scheduler")
 
     progress = param.Number(default=0.0, bounds=(0.0, 1.0), precedence=-1,

@@ -8,10 +8,10 @@ Fisher z) map over the MNI template, thresholded at +/- the threshold, the
 seed as a marker, its time series, a histogram with the threshold lines, the
 peaks table (click a row to move the crosshair there), exports of r and z.
 
-The package: ``tab`` (layout and callbacks), ``views`` (the plots and peak
-labels), ``sources`` (the user's uploads and the switch back to the dataset),
-``exports`` (the Export bar's source and the NIfTI downloads). Every name the
-module had is importable from here.
+The package: ``tab`` (layout and callbacks), ``widgets`` (the controls, made from
+the model's Parameters), ``views`` (the plots and peak labels), ``sources`` (the
+user's uploads and the switch back to the dataset), ``exports`` (the Export bar's
+source and the NIfTI downloads). Every name the module had is importable from here.
 """
 
 from analysis.connectivity import cleaned
@@ -20,7 +20,8 @@ from dashboard.histograms import value_histogram
 
 from .exports import ConnectivityExports  # noqa: F401
 from .sources import UploadSource  # noqa: F401
-from .tab import PREPROCESSING_CSS, URL_KEYS, ConnectivityTab  # noqa: F401
+from .tab import URL_KEYS, ConnectivityTab  # noqa: F401
+from .widgets import PREPROCESSING_CSS  # noqa: F401
 from .views import (PEAKS_CSS, PLOT_H, data_background, peak_labels,  # noqa: F401
                     seed_series_curve, seed_series_plot, seed_series_title)
 

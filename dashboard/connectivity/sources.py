@@ -18,6 +18,7 @@ from analysis.connectivity import cleaned, discard_subject, load_subject
 from analysis.errors import DataError
 from dashboard import jobs
 from dashboard.notify import notify_errors, report_error, report_info, safe_markdown
+from dashboard.param_widgets import widget_for
 from dashboard.upload import UploadPanel, user_named
 
 
@@ -39,9 +40,9 @@ class UploadSource:
         self.w_dataset = pn.widgets.Button(label="Back to the built-in dataset",
                                            color="default", disabled=True,
                                            css_classes=["use-dataset"], width=230)
-        self.w_upload_tr = pn.widgets.FloatInput(
-            label="repetition time (s; 0 = from the header)", value=0.0, start=0.0, step=0.1,
-            width=230, css_classes=["upload-t-r"])
+        t_r = self.model.param.t_r      # its label and doc; 0 here: from the header
+        self.w_upload_tr = widget_for(t_r, 0.0, "upload-t-r", label=f"{t_r.label}, "
+                                      "0 = from the header", start=0.0, width=230)
         self.data_source = pn.pane.Markdown(self._dataset_label(),
                                             css_classes=["data-source"], margin=(0, 5))
         # the switch's own progress, beside its buttons (where the user is looking)

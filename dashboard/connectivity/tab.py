@@ -3,8 +3,9 @@
 A thin view over :class:`analysis.connectivity.SeedConnectivity`: widgets to
 model and back, the cleaning's progress (the first session cleans, once per
 process, in the background), clicks and typed seeds, the redraw of the map,
-histogram, time series and peaks, the downloads and the layout. The plots are
-in :mod:`dashboard.connectivity.views`, the uploads in
+histogram, time series and peaks, the downloads and the layout. The widgets
+(made from the model's Parameters) are in :mod:`dashboard.connectivity.widgets`,
+the plots in :mod:`dashboard.connectivity.views`, the uploads in
 :mod:`dashboard.connectivity.sources`, the exports in
 :mod:`dashboard.connectivity.exports`.
 """
@@ -26,9 +27,7 @@ from dashboard import jobs
 from dashboard.batch import served, soon
 from dashboard.busy import Busy
 from dashboard.render.live import LivePlot, padded
-from dashboard.seed_input import SeedInput
 from dashboard.notify import notify_errors, report_error
-from dashboard.param_widgets import ParamWidgets
 from dashboard.share import sync_url, url_mapping
 from dashboard.histograms import bins_of, value_histogram
 from dashboard.slice_viewer import SliceViewer
@@ -37,6 +36,7 @@ from dashboard.render.server import session_doc
 from .exports import ConnectivityExports
 from .structural import StructuralJobs
 from .sources import UploadSource
+from .widgets import ConnectivityWidgets
 from .views import PEAKS_CSS, data_background, peak_labels, seed_series_plot, seed_series_title
 
 #: Parameters kept in the URL (a shared link reopens the same seed and settings).
@@ -46,18 +46,19 @@ from .views import PEAKS_CSS, data_background, peak_labels, seed_series_plot, se
 URL_KEYS = url_mapping(SeedConnectivity, "conn_", aliases={
     "seed_mm": "conn_seed", "radius_mm": "conn_radius", "smoothing_fwhm": "conn_smoothing",
     "regress_confounds": "conn_confounds"})
-#: CSS classes of preprocessing widgets that are not their parameter's name, dashed (the
-#: tests and benchmarks find widgets by them).
-PREPROCESSING_CSS = {"smoothing_fwhm": "smoothing-slider"}
 
 
-class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.viewable.Viewer):
+class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, StructuralJobs,
+                      pn.viewable.Viewer):
     """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks."""
 
     revision = param.Integer(default=0, precedence=-1, doc="""
         Bump to redraw the histogram and time series through HoloViews (they are
         otherwise updated in place).""")
-
+    model = param.ClassSelector(class_=SeedConnectivity, default=None, precedence=-1,
+                                constant=True, doc="""
+        The seed connectivity shown (a notebook hands its own; by default one on the app's
+        dataset): given at construction, never replaced.""")
 
     def __init__(self, model: SeedConnectivity | None = None, **params):
         super().__init__(**params)
@@ -71,7 +72,9 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
         self.busy = Busy(self._doc, "connectivity", progress=self.progress, status=self.status)
         self._pending: dict = {}
         self._structural_rev = 0
-        self.model = model or SeedConnectivity(size=default_size(), progress=self._progress)
+        with param.edit_constant(self):
+            self.model = model if model is not None else SeedConnectivity(
+                size=default_size(), progress=self._progress)
         if self.model.progress is None:
             self.model.progress = self._progress
         m = self.model
@@ -126,64 +129,7 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
         else:
             self._first_compute()
 
-    # ---- widgets -------------------------------------------------------------------
-    def _build_widgets(self):
-        m = self.model
-        step = self._voxel_size()
-        self.w_subject = pn.widgets.Select(label="Subject", options=self._subject_options(),
-                                           value=m.subject, css_classes=["subject-select"], width=270)
-        self.seed_input = SeedInput(m.seed_mm, step=step, css_prefix="seed")
-        self.w_x, self.w_y, self.w_z = self.seed_input.widgets
-        self.w_radius = pn.widgets.FloatSlider(label="sphere radius (mm)", start=1.0,
-                                               end=float(m.param.radius_mm.bounds[1]), step=1.0,
-                                               value=float(m.radius_mm),
-                                               css_classes=["radius-slider"])
-        self.w_threshold = pn.widgets.FloatSlider.from_param(
-            m.param.threshold, label="threshold on |r|", css_classes=["threshold-slider"])
-        self.w_fisher = pn.widgets.Checkbox.from_param(m.param.fisher_z,
-                                                       label="Fisher z = arctanh(r)",
-                                                       css_classes=["fisher-z"])
-        self.w_cmax = pn.widgets.FloatInput(label="colour max (0 = auto)", value=0.0, start=0.0,
-                                            step=0.1, width=160, css_classes=["clim-max"])
-        # the preprocessing group's widgets, made from its Parameters (label, doc as the
-        # tooltip, bounds, step) in one loop, synced both ways by ParamWidgets
-        self.prep = ParamWidgets(m, PREPROCESSING, css_classes=PREPROCESSING_CSS)
-        self.w_prep = self.prep.widgets
-        self.w_columns = pn.widgets.MultiChoice(label="confound columns",
-                                                options=list(m.param.confound_columns.objects),
-                                                value=list(m.confound_columns),
-                                                css_classes=["confound-columns"], width=270)
-        self.r_download = pn.widgets.FileDownload(
-            callback=notify_errors(lambda: self._nifti_bytes(False)), filename="seed_r_map.nii.gz",
-            label="r map (NIfTI)", color="light", embed=False, css_classes=["export-r"],
-            width=140)
-        self.z_download = pn.widgets.FileDownload(
-            callback=notify_errors(lambda: self._nifti_bytes(True)), filename="seed_z_map.nii.gz",
-            label="z map (NIfTI)", color="light", embed=False, css_classes=["export-z"],
-            width=140)
-
-        self.seed_input.watch(self._seed_typed)
-        self.w_subject.param.watch(self._setter("subject", int), "value")
-        self.w_radius.param.watch(self._setter("radius_mm", float), "value")
-        self.w_cmax.param.watch(self._cmax_changed, "value")
-        self.prep.link(self._set_param)
-        self.w_columns.param.watch(self._setter("confound_columns", list), "value")
-
-    def _voxel_size(self) -> float:
-        try:
-            data = self.model.subject_data()
-            return float(abs(data.img.affine[0, 0]))
-        except Exception:  # noqa: BLE001
-            return 4.0
-
-    def _subject_options(self) -> dict:
-        m = self.model
-        truth = m.truth
-        if truth:
-            return {f"{s['index']}: {s['participant_id']} ({s['child_adult']})": s["index"]
-                    for s in truth["subjects"]}
-        return {str(i): i for i in range(m.n_subjects)}
-
+    # ---- widget -> model -------------------------------------------------------------
     def _setter(self, name, transform=lambda v: v):
         def set_value(event):
             if not self._syncing:
@@ -201,7 +147,8 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
         if name in SeedConnectivity.STRUCTURAL and self._served():
             self._structural(name, value)
             return
-        self._run(lambda: setattr(self.model, name, value), busy=name not in ("radius_mm",))
+        self._run(lambda: setattr(self.model, name, value),
+                  busy=name not in ("radius_mm", "threshold", "fisher_z"))
 
     def _run(self, action, busy=False):
         """Run a model change; a DataError becomes a notification (the model reverts).
@@ -312,11 +259,13 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
             self.seed_input.show(m.seed_mm)
             self.w_subject.value = m.subject
             self.w_radius.value = float(m.radius_mm)
+            self.w_threshold.value = float(m.threshold)
+            self.w_fisher.value = bool(m.fisher_z)
             self.prep.show()
             self.w_columns.param.update(options=list(m.param.confound_columns.objects),
                                         value=list(m.confound_columns))
             self.w_columns.disabled = not m.regress_confounds
-            self.w_cmax.value = float(max(abs(v) for v in m.clim)) if m.clim else 0.0
+            self.w_cmax.value = self._cmax()
         finally:
             self._syncing = False
 
@@ -418,8 +367,7 @@ class ConnectivityTab(UploadSource, ConnectivityExports, StructuralJobs, pn.view
         controls = pn.Column(
             "**Seed connectivity** (nilearn's seed-to-voxel example). "
             "Click a slice to move the seed.",
-            self.w_subject, "Seed (MNI)", self.seed_input, self.w_radius,
-            self.w_threshold, self.w_fisher, self.w_cmax,
+            *self._labelled(),
             pn.layout.Divider(),
             "**Preprocessing** (cleaned once per setting, cached; a filter at 0 is off)",
             *self.prep.views(), self.w_columns,
