@@ -37,6 +37,23 @@ def test_confusion_matrix_counts(tab):
             assert int(row["count"].iloc[0]) == int(scores.confusion.sel(true=t, predicted=p))
 
 
+def test_confusion_matrix_diagonal_runs_top_left_to_bottom_right(tab):
+    """Drawn, the true classes (down) and the predicted ones (across) come in the same
+    order from the top left corner, so correct predictions are on the main diagonal
+    (issue 15 item 5); the counts are black on colours no darker than mid-blue."""
+    import holoviews as hv
+    from matplotlib.colors import to_rgb
+
+    fig = hv.render(tab.elements["confusion"], backend="bokeh")
+    across = list(fig.x_range.factors)
+    bottom_up = list(fig.y_range.factors)
+    assert len(across) == 2 and bottom_up[::-1] == across
+    mapper = fig.renderers[0].glyph.fill_color["transform"]
+    darkest = min(sum(to_rgb(c)) / 3 for c in mapper.palette)
+    assert darkest > 0.45    # black text stays readable on the darkest cell
+    assert fig.renderers[1].glyph.text_color == "black"
+
+
 def test_threshold_and_map_kind_do_not_refit(tab, monkeypatch):
     import analysis.decoding.model as dec
 
