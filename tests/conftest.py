@@ -22,9 +22,8 @@ import pytest
 
 from analysis.config import DATA_ENV, SIZE_ENV
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-HAXBY_SLICE = SHARED / "data" / "haxby2001_slice"
-SEEDS = SHARED / "seeds"
+#: the small real test data the project carries (a clone alone passes the tests)
+HAXBY_SLICE = Path(__file__).resolve().parent / "data" / "haxby2001_slice"
 
 _TMP = tempfile.mkdtemp(prefix="fmri-explorer-tests-")
 
@@ -71,7 +70,7 @@ def connectivity_dir(data_home) -> Path:
 
 @pytest.fixture(scope="session")
 def haxby_slice() -> Path:
-    """Real Haxby 2001 data: one slice, 1,452 volumes (``../shared/data``)."""
+    """Real Haxby 2001 data: one slice, 1,452 volumes (``tests/data/haxby2001_slice``)."""
     if not HAXBY_SLICE.exists():
         pytest.fail(f"real data missing: {HAXBY_SLICE}")
     return HAXBY_SLICE

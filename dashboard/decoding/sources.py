@@ -37,9 +37,10 @@ def _built_in_source(value) -> None:
 
 
 def real_slice_dir() -> Path | None:
-    """The folder of the real Haxby slice (``$FMRI_EXPLORER_HAXBY_SLICE`` or ../shared/data)."""
+    """The folder of the real Haxby slice: ``$FMRI_EXPLORER_HAXBY_SLICE``, else the copy
+    the repository carries (``tests/data/haxby2001_slice``, with its licence note)."""
     candidates = [os.environ.get(SLICE_ENV),
-                  Path(__file__).resolve().parents[3] / "shared" / "data" / "haxby2001_slice"]
+                  Path(__file__).resolve().parents[2] / "tests" / "data" / "haxby2001_slice"]
     for c in candidates:
         if c and (Path(c) / "bold.nii.gz").is_file():
             return Path(c)
