@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import DataError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["data", "serve", "encoding", "decoding", "connectivity", "group"]
+COMMANDS = ["data", "fetch", "serve", "encoding", "decoding", "connectivity", "group"]
 #: Exit status of every error the input causes.
 EXIT_INPUT = 2
 #: Longest error line printed (a message quoting a huge value is cut).
