@@ -65,6 +65,13 @@ def test_histogram_series_and_threshold_lines(tab):
     assert tab.viewer.threshold == 0.3 and "above 0.3" in tab.summary.object
     tab.w_fisher.value = True
     assert tab.viewer.threshold == pytest.approx(np.arctanh(0.3))
+    # named "Fisher z" everywhere, never a bare z (the coordinate) or "fisher_z" (issue 15
+    # items 11 and 14): colour bar and readout, title, histogram axis, summary, peaks
+    assert tab.viewer.map_label == "Fisher z" and "Fisher z map" in tab.viewer.title
+    assert tab._hist_element().get(0).opts.get("plot").kwargs["xlabel"] == "Fisher z"
+    assert "Fisher z in [" in tab.summary.object and "|Fisher z| >= 0.31" in tab.summary.object
+    assert all("Fisher z=" in label and " z=" not in label.replace("Fisher z=", "")
+               for label in tab.peaks_table.options)
     assert tab._hist_element().get(2).data == pytest.approx(np.arctanh(0.3))
     np.testing.assert_allclose(tab.viewer.stat_map.values, np.arctanh(m.r_map().values))
     tab.w_fisher.value = False

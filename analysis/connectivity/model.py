@@ -345,8 +345,8 @@ class SeedConnectivity(Preprocessing):
         res = self.ensure()
         if self.fisher_z:
             z = res.z
-            rng = f"z in [{np.nanmin(z):.2f}, {np.nanmax(z):.2f}]"
-            thr = f"|z| >= {self.display_threshold():.2f}"
+            rng = f"Fisher z in [{np.nanmin(z):.2f}, {np.nanmax(z):.2f}]"
+            thr = f"|Fisher z| >= {self.display_threshold():.2f}"
         else:
             rng = f"r in [{res.r.min():.2f}, {res.r.max():.2f}]"
             thr = f"above {self.threshold:g}"

@@ -225,8 +225,8 @@ show("colour_range", colour_range)
 show("map_file", OUTPUT)
 seed_text = "(" + ", ".join(f"{{v:g}}" for v in np.round(np.asarray(SEED_MM, float), 2)) + ")"
 if FISHER_Z:
-    value_range = f"z in [{{np.nanmin(fisher_z):.2f}}, {{np.nanmax(fisher_z):.2f}}]"
-    above = f"|z| >= {{threshold:.2f}}"
+    value_range = f"Fisher z in [{{np.nanmin(fisher_z):.2f}}, {{np.nanmax(fisher_z):.2f}}]"
+    above = f"|Fisher z| >= {{threshold:.2f}}"
 else:
     value_range = f"r in [{{r.min():.2f}}, {{r.max():.2f}}]"
     above = f"above {{THRESHOLD:g}}"

@@ -37,7 +37,8 @@ from .exports import ConnectivityExports
 from .structural import StructuralJobs
 from .sources import UploadSource
 from .widgets import ConnectivityWidgets
-from .views import PEAKS_CSS, data_background, peak_labels, seed_series_plot, seed_series_title
+from .views import (PEAKS_CSS, data_background, map_label, peak_labels, seed_series_plot,
+                    seed_series_title)
 
 #: Parameters kept in the URL (a shared link reopens the same seed and settings).
 #: Every parameter of the model in the URL (see :func:`dashboard.share.url_mapping`):
@@ -292,12 +293,12 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         with self._lock:
             try:
                 stat = m.stat_map()
-                label = "fisher_z" if m.fisher_z else "r"
+                label = map_label(m.fisher_z)
                 seed = tuple(float(v) for v in m.result.seed_mm)
                 update = dict(stat_map=stat, threshold=m.display_threshold(),
                               clim=m.colour_range(), marker_mm=seed, map_label=label,
                               title=f"seed-to-voxel {label} map, thresholded at "
-                                    f"+/-{m.display_threshold():.2f}")
+                                    f"\u00b1{m.display_threshold():.2f}")
                 self._syncing = True
                 try:
                     if move_crosshair:
@@ -319,7 +320,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
     def _update_plots(self):
         """The histogram and the seed's time series, in place (redrawn if they cannot be)."""
         m = self.model
-        label = "fisher_z" if m.fisher_z else "r"
+        label = map_label(m.fisher_z)
         values = m.result.z if m.fisher_z else m.result.r
         threshold = m.display_threshold()
 
@@ -342,7 +343,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
 
     def _hist_element(self, layers=None):
         m = self.model
-        self._hist_label = label = "fisher_z" if m.fisher_z else "r"
+        self._hist_label = label = map_label(m.fisher_z)
         if m.result is None:
             return value_histogram(np.zeros(1), m.display_threshold(), label, layers=layers)
         values = m.result.z if m.fisher_z else m.result.r

@@ -22,12 +22,18 @@ PEAKS_CSS = """
 """
 
 
+def map_label(fisher_z: bool) -> str:
+    """The map's value as the views name it (colour bar, histogram, readout): "r", or
+    "Fisher z" (never a bare "z", which is also the coordinate)."""
+    return "Fisher z" if fisher_z else "r"
+
+
 def peak_labels(peaks: pd.DataFrame) -> dict:
-    """One label per peak (MNI mm, r, z, nearest planted network): ``{label: row}``."""
+    """One label per peak (MNI mm, r, Fisher z, nearest planted network): ``{label: row}``."""
     labels = {}
     for n, row in enumerate(peaks.itertuples(index=False)):
         text = (f"{n + 1:2d}. ({row.x:5.0f}, {row.y:5.0f}, {row.z:5.0f})  "
-                f"r={row.r:5.2f}  z={row.fisher_z:5.2f}")
+                f"r={row.r:5.2f}  Fisher z={row.fisher_z:5.2f}")
         if "network" in peaks:
             text += f"  {row.network} ({row.node_distance_mm:.0f} mm)"
         labels[text] = n
