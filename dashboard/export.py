@@ -141,27 +141,35 @@ class ExportBar(pn.viewable.Viewer):
     source = param.Parameter(doc="The tab: implements ExportSource.")
     stem = param.String(default="fmri-explorer", doc="File name stem.")
 
+    #: The files the bar offers: kind (the file name's extension) -> (button label, CSS class).
+    FILES = {"nii.gz": ("Map (NIfTI)", "export-nifti"), "png": ("Figure (PNG)", "export-png"),
+             "csv": ("Scores (CSV)", "export-csv"), "html": ("Report (HTML)", "export-html"),
+             "py": ("Code (.py)", "export-py")}
+
     def __init__(self, **params):
         super().__init__(**params)
         self._code = pn.pane.Markdown("", visible=False, css_classes=["export-code"],
                                       sizing_mode="stretch_width")
         show = pn.widgets.Toggle(label="Show code", css_classes=["export-show-code"], width=120)
         show.param.watch(self._toggle_code, "value")
-        self._buttons = pn.Row(
-            self._download("Map (NIfTI)", "nii.gz", self._nifti, "export-nifti"),
-            self._download("Figure (PNG)", "png", self._png, "export-png"),
-            self._download("Scores (CSV)", "csv", self._csv, "export-csv"),
-            self._download("Report (HTML)", "html", self._html, "export-html"),
-            self._download("Code (.py)", "py", self._py, "export-py"),
-            show,
-        )
+        self._buttons = pn.Row(*(self._download(kind) for kind in self.FILES), show)
         self._layout = pn.Column(self._buttons, self._code, sizing_mode="stretch_width")
 
-    def _download(self, label, ext, builder, css):
+    def _download(self, kind):
+        label, css = self.FILES[kind]
         return pn.widgets.FileDownload(
-            callback=notify_errors(lambda: io.BytesIO(builder())),
-            filename=f"{self.stem}.{ext}", label=label, color="light", embed=False,
+            callback=notify_errors(lambda: io.BytesIO(self.content(kind))),
+            filename=f"{self.stem}.{kind}", label=label, color="light", embed=False,
             css_classes=[css], width=130)
+
+    def content(self, kind: str) -> bytes:
+        """The file of ``kind`` (a key of :attr:`FILES`: "nii.gz", "png", "csv", "html" or
+        "py") made from the source's current state: what its button downloads."""
+        builders = {"nii.gz": self._nifti, "png": self._png, "csv": self._csv,
+                    "html": self._html, "py": self._py}
+        if kind not in builders:
+            raise ValueError(f"no export of kind {kind!r}: one of {', '.join(builders)}")
+        return builders[kind]()
 
     def _nifti(self) -> bytes:
         return nifti_bytes(self.source.export_map()["map"])

@@ -14,6 +14,8 @@ its own grid at the crosshair.
 from __future__ import annotations
 
 import weakref
+from types import MappingProxyType
+from typing import Mapping
 
 import holoviews as hv
 import numpy as np
@@ -249,6 +251,21 @@ class SliceViewer(pn.viewable.Viewer):
             layers["marker"].xy(marker[:, 0], marker[:, 1])
         return True
 
+    # ---- what is drawn --------------------------------------------------------
+    @property
+    def rev(self) -> int:
+        """How many times the views were drawn anew by HoloViews (a new frame, grid or
+        colour map), as :attr:`dashboard.render.live.LivePlot.rev`: other changes update
+        the drawn Bokeh models in place and leave it as it is."""
+        return self._rev
+
+    @property
+    def layers(self) -> Mapping[str, dict]:
+        """The in-place layers of each view: view -> layer name ("background", "map",
+        "vline", "hline", "marker") -> :class:`dashboard.render.live.Layer`, whose
+        ``plots`` are the drawings of that layer in the live documents."""
+        return MappingProxyType(self._layers)
+
     # ---- grids and values -------------------------------------------------
     @property
     def grid(self) -> xr.DataArray | None:
@@ -411,17 +428,16 @@ class SliceViewer(pn.viewable.Viewer):
         return self._crosshair(view, self.crosshair_mm, self.marker_mm, hooks={
             name: [layers[name].hook] for name in ("vline", "hline", "marker")})
 
-    def _view(self, view, stat_map, background, threshold, clim, symmetric, cmap,
-              crosshair_mm, marker_mm, plot_height):
-        """One view as a static overlay (for tests and exports)."""
-        s = VIEWS[view][2]
-        position = dict(zip(DIMS, crosshair_mm))[s]
-        grid = stat_map if stat_map is not None else background
-        extent = None if grid is None else tuple(
-            (float(grid[d].min()), float(grid[d].max())) for d in DIMS)
-        return (self._background_image(view, background, extent, position, plot_height)
-                * self._map_image(view, stat_map, threshold, clim, symmetric, cmap, position)
-                * self._crosshair(view, crosshair_mm, marker_mm))
+    def view_element(self, view: str) -> hv.Overlay:
+        """What ``view`` ("sagittal", "coronal" or "axial") shows now, as one static
+        overlay (background, thresholded map, crosshair lines, marker) in the drawn
+        frame: for exports, notebooks and tests, without a drawing."""
+        position = self._position(view)
+        return (self._background_image(view, self.background, self._extent, position,
+                                       self.plot_height)
+                * self._map_image(view, self.stat_map, self.threshold, self.clim,
+                                  self.symmetric, self.cmap, position)
+                * self._crosshair(view, self.crosshair_mm, self.marker_mm))
 
     @param.depends("crosshair_mm", "stat_map", "background")
     def _info_text(self) -> str:

@@ -15,6 +15,8 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 import panel as pn
@@ -172,6 +174,18 @@ class UploadPanel(pn.viewable.Viewer):
         self._status = pn.pane.Markdown(f"Up to {limit:.0f} MB per file; kept for this "
                                         "session only.", css_classes=["upload-status"])
         self._layout = pn.Column(*rows, self._status)
+
+    @property
+    def inputs(self) -> Mapping[str, pn.widgets.FileInput]:
+        """The file input of each role: a script (or a test) gives a file through it as
+        the browser does, ``filename`` first, then ``value`` (the bytes)."""
+        return MappingProxyType(self._inputs)
+
+    @property
+    def status(self) -> pn.pane.Markdown:
+        """The line under the inputs: the size limit, then the last file received or
+        refused (and why)."""
+        return self._status
 
     def _received(self, role: str, event) -> None:
         widget = self._inputs[role]

@@ -90,9 +90,8 @@ def test_bad_input_keeps_the_last_good_view(tab):
 
 def test_permutations_in_background_update_the_null(tab):
     tab.w_perms.value = 15
-    tab._start_permutations()
-    assert tab._perm_job.wait(120)  # a job of dashboard/jobs.py
-    tab._apply_permutation_state()
+    tab.start_permutations()  # a job of dashboard/jobs.py; outside a server its updates
+    assert tab.permutation_job.wait(120)  # show from the job's thread as they come
     null = tab.elements["null"].Histogram.I
     assert null.dimension_values("permutations").sum() == 15
     assert tab.perm_status.object.startswith("p = ")
@@ -134,12 +133,12 @@ def test_exports(tab, tmp_path):
 
     bar = ExportBar(source=tab, stem="decoding")
     path = tmp_path / "weights.nii.gz"
-    path.write_bytes(bar._nifti())
+    path.write_bytes(bar.content("nii.gz"))
     img = nib.load(str(path))
     weights = tab.analysis.weight_map()
     np.testing.assert_allclose(np.asarray(img.dataobj), np.nan_to_num(weights.values), rtol=1e-6)
     assert gzip.decompress(path.read_bytes())[:4]  # a real gzip stream
-    csv = bar._csv().decode()
+    csv = bar.content("csv").decode()
     assert csv.splitlines()[0].startswith("fold,test_runs,n_test,accuracy")
     assert len(csv.strip().splitlines()) == 1 + tab.analysis.scores().sizes["fold"]
     # the shown code: a plain nilearn / scikit-learn script that reproduces the summary
@@ -154,7 +153,7 @@ def test_exports(tab, tmp_path):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"summary: {tab.analysis.summary()}" in out.stdout.splitlines()
-    assert bar._png()[:4] == b"\x89PNG"
+    assert bar.content("png")[:4] == b"\x89PNG"
 
 
 def test_uploaded_files_become_a_source(decoding_dir, haxby_slice):
@@ -166,7 +165,7 @@ def test_uploaded_files_become_a_source(decoding_dir, haxby_slice):
                        ("labels", "attributes.txt")):
         up.uploads.accept(role, name, (haxby_slice / name).read_bytes())
         up.paths = {**up.paths, role: up.uploads.files[role]}
-    assert tab._upload_job.wait(120)  # read and masked in the background
+    assert tab.upload_job.wait(120)  # read and masked in the background
     assert tab.source == USER_FILES
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
     code = tab.export_code()  # the user's files by their names, beside the script
@@ -176,7 +175,7 @@ def test_uploaded_files_become_a_source(decoding_dir, haxby_slice):
     bad = "\n".join((haxby_slice / "attributes.txt").read_text().splitlines()[:100])
     up.uploads.accept("labels", "short.txt", bad.encode())
     up.paths = {**up.paths, "labels": up.uploads.files["labels"]}
-    assert tab._upload_job.wait(120)
+    assert tab.upload_job.wait(120)
     assert tab.upload_status.object.startswith("refused:")
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
 

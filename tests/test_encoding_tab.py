@@ -73,7 +73,7 @@ def test_click_selects_the_voxel(tab):
     tab.viewer.tap("axial", x, y)
     assert a.voxel == target
     assert f"voxel {target}** at" in tab.voxel_info.object
-    ridge = tab._ridge.element().get(0)
+    ridge = tab.plots["ridge"].element().get(0)
     shown = np.array([[ridge[c, r] for c in range(10)] for r in range(10)])
     np.testing.assert_allclose(shown, a.ridge_receptive_field(target).values)
 

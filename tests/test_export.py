@@ -84,11 +84,23 @@ def test_html_report_is_one_offline_file(volume):
 def test_export_bar_builds_every_file(volume):
     bar = ExportBar(source=FakeTab(volume), stem=slug("decoding face/cat"))
     assert bar.stem == "decoding_face_cat"
-    assert nib.Nifti1Image.from_bytes(gzip.decompress(bar._nifti())).shape == volume.shape
-    assert bar._png()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert pd.read_csv(io.BytesIO(bar._csv()))["accuracy"].tolist() == [0.75, 0.8]
-    assert b"face vs cat: 0.775" in bar._html()
-    assert bar._py() == b"print('hello')"
+    assert nib.Nifti1Image.from_bytes(gzip.decompress(bar.content("nii.gz"))).shape == volume.shape
+    assert bar.content("png")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pd.read_csv(io.BytesIO(bar.content("csv")))["accuracy"].tolist() == [0.75, 0.8]
+    assert b"face vs cat: 0.775" in bar.content("html")
+    assert bar.content("py") == b"print('hello')"
+
+
+def test_each_button_downloads_the_bars_content(volume):
+    import panel as pn
+
+    bar = ExportBar(source=FakeTab(volume), stem="scores")
+    buttons = {b.filename: b for b in bar.__panel__().select(pn.widgets.FileDownload)}
+    assert sorted(buttons) == sorted(f"scores.{kind}" for kind in ExportBar.FILES)
+    for kind in ("csv", "py"):
+        assert buttons[f"scores.{kind}"].callback().getvalue() == bar.content(kind)
+    with pytest.raises(ValueError, match="no export of kind 'xlsx'"):
+        bar.content("xlsx")
 
 
 def test_csv_bytes_round_trip():

@@ -132,8 +132,8 @@ def test_the_app_caps_permutations_at_10000(decoding_dir):
     before = tab.analysis.n_permutations
     tab.w_perms.value = 100_000         # typed past the widget's end: refused, notified
     assert tab.analysis.n_permutations == before
-    tab._start_permutations()           # and Run refuses it (nothing starts)
-    assert tab._perm_job is None and not tab.analysis.permutation_running
+    tab.start_permutations()            # and Run refuses it (nothing starts)
+    assert tab.permutation_job is None and not tab.analysis.permutation_running
     with pytest.raises(ValueError):    # any path: a notebook handle, a link, a script
         tab.analysis.n_permutations = 10_001
     tab.analysis.n_permutations = 10_000
@@ -203,7 +203,7 @@ def test_a_decoding_upload_is_masked_off_the_event_loop_and_freed(decoding_dir, 
         shutil.copy(haxby_slice / name, copy)
         up.uploads.accept(role, name, copy.read_bytes())
         up.paths = {**up.paths, role: up.uploads.files[role]}
-    job = tab._upload_job
+    job = tab.upload_job
     assert job is not None and job.wait(120) and job.state == "done"
     assert tab.source == USER_FILES
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
@@ -212,10 +212,10 @@ def test_a_decoding_upload_is_masked_off_the_event_loop_and_freed(decoding_dir, 
     assert masked and all(name.startswith("job-") for name, _, _ in masked)  # not the loop
     assert all(shared is False for _, shared, _ in masked)
     assert not [k for k in haxby.MEMORY.keys() if func in str(k)]   # never process-wide
-    data = tab._user_data
+    data = tab.user_data
     assert data.info.get("_masked")
     tab.cleanup()                       # what the session's end runs
-    assert tab._user_data is None and not data.info.get("_masked")
+    assert tab.user_data is None and not data.info.get("_masked")
     assert not [k for k in haxby.MEMORY.keys() if func in str(k)]
 
 
@@ -268,21 +268,19 @@ def test_a_queued_permutation_test_says_so_in_the_tab(decoding_dir, monkeypatch)
     from dashboard import jobs
     from dashboard.decoding import DecodingTab
 
-    monkeypatch.setattr(jobs.REGISTRY, "_max", 1)
+    monkeypatch.setattr(jobs, "REGISTRY", jobs.JobRegistry(max_jobs=1))
     release = threading.Event()
     blocker = jobs.submit(lambda job: release.wait(30), name="someone else's")
     tab = DecodingTab()
     tab.w_perms.value = 10
     try:
-        tab._start_permutations()
-        tab._apply_permutation_state()
-        assert tab._perm_job.state == "queued"
+        tab.start_permutations()   # outside a server, its updates show at once
+        assert tab.permutation_job.state == "queued"
         assert tab.perm_status.object.startswith("queued, position 1")
         assert tab.w_run.disabled and not tab.w_cancel.disabled
     finally:
         release.set()
-    assert blocker.wait(10) and tab._perm_job.wait(120)
-    tab._apply_permutation_state()
+    assert blocker.wait(10) and tab.permutation_job.wait(120)
     assert tab.perm_status.object.startswith("p = ") and "10 permutations" in \
         tab.perm_status.object
 

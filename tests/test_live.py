@@ -22,7 +22,7 @@ def _volume(seed, shape=(7, 9, 5), flip=True):
 def _drawn(viewer):
     """What each view's Bokeh models show now."""
     out = {}
-    for view, layers in viewer._layers.items():
+    for view, layers in viewer.layers.items():
         (bg,), (mp,) = layers["background"].plots, layers["map"].plots
         (vl,), (hl,), (mk,) = (layers[n].plots for n in ("vline", "hline", "marker"))
         mapper = mp.handles["color_mapper"]
@@ -74,12 +74,12 @@ def test_in_place_updates_show_what_a_redraw_shows():
     bg, first, second = _volume(1), _volume(2), _volume(3)
     viewer = SliceViewer(stat_map=first, background=bg, threshold=0.5)
     doc = _render(viewer)
-    rev = viewer._rev
+    rev = viewer.rev
     with set_curdoc(doc), batched():  # a new map, threshold, colour range, crosshair, marker
         viewer.param.update(stat_map=second, threshold=1.0, clim=(-2.0, 3.0))
         viewer.set_crosshair((21.0, -35.0, 2.0))
         viewer.marker_mm = (18.0, -30.0, -2.0)
-    assert viewer._rev == rev, "the views were redrawn, not updated in place"
+    assert viewer.rev == rev, "the views were redrawn, not updated in place"
     updated = _drawn(viewer)
 
     fresh = SliceViewer(stat_map=second, background=bg, threshold=1.0, clim=(-2.0, 3.0),
@@ -95,9 +95,9 @@ def test_in_place_updates_show_what_a_redraw_shows():
 def test_a_new_grid_is_redrawn_by_holoviews():
     viewer = SliceViewer(stat_map=_volume(2), background=_volume(1))
     _render(viewer)
-    rev = viewer._rev
+    rev = viewer.rev
     viewer.stat_map = _volume(4, shape=(6, 9, 5))  # another grid: the frame must change
-    assert viewer._rev == rev + 1
+    assert viewer.rev == rev + 1
     fresh = SliceViewer(stat_map=viewer.stat_map, background=viewer.background,
                         crosshair_mm=viewer.crosshair_mm)
     _render(fresh)
@@ -110,7 +110,7 @@ def test_a_new_drawing_shows_the_current_state_not_a_cached_one():
     viewer.stat_map = _volume(3)  # in place: the DynamicMaps' cached elements are stale
     again = _render(viewer)  # e.g. the tab shown again
     assert again is not None
-    latest = {view: layers["map"].plots for view, layers in viewer._layers.items()}
+    latest = {view: layers["map"].plots for view, layers in viewer.layers.items()}
     fresh = SliceViewer(stat_map=viewer.stat_map, background=viewer.background,
                         crosshair_mm=viewer.crosshair_mm)
     _render(fresh)
@@ -157,19 +157,17 @@ def test_encoding_alpha_and_threshold_update_in_place_as_a_fresh_tab_draws(encod
 
     tab = EncodingTab(analysis=EncodingAnalysis(data_dir=str(encoding_dir)))
     doc = _render(tab)
-    plots = {"hist": tab._hist, "path": tab._path, "ridge": tab._ridge,
-             "timecourse": tab._timecourse}
+    plots = tab.plots
     revs = {name: p.rev for name, p in plots.items()}
     with set_curdoc(doc):
-        tab.w_alpha.value = 0.5
-        tab._update_details()  # the next-tick half, run here
+        tab.w_alpha.value = 0.5  # outside a server, the next-tick half runs at once
         tab.w_threshold.value = 0.02
     assert {name: p.rev for name, p in plots.items()} == revs, "redrawn, not updated in place"
     fresh = EncodingTab(analysis=EncodingAnalysis(data_dir=str(encoding_dir), alpha=10 ** 0.5,
                                                   threshold=0.02, voxel=tab.analysis.voxel))
     _render(fresh)
     for name, p in plots.items():
-        _same_sources(_sources(p), _sources(getattr(fresh, "_" + name)))
+        _same_sources(_sources(p), _sources(fresh.plots[name]))
     _assert_same(_drawn(tab.viewer), _drawn(fresh.viewer))
 
 
@@ -180,11 +178,11 @@ def test_connectivity_click_and_threshold_update_in_place_as_a_fresh_tab_draws(
 
     tab = ConnectivityTab(SeedConnectivity(data_dir=str(connectivity_dir)))
     doc = _render(tab)
-    revs = (tab.viewer._rev, tab._hist.rev, tab._series.rev)
+    revs = (tab.viewer.rev, tab._hist.rev, tab._series.rev)
     with set_curdoc(doc):
         tab.viewer.tap("axial", 30.0, -20.0)   # a new seed: map, marker, series, histogram
         tab.w_threshold.value = 0.3
-    assert (tab.viewer._rev, tab._hist.rev, tab._series.rev) == revs, "redrawn, not in place"
+    assert (tab.viewer.rev, tab._hist.rev, tab._series.rev) == revs, "redrawn, not in place"
     m = tab.model
     assert tuple(m.seed_mm) != (0.0, -52.0, 18.0) and m.threshold == 0.3
     fresh = ConnectivityTab(SeedConnectivity(data_dir=str(connectivity_dir),
@@ -201,26 +199,26 @@ def test_decoding_c_and_threshold_update_in_place_as_a_fresh_tab_draws(decoding_
 
     tab = DecodingTab()
     doc = _render(tab)
-    revs = {key: p.rev for key, p in tab._plots.items()}
+    revs = {key: p.rev for key, p in tab.plots.items()}
     with set_curdoc(doc):
         tab.w_C.value = 0.01
         tab.w_threshold.value = tab.w_threshold.end / 4
     assert tab.analysis.C == 0.01
-    assert {key: p.rev for key, p in tab._plots.items()} == revs, "redrawn, not in place"
+    assert {key: p.rev for key, p in tab.plots.items()} == revs, "redrawn, not in place"
     fresh = DecodingTab()
     fresh.w_C.value = 0.01
     fresh.w_threshold.value = tab.w_threshold.value
     _render(fresh)
     assert fresh.summary.object == tab.summary.object
     for key in ("bars", "confusion", "map_hist"):
-        _same_sources(_sources(tab._plots[key]), _sources(fresh._plots[key]))
+        _same_sources(_sources(tab.plots[key]), _sources(fresh.plots[key]))
     _assert_same(_drawn(tab.viewer), _drawn(fresh.viewer))
     # a new CV scheme has other folds: the bars are drawn anew, and right
     with set_curdoc(doc):
         tab.w_cv.value = "run" if tab.analysis.cv == "kfold" else "kfold"
-    assert tab._plots["bars"].rev == revs["bars"] + 1
+    assert tab.plots["bars"].rev == revs["bars"] + 1
     fresh.w_cv.value = tab.w_cv.value
-    _same_sources(_sources(tab._plots["bars"]), _sources(fresh._plots["bars"]))
+    _same_sources(_sources(tab.plots["bars"]), _sources(fresh.plots["bars"]))
 
 
 def test_views_draw_on_a_canvas_not_webgl():
@@ -228,6 +226,6 @@ def test_views_draw_on_a_canvas_not_webgl():
     Bokeh's WebGL does not draw images (dashboard/slice_viewer.py)."""
     viewer = SliceViewer(stat_map=_volume(11))
     _render(viewer)
-    plots = [p for layers in viewer._layers.values() for layer in layers.values()
+    plots = [p for layers in viewer.layers.values() for layer in layers.values()
              for p in layer.plots]
     assert plots and {p.handles["plot"].output_backend for p in plots} == {"canvas"}

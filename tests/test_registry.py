@@ -16,6 +16,7 @@ from analysis.decoding.registry import CLASSIFIER_SPECS, ClassifierSpec
 from analysis.encoding.engine import make_folds
 from analysis.errors import DataError
 from analysis.registry import CV_SPECS, Registry
+from analysis.volumes import to_masked
 
 #: what each registered classifier must be (a new entry needs a line here)
 ESTIMATORS = {
@@ -153,9 +154,8 @@ def test_a_registered_classifier_is_usable_without_other_changes(decoding_dir):
             cross_val_score(RidgeClassifier(alpha=2.0), X, y, groups=groups,
                             cv=LeaveOneGroupOut()))
         assert np.isfinite(m.weight_map().values).sum() == X.shape[1]
-        np.testing.assert_allclose(m._fitted()["coef"],
-                                   np.atleast_2d(RidgeClassifier(alpha=2.0).fit(X, y).coef_),
-                                   rtol=1e-6)
+        coef = np.atleast_2d(RidgeClassifier(alpha=2.0).fit(X, y).coef_)
+        np.testing.assert_allclose(to_masked(m.weight_map(), m.mask_img()), coef[0], rtol=1e-6)
         assert ", RidgeClassifier C=0.5, leave-one-run-out: " in m.summary()
         code = decoding_script(m)
         assert 'CLASSIFIER = "ridge"' in code and "decoder = RidgeClassifier(alpha=1.0 / C)" in code

@@ -19,9 +19,7 @@ def volume():
 
 def _element_value(viewer, view, x, y):
     """The map value the rendered HoloViews element shows at data (x, y)."""
-    overlay = viewer._view(view, viewer.stat_map, viewer.background, viewer.threshold,
-                           viewer.clim, viewer.symmetric, viewer.cmap, viewer.crosshair_mm,
-                           viewer.marker_mm, viewer.plot_height)
+    overlay = viewer.view_element(view)
     image = [el for el in overlay if el.vdims and el.vdims[0].name == "t"][0]
     return image[x, y]
 
@@ -76,9 +74,10 @@ def test_background_on_another_grid(volume):
     bg = to_xarray(nib.Nifti1Image(fine, fine_affine))
     viewer = SliceViewer(stat_map=da, background=bg)
     viewer.set_crosshair(voxel_to_mm(affine, (3, 4, 2)))
-    overlay = viewer._view("axial", da, bg, 0.0, None, True, "RdBu_r", viewer.crosshair_mm,
-                           None, 260)
+    overlay = viewer.view_element("axial")
     assert len(overlay) >= 4  # background, map, two crosshair lines
+    background = [el for el in overlay if el.vdims and el.vdims[0].name == "background"][0]
+    assert background.dimension_values(2, flat=False).shape == (18, 14)  # on its own grid
     assert viewer.voxel_index() == (3, 4, 2)
 
 

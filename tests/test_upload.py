@@ -61,11 +61,11 @@ def test_two_sessions_have_separate_folders():
 
 def test_upload_panel_reports_and_keeps_going():
     panel = UploadPanel(roles=["func", "mask"])
-    func = panel._inputs["func"]
+    func = panel.inputs["func"]
     func.filename = "../../evil.nii.gz"
     func.value = _nifti_gz()
     assert panel.paths == {}
-    assert "refused" in panel._status.object
+    assert "refused" in panel.status.object
     func.filename = "run.nii.gz"
     func.value = _nifti_gz()
     assert panel.paths["func"].name == "func.nii.gz"

@@ -23,9 +23,18 @@ MAX_APP_PERMUTATIONS = 10_000
 class PermutationControls:
     """Run / Cancel of the permutation test and its progress (a mixin of :class:`DecodingTab`)."""
 
+    @property
+    def permutation_job(self) -> jobs.Job | None:
+        """The job of the latest permutation test started here (its ``state``,
+        queue ``position``, ``wait()``), None before the first."""
+        return self._perm_job
+
     @notify_errors
     @serialized
-    def _start_permutations(self):
+    def start_permutations(self):
+        """Run the permutation test of the current parameters (the Run button) as a job:
+        ``w_perms.value`` permutations, at most :data:`MAX_APP_PERMUTATIONS`; a test
+        running already is cancelled. Errors are notified, not raised."""
         n = int(self.w_perms.value)
         if n > MAX_APP_PERMUTATIONS:
             raise DataError(f"at most {MAX_APP_PERMUTATIONS:,} permutations in the app "
@@ -62,7 +71,8 @@ class PermutationControls:
                                      on_queued=queued, on_cancelled=cancelled)
 
     @serialized
-    def _cancel_permutations(self):
+    def cancel_permutations(self):
+        """Stop the permutation test, queued or running (the Cancel button)."""
         if self._perm_job is not None:
             self._perm_job.cancel()
         self.analysis.cancel_permutations(wait=False)

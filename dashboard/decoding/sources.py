@@ -103,6 +103,18 @@ class UploadSource:
     :class:`DecodingTab`): the user's files masked in a job, with a progress bar beside
     them, then offered as a source."""
 
+    @property
+    def upload_job(self) -> jobs.Job | None:
+        """The job reading and masking the session's latest upload (its ``state``,
+        ``wait()``): None before any, and once that upload is ready or refused."""
+        return self._upload_job
+
+    @property
+    def user_data(self) -> haxby.HaxbyData | None:
+        """The session's upload, read and masked (the source :data:`USER_FILES`); None
+        before one is ready and once the session has ended (:meth:`cleanup`)."""
+        return self._user_data
+
     def _set_background(self):
         try:
             if self.source == USER_FILES:

@@ -17,6 +17,9 @@ modules.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+from typing import Mapping
+
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -155,8 +158,8 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.w_threshold = widget_for(self.param.threshold, 0.0, "threshold-slider",
                                       widget_type=pn.widgets.FloatSlider, start=0.0, end=1.0,
                                       step=0.001, **slider)
-        self.w_run.on_click(notify_errors(lambda e: self._start_permutations()))
-        self.w_cancel.on_click(notify_errors(lambda e: self._cancel_permutations()))
+        self.w_run.on_click(notify_errors(lambda e: self.start_permutations()))
+        self.w_cancel.on_click(notify_errors(lambda e: self.cancel_permutations()))
         self.w_threshold.link(self, value="threshold")
         for w, name in ((self.w_source, "source"), (self.w_map, "map_kind")):
             w.link(self, value=name, bidirectional=True)   # the tab's own parameters
@@ -253,6 +256,12 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             self.analysis.data.info.pop("_masked", None)
             self.analysis._masked = None
             self.analysis._masked_key = None
+
+    @property
+    def plots(self) -> Mapping[str, LivePlot]:
+        """The tab's live plots by key ("bars", "confusion", "null", "map_hist"): each
+        one's pane, in-place layers, ``rev`` and current ``element()``."""
+        return MappingProxyType(self._plots)
 
     def _dynamic(self, key, layers, css):
         plot = LivePlot(lambda layers: _hooked(self.elements[key], layers), layers,

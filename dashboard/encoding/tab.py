@@ -123,6 +123,13 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         self.viewer.param.watch(self._clicked, ["crosshair_mm"])
         self._start()
 
+    @property
+    def plots(self) -> dict[str, LivePlot]:
+        """The tab's live plots by name ("hist", "path", "ridge", "timecourse"): each
+        one's pane, in-place layers, ``rev`` and current ``element()``."""
+        return {"hist": self._hist, "path": self._path, "ridge": self._ridge,
+                "timecourse": self._timecourse}
+
     # ---- widgets -----------------------------------------------------------------
     def _link_rules(self) -> dict:
         """What a shared link may set, beyond the analysis' own bounds: what the widgets
