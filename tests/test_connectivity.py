@@ -366,3 +366,35 @@ def test_planned_is_what_an_update_will_use(connectivity_dir):
         sc.planned(smoothing_fwhm=-1.0)
     with pytest.raises(ValueError, match="not structural"):
         sc.planned(seed_mm=(0, 0, 0))
+
+
+def test_an_int16_scan_is_analysed_in_float(files, tmp_path):
+    """nilearn 0.14's NiftiSpheresMasker keeps the sphere mean in the image's dtype, so an
+    int16 scan's seed signal comes out truncated to integers (issue 16 item 5). The
+    project reads every image as float64: its map on an int16 copy of a subject equals
+    the float64 reference on that same int16 data."""
+    from nilearn.maskers import NiftiSpheresMasker
+
+    img = nib.load(str(files["func"]))
+    data = img.get_fdata()
+    scaled = np.round((data - data.mean()) / data.std() * 20 + 100)   # small ints: truncation shows
+    int16 = tmp_path / "int16_bold.nii.gz"
+    out = nib.Nifti1Image(scaled.astype(np.int16), img.affine)
+    out.header.set_xyzt_units("mm", "sec")
+    out.header["pixdim"][4] = 2.0
+    nib.save(out, int16)
+    assert nib.load(int16).get_data_dtype() == np.int16
+
+    sc = C.SeedConnectivity.from_files(int16, confounds=files["confounds"], t_r=2.0)
+    r_ref, _ = reference_seed_map(int16, (0, -52, 18), 8.0, confounds=files["confounds"],
+                                  settings=sc.settings())            # cast to float64
+    assert np.abs(sc.ensure().r - r_ref).max() < 1e-5
+
+    raw = dict(detrend=False, standardize=None)
+    exact = NiftiSpheresMasker([(0, -52, 18)], radius=8.0, **raw).fit_transform(
+        nib.Nifti1Image(scaled, img.affine))[:, 0]
+    as_stored = NiftiSpheresMasker([(0, -52, 18)], radius=8.0, **raw).fit_transform(
+        nib.load(int16))[:, 0]
+    if np.array_equal(as_stored, np.round(as_stored)):   # nilearn truncates: ours does not
+        assert np.abs(exact - as_stored).max() > 0.05
+    assert not np.array_equal(exact, np.round(exact))   # the true means are not integers
