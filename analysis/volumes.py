@@ -300,6 +300,31 @@ def to_nifti(da: xr.DataArray, dtype=None) -> nib.Nifti1Image:
     return nib.Nifti1Image(data, affine_of(da))
 
 
+def unmask(values, mask, dtype=np.float32, fill: float = 0.0) -> nib.Nifti1Image:
+    """A vector in mask order as an image on the mask's own grid and affine (as nilearn's
+    ``masker.inverse_transform`` writes it), ``fill`` outside the mask.
+
+    Every map written to a file goes through here, never through the display's
+    :func:`to_xarray` volume, which an oblique affine resamples to an axis-aligned grid.
+    ``mask`` is a mask image (or path), or a boolean array with ``affine`` as a pair
+    ``(array, affine)``.
+    """
+    if isinstance(mask, tuple):
+        mask_data, affine = np.asarray(mask[0]).astype(bool), np.asarray(mask[1], float)
+    else:
+        mask_img = load_img(mask)
+        mask_data, affine = np.asarray(mask_img.dataobj).astype(bool), mask_img.affine
+    vector = np.asarray(values)
+    if vector.ndim != 1 or vector.shape[0] != mask_data.sum():
+        raise DataError(f"a masked vector needs {int(mask_data.sum())} values "
+                        f"(one per mask voxel), got shape {vector.shape}")
+    data = np.full(mask_data.shape, fill, dtype=dtype)
+    data[mask_data] = np.nan_to_num(vector.astype(dtype), nan=fill)
+    img = nib.Nifti1Image(data, affine)
+    img.set_data_dtype(dtype)
+    return img
+
+
 def to_masked(da: xr.DataArray, mask) -> np.ndarray:
     """The values of a volume inside ``mask``, in mask order: shape ``(n_voxels,)``."""
     mask_data = np.asarray(load_img(mask).dataobj).astype(bool)

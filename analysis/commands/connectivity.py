@@ -109,11 +109,10 @@ def run(args) -> int:
     out = None
     if args.out is not None:
         from ..atomic import save_nifti
-        from ..volumes import to_nifti
+        from ..volumes import unmask
 
-        values = result.z if args.fisher_z else result.r
-        volume = conn.to_volume(data, values, "fisher_z" if args.fisher_z else "r").fillna(0.0)
-        out = save_nifti(to_nifti(volume, dtype=np.float32), args.out)
+        values = result.z if args.fisher_z else result.r   # on the data's own grid
+        out = save_nifti(unmask(values, (data.mask, data.affine)), args.out)
     payload = {
         "seed": list(result.seed_mm), "radius_mm": result.radius_mm,
         "n_seed_voxels": result.n_seed_voxels, "n_voxels": int(result.r.size),

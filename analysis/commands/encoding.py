@@ -65,7 +65,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from ..encoding import EncodingAnalysis
-    from ..volumes import to_nifti, to_xarray
+    from ..volumes import unmask
 
     check_outputs(("--out", args.out))  # a bad --out fails before any computation
     alpha = check_alpha(args.alpha)
@@ -97,8 +97,8 @@ def run(args) -> int:
     if args.out is not None:
         from ..atomic import save_nifti
 
-        vol = to_xarray(r2, mask=enc.data().mask_img, name="r2", fill=0.0)
-        save_nifti(to_nifti(vol, dtype=np.float32 if args.dtype == "float32" else np.float64),
+        save_nifti(unmask(r2, enc.data().mask_img,   # on the data's own grid
+                          dtype=np.float32 if args.dtype == "float32" else np.float64),
                    args.out)
     if args.json:
         print_json({

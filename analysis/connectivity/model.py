@@ -354,12 +354,13 @@ class SeedConnectivity(Preprocessing):
                 f"{res.n_seed_voxels:,} voxels; {rng}; {self.n_above():,} voxels {thr}")
 
     def to_nifti(self, fisher_z: bool | None = None) -> nib.Nifti1Image:
-        """The r (or z) map as a NIfTI image (float32), as the seed saves it."""
-        from ..volumes import to_nifti
+        """The r (or z) map as a NIfTI image (float32, 0 outside the brain) on the data's
+        own grid and affine, as the seed's ``inverse_transform`` writes it."""
+        from ..volumes import unmask
 
         z = self.fisher_z if fisher_z is None else fisher_z
-        da = self.z_map() if z else self.r_map()
-        return to_nifti(da.fillna(0.0), dtype=np.float32)
+        res, data = self.ensure(), self.cleaned_data()
+        return unmask(res.z if z else res.r, (data.mask, data.affine))
 
     def voxels_info(self) -> dict:
         res = self.ensure()

@@ -285,11 +285,12 @@ class GroupConnectivity(Preprocessing):
                 f"peak t {peak:.2f}; {self.n_above():,} voxels |t| >= {self.threshold:g}")
 
     def to_nifti(self, which: str = "t") -> nib.Nifti1Image:
-        """The ``t`` (or ``mean_z``) map as a float32 NIfTI image (0 outside the mask)."""
-        from ..volumes import to_nifti
+        """The ``t`` (or ``mean_z``) map as a float32 NIfTI image (0 outside the mask) on
+        the group mask's own grid and affine."""
+        from ..volumes import unmask
 
-        da = self.t_map() if which == "t" else self.mean_z_map()
-        return to_nifti(da.fillna(0.0), dtype=np.float32)
+        res = self.ensure()
+        return unmask(res.t if which == "t" else res.mean_z, self.subject_list().mask)
 
     def report(self) -> dict:
         """JSON-able result: seed, subjects, peak t, peaks with MNI coordinates, timings."""
