@@ -57,6 +57,24 @@ def add_parser(sub):
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--threshold", type=float_range(-1.0, 1.0), default=0.05,
                    help="R^2 threshold for the count of voxels above it (default 0.05)")
+    own = p.add_argument_group(
+        "your own files", "runs, a mask and one feature table per run (.npy, .csv or .tsv, "
+        "header optional: one row per volume, one column per feature); each run masked with "
+        "MultiNiftiMasker(detrend=True, standardize='zscore_sample'), its features delayed by "
+        "each of --delays volumes (zeros at the run's start, copies side by side)")
+    own.add_argument("--func", nargs="+", type=Path, metavar="RUN", default=None,
+                     help="4D NIfTI runs (instead of --data)")
+    own.add_argument("--mask", type=Path, metavar="MASK", default=None, help="brain mask NIfTI")
+    own.add_argument("--stimuli", nargs="+", type=Path, metavar="FEATURES", default=None,
+                     help="one feature table per run, in the runs' order")
+    own.add_argument("--delays", nargs="+", metavar="D", default=None,
+                     type=int_range(0, MAX_LAG, message=f"delays must be whole numbers of "
+                                                        f"volumes from 0 to {MAX_LAG}"),
+                     help="feature delays in volumes (default 2, the Miyawaki example's lag)")
+    own.add_argument("--alphas", nargs="+", metavar="A", default=None,
+                     type=float_range(0.0, None, lo_open=True,
+                                      message="alphas must be positive numbers"),
+                     help="also find each voxel's best alpha among these (best_alpha_per_voxel)")
     p.add_argument("--json", action="store_true", help="print JSON (r2_per_voxel in mask order)")
     p.add_argument("--out", type=Path, metavar="r2_map.nii.gz", default=None,
                    help="write the fold-mean R^2 map (zero outside the mask)")
@@ -69,6 +87,11 @@ def run(args) -> int:
 
     check_outputs(("--out", args.out))  # a bad --out fails before any computation
     alpha = check_alpha(args.alpha)
+    if args.func is not None or args.stimuli is not None or args.mask is not None:
+        return run_own_files(args, alpha)
+    for flag in ("delays", "alphas"):
+        if getattr(args, flag) is not None:
+            raise DataError(f"--{flag} goes with your own files (--func, --mask, --stimuli)")
     if args.data is not None and not Path(args.data).exists():
         raise DataError("folder not found", args.data)
     if args.lag < 0:
@@ -111,6 +134,56 @@ def run(args) -> int:
         })
     else:
         print(enc.summary())
+        if args.out is not None:
+            print(f"wrote {args.out}")
+    return 0
+
+
+def run_own_files(args, alpha: float) -> int:
+    """``encoding --func RUN... --mask MASK --stimuli FEATURES...`` (see the argument group)."""
+    from ..encoding.user import DEFAULT_DELAYS, best_alphas, engine, load_user_encoding
+    from ..volumes import unmask
+
+    missing = [flag for flag, value in (("--func", args.func), ("--mask", args.mask),
+                                        ("--stimuli", args.stimuli)) if value is None]
+    if missing:
+        raise DataError(f"your own files need --func, --mask and --stimuli: {', '.join(missing)} "
+                        f"missing")
+    if args.data is not None:
+        raise DataError("--data and --func are alternatives: give one")
+    delays = tuple(args.delays) if args.delays is not None else DEFAULT_DELAYS
+    bar = None if args.json or not sys.stderr.isatty() else console_progress("encoding")
+    dtype = np.float32 if args.dtype == "float32" else np.float64
+
+    def work(job):
+        data = load_user_encoding(args.func, args.mask, args.stimuli, delays,
+                                  progress=lambda f, m="": job.progress(0.5 * f, m))
+        ridge = engine(data, cv=args.cv, n_folds=args.n_folds, dtype=dtype,
+                       progress=lambda f, m="": job.progress(0.5 + 0.5 * f, m))
+        return data, ridge
+
+    data, ridge = jobs.run(work, name="encoding", progress=bar)
+    r2 = ridge.mean_r2(alpha).astype(np.float64)
+    if args.out is not None:
+        from ..atomic import save_nifti
+
+        save_nifti(unmask(r2, data.mask_img, dtype=dtype), args.out)
+    payload = {
+        "alpha": alpha, "n_folds": ridge.n_folds, "cv": args.cv, "delays": list(data.delays),
+        "n_runs": len(args.func), "n_samples": data.n_samples, "n_voxels": data.n_voxels,
+        "n_features": data.n_features, "mean_r2": float(r2.mean()),
+        "threshold": args.threshold, "n_above_threshold": int((r2 > args.threshold).sum()),
+        "out": None if args.out is None else str(args.out), "r2_per_voxel": r2.tolist()}
+    if args.alphas is not None:
+        best, best_r2 = best_alphas(ridge, args.alphas)
+        payload.update(alphas=[float(a) for a in args.alphas],
+                       best_alpha_per_voxel=best.tolist(), best_r2_per_voxel=best_r2.tolist())
+    if args.json:
+        print_json(payload)
+    else:
+        print(f"alpha={alpha:g} folds={ridge.n_folds} delays={list(data.delays)} "
+              f"features={data.n_features} mean R2={r2.mean():.3f} voxels above "
+              f"{args.threshold:g}: {payload['n_above_threshold']}")
         if args.out is not None:
             print(f"wrote {args.out}")
     return 0
