@@ -1,4 +1,5 @@
-"""``fmri-explorer data {encoding,decoding,connectivity} --size {small,full} --out DIR``."""
+"""``fmri-explorer data {encoding,decoding,connectivity} --size {small,full} --out DIR
+[--n-subjects N]``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from ..atomic import ensure_writable_dir
 from ..config import SIZES
 from ..datasets import MODULES, dataset_module
 from ..progress import console_progress
+from ..errors import DataError
 from . import print_json
+from .validate import int_range
+
+#: the real development dataset's subjects (fetch_development_fmri)
+MAX_SUBJECTS = 155
 
 
 def add_parser(sub):
@@ -27,15 +33,25 @@ def add_parser(sub):
     p.add_argument("--out", required=True, type=Path, metavar="DIR",
                    help="nilearn data_dir to write into")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--n-subjects", type=int_range(1, MAX_SUBJECTS, message=(
+                       f"n_subjects must be a whole number from 1 to {MAX_SUBJECTS}")),
+                   default=None, metavar="N",
+                   help="connectivity only: number of subjects (default: the size's, 4 at "
+                        "full size); adults first, then children")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def run(args) -> int:
+    extra = {}
+    if args.n_subjects is not None:
+        if args.dataset != "connectivity":
+            raise DataError(f"--n-subjects is for the connectivity dataset, not {args.dataset}")
+        extra["n_subjects"] = args.n_subjects
     out = ensure_writable_dir(args.out)
     progress = None if args.quiet else console_progress(f"{args.dataset} ({args.size})")
     info = jobs.run(lambda job: dataset_module(args.dataset).generate(
-        out, size=args.size, seed=args.seed, progress=job.progress),
+        out, size=args.size, seed=args.seed, progress=job.progress, **extra),
         name=f"{args.dataset} dataset", progress=progress)
     print_json(info)
     return 0
