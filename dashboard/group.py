@@ -214,6 +214,11 @@ class GroupPanel(pn.viewable.Viewer):
             fn()
 
     @property
+    def job(self) -> jobs.Job | None:
+        """The current (or last) run's job (dashboard/jobs.py); None before the first Run."""
+        return self._job
+
+    @property
     def busy(self) -> bool:
         return self._job is not None and self._job.state in ("queued", "running")
 

@@ -58,7 +58,7 @@ def test_click_moves_the_seed_and_keeps_widgets_in_sync(tab):
 def test_histogram_series_and_threshold_lines(tab):
     m = tab.model
     tab.w_threshold.value = 0.3
-    hist = tab._hist_element()
+    hist = tab.plots["hist"].element()
     h = hist.get(0)
     assert int(h.dimension_values("voxels").sum()) == m.result.r.size
     assert [hist.get(1).data, hist.get(2).data] == [-0.3, 0.3]
@@ -68,15 +68,15 @@ def test_histogram_series_and_threshold_lines(tab):
     # named "Fisher z" everywhere, never a bare z (the coordinate) or "fisher_z" (issue 15
     # items 11 and 14): colour bar and readout, title, histogram axis, summary, peaks
     assert tab.viewer.map_label == "Fisher z" and "Fisher z map" in tab.viewer.title
-    assert tab._hist_element().get(0).opts.get("plot").kwargs["xlabel"] == "Fisher z"
+    assert tab.plots["hist"].element().get(0).opts.get("plot").kwargs["xlabel"] == "Fisher z"
     assert "Fisher z in [" in tab.summary.object and "|Fisher z| >= 0.31" in tab.summary.object
     assert all("Fisher z=" in label and " z=" not in label.replace("Fisher z=", "")
                for label in tab.peaks_table.options)
-    assert tab._hist_element().get(2).data == pytest.approx(np.arctanh(0.3))
+    assert tab.plots["hist"].element().get(2).data == pytest.approx(np.arctanh(0.3))
     np.testing.assert_allclose(tab.viewer.stat_map.values, np.arctanh(m.r_map().values))
     tab.w_fisher.value = False
     tab.w_threshold.value = 0.5
-    curve = tab._series_element()
+    curve = tab.plots["series"].element()
     np.testing.assert_allclose(curve.dimension_values(1), m.result.seed_signal)
 
 
@@ -129,7 +129,7 @@ def test_peak_row_moves_the_crosshair_and_exports(tab):
     assert tab.viewer.crosshair_mm == tuple(float(v) for v in peaks.iloc[2][["x", "y", "z"]])
     assert tab.model.seed_mm == (0.0, -52.0, 18.0)  # a row shows a peak, the seed stays
     for fisher in (False, True):
-        raw = tab._nifti_bytes(fisher).getvalue()
+        raw = tab.nifti_bytes(fisher).getvalue()
         img = nib.Nifti1Image.from_bytes(gzip.decompress(raw))
         mask = tab.model.cleaned_data().mask
         expected = tab.model.result.z if fisher else tab.model.result.r

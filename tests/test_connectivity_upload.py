@@ -36,7 +36,7 @@ def user_files(connectivity_dir, tmp_path_factory):
 
 def upload(tab, role, path):
     """What the browser's file input does: a file name and its bytes."""
-    widget = tab.upload._inputs[role]
+    widget = tab.upload.inputs[role]
     widget.filename = path.name
     widget.value = path.read_bytes()
 
@@ -51,7 +51,7 @@ def tab(connectivity_dir):
 
     tab = ConnectivityTab(SeedConnectivity(data_dir=str(connectivity_dir)))
     yield tab
-    tab._forget_uploads()
+    tab.forget_uploads()
     tab.upload.uploads.cleanup()
 
 
@@ -109,7 +109,7 @@ def test_uploads_are_cached_under_this_sessions_folder_only(tab, user_files, con
     # the session ends: its cleaned uploads and folder go
     click(tab.w_analyse)
     assert any(k[0] == key for k in CACHE.keys())
-    tab._forget_uploads()
+    tab.forget_uploads()
     tab.upload.uploads.cleanup()
     assert not any(k[0] == key for k in CACHE.keys())
     assert not tab.upload.uploads.folder.exists()
@@ -125,7 +125,9 @@ def test_confounds_with_the_wrong_rows_are_refused_and_the_map_stays(tab, user_f
                                         f"confound rows for {n} volumes")   # the user's name
     assert not tab.model.uses_own_data
     assert tab.viewer.stat_map is before_map and tab.summary.object == before_summary
-    assert not tab.w_analyse.disabled and not tab._upload_keys   # nothing cached
+    assert not tab.w_analyse.disabled
+    folder = str(tab.upload.uploads.folder) + os.sep                  # nothing cached
+    assert not any(str(k[0]).startswith(folder) for k in CACHE.keys())
     # the tab keeps working, and a good confounds file is then accepted
     tab.w_threshold.value = 0.3
     assert "above 0.3" in tab.summary.object
@@ -138,7 +140,7 @@ def test_a_corrupt_func_is_refused_at_upload(tab, tmp_path):
     bad = tmp_path / "scan.nii.gz"
     bad.write_bytes(b"\x1f\x8b" + b"\x00" * 50)
     upload(tab, "func", bad)
-    assert "refused" in tab.upload._status.object and "scan.nii.gz" in tab.upload._status.object
+    assert "refused" in tab.upload.status.object and "scan.nii.gz" in tab.upload.status.object
     assert tab.upload.paths == {} and tab.w_analyse.disabled
 
 

@@ -21,7 +21,7 @@ def _wait(panel, timeout=120):
 
     deadline = time.monotonic() + timeout
     while panel.busy and time.monotonic() < deadline:  # a job (dashboard/jobs.py), maybe rerun
-        panel._job.wait(max(0.0, deadline - time.monotonic()))
+        panel.job.wait(max(0.0, deadline - time.monotonic()))
     assert not panel.busy
 
 

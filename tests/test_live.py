@@ -178,19 +178,20 @@ def test_connectivity_click_and_threshold_update_in_place_as_a_fresh_tab_draws(
 
     tab = ConnectivityTab(SeedConnectivity(data_dir=str(connectivity_dir)))
     doc = _render(tab)
-    revs = (tab.viewer.rev, tab._hist.rev, tab._series.rev)
+    revs = (tab.viewer.rev, tab.plots["hist"].rev, tab.plots["series"].rev)
     with set_curdoc(doc):
         tab.viewer.tap("axial", 30.0, -20.0)   # a new seed: map, marker, series, histogram
         tab.w_threshold.value = 0.3
-    assert (tab.viewer.rev, tab._hist.rev, tab._series.rev) == revs, "redrawn, not in place"
+    assert (tab.viewer.rev, tab.plots["hist"].rev, tab.plots["series"].rev) == revs, \
+        "redrawn, not in place"
     m = tab.model
     assert tuple(m.seed_mm) != (0.0, -52.0, 18.0) and m.threshold == 0.3
     fresh = ConnectivityTab(SeedConnectivity(data_dir=str(connectivity_dir),
                                              seed_mm=m.seed_mm, threshold=m.threshold))
     _render(fresh)
     assert fresh.summary.object == tab.summary.object
-    for name in ("_hist", "_series"):
-        _same_sources(_sources(getattr(tab, name)), _sources(getattr(fresh, name)))
+    for name in ("hist", "series"):
+        _same_sources(_sources(tab.plots[name]), _sources(fresh.plots[name]))
     _assert_same(_drawn(tab.viewer), _drawn(fresh.viewer))
 
 

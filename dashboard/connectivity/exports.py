@@ -18,7 +18,9 @@ from analysis.connectivity import PREPROCESSING
 class ConnectivityExports:
     """The tab's exports (see dashboard/export.py)."""
 
-    def _nifti_bytes(self, fisher_z: bool):
+    def nifti_bytes(self, fisher_z: bool) -> io.BytesIO:
+        """The map as a gzipped NIfTI (what the r / z map download buttons give): Fisher
+        z values if ``fisher_z``, else r."""
         import gzip
 
         img = self.model.to_nifti(fisher_z=fisher_z)

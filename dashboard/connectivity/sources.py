@@ -57,7 +57,7 @@ class UploadSource:
         self.w_analyse.on_click(notify_errors(lambda event: self.analyse_uploads()))
         self.w_dataset.on_click(notify_errors(lambda event: self.use_dataset()))
         if self._served():
-            pn.state.on_session_destroyed(lambda ctx: self._forget_uploads())
+            pn.state.on_session_destroyed(lambda ctx: self.forget_uploads())
 
     def _dataset_label(self) -> str:
         m = self.model
@@ -185,9 +185,9 @@ class UploadSource:
                 self.upload_status.object = message
         self._schedule(show)
 
-    def _forget_uploads(self):
-        """The session ended: its uploaded data leaves the shared cache (the upload
-        panel removes the files)."""
+    def forget_uploads(self) -> None:
+        """What the session's end runs: this session's uploaded data leaves the shared
+        cache (the upload panel's ``uploads.cleanup()`` removes the files)."""
         for key in list(self._upload_keys):
             discard_subject(key)
         self._upload_keys.clear()

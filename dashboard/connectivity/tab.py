@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -340,6 +342,12 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
 
         self._hist.show(hist)
         self._series.show(series)
+
+    @property
+    def plots(self) -> Mapping[str, LivePlot]:
+        """The tab's live plots by key ("hist", "series"): each one's pane, in-place
+        layers, ``rev`` and current ``element()``."""
+        return MappingProxyType({"hist": self._hist, "series": self._series})
 
     def _hist_element(self, layers=None):
         m = self.model

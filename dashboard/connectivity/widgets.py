@@ -55,11 +55,11 @@ class ConnectivityWidgets:
         self.w_columns = widget_for(p.confound_columns, m.confound_columns,
                                     "confound-columns", width=CONTROL_WIDTH)
         self.r_download = pn.widgets.FileDownload(
-            callback=notify_errors(lambda: self._nifti_bytes(False)), filename="seed_r_map.nii.gz",
+            callback=notify_errors(lambda: self.nifti_bytes(False)), filename="seed_r_map.nii.gz",
             label="r map (NIfTI)", color="light", embed=False, css_classes=["export-r"],
             width=140)
         self.z_download = pn.widgets.FileDownload(
-            callback=notify_errors(lambda: self._nifti_bytes(True)), filename="seed_z_map.nii.gz",
+            callback=notify_errors(lambda: self.nifti_bytes(True)), filename="seed_z_map.nii.gz",
             label="z map (NIfTI)", color="light", embed=False, css_classes=["export-z"],
             width=140)
 
