@@ -123,6 +123,9 @@ class SliceViewer(pn.viewable.Viewer):
         The map to show, dims (x, y, z) in mm; NaN is transparent.""")
     background = param.ClassSelector(class_=xr.DataArray, allow_None=True, doc="""
         The anatomy under the map, dims (x, y, z) in mm, grey scale.""")
+    readout_map = param.ClassSelector(class_=xr.DataArray, allow_None=True, doc="""
+        Optional: the values the crosshair readout reports, on the map's grid (e.g. the
+        map before it was cut for display); None (default): the map's own values.""")
     threshold = param.Number(default=0.0, bounds=(0, None), doc="""
         Map values with |value| below this are hidden.""")
     clim = param.Tuple(default=None, length=2, allow_None=True, doc="""
@@ -281,13 +284,18 @@ class SliceViewer(pn.viewable.Viewer):
         return tuple(int(v) for v in ijk)
 
     def value_at_crosshair(self) -> float | None:
+        """The value the readout reports at the crosshair: ``readout_map``'s when it is
+        set (and on the map's grid), else the map's."""
         if self.stat_map is None:
             return None
         ijk = self.voxel_index()
         shape = self.stat_map.shape
         if not all(0 <= i < n for i, n in zip(ijk, shape)):
             return None
-        return float(self.stat_map.values[ijk])
+        values = self.stat_map
+        if self.readout_map is not None and self.readout_map.shape == shape:
+            values = self.readout_map
+        return float(values.values[ijk])
 
     def set_crosshair(self, xyz) -> None:
         """Move the crosshair to ``xyz`` (mm), snapped to the nearest voxel centre."""
@@ -439,7 +447,7 @@ class SliceViewer(pn.viewable.Viewer):
                                   self.symmetric, self.cmap, position)
                 * self._crosshair(view, self.crosshair_mm, self.marker_mm))
 
-    @param.depends("crosshair_mm", "stat_map", "background")
+    @param.depends("crosshair_mm", "stat_map", "background", "readout_map")
     def _info_text(self) -> str:
         grid = self.grid
         if grid is None:

@@ -26,12 +26,14 @@ def test_receptive_field_image_keeps_row_zero_at_the_top():
 
     rf = np.zeros((10, 10))
     rf[1, 7] = 1.0
-    overlay = receptive_field_image(rf, "t", marked=(4, 2), planted=(1, 7))
+    overlay = receptive_field_image(rf, "t", planted=(1, 7))
     image = overlay.get(0)
     assert image.opts.get().kwargs["invert_yaxis"] is True
     assert image[7, 1] == 1.0  # (col, row) -> value
     boxes = [el for el in overlay if el.group == "Rectangles"]
-    assert [tuple(b.array()[0]) for b in boxes] == [(1.5, 3.5, 2.5, 4.5), (6.5, 0.5, 7.5, 1.5)]
+    assert [tuple(b.array()[0]) for b in boxes] == [(6.5, 0.5, 7.5, 1.5)]  # the planted pixel
+    no_box = receptive_field_image(rf, "t")
+    assert not [el for el in no_box if el.group == "Rectangles"]
 
 
 def test_histogram_and_threshold_line():
@@ -62,7 +64,8 @@ def test_widgets_drive_the_analysis(tab):
     tab.w_folds.value = 5
     assert a.n_folds == 5 and "folds=5 " in tab.summary.object
     tab.w_sample.value = 3
-    assert tab.stimulus_info.object.startswith("sample 3: run 1, image 3 paired with volume 5")
+    assert tab.stimulus_info.object.startswith("sample 3: run 1, image 3 paired with volume 5 "
+                                               "(10 s into its run")
 
 
 def test_click_selects_the_voxel(tab):

@@ -381,16 +381,27 @@ class EncodingAnalysis(param.Parameterized):
         return xr.DataArray(coef.reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
                             name="lasso", attrs={"voxel": v})
 
+    @property
+    def t_r(self) -> float:
+        """The repetition time in seconds: the data's (its runs' NIfTI header), else
+        Miyawaki 2008's 2 s."""
+        t_r = self.data().t_r
+        return float(t_r) if t_r and np.isfinite(t_r) else float(miyawaki.T_R)
+
     def time_course(self, voxel=None) -> xr.Dataset:
-        """Measured and cross-validated predicted responses of one voxel over samples."""
+        """Measured and cross-validated predicted responses of one voxel over samples;
+        ``time`` is the seconds of each sample's volume within its run (attrs ``t_r``)."""
         v = self._voxel(voxel)
         eng = self.engine()
         _, runs, volumes = self.sample_index()
+        starts = np.concatenate([[0], np.cumsum(self.data().run_lengths)[:-1]])
+        t_r = self.t_r
         return xr.Dataset({"measured": ("sample", np.asarray(eng.measured(v), float)),
                            "predicted": ("sample", np.asarray(eng.predict_cv(self.alpha, v), float))},
                           coords={"sample": np.arange(eng.n_samples), "run": ("sample", runs),
-                                  "volume": ("sample", volumes)},
-                          attrs={"voxel": v, "alpha": self.alpha})
+                                  "volume": ("sample", volumes),
+                                  "time": ("sample", (volumes - starts[runs]) * t_r)},
+                          attrs={"voxel": v, "alpha": self.alpha, "t_r": t_r})
 
     def stimulus(self, sample: int) -> xr.DataArray:
         """The 10x10 image paired with ``sample`` (after the lag): ``(row, col)``."""

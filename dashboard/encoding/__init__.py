@@ -5,9 +5,10 @@ become widgets (alpha on a log10 slider), its xarray results HoloViews
 elements: the fold-mean R^2 map in the shared slice viewer (thresholded), a
 histogram of R^2 with the threshold marked, the alpha path with the current
 alpha marked, and for the clicked voxel its ridge and Lasso receptive fields
-(10x10, the seed's marked pixel in red, the planted peak in yellow when the
-data is synthetic) and its measured vs cross-validated predicted time course;
-plus a stimulus browser. The decompositions are cached per process, so
+(10x10, rows and columns ticked; on synthetic data the pixel the voxel was built
+to respond to boxed in gold) and its measured vs cross-validated predicted time
+course in seconds within a run, the stimulus browser's sample marked; plus a
+stimulus browser. The decompositions are cached per process, so
 moving alpha or the threshold, or clicking, never refits anything.
 
 The package: ``tab`` (layout and callbacks), ``views`` (the plots, pure
@@ -19,9 +20,10 @@ from here.
 from .elements import EncodingElements
 from .exports import EncodingExports
 from .tab import TAB_URL_KEYS, URL_KEYS, EncodingTab
-from .views import (MARKED_PIXEL, PLOT_H, predicted_curve, r2_bins, r2_histogram,
-                    receptive_field_image, rf_element, time_course_plot)
+from .views import (PLANTED_TEXT, PLOT_H, measured_curve, predicted_curve, r2_bins,
+                    r2_histogram, receptive_field_image, rf_element, time_course_plot,
+                    update_time_course)
 
-__all__ = ["EncodingTab", "URL_KEYS", "TAB_URL_KEYS", "MARKED_PIXEL", "rf_element",
-           "receptive_field_image", "r2_bins", "r2_histogram", "predicted_curve",
-           "time_course_plot"]
+__all__ = ["EncodingTab", "URL_KEYS", "TAB_URL_KEYS", "PLANTED_TEXT", "rf_element",
+           "receptive_field_image", "r2_bins", "r2_histogram", "measured_curve",
+           "predicted_curve", "time_course_plot", "update_time_course"]

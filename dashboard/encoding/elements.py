@@ -72,19 +72,22 @@ class EncodingElements:
             report_error(exc)
             return receptive_field_image(np.zeros((10, 10)), "LassoLarsCV")
 
-    def _time_course_element(self, layers, voxel, run, revision):
+    def _time_course_element(self, layers, voxel, revision):
+        # the run and the stimulus browser's sample are shown in place (tab._run_changed)
         try:
             if voxel is not None:
-                return time_course_plot(self.analysis.time_course(voxel), run=run,
-                                        layers=layers)
+                return time_course_plot(self.analysis.time_course(voxel), run=self.run,
+                                        layers=layers, sample=self.sample)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
         import xarray as xr
 
         empty = xr.Dataset({"measured": ("sample", np.zeros(2)),
                             "predicted": ("sample", np.zeros(2))},
-                           coords={"sample": np.arange(2)}, attrs={"voxel": "-"})
-        return time_course_plot(empty, layers=layers)
+                           coords={"sample": np.arange(2), "run": ("sample", np.zeros(2, int)),
+                                   "time": ("sample", np.arange(2.0))},
+                           attrs={"voxel": "-"})
+        return time_course_plot(empty, run=1, layers=layers)
 
     def _stimulus_element(self, sample, revision):
         try:

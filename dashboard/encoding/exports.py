@@ -1,7 +1,8 @@
 """What the Encoding tab exports: the Export bar's source (see dashboard/export.py).
 
 A mixin of :class:`dashboard.encoding.tab.EncodingTab` implementing the source
-protocol of :class:`dashboard.export.ExportBar`: the R^2 map with its background,
+protocol of :class:`dashboard.export.ExportBar`: the R^2 map with its background
+(the PNG cut through the crosshair: the selected voxel),
 the per-fold R^2 of every voxel as scores, the summary, the parameters and a
 plain nilearn / scikit-learn script, all from the tab's analysis.
 """
@@ -15,10 +16,13 @@ class EncodingExports:
     """The tab's exports (see dashboard/export.py)."""
 
     def export_map(self) -> dict:
+        """The R^2 map, cut (PNG) through the crosshair, as the slice viewer shows it: the
+        selected voxel, or where the viewer was last clicked."""
         a = self.analysis
         return {"map": a.r2_map(), "background": a.background(),
                 "title": f"cross-validated R2 (alpha={a.alpha:.4g})", "threshold": a.threshold,
-                "name": "r2_map", "symmetric": False, "cut_coords": None, "cmap": "hot"}
+                "name": "r2_map", "symmetric": False,
+                "cut_coords": tuple(float(c) for c in self.viewer.crosshair_mm), "cmap": "hot"}
 
     def export_scores(self) -> pd.DataFrame:
         a = self.analysis

@@ -32,7 +32,7 @@ from dashboard.render.server import session_doc
 
 from .elements import EncodingElements
 from .exports import EncodingExports
-from .views import predicted_curve, rf_element
+from .views import PLANTED_TEXT, rf_element, update_time_course
 
 #: Analysis parameters kept in the URL (shareable view) and their query keys: every one
 #: but the dataset size (the server's setting); see :func:`dashboard.share.url_mapping`.
@@ -74,6 +74,7 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         # served, the voxel's views come after the tab's first message (see __panel__)
         self._details_shown = not served(self._doc)
         self.detail_alpha = a.alpha
+        # the map is cut at 0 (as the seed shows it); the readout gives the true R^2
         self.viewer = SliceViewer(title="", map_label="R2", cmap="fire", symmetric=False,
                                   plot_height=230)
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
@@ -103,9 +104,10 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         self.rf_lasso = LivePane(hv.DynamicMap(pn.bind(
             self._lasso_element, voxel=a.param.voxel, revision=rev)),
             css_classes=["rf-lasso"], linked_axes=False)
-        self._timecourse = LivePlot(self._time_course_element, ["predicted"],
-                                    redraw_on={"voxel": a.param.voxel, "run": self.param.run,
-                                               "revision": rev},
+        # the run and the stimulus browser's sample move in place (_time_course_moved)
+        self._timecourse = LivePlot(self._time_course_element,
+                                    ["measured", "predicted", "sample"],
+                                    redraw_on={"voxel": a.param.voxel, "revision": rev},
                                     css_classes=["time-course"], linked_axes=False,
                                     sizing_mode="stretch_width")
         self.timecourse = self._timecourse.pane
@@ -226,7 +228,8 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         vol = a.r2_map()
         shown = vol.copy(data=np.where(vol.values < 0, 0.0, vol.values))  # the seed's cut at 0
         top = float(np.nanmax(r2)) if np.isfinite(r2).any() else 1.0
-        self.viewer.param.update(stat_map=shown, threshold=max(a.threshold, 1e-6),
+        self.viewer.param.update(stat_map=shown, readout_map=vol,
+                                 threshold=max(a.threshold, 1e-6),
                                  clim=(0.0, max(top, 1e-3)),
                                  title=f"cross-validated R\u00b2 (alpha={a.alpha:.4g})")
         counts, edges = np.histogram(r2[np.isfinite(r2)], bins=60)  # as r2_bins
@@ -312,9 +315,24 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
                     self._ridge_title(voxel, alpha))
 
             self._ridge.show(ridge)
-            self._timecourse.show(lambda layers: layers["predicted"].curve(
-                predicted_curve(a.time_course(voxel), run=self.run)))
+            tc = a.time_course(voxel)
+            self._timecourse.show(lambda layers: update_time_course(
+                layers, tc, self.run, self.sample))
         self._update_voxel_info()
+
+    @param.depends("run", "sample", watch=True)
+    @notify_errors
+    @in_batch
+    def _time_course_moved(self):
+        """Another run, or the stimulus browser's sample: the time course in place (its
+        curves, time axis and the sample's line)."""
+        a = self.analysis
+        if a.voxel is None or self.busy.active or not self._timecourse.layers[
+                "predicted"].drawn():
+            return   # drawn with the current run and sample when it is drawn
+        tc = a.time_course(a.voxel)
+        self._timecourse.show(lambda layers: update_time_course(
+            layers, tc, self.run, self.sample))
 
     @notify_errors
     @in_batch
@@ -339,8 +357,12 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         self._update_voxel_info()
 
     def _planted(self, v):
+        """The pixel (row, col) voxel ``v`` was built to respond to: synthetic data only,
+        None for a voxel built to respond to nothing (zero amplitude)."""
         truth = self.analysis.data().truth
-        return tuple(int(p) for p in truth["peak"][v]) if truth is not None else None
+        if truth is None or not bool(truth["responsive"][v]):
+            return None
+        return tuple(int(p) for p in truth["peak"][v])
 
     def _update_voxel_info(self):
         if not self._details_shown:
@@ -362,10 +384,11 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
                 f"(R\u00b2={float(best.best_r2.values[v]):.3f}); ridge peak pixel "
                 f"(row {peak[0]}, col {peak[1]})")
         if planted is not None:
-            text += (f"; planted peak (row {planted[0]}, col {planted[1]})"
-                     if bool(truth["responsive"][v]) else "; planted: responds to nothing")
-        self.voxel_info.object = text + "  \nred box: the seed's marked pixel (4, 2)" + (
-            "; gold box: planted peak" if planted is not None else "")
+            text += (f"; built to respond to the pixel at row {planted[0]}, col {planted[1]}"
+                     f"  \n{PLANTED_TEXT}")
+        elif truth is not None:
+            text += "; built to respond to no pixel (synthetic data: no gold box)"
+        self.voxel_info.object = text
 
     def _clicked(self, event):
         ijk = self.viewer.voxel_index()
@@ -397,9 +420,12 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         a = self.analysis
         _, runs, volumes = a.sample_index()
         s = min(self.sample, len(runs) - 1)
-        self.stimulus_info.object = (f"sample {s}: run {int(runs[s]) + 1}, image "
+        run = int(runs[s])
+        seconds = (int(volumes[s]) - sum(a.data().run_lengths[:run])) * a.t_r
+        self.stimulus_info.object = (f"sample {s}: run {run + 1}, image "
                                      f"{int(volumes[s]) - a.lag} paired with volume "
-                                     f"{int(volumes[s])}")
+                                     f"{int(volumes[s])} ({seconds:g} s into its run: the "
+                                     f"dashed line on the run's time course)")
 
     # ---- layout ------------------------------------------------------------------------
     def _labelled(self) -> list:

@@ -1,8 +1,10 @@
 """The Encoding tab in Chromium: the alpha slider updates the summary and the map;
-a click on a voxel shows its receptive field."""
+a click on a voxel shows its receptive field; the run and sample sliders move the time
+course (seconds within the run) in place."""
 
 from __future__ import annotations
 
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,34 @@ from tests.browser.conftest import SCREENSHOTS
 from tests.browser.helpers import (busy_record, click_data, record_busy, set_model_value,
                                    text_of, wait_image_change, wait_text_change)
 
+
+
+def _time_course(page) -> dict:
+    """The time course figure as the page has it: title, x axis label and range, the
+    curves' first and last times, the vertical lines' positions."""
+    return page.evaluate("""() => {
+      const fig = Bokeh.documents[0].get_model_by_name("time-course");
+      const times = fig.renderers.flatMap(r => r.data_source && r.data_source.data.time
+                                          ? [...r.data_source.data.time] : []);
+      const lines = [...fig.center, ...fig.renderers]
+                              .filter(m => m.dimension === "height" && "location" in m)
+                              .map(m => m.location).filter(v => v !== null && !isNaN(v));
+      const xaxis = fig.below.find(m => "axis_label" in m);
+      return {title: fig.title.text, xlabel: xaxis ? xaxis.axis_label : null,
+              x_range: [fig.x_range.start, fig.x_range.end],
+              times: [Math.min(...times), Math.max(...times)], lines: lines};
+    }""")
+
+
+def _wait_time_course(page, done, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = _time_course(page)
+        if done(shown):
+            return shown
+        if time.monotonic() > deadline:
+            raise AssertionError(f"time course not updated: {shown}")
+        time.sleep(0.1)
 
 
 @pytest.mark.browser
@@ -49,10 +79,31 @@ def test_alpha_slider_and_voxel_click(app_page):
     info = wait_text_change(page, ".voxel-info", info_before)
     assert f"voxel {target} at" in info
     peak = tuple(int(p) for p in enc.data().truth["peak"][target])
-    assert f"planted peak (row {peak[0]}, col {peak[1]})" in info
+    assert f"built to respond to the pixel at row {peak[0]}, col {peak[1]}" in info
+    assert "gold box: the pixel this voxel was built to respond to" in info
+    assert "red box" not in info
     wait_image_change(rf, rf_before)
+
+    # the time course: seconds within the run shown; run 2 and a sample of it, in place
+    assert _time_course(page)["xlabel"] == "time in run (s)"
+    set_model_value(page, "run-slider", 2)
+    shown = _wait_time_course(page, lambda t: "run 2" in t["title"])
+    _, runs, volumes = enc.sample_index()
+    in_run2 = np.flatnonzero(runs == 1)
+    start = enc.data().run_lengths[0]
+    times = (volumes[in_run2] - start) * enc.t_r
+    assert shown["x_range"] == pytest.approx([0.0, (enc.data().run_lengths[1] - 1) * enc.t_r])
+    assert shown["times"] == pytest.approx([times.min(), times.max()])
+    stimulus = page.locator(".stimulus").first
+    stimulus_before = stimulus.screenshot()
+    set_model_value(page, "sample-slider", int(in_run2[10]))
+    _wait_time_course(page, lambda t: t["lines"] == pytest.approx([times[10]]))
+    wait_image_change(stimulus, stimulus_before)   # the browser's image too (screenshot)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "encoding.png"), full_page=True)
+    # below the page's first screen: the time course on its own
+    page.locator(".time-course").first.screenshot(
+        path=str(SCREENSHOTS / "encoding-timecourse.png"))
 
 
 @pytest.mark.browser
