@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                 # every benchmarks/bench_*.py, full size
     python benchmarks/run.py --only encoding --size small
+    python benchmarks/run.py --only reporting --size small   # cluster tables vs nilearn
 
 Each ``bench_<name>.py`` defines ``run(bench)`` and uses :class:`Bench` to time
 the fast paths and the reference code side by side in one run:

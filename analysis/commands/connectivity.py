@@ -25,6 +25,7 @@ import numpy as np
 from .. import jobs
 from ..errors import DataError
 from ..preprocessing import CLI_FLAGS, SETTINGS, Preprocessing
+from ..reporting import cli as reporting
 from . import print_json
 from .options import add_param_options, param_values
 from .validate import (check_band, check_outputs, finite_float, int_range, non_negative_int,
@@ -61,6 +62,8 @@ def add_parser(sub):
                    help="peaks above this r (default 0.5)")
     p.add_argument("--n-peaks", type=int_range(0, 10000), default=10,
                    help="peaks listed (default 10)")
+    reporting.add_options(p, "mni for --data and the synthetic data, native for --func; "
+                             "clusters: |r| above --threshold")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--out", type=Path, metavar="MAP.nii.gz", help="write the r (or z) map")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -91,6 +94,7 @@ def run(args) -> int:
     from ..progress import console_progress
 
     check_outputs(("--out", args.out))  # a bad --out fails before any computation
+    reporting.check_options(args, args.threshold)
     preprocessing = Preprocessing(**param_values(args, conn.PREPROCESSING))
     band = preprocessing.cleaning_settings()
     check_band(band.high_pass, band.low_pass, args.t_r)
@@ -106,6 +110,11 @@ def run(args) -> int:
     peaks = conn.find_peaks(r_map, args.threshold, args.n_peaks).rename(columns={"value": "r"})
     peaks["fisher_z"] = np.arctanh(peaks["r"].to_numpy())
     peaks = conn.label_peaks(peaks, files["truth"] if files else None)
+    mni = reporting.in_mni(args, args.func is None)   # the development data: MNI152
+    peaks["region"] = reporting.regions(args, peaks[["x", "y", "z"]].to_numpy(), mni)
+    r_volume = np.full(data.mask.shape, np.nan)
+    r_volume[data.mask] = result.r                     # the clusters of r, on the data's grid
+    clusters = reporting.clusters(args, r_volume, data.affine, args.threshold, True, mni)
     out = None
     if args.out is not None:
         from ..atomic import save_nifti
@@ -125,6 +134,7 @@ def run(args) -> int:
         "t_r": subject.t_r, **{name: getattr(settings, name) for name in SETTINGS},
         "confounds": list(settings.confound_columns or []),
         "out": str(out) if out else None, "map": "z" if args.fisher_z else "r",
+        **reporting.payload(args, clusters, mni),
     }
     if args.json:
         print_json(payload)
@@ -134,6 +144,7 @@ def run(args) -> int:
           f"{payload['n_above']:,} voxels above {args.threshold:g}")
     if len(peaks):
         print(peaks.round(3).to_string(index=False))
+    reporting.print_clusters(clusters)
     if out:
         print(f"wrote {out}")
     return 0

@@ -20,6 +20,7 @@ from ..config import SIZES
 from ..encoding.engine import CV_SCHEMES, check_alpha
 from ..errors import DataError
 from ..progress import console_progress
+from ..reporting import cli as reporting
 from . import print_json
 from .validate import check_outputs, float_range, int_range
 
@@ -75,6 +76,8 @@ def add_parser(sub):
                      type=float_range(0.0, None, lo_open=True,
                                       message="alphas must be positive numbers"),
                      help="also find each voxel's best alpha among these (best_alpha_per_voxel)")
+    reporting.add_options(p, "native: Miyawaki's subject space and your own files; clusters: "
+                             "R^2 above --threshold, one-sided")
     p.add_argument("--json", action="store_true", help="print JSON (r2_per_voxel in mask order)")
     p.add_argument("--out", type=Path, metavar="r2_map.nii.gz", default=None,
                    help="write the fold-mean R^2 map (zero outside the mask)")
@@ -86,6 +89,7 @@ def run(args) -> int:
     from ..volumes import unmask
 
     check_outputs(("--out", args.out))  # a bad --out fails before any computation
+    reporting.check_options(args, args.threshold)
     alpha = check_alpha(args.alpha)
     if args.func is not None or args.stimuli is not None or args.mask is not None:
         return run_own_files(args, alpha)
@@ -123,6 +127,7 @@ def run(args) -> int:
         save_nifti(unmask(r2, enc.data().mask_img,   # on the data's own grid
                           dtype=np.float32 if args.dtype == "float32" else np.float64),
                    args.out)
+    mni, clusters = _clusters(args, r2, enc.data().mask_img)
     if args.json:
         print_json({
             "alpha": alpha, "n_folds": n_folds, "cv": args.cv, "lag": args.lag,
@@ -130,10 +135,11 @@ def run(args) -> int:
             "mean_r2": float(r2.mean()), "threshold": args.threshold,
             "n_above_threshold": int((r2 > args.threshold).sum()),
             "data": enc.data().source, "out": None if args.out is None else str(args.out),
-            "r2_per_voxel": r2.tolist(),
+            "r2_per_voxel": r2.tolist(), **reporting.payload(args, clusters, mni),
         })
     else:
         print(enc.summary())
+        reporting.print_clusters(clusters)
         if args.out is not None:
             print(f"wrote {args.out}")
     return 0
@@ -174,6 +180,8 @@ def run_own_files(args, alpha: float) -> int:
         "n_features": data.n_features, "mean_r2": float(r2.mean()),
         "threshold": args.threshold, "n_above_threshold": int((r2 > args.threshold).sum()),
         "out": None if args.out is None else str(args.out), "r2_per_voxel": r2.tolist()}
+    mni, clusters = _clusters(args, r2, data.mask_img)
+    payload.update(reporting.payload(args, clusters, mni))
     if args.alphas is not None:
         best, best_r2 = best_alphas(ridge, args.alphas)
         payload.update(alphas=[float(a) for a in args.alphas],
@@ -184,6 +192,20 @@ def run_own_files(args, alpha: float) -> int:
         print(f"alpha={alpha:g} folds={ridge.n_folds} delays={list(data.delays)} "
               f"features={data.n_features} mean R2={r2.mean():.3f} voxels above "
               f"{args.threshold:g}: {payload['n_above_threshold']}")
+        reporting.print_clusters(clusters)
         if args.out is not None:
             print(f"wrote {args.out}")
     return 0
+
+
+def _clusters(args, r2, mask_img):
+    """``(in MNI space, cluster table or None)`` of the R^2 map: one-sided, above
+    ``--threshold``; Miyawaki's data and the user's files are native unless ``--space mni``."""
+    from ..volumes import unmask
+
+    mni = reporting.in_mni(args, False)
+    if not args.clusters:
+        return mni, None
+    img = unmask(r2, mask_img, dtype=np.float64)   # 0 outside the mask, on the data's grid
+    return mni, reporting.clusters(args, np.asarray(img.dataobj), img.affine, args.threshold,
+                                   False, mni)

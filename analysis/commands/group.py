@@ -19,6 +19,7 @@ from ..config import SIZES
 from ..errors import DataError
 from ..preprocessing import CLI_FLAGS, PARAMETERS, Preprocessing
 from ..progress import console_progress
+from ..reporting import cli as reporting
 from . import print_json
 from .options import add_param_options, param_values
 from .validate import (check_band, check_outputs, finite_float, float_range, int_range,
@@ -76,6 +77,8 @@ def add_parser(sub):
                      help="local cluster workers as threads of this process (no processes)")
     clu.add_argument("--timeout", type=float_range(0.5, 120.0), default=5.0,
                      help="seconds to wait for the scheduler, 0.5 to 120 (default 5)")
+    reporting.add_options(p, "mni: the development data and --func images are in MNI space; "
+                             "clusters: |t| above --threshold")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", type=Path, metavar="t_map.nii.gz", help="write the group t map")
     p.add_argument("--out-mean-z", type=Path, metavar="mean_z.nii.gz",
@@ -122,6 +125,7 @@ def run(args) -> int:
 
     # bad outputs fail before any computation (and before a cluster starts)
     check_outputs(("--out", args.out), ("--out-mean-z", args.out_mean_z))
+    reporting.check_options(args, args.threshold)
     analysis = build_analysis(args)
     band = analysis.cleaning_settings()
     check_band(band.high_pass, band.low_pass, args.t_r)
@@ -131,6 +135,11 @@ def run(args) -> int:
         progress = None if args.json or not sys.stderr.isatty() else console_progress("group")
         analysis.run(progress=progress)
         payload = analysis.report()
+        mni = reporting.in_mni(args, True)   # development data, and --func "in MNI space"
+        reporting.add_regions(payload["peaks"], args, mni)
+        clusters = reporting.clusters(args, *reporting.volume_of(analysis.t_map()),
+                                      args.threshold, True, mni)
+        payload.update(reporting.payload(args, clusters, mni))
         # written only once everything is computed, each atomically
         if args.out is not None:
             save_nifti(analysis.to_nifti("t"), args.out)
@@ -147,7 +156,9 @@ def run(args) -> int:
     print(analysis.summary(), file=out)
     for pk in payload["peaks"]:
         node = f"  {pk['network']} node {pk['node_distance_mm']:g} mm" if "network" in pk else ""
-        print(f"  peak ({pk['x']:g}, {pk['y']:g}, {pk['z']:g}) mm  t={pk['t']:.2f}{node}", file=out)
+        print(f"  peak ({pk['x']:g}, {pk['y']:g}, {pk['z']:g}) mm  t={pk['t']:.2f}{node}"
+              f"{'  ' + pk['region'] if pk['region'] else ''}", file=out)
+    reporting.print_clusters(clusters, out)
     for key in ("out", "out_mean_z"):
         if key in payload:
             print(f"written: {payload[key]}", file=out)
