@@ -129,7 +129,7 @@ def bad(tmp_path_factory, haxby_slice) -> Path:
 def _decoding(haxby_slice, func=None):
     return ["decoding", "--func", func or haxby_slice / "bold.nii.gz",
             "--mask", haxby_slice / "mask.nii.gz", "--labels", haxby_slice / "attributes.txt",
-            "--conditions", "face", "cat"]
+            "--conditions", "1", "4"]
 
 
 def _connectivity(haxby_slice, func=None):

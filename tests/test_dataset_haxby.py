@@ -240,3 +240,45 @@ def test_data_from_an_older_generator_is_made_again(tmp_path, decoding_dir):
     truth["generator_version"] = haxby.GENERATOR_VERSION - 1
     truth_path.write_text(json.dumps(truth))
     assert not haxby.is_present(copy)  # ensure_synthetic makes it again
+
+
+# ---------------------------------------------------------------- the user's numeric labels
+
+HAXBY_NAMES = ["rest", "face", "house", "shoe", "cat", "scissors", "scrambledpix",
+               "bottle", "chair"]
+
+
+def _slice(haxby_slice, labels=None, label_names=None):
+    return haxby.load_user(haxby_slice / "bold.nii.gz", haxby_slice / "mask.nii.gz",
+                           labels or haxby_slice / "attributes.txt", label_names)
+
+
+def test_numeric_labels_stay_numbers_without_a_table(haxby_slice):
+    """No code-to-name table: the codes are the conditions, as strings; no dataset's
+    names are assumed (issue 15 item 13)."""
+    data = _slice(haxby_slice)
+    assert sorted(set(data.labels["labels"]), key=int) == [str(c) for c in range(9)]
+    assert data.labels["labels"].value_counts()["0"] == 588
+    assert data.info["named"] is False
+
+
+def test_a_table_names_the_codes(haxby_slice, tmp_path):
+    table = tmp_path / "names.txt"    # as the slice's README gives them
+    table.write_text("".join(f"{c} {n}\n" for c, n in enumerate(HAXBY_NAMES)))
+    data = _slice(haxby_slice, label_names=table)
+    assert set(data.labels["labels"]) == set(HAXBY_NAMES)
+    assert data.labels["labels"].value_counts()["rest"] == 588
+    assert data.info["named"] is True
+
+
+def test_codes_no_dataset_names_are_read_as_numbers(haxby_slice, tmp_path):
+    rows = (haxby_slice / "attributes.txt").read_text().splitlines()
+    labels = tmp_path / "codes.txt"
+    labels.write_text("\n".join(f"{int(r.split()[0]) + 10} {r.split()[1]}" for r in rows))
+    data = _slice(haxby_slice, labels=labels)
+    assert sorted(set(data.labels["labels"]), key=int) == [str(c) for c in range(10, 19)]
+
+
+def test_named_labels_file_unchanged(decoding_dir):
+    data = haxby.load(decoding_dir)
+    assert set(data.labels["labels"]) == set(haxby.CATEGORIES) | {"rest"}

@@ -137,8 +137,8 @@ def test_multiclass(analysis):
     assert float(s.chance) == pytest.approx(1 / 3)
     assert float(s.mean_score) > 0.5
     assert len(analysis.contrasts()) == 3
-    analysis.contrast = 2
-    assert analysis.weight_map().attrs["contrast"] == "face (+) vs house (-)"
+    analysis.contrast = 2   # the map of the third condition: house vs the others
+    assert analysis.weight_map().attrs["contrast"] == "house (+) vs others (-)"
     analysis.param.update(contrast=0, conditions=["face", "cat"])
 
 
@@ -256,14 +256,24 @@ def test_permutation_null_cancel_raises():
 
 # ---------------------------------------------------------------- real data (user files)
 
-def test_real_slice_face_vs_cat(haxby_slice):
+HAXBY_TABLE = "".join(f"{c} {n}\n" for c, n in enumerate(
+    ["rest", "face", "house", "shoe", "cat", "scissors", "scrambledpix", "bottle", "chair"]))
+
+
+def _slice_analysis(haxby_slice, label_names=None, **params):
+    return DecodingAnalysis.from_files(haxby_slice / "bold.nii.gz", haxby_slice / "mask.nii.gz",
+                                       haxby_slice / "attributes.txt", label_names=label_names,
+                                       **params)
+
+
+def test_real_slice_face_vs_cat(haxby_slice, tmp_path):
     from analysis.io import load_labels
 
-    a = DecodingAnalysis.from_files(haxby_slice / "bold.nii.gz", haxby_slice / "mask.nii.gz",
-                                    haxby_slice / "attributes.txt", conditions=["1", "4"],
-                                    cv="run", standardize=True)
+    table = tmp_path / "names.txt"
+    table.write_text(HAXBY_TABLE)
+    a = _slice_analysis(haxby_slice, table, conditions=["1", "4"], cv="run", standardize=True)
     assert a.conditions == ["face", "cat"]
-    labels = load_labels(haxby_slice / "attributes.txt")
+    labels = load_labels(haxby_slice / "attributes.txt", names=table)
     X, y, groups = seed_reference(haxby_slice / "bold.nii.gz", haxby_slice / "mask.nii.gz",
                                   labels, ["face", "cat"])
     assert X.shape == (216, 530)
@@ -271,6 +281,77 @@ def test_real_slice_face_vs_cat(haxby_slice):
     s = a.scores()
     np.testing.assert_array_equal(s.fold_score.values, expected)
     assert float(s.mean_score) > float(s.chance) + 0.1
+    assert "at chance" not in a.summary()
+    # no table: the same decoder on the codes themselves
+    codes = _slice_analysis(haxby_slice, conditions=["1", "4"], cv="run")
+    assert codes.conditions == ["1", "4"]
+    np.testing.assert_array_equal(codes.scores().fold_score.values, expected)
+
+
+# ---------------------------------------------------------------- default pair, at chance
+# (issue 15 item 13: numeric labels without a table were given Haxby's names; with the
+# user's own table the default pair could be rest vs bottle: accuracy = chance = 0.845)
+
+def test_numeric_labels_without_a_table_are_numbers(haxby_slice):
+    a = _slice_analysis(haxby_slice)
+    assert a.param.conditions.objects == [str(c) for c in range(9)]
+    assert a.conditions == ["1", "2"]          # not "0": it dominates (588 vs 108 volumes)
+    with pytest.raises(DataError, match="condition 'face' has no samples in the labels "
+                       r"\(known: 0, 1, 2, .*numeric codes with no names"):
+        _slice_analysis(haxby_slice, conditions=["face", "cat"])
+
+
+@pytest.mark.parametrize("rest", ["Rest", "baseline", "blank"])
+def test_default_pair_is_never_the_majority_class(haxby_slice, tmp_path, rest):
+    """The user's table, without face and cat: the default pair excludes a rest named
+    as such (any case) and a label with more than twice the next one's volumes."""
+    table = tmp_path / "names.txt"
+    table.write_text("".join(f"{c} {n}\n" for c, n in enumerate(
+        [rest, "visage", "maison", "chaussure", "chat", "ciseaux", "brouillage", "bottle",
+         "chaise"])))
+    a = _slice_analysis(haxby_slice, table, cv="run")
+    assert rest not in a.conditions and len(a.conditions) == 2
+    assert a.conditions == ["bottle", "brouillage"]   # the first two of equal size
+    s = a.scores()
+    assert float(s.chance) == 0.5 and float(s.mean_score) > float(s.chance_limit)
+
+
+def test_default_pair_of_similar_size():
+    from analysis.decoding import condition_choices, default_conditions
+
+    def labels(counts):
+        names = [n for n, k in counts.items() for _ in range(k)]
+        return pd.DataFrame({"labels": names, "chunks": np.arange(len(names)) % 4})
+
+    assert default_conditions(labels({"a": 50, "b": 20, "c": 22, "d": 40})) == ["b", "c"]
+    numbers = labels({"0": 300, "1": 50, "2": 48, "10": 20})
+    assert condition_choices(numbers) == ["0", "1", "2", "10"]
+    assert default_conditions(numbers) == ["1", "2"]
+    assert default_conditions(labels({"rest": 10, "cat": 3, "face": 3, "house": 3})) == [
+        "face", "cat"]
+    assert condition_choices(labels({"rest": 10, "cat": 3, "face": 3})) == [
+        "cat", "face", "rest"]
+    assert default_conditions(labels({"rest": 10, "x": 3})) == ["x", "rest"]
+
+
+def test_a_result_at_chance_says_so(haxby_slice, tmp_path):
+    from analysis.scripts.decoding import decoding_script
+    from tests.test_scripts import run_script
+
+    # rest vs bottle, regularised so much that it predicts the majority: the issue's case
+    a = _slice_analysis(haxby_slice, conditions=["0", "7"], cv="run", C=1e-4)
+    s = a.scores()
+    assert float(s.chance) == pytest.approx(588 / 696)
+    limit = float(s.chance) + 2 * np.sqrt(float(s.chance) * (1 - float(s.chance)) / 696)
+    assert float(s.chance_limit) == pytest.approx(limit)
+    assert float(s.mean_score) <= float(s.chance_limit)
+    assert a.summary() == ("0 vs 7, SVC C=0.0001, leave-one-run-out: 0.845, at chance "
+                           "(chance 0.845, train 0.845)")
+    out = run_script(decoding_script(a), tmp_path)   # the script says so too
+    assert out["summary"] == a.summary()
+    a.C = 1.0   # decodable: no such words
+    assert float(a.scores().mean_score) > float(a.scores().chance_limit)
+    assert "at chance" not in a.summary()
 
 
 # ---------------------------------------------------------------- bad input

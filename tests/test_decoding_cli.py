@@ -48,7 +48,8 @@ def test_permutations_and_weights(decoding_dir, capfd, tmp_path):
     assert 0 < result["p_value"] < 0.05
     img = nib.load(str(out))
     assert img.shape == nib.load(result["func"]).shape[:3]
-    assert np.isfinite(np.asarray(img.dataobj)).sum() == result["n_voxels"]
+    # on the data's own grid, 0 outside the mask (as nilearn's inverse_transform)
+    assert (np.asarray(img.dataobj) != 0).sum() == result["n_voxels"]
 
 
 def test_real_slice_user_files_with_codes(haxby_slice, capsys, tmp_path):
@@ -56,9 +57,9 @@ def test_real_slice_user_files_with_codes(haxby_slice, capsys, tmp_path):
                       "--mask", haxby_slice / "mask.nii.gz",
                       "--labels", haxby_slice / "attributes.txt",
                       "--conditions", "1", "4", "--cv", "run")
-    assert result["conditions"] == ["face", "cat"]
+    assert result["conditions"] == ["1", "4"]   # no table: the codes stay numbers
     assert result["n_voxels"] == 530 and result["n_samples"] == 216
-    assert result["mean_score"] > result["chance"]
+    assert result["mean_score"] > result["chance"] and result["at_chance"] is False
     # same numbers with names and a code-to-name table
     names = tmp_path / "names.txt"
     names.write_text("0 rest\n1 face\n2 house\n3 shoe\n4 cat\n5 scissors\n6 scrambledpix\n"
@@ -68,6 +69,26 @@ def test_real_slice_user_files_with_codes(haxby_slice, capsys, tmp_path):
                        "--labels", haxby_slice / "attributes.txt", "--label-names", names,
                        "--conditions", "face", "cat")
     assert by_name["fold_scores"] == result["fold_scores"]
+    assert by_name["conditions"] == ["face", "cat"]
+
+
+def test_numeric_labels_default_pair_and_names_without_a_table(haxby_slice, capsys):
+    files = ["--func", haxby_slice / "bold.nii.gz", "--mask", haxby_slice / "mask.nii.gz",
+             "--labels", haxby_slice / "attributes.txt"]
+    # no --conditions: two codes of equal size, not 0 (588 volumes against 108: rest)
+    result = run_json(capsys, *files)
+    assert result["conditions"] == ["1", "2"] and result["n_samples"] == 216
+    # names with no table to give them: one line saying so
+    code = main(["decoding", *map(str, files), "--conditions", "face", "cat"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "condition 'face' has no samples" in err and "code-to-name table" in err
+    # rest vs bottle, predicting the majority: at chance, in the JSON and in words
+    at_chance = run_json(capsys, *files, "--conditions", "0", "7", "--C", "0.0001")
+    assert at_chance["mean_score"] == pytest.approx(at_chance["chance"])
+    assert at_chance["at_chance"] is True
+    assert main(["decoding", *map(str, files), "--conditions", "0", "7", "--C", "0.0001"]) == 0
+    assert ", at chance (chance 0.845" in capsys.readouterr().out
 
 
 def test_text_output(decoding_dir, capsys):

@@ -156,18 +156,48 @@ def test_exports(tab, tmp_path):
     assert bar.content("png")[:4] == b"\x89PNG"
 
 
+HAXBY_TABLE = "".join(f"{c} {n}\n" for c, n in enumerate(
+    ["rest", "face", "house", "shoe", "cat", "scissors", "scrambledpix", "bottle", "chair"]))
+
+
+def _upload(tab, haxby_slice, table: str | None = None):
+    up = tab.upload
+    files = [("func", "bold.nii.gz", None), ("mask", "mask.nii.gz", None)]
+    if table is not None:
+        files.append(("label_names", "names.txt", table.encode()))
+    files.append(("labels", "attributes.txt", None))
+    for role, name, content in files:
+        up.uploads.accept(role, name, content or (haxby_slice / name).read_bytes())
+        up.paths = {**up.paths, role: up.uploads.files[role]}
+    assert tab.upload_job.wait(120)  # read and masked in the background
+
+
+def test_uploaded_numeric_labels_without_a_table_stay_numbers(decoding_dir, haxby_slice):
+    """Issue 15 item 13: no Haxby names given to a user's codes; the default pair is
+    two codes of equal size (not 0, the dominant rest)."""
+    from dashboard.decoding import USER_FILES, DecodingTab
+
+    tab = DecodingTab()
+    _upload(tab, haxby_slice)
+    assert tab.source == USER_FILES
+    assert list(tab.w_conditions.options.values()) == [str(c) for c in range(9)]
+    assert tab.w_conditions.value == ["1", "2"]
+    assert tab.summary.object.startswith("1 vs 2, SVC C=1, leave-one-run-out: ")
+    assert "at chance" not in tab.summary.object
+    assert "code-to-name table" in tab.upload_status.object
+    tab.analysis.param.update(conditions=["0", "7"], C=1e-4)   # rest vs bottle: the majority
+    assert ", at chance (chance 0.845" in tab.summary.object
+
+
 def test_uploaded_files_become_a_source(decoding_dir, haxby_slice):
     from dashboard.decoding import USER_FILES, DecodingTab
 
     tab = DecodingTab()
     up = tab.upload
-    for role, name in (("func", "bold.nii.gz"), ("mask", "mask.nii.gz"),
-                       ("labels", "attributes.txt")):
-        up.uploads.accept(role, name, (haxby_slice / name).read_bytes())
-        up.paths = {**up.paths, role: up.uploads.files[role]}
-    assert tab.upload_job.wait(120)  # read and masked in the background
+    _upload(tab, haxby_slice, HAXBY_TABLE)
     assert tab.source == USER_FILES
     assert tab.summary.object.startswith("face vs cat, SVC C=1, leave-one-run-out: 0.741")
+    assert tab.upload_status.object == ""
     code = tab.export_code()  # the user's files by their names, beside the script
     assert 'FUNC = "bold.nii.gz"' in code and 'LABELS = "attributes.txt"' in code
     assert str(up.uploads.folder) not in code

@@ -128,8 +128,11 @@ def test_decoding_script_on_uploaded_names_with_permutations(haxby_slice, tmp_pa
     by the names the user gave them, from its folder; with a permutation test run."""
     from analysis.decoding import DecodingAnalysis
 
+    from analysis.io import HAXBY_CODES
+
     m = DecodingAnalysis.from_files(haxby_slice / "bold.nii.gz", haxby_slice / "mask.nii.gz",
-                                    haxby_slice / "attributes.txt", conditions=["face", "house"],
+                                    haxby_slice / "attributes.txt", label_names=HAXBY_CODES,
+                                    conditions=["face", "house"],
                                     n_permutations=20, n_jobs=1)
     m.param.update(cv="run", C=0.1)
     m.permutation_test()

@@ -1,8 +1,8 @@
 """``fmri-explorer decoding``: the seed's decoding from the command line.
 
 ``fmri-explorer decoding [--data DIR | --func F --mask M --labels L [--label-names FILE]]
---conditions A B [--classifier svc|logistic] [--C 1.0] [--cv kfold|run] [--n-folds K]
-[--n-permutations N] [--json] [--out weights.nii.gz]``
+[--conditions A B ...] [--classifier svc|logistic] [--C 1.0] [--cv kfold|run] [--n-folds K]
+[--n-permutations N] [--json] [--out weights.nii.gz [--map-class A]]``
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import jobs
 from ..errors import DataError
 from ..progress import console_progress
+from ..reporting import cli as reporting
 from . import print_json
 from .validate import check_outputs, float_range, int_range, max_jobs
 
@@ -39,9 +40,13 @@ def add_parser(sub):
                      help="labels: 'labels chunks' header file, or numeric 'label run' columns")
     src.add_argument("--label-names", type=Path, metavar="FILE",
                      help="code-to-name table for numeric labels (lines 'code name' or JSON); "
-                          "default: the Haxby codes")
-    p.add_argument("--conditions", nargs="+", default=["face", "cat"], metavar="A",
-                   help="conditions to discriminate, names or numeric codes (default: face cat)")
+                          "without one, numeric labels stay their numbers")
+    p.add_argument("--conditions", nargs="+", default=None, metavar="A",
+                   help="conditions to discriminate, names or numeric codes (default: face "
+                        "cat when present, else two non-rest conditions of similar size)")
+    p.add_argument("--map-class", metavar="A",
+                   help="with more than two conditions: the condition whose map --out "
+                        "writes (its decoder against the others; default: the first)")
     p.add_argument("--classifier", choices=["svc", "logistic"], default="svc")
     p.add_argument("--C", type=float_range(0.0, C_MAX, lo_open=True,
                                            message=f"--C must be positive and at most {C_MAX:g}"),
@@ -62,6 +67,9 @@ def add_parser(sub):
                    help="do not z-score voxels (the seed standardises)")
     p.add_argument("--whole-brain", action="store_true",
                    help="with --data: use the whole-brain mask instead of ventral-temporal")
+    reporting.add_options(p, "native: Haxby's subject space and your own files",
+                          cluster_threshold="with --clusters: |weight| above which the weight "
+                                            "map's voxels form clusters (required)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", type=Path, metavar="weights.nii.gz",
                    help="write the weight map (train on all samples) as NIfTI")
@@ -91,6 +99,14 @@ def build_analysis(args):
                                                  **params)
         if args.whole_brain:
             analysis.mask = "whole brain"
+    if args.map_class is not None:
+        from ..decoding import resolve_conditions
+
+        target = resolve_conditions(analysis.data.labels, [args.map_class])[0]
+        if target not in analysis.conditions or len(analysis.conditions) < 3:
+            raise DataError(f"--map-class: {args.map_class!r} is not one of more than two "
+                            f"--conditions ({' '.join(map(str, analysis.conditions))})")
+        analysis.contrast = list(analysis.conditions).index(target)
     return analysis
 
 
@@ -109,9 +125,9 @@ def check_samples(args, analysis) -> None:
 
 def run(args) -> int:
     from ..atomic import save_nifti
-    from ..volumes import to_nifti
 
     check_outputs(("--out", args.out))  # a bad --out fails before any computation
+    reporting.check_options(args)
     analysis = build_analysis(args)
     check_samples(args, analysis)
     if args.func is not None:
@@ -126,6 +142,7 @@ def run(args) -> int:
         "mean_score": float(scores.mean_score),
         "train_score": float(scores.train_score),
         "chance": float(scores.chance),
+        "at_chance": bool(scores.mean_score <= scores.chance_limit),
         "classifier": analysis.classifier,
         "C": analysis.C,
         "n_folds": int(scores.sizes["fold"]),
@@ -146,8 +163,13 @@ def run(args) -> int:
         payload.update(p_value=float(perm.p_value), n_permutations=int(perm.sizes["permutation"]),
                        null_mean=float(perm.null.mean()), null_max=float(perm.null.max()))
     if args.out is not None:
-        save_nifti(to_nifti(analysis.weight_map()), args.out)
-        payload["out"] = str(args.out)
+        weights = analysis.weight_map()
+        save_nifti(analysis.to_nifti("weights"), args.out)   # on the data's own grid
+        payload.update(out=str(args.out), contrast=weights.attrs["contrast"])
+    mni = reporting.in_mni(args, False)   # Haxby and the user's files: subject space
+    clusters = reporting.clusters(args, *reporting.volume_of(analysis.weight_map()),
+                                  args.cluster_threshold, True, mni) if args.clusters else None
+    payload.update(reporting.payload(args, clusters, mni))
     if args.json:
         print_json(payload)
     else:
@@ -156,4 +178,5 @@ def run(args) -> int:
         print("fold scores: " + " ".join(f"{v:.3f}" for v in payload["fold_scores"]), file=out)
         if args.out is not None:
             print(f"weights written to {args.out}", file=out)
+        reporting.print_clusters(clusters, out)
     return 0

@@ -136,16 +136,41 @@ def load(data_dir=None, size: str | None = None, subject: int = SUBJECT,
         n_volumes=int(img.shape[3]), info=info)
 
 
+def _numeric_codes(path) -> list[int] | None:
+    """The codes of a headerless numeric labels file (``label run`` a row), or None for
+    a file with names (a ``labels chunks`` header) or one that cannot be read (the
+    labels reader then says why)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().split()
+        if not first:
+            return None
+        float(first[0])
+        raw = pd.read_csv(path, sep=r"[\s,]+", header=None, engine="python")
+        return sorted({int(c) for c in raw.iloc[:, 0].astype(int)})
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError):
+        return None
+
+
 def load_user(func, mask, labels, label_names=None) -> HaxbyData:
-    """The user's own files: a 4D NIfTI, a mask and a labels file (see :mod:`analysis.io`)."""
+    """The user's own files: a 4D NIfTI, a mask and a labels file (see :mod:`analysis.io`).
+
+    Numeric label codes are named by ``label_names`` (a code-to-name table: a file or
+    a dict); without one they stay their numbers, as strings (``"1"``, ``"2"``): no
+    dataset's names are assumed (``info["named"]`` says whether a table named them).
+    """
     from ..io import load_func, load_labels, load_mask, t_r_of
 
     img = load_func(func)
     mask_img = load_mask(mask, img)
+    codes = _numeric_codes(labels) if label_names is None else None
+    named = label_names is not None or codes is None
+    if codes is not None:
+        label_names = {c: str(c) for c in codes}   # each code named by its number
     table = load_labels(labels, n_volumes=img.shape[3], names=label_names)
     return HaxbyData(func=Path(func), labels=table, masks={"user mask": mask_img},
                      anat=None, t_r=t_r_of(img), source="user files",
                      n_volumes=int(img.shape[3]),
-                     info={"mask": str(mask), "labels": str(labels),
+                     info={"mask": str(mask), "labels": str(labels), "named": named,
                            "mask_files": ({"user mask": str(mask)}
                                           if isinstance(mask, (str, Path)) else {})})

@@ -30,15 +30,17 @@ from .engine import Cancelled, accuracy, haufe_pattern, p_value, shuffled_labels
 from .model import (CLASSIFIER_NAMES, CLASSIFIERS, CV_NAMES, CV_SCHEMES,
                     DecodingAnalysis)
 from .permutation import permutation_null
-from .reference import (contrast_names, cross_validate, cv_splits, fit_all,
-                        make_classifier)
+from .reference import (contrast_names, cross_validate, cv_splits, fit_all, fit_one_vs_rest,
+                        make_classifier, one_vs_rest_name)
 from .registry import CLASSIFIER_SPECS, ClassifierSpec
-from .samples import PRIVATE, masked_of, resolve_conditions, select_samples
+from .samples import (PRIVATE, condition_choices, default_conditions, masked_of,
+                      resolve_conditions, select_samples)
 
 __all__ = [
     "CLASSIFIERS", "CLASSIFIER_NAMES", "CLASSIFIER_SPECS", "CV_NAMES", "CV_SCHEMES",
     "Cancelled", "ClassifierSpec",
-    "DecodingAnalysis", "PRIVATE", "accuracy", "contrast_names", "cross_validate",
-    "cv_splits", "fit_all", "haufe_pattern", "make_classifier", "masked_of", "p_value",
+    "DecodingAnalysis", "PRIVATE", "accuracy", "condition_choices", "contrast_names",
+    "cross_validate", "cv_splits", "default_conditions", "fit_all", "fit_one_vs_rest",
+    "haufe_pattern", "make_classifier", "masked_of", "one_vs_rest_name", "p_value",
     "permutation_null", "resolve_conditions", "select_samples", "shuffled_labels",
 ]

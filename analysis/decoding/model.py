@@ -4,6 +4,8 @@
 standardisation, classifier, ``C``, CV scheme, permutations), caches the masked
 data and the fits, and returns the results as xarray (scores, weight and
 pattern maps, the permutation test, run blocking or in a background thread).
+With more than two conditions, the map shown is one class's: the weights of
+its one-vs-rest decoder (``contrast``, the class's position in ``conditions``).
 The names of the CV schemes and classifiers the widgets offer live here too,
 derived from the registries (:data:`analysis.registry.CV_SPECS`,
 :data:`.registry.CLASSIFIER_SPECS`) and kept in step with them.
@@ -26,9 +28,11 @@ from ..registry import CV_SPECS
 from ..volumes import to_xarray
 from .engine import Cancelled, haufe_pattern, p_value
 from .permutation import permutation_null
-from .reference import contrast_names, cross_validate, cv_splits, fit_all
+from .reference import (contrast_names, cross_validate, cv_splits, fit_all, fit_one_vs_rest,
+                        one_vs_rest_name)
 from .registry import CLASSIFIER_SPECS
-from .samples import masked_of, resolve_conditions, select_samples
+from .samples import (condition_choices, default_conditions, masked_of, resolve_conditions,
+                      select_samples)
 
 #: widget label -> key, e.g. ``{"KFold": "kfold", "leave-one-run-out": "run"}``
 CV_SCHEMES: dict = {}
@@ -94,8 +98,11 @@ class DecodingAnalysis(param.Parameterized):
         "leave-one-run-out)."))
     random_state = param.Integer(default=0, doc="Seed of the permutations (fixed: reproducible).")
     n_jobs = param.Integer(default=2, bounds=(1, 64), doc="Threads for the permutation test.")
-    contrast = param.Integer(default=0, bounds=(0, None), doc=(
-        "Which decoder's weights to map when there are several (multi-class)."))
+    contrast = param.Integer(default=0, bounds=(0, None), label="Map of class", doc=(
+        "With more than two conditions, the class whose map is shown: the weights (or "
+        "pattern) of a decoder of it against the other conditions (one vs rest, same "
+        "classifier and C); its position in the conditions, from 0. Two conditions: "
+        "their one decoder."))
 
     data = param.ClassSelector(class_=haxby.HaxbyData, precedence=-1, doc="The loaded dataset.")
     permutation_result = param.ClassSelector(class_=xr.Dataset, default=None, precedence=-1,
@@ -109,16 +116,14 @@ class DecodingAnalysis(param.Parameterized):
     def __init__(self, data: haxby.HaxbyData | None = None, **params):
         if data is None:
             data = haxby.load()
-        names = sorted(set(data.labels["labels"]) - {"rest"})
         masks = list(data.masks)
         super().__init__(data=data, **{k: v for k, v in params.items()
                                        if k not in ("conditions", "mask")})
-        self.param.conditions.objects = names + (["rest"] if "rest" in set(data.labels["labels"])
-                                                 else [])
+        self.param.conditions.objects = condition_choices(data.labels)
         self.param.mask.objects = masks
         conditions = params.get("conditions")
         if conditions is None:
-            conditions = [c for c in ("face", "cat") if c in names] or names[:2]
+            conditions = default_conditions(data.labels)
         self.conditions = resolve_conditions(data.labels, conditions)
         self.mask = params.get("mask", masks[0])
         self._masked_key = None
@@ -167,14 +172,13 @@ class DecodingAnalysis(param.Parameterized):
     def set_data(self, data: haxby.HaxbyData, conditions=None, mask=None) -> None:
         """Switch to another dataset (e.g. synthetic -> real slice), keeping the
         classifier and CV settings; conditions default to the current ones when
-        the new data has them, else face vs cat, else the first two."""
+        the new data has them, else its default pair (:func:`.samples.default_conditions`)."""
         self.cancel_permutations(wait=False)
-        names = sorted(set(data.labels["labels"]) - {"rest"})
         present = set(data.labels["labels"])
         if conditions is None:
             conditions = [c for c in self.conditions if c in present]
             if len(conditions) < 2:
-                conditions = [c for c in ("face", "cat") if c in names] or names[:2]
+                conditions = default_conditions(data.labels)
         conditions = resolve_conditions(data.labels, conditions)
         masks = list(data.masks)
         mask = mask if mask is not None else (self.mask if self.mask in masks else masks[0])
@@ -182,7 +186,7 @@ class DecodingAnalysis(param.Parameterized):
         self._masked = None
         self._cv_cache.clear()
         self._fit_cache.clear()
-        self.param.conditions.objects = names + (["rest"] if "rest" in present else [])
+        self.param.conditions.objects = condition_choices(data.labels)
         self.param.mask.objects = masks
         self.param.update(data=data, conditions=conditions, mask=mask, contrast=0,
                           permutation_result=None, permutation_progress=0.0,
@@ -255,18 +259,36 @@ class DecodingAnalysis(param.Parameterized):
         if key not in self._fit_cache:
             X, y, _ = self.samples()
             est, train_score = fit_all(X, y, self.classifier, self.C)
-            spec = CLASSIFIER_SPECS.spec(self.classifier)
-            coef = np.atleast_2d(est.coef_)
-            self._fit_cache[key] = dict(est=est, train_score=train_score, coef=coef,
-                                        pattern=haufe_pattern(X, coef),
-                                        contrasts=contrast_names(est, spec.one_vs_one))
+            fit = dict(est=est, train_score=train_score, maps={})
+            if len(est.classes_) == 2:   # one decoder: its weights are the map
+                coef = np.atleast_2d(est.coef_)
+                fit["maps"][0] = (coef[0], haufe_pattern(X, coef)[0])
+                fit["contrasts"] = contrast_names(est)
+            else:                        # a map per class: one vs rest (see _mapped)
+                fit["contrasts"] = [one_vs_rest_name(c) for c in self.conditions]
+            self._fit_cache[key] = fit
         return self._fit_cache[key]
+
+    def _mapped(self):
+        """``(name, weights, pattern)`` of the decoder mapped: the one decoder of two
+        conditions; with more, the one-vs-rest decoder of class ``contrast`` (fitted
+        on first use, then cached with the fit)."""
+        fit = self._fitted()
+        k = min(self.contrast, len(fit["contrasts"]) - 1)
+        if k not in fit["maps"]:
+            X, y, _ = self.samples()
+            coef = np.atleast_2d(fit_one_vs_rest(X, y, self.conditions[k], self.classifier,
+                                                 self.C).coef_)
+            fit["maps"][k] = (coef[0], haufe_pattern(X, coef)[0])
+        return (fit["contrasts"][k],) + fit["maps"][k]
 
     # -- results
     @param.depends("conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds")
     def scores(self) -> xr.Dataset:
-        """CV results: ``fold_score (fold)``, ``mean_score``, ``chance``, ``train_score``,
-        ``confusion (true, predicted)`` (out-of-fold counts)."""
+        """CV results: ``fold_score (fold)``, ``mean_score``, ``chance`` (the largest
+        class's share), ``chance_limit`` (chance + 2 binomial standard errors over the
+        ``n_samples`` test predictions: a ``mean_score`` not above it is at chance),
+        ``train_score``, ``confusion (true, predicted)`` (out-of-fold counts)."""
         from sklearn.metrics import confusion_matrix
 
         cvr = self._cross_validated()
@@ -278,6 +300,7 @@ class DecodingAnalysis(param.Parameterized):
         classes = sorted(set(y))
         counts = pd.Series(y).value_counts()
         chance = float(counts.max() / counts.sum())
+        chance_limit = chance + 2 * float(np.sqrt(chance * (1 - chance) / len(y)))
         confusion = confusion_matrix(y, cvr["predictions"], labels=classes)
         n = len(cvr["fold_scores"])
         test_runs = [",".join(map(str, np.unique(cvr["groups"][test])))
@@ -289,6 +312,7 @@ class DecodingAnalysis(param.Parameterized):
                 "n_test": ("fold", [len(t) for _, t in cvr["splits"]]),
                 "mean_score": ((), float(np.mean(cvr["fold_scores"]))),
                 "chance": ((), chance),
+                "chance_limit": ((), chance_limit),
                 "train_score": ((), float(fit["train_score"])),
                 "confusion": (("true", "predicted"), confusion),
             },
@@ -304,11 +328,13 @@ class DecodingAnalysis(param.Parameterized):
 
     @param.depends("conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds")
     def summary(self) -> str:
-        """One line, e.g. ``face vs cat, SVC C=1, leave-one-run-out: 0.741 (chance 0.5, train 1.0)``."""
+        """One line, e.g. ``face vs cat, SVC C=1, leave-one-run-out: 0.741 (chance 0.5, train 1.0)``;
+        ``0.845, at chance (chance 0.845, ...`` when the score is not above ``chance_limit``."""
         s = self.scores()
         cv = CV_SPECS.spec(self.cv).name(s.attrs["n_folds"])
+        at_chance = ", at chance" if float(s.mean_score) <= float(s.chance_limit) else ""
         line = (f"{' vs '.join(self.conditions)}, {CLASSIFIER_NAMES[self.classifier]} "
-                f"C={self.C:g}, {cv}: {float(s.mean_score):.3f} "
+                f"C={self.C:g}, {cv}: {float(s.mean_score):.3f}{at_chance} "
                 f"(chance {round(float(s.chance), 3)}, train {round(float(s.train_score), 3)})")
         perm = self.permutation_result
         if perm is not None and perm.attrs.get("key") == repr(self._cv_key()):
@@ -316,25 +342,42 @@ class DecodingAnalysis(param.Parameterized):
         return line
 
     def contrasts(self) -> list[str]:
-        """Names of the decoders whose weights can be mapped (one for two conditions)."""
+        """Names of the decoders whose weights can be mapped: one for two conditions,
+        else one per condition, in order (``"house (+) vs others (-)"``)."""
         return self._fitted()["contrasts"]
 
-    def _volume(self, vector, name):
+    def map_classes(self) -> list[str]:
+        """The classes whose map can be shown (``contrast`` is the position of one):
+        the conditions when there are more than two, else none (one decoder)."""
+        return list(self.conditions) if len(self.conditions) > 2 else []
+
+    def to_nifti(self, which: str = "weights"):
+        """The weight (or ``"pattern"``) map as a float32 NIfTI image on the data's own
+        grid and affine (0 outside the mask), as nilearn's ``inverse_transform`` writes it:
+        what ``--out`` and the app's NIfTI export save (the views may resample)."""
+        from ..volumes import unmask
+
+        _, weights, pattern = self._mapped()
+        return unmask(weights if which == "weights" else pattern, self.mask_img())
+
+    def _volume(self, which, name):
+        contrast, weights, pattern = self._mapped()
+        vector = weights if which == "weights" else pattern
         da = to_xarray(np.asarray(vector, dtype=np.float64), mask=self.mask_img(), name=name)
-        da.attrs["contrast"] = self.contrasts()[min(self.contrast, len(self.contrasts()) - 1)]
+        da.attrs["contrast"] = contrast
         return da
 
     @param.depends("conditions", "mask", "standardize", "classifier", "C", "contrast")
     def weight_map(self) -> xr.DataArray:
-        """The decoder's weights (train on all samples, as the seed) as a volume (x, y, z)."""
-        coef = self._fitted()["coef"]
-        return self._volume(coef[min(self.contrast, len(coef) - 1)], "weights")
+        """The decoder's weights (train on all samples, as the seed) as a volume (x, y, z);
+        with more than two conditions, those of class ``contrast`` against the others."""
+        return self._volume("weights", "weights")
 
     @param.depends("conditions", "mask", "standardize", "classifier", "C", "contrast")
     def pattern_map(self) -> xr.DataArray:
-        """The Haufe activation pattern ``cov(X) w / var(X w)`` as a volume (x, y, z)."""
-        pattern = self._fitted()["pattern"]
-        return self._volume(pattern[min(self.contrast, len(pattern) - 1)], "pattern")
+        """The Haufe activation pattern ``cov(X) w / var(X w)`` of the decoder mapped
+        (see :meth:`weight_map`) as a volume (x, y, z)."""
+        return self._volume("pattern", "pattern")
 
     def background(self) -> xr.DataArray | None:
         """The anatomical image (or the mean functional image) as a volume."""

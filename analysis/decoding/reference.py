@@ -5,7 +5,8 @@
 (:func:`make_classifier`), the fold-by-fold fits of ``cross_val_score``
 (:func:`cross_validate`, the linear SVC on a Gram matrix computed once, equal
 fold scores), the fit on all samples (:func:`fit_all`) and the names of its
-decoders (:func:`contrast_names`).
+decoders (:func:`contrast_names`); with more than two conditions, the map of a
+class is that of its one-vs-rest decoder (:func:`fit_one_vs_rest`).
 """
 
 from __future__ import annotations
@@ -120,3 +121,21 @@ def contrast_names(est, one_vs_one: bool | None = None) -> list[str]:
     # SVC one-vs-one: pairs (i, j), i < j; positive decision favours classes[i]
     return [f"{classes[i]} (+) vs {classes[j]} (-)"
             for i in range(len(classes)) for j in range(i + 1, len(classes))]
+
+
+def fit_one_vs_rest(X, y, target, classifier="svc", C=1.0):
+    """The binary decoder of ``target`` against every other condition in ``y`` (one vs
+    rest), the same classifier and ``C`` on the same samples: the map of ``target``
+    when there are more than two conditions (a one-vs-one SVC's rows are pairs).
+
+    Trained on ``y == target``: positive weights favour ``target``.
+    """
+    y = np.asarray(y).astype(str)
+    if not (y == str(target)).any():
+        raise DataError(f"no sample of condition {target!r}")
+    return make_classifier(classifier, C).fit(X, y == str(target))
+
+
+def one_vs_rest_name(target) -> str:
+    """The name of :func:`fit_one_vs_rest`'s decoder of ``target``."""
+    return f"{target} (+) vs others (-)"

@@ -50,15 +50,6 @@ def _imports(lines) -> str:
     return "\n".join(out)
 
 
-def _choice(var: str, keys) -> str:
-    """The condition ``var`` is one of ``keys``, in a script."""
-    keys = list(keys)
-    if len(keys) == 1:
-        return f'{var} == "{keys[0]}"'
-    quoted = ", ".join(f'"{key}"' for key in keys)
-    return f"{var} in ({quoted})" if keys else "False"
-
-
 def _branches(var: str, cases: dict) -> str:
     """``if VAR == "a": ...`` over ``cases`` (key -> lines), else an error."""
     out = []
@@ -121,7 +112,8 @@ def decoding_script(model, map_kind: str = "weights", threshold: float = 0.0,
     ``"weights"``, or ``"pattern"``, the Haufe activation pattern); with a
     permutation test run for these parameters, ``permutation_test_score``
     too. Prints ``n_samples``, ``n_voxels``, ``fold_scores``, ``mean_score``,
-    ``chance``, ``train_score``, (``p_value``), ``contrast``, ``map_peak``
+    ``chance``, ``train_score``, (``p_value``), ``contrast`` (with more than two
+    conditions: the map of one class, its one-vs-rest decoder's), ``map_peak``
     (max |value|), ``threshold``, ``n_above_threshold`` (|value| >= threshold),
     ``map_file`` and ``summary``.
 
@@ -156,7 +148,7 @@ the decoder's weights (or its activation pattern) on the brain.
 """
     imports = _imports(
         ["import nibabel as nib", "import numpy as np", "import pandas as pd",
-         "from nilearn.maskers import NiftiMasker",
+         "from nilearn.maskers import NiftiMasker", "from sklearn.base import clone",
          "from sklearn.model_selection import cross_val_score, permutation_test_score"]
         + [spec.imports for spec in CLASSIFIER_SPECS.values()]
         + [spec.imports for spec in CV_SPECS.values()])
@@ -166,8 +158,6 @@ the decoder's weights (or its activation pattern) on the brain.
         key: [f"cv, groups = {spec.code}, {'runs' if spec.grouped else 'None'}"
               + (f"  # {spec.note}" if spec.note else ""),
               f"cv_name = {_cv_name(spec)}"] for key, spec in CV_SPECS.items()})
-    one_vs_one = _choice("CLASSIFIER", [k for k, spec in CLASSIFIER_SPECS.items()
-                                        if spec.one_vs_one])
     rows = [
         "data",
         ("FUNC", paths["func"], "4D functional image (x, y, z, time)"),
@@ -191,7 +181,8 @@ the decoder's weights (or its activation pattern) on the brain.
         ("RANDOM_STATE", int(model.random_state), "seed of the permutations"),
         "map",
         ("MAP", map_kind, '"weights": the decoder\'s; "pattern": Haufe et al. 2014'),
-        ("CONTRAST", int(model.contrast), "which decoder's map, with more than two conditions"),
+        ("CONTRAST", int(model.contrast),
+         "more than two conditions: the map of CONDITIONS[CONTRAST] vs the others"),
         ("THRESHOLD", float(threshold), "voxels with |value| below are hidden"),
         ("OUTPUT", output, "the map as NIfTI"),
     ]
@@ -229,26 +220,26 @@ runs = labels["chunks"].to_numpy()[condition_mask]
 fold_scores = cross_val_score(decoder, X, y, cv=cv, groups=groups)  # accuracy
 mean_score = float(np.mean(fold_scores))
 chance = float(pd.Series(y).value_counts().max() / len(y))  # the largest class
+# at chance: not above chance + 2 binomial standard errors (each sample tested once)
+at_chance = mean_score <= chance + 2 * float(np.sqrt(chance * (1 - chance) / len(y)))
 
 # ---- trained on all samples: the training accuracy and the map
 decoder.fit(X, y)
 train_score = float(np.mean(decoder.predict(X) == y))
-coef = np.atleast_2d(decoder.coef_)  # (n_decoders, n_voxels)
-row = min(CONTRAST, len(coef) - 1)
 classes = [str(c) for c in decoder.classes_]
-if len(classes) == 2:
+if len(classes) == 2:  # one decoder: positive weights favour classes[1]
+    w = decoder.coef_[0]
     contrast = f"{{classes[1]}} (+) vs {{classes[0]}} (-)"
-elif {one_vs_one}:  # one-vs-one: pairs (i, j), i < j
-    pairs = [(i, j) for i in range(len(classes)) for j in range(i + 1, len(classes))]
-    contrast = f"{{classes[pairs[row][0]]}} (+) vs {{classes[pairs[row][1]]}} (-)"
-else:
-    contrast = f"{{classes[row]}} (+) vs rest"
+else:  # one class's map: its decoder against the other conditions (one vs rest)
+    target = CONDITIONS[min(CONTRAST, len(CONDITIONS) - 1)]
+    w = clone(decoder).fit(X, y == target).coef_[0]
+    contrast = f"{{target}} (+) vs others (-)"
 if MAP == "weights":
-    values = coef[row]
+    values = w
 else:
     # activation pattern A = cov(X) w / var(X w) (Haufe et al. 2014)
     Xc = X - X.mean(axis=0)
-    s = Xc @ coef[row]
+    s = Xc @ w
     var_s = s.var(ddof=1) or 1.0
     values = Xc.T @ s / (len(X) - 1) / var_s
 n_above = int((np.abs(values) >= THRESHOLD).sum())
@@ -262,7 +253,7 @@ show("mean_score", mean_score)
 show("chance", chance)
 show("train_score", train_score)
 summary = (f"{{' vs '.join(CONDITIONS)}}, {{type(decoder).__name__}} C={{C:g}}, {{cv_name}}: "
-           f"{{mean_score:.3f}} (chance {{round(chance, 3)}}, train {{round(train_score, 3)}})")
+           f"{{mean_score:.3f}}{{', at chance' if at_chance else ''}} (chance {{round(chance, 3)}}, train {{round(train_score, 3)}})")
 if N_PERMUTATIONS:
     # labels shuffled (within runs for leave-one-run-out), the same folds
     score, null, p_value = permutation_test_score(

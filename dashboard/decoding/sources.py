@@ -17,6 +17,7 @@ import numpy as np
 
 from analysis.datasets import haxby
 from analysis.decoding import PRIVATE, DecodingAnalysis, masked_of
+from analysis.io import HAXBY_CODES
 from analysis.store import Store
 from dashboard import jobs
 from dashboard.batch import soon
@@ -55,8 +56,9 @@ BACKGROUNDS = Store("decoding.backgrounds", max_entries=4)
 def _load_dataset(source: str) -> haxby.HaxbyData:
     if source == REAL_SLICE:
         folder = real_slice_dir()
+        # its README names the codes: Haxby's (a user's numeric labels stay numbers)
         return haxby.load_user(folder / "bold.nii.gz", folder / "mask.nii.gz",
-                               folder / "attributes.txt")
+                               folder / "attributes.txt", label_names=HAXBY_CODES)
     return haxby.load()
 
 
@@ -195,7 +197,9 @@ class UploadSource:
         self._user_background = background
         self.w_source.disabled = False
         self.upload_progress.visible = False
-        self.upload_status.object = ""
+        self.upload_status.object = ("" if data.info.get("named", True) else
+                                     "numeric labels with no names: they stay numbers "
+                                     "(add a code-to-name table to name them)")
         if USER_FILES not in self.param.source.objects:
             self.param.source.objects = [*self.param.source.objects, USER_FILES]
             self.w_source.options = list(self.param.source.objects)

@@ -154,6 +154,10 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.w_cancel = pn.widgets.Button(label="Cancel", color="warning",
                                           css_classes=["perm-cancel"], disabled=True)
         self.w_map = widget_for(self.param.map_kind, self.map_kind, "map-kind", width=280)
+        # more than two conditions: the class whose map is shown (one vs rest)
+        choices = self._map_class_choices()
+        self.w_map_class = widget_for(a.param.contrast, choices.pop("value"), "map-class-select",
+                                      widget_type=pn.widgets.Select, width=280, **choices)
         # the map's range is the data's (set in _update_map_hist)
         self.w_threshold = widget_for(self.param.threshold, 0.0, "threshold-slider",
                                       widget_type=pn.widgets.FloatSlider, start=0.0, end=1.0,
@@ -179,6 +183,16 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.w_cv.param.watch(setter("cv"), "value")
         self.w_folds.param.watch(setter("n_folds", int), "value")
         self.w_perms.param.watch(setter("n_permutations", int), "value")
+        self.w_map_class.param.watch(setter("contrast", int), "value")
+
+    def _map_class_choices(self) -> dict:
+        """The "Map of class" selector's choices (the conditions, by position), value and
+        visibility: shown for more than two conditions only."""
+        a = self.analysis
+        conditions = list(a.conditions)
+        return dict(options={c: i for i, c in enumerate(conditions)},
+                    value=min(a.contrast, len(conditions) - 1),
+                    visible=bool(a.map_classes()))
 
     @serialized
     def _set_analysis(self, name, value):
@@ -210,6 +224,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             self.w_classifier.value = a.classifier
             self.w_standardize.value = a.standardize
             self.w_perms.value = a.n_permutations
+            self.w_map_class.param.update(**self._map_class_choices())
         finally:
             self._syncing = False
 
@@ -217,7 +232,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         a = self.analysis
         structural = ["conditions", "mask", "standardize", "classifier", "C", "cv", "n_folds",
                       "n_permutations", "data"]
-        a.param.watch(self._to_widgets, structural)
+        a.param.watch(self._to_widgets, structural + ["contrast"])
         a.param.watch(lambda *events: self.refresh(), structural[:-2] + ["contrast", "data"])
         a.param.watch(self._on_permutation_event, ["permutation_progress", "permutation_status",
                                                    "permutation_running", "permutation_result"])
@@ -383,6 +398,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         a = self.analysis
         volume = a.weight_map() if self.map_kind == "weights" else a.pattern_map()
         return {"map": volume, "background": self.viewer.background,
+                "image": a.to_nifti(self.map_kind),   # on the data's own grid
                 "title": f"{self.map_kind}: {volume.attrs.get('contrast', '')}",
                 "threshold": self.threshold or None, "name": f"{self.map_kind}_map",
                 "symmetric": True, "cut_coords": tuple(self.viewer.crosshair_mm),
@@ -404,7 +420,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         return {"source": self.source, "conditions": list(a.conditions), "mask": a.mask,
                 "standardize": a.standardize, "classifier": a.classifier, "C": a.C,
                 "cv": a.cv, "n_folds": a.n_folds, "n_permutations": a.n_permutations,
-                "map": self.map_kind, "threshold": self.threshold}
+                "contrast": a.contrast, "map": self.map_kind, "threshold": self.threshold}
 
     def export_code(self) -> str:
         """A plain nilearn / scikit-learn script reproducing the tab (see analysis.scripts);
@@ -430,6 +446,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             pn.layout.Divider(), tip(self.w_perms, a.n_permutations),
             pn.Row(self.w_run, self.w_cancel), self.progress, self.perm_status,
             pn.layout.Divider(), tip(self.w_map, tab.map_kind),
+            tip(self.w_map_class, a.contrast),
             tip(self.w_threshold, tab.threshold),
             self.upload.check_size_in(pn.Card(
                 self.upload, self.upload_progress, self.upload_status,

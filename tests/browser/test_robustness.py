@@ -35,10 +35,15 @@ def test_corrupt_upload_then_keep_working(app_page, tmp_path, decoding_dir):
     wait_text(page, ".summary", lambda t: t != before and "vs" in t)
 
 
-def test_real_files_uploaded_are_analysed(app_page, haxby_slice):
+def test_real_files_uploaded_are_analysed(app_page, haxby_slice, tmp_path):
     page = app_page
     _open_uploads(page)
     names = haxby_slice / "attributes.txt"
+    table = tmp_path / "label_names.txt"      # the slice's README's code table
+    table.write_text("0 rest\n1 face\n2 house\n3 shoe\n4 cat\n5 scissors\n"
+                     "6 scrambledpix\n7 bottle\n8 chair\n")
+    page.locator(".upload-label_names input[type=file]").first.set_input_files(str(table))
+    wait_text(page, ".upload-status", lambda t: "label_names.txt" in t, timeout=60)
     page.locator(".upload-func input[type=file]").first.set_input_files(
         str(haxby_slice / "bold.nii.gz"))
     wait_text(page, ".upload-status", lambda t: "received" in t, timeout=120)
@@ -46,6 +51,6 @@ def test_real_files_uploaded_are_analysed(app_page, haxby_slice):
         str(haxby_slice / "mask.nii.gz"))
     wait_text(page, ".upload-status", lambda t: "mask" in t, timeout=60)
     page.locator(".upload-labels input[type=file]").first.set_input_files(str(names))
-    # numeric codes are named by the Haxby table by default: face vs cat on real data
+    # numeric codes named by the user's table: face vs cat on real data
     summary = wait_text(page, ".summary", lambda t: "0.741" in t, timeout=120)
     assert summary.startswith("face vs cat")
