@@ -31,7 +31,9 @@ class ExportSource(Protocol):
 
     def export_map(self) -> dict:
         """``{"map": DataArray, "background": DataArray | None, "title": str,
-        "threshold": float, "name": str, "symmetric": bool, "cut_coords": tuple | None}``."""
+        "threshold": float, "name": str, "symmetric": bool, "cut_coords": tuple | None}``,
+        and ``"image"``: the map as a NIfTI image on the data's own grid (what the NIfTI
+        export saves; without it, the displayed ``map``)."""
 
     def export_scores(self) -> pd.DataFrame: ...
 
@@ -172,7 +174,10 @@ class ExportBar(pn.viewable.Viewer):
         return builders[kind]()
 
     def _nifti(self) -> bytes:
-        return nifti_bytes(self.source.export_map()["map"])
+        spec = self.source.export_map()
+        if spec.get("image") is not None:   # on the data's own grid (the views may resample)
+            return gzip.compress(spec["image"].to_bytes(), compresslevel=6)
+        return nifti_bytes(spec["map"])
 
     def _png(self) -> bytes:
         spec = self.source.export_map()

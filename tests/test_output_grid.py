@@ -73,3 +73,43 @@ def test_the_models_nifti_export_is_on_the_datas_grid(oblique):
     # the display resamples the oblique data to an axis-aligned grid; the file does not
     assert sc.r_map().shape != img.shape or not np.allclose(
         np.diag(np.diag(img.affine[:3, :3])), img.affine[:3, :3])
+
+
+def _rotated(path, out, degrees=12):
+    img = nib.load(path)
+    a = np.deg2rad(degrees)
+    rotation = np.eye(4)
+    rotation[0:2, 0:2] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), rotation @ img.affine, img.header), out)
+    return out
+
+
+def test_decoding_weights_are_written_on_the_oblique_datas_grid(decoding_dir, tmp_path, capsys):
+    import gzip
+
+    from analysis.decoding import DecodingAnalysis
+    from dashboard.decoding import DecodingTab
+    from dashboard.export import ExportBar
+
+    subj = decoding_dir / "haxby2001" / "subj2"
+    func = _rotated(subj / "bold.nii.gz", tmp_path / "bold.nii.gz")
+    mask = _rotated(subj / "mask4_vt.nii.gz", tmp_path / "mask.nii.gz")
+    plain = DecodingAnalysis.from_files(subj / "bold.nii.gz", subj / "mask4_vt.nii.gz",
+                                        subj / "labels.txt")
+    oblique = DecodingAnalysis.from_files(func, mask, subj / "labels.txt")
+    img = oblique.to_nifti("weights")
+    _check_grid(img, nib.load(func))
+    # masking does not depend on the affine: the same weights, on the data's own grid
+    np.testing.assert_allclose(img.get_fdata(), plain.to_nifti("weights").get_fdata())
+    out = tmp_path / "weights.nii.gz"
+    assert main(["decoding", "--func", str(func), "--mask", str(mask), "--labels",
+                 str(subj / "labels.txt"), "--conditions", "face", "cat", "--json",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    _check_grid(nib.load(out), nib.load(func))
+    # the app's NIfTI export too
+    tab = DecodingTab(analysis=oblique)
+    exported = nib.Nifti1Image.from_bytes(gzip.decompress(
+        ExportBar(source=tab, stem="decoding").content("nii.gz")))
+    _check_grid(exported, nib.load(func))
+    np.testing.assert_allclose(exported.get_fdata(), img.get_fdata(), rtol=1e-6)

@@ -29,6 +29,7 @@ class ConnectivityExports:
     def export_map(self) -> dict:
         m = self.model
         return {"map": m.stat_map(), "background": self.viewer.background,
+                "image": m.to_nifti() if m.result is not None else None,   # the data's grid
                 "title": m.summary(), "threshold": m.display_threshold(),
                 "name": "z_map" if m.fisher_z else "r_map", "symmetric": True,
                 "cut_coords": tuple(m.result.seed_mm) if m.result else None}

@@ -18,8 +18,11 @@ class EncodingExports:
     def export_map(self) -> dict:
         """The R^2 map, cut (PNG) through the crosshair, as the slice viewer shows it: the
         selected voxel, or where the viewer was last clicked."""
+        from analysis.volumes import unmask
+
         a = self.analysis
         return {"map": a.r2_map(), "background": a.background(),
+                "image": unmask(a.mean_r2().values, a.data().mask_img),   # the data's grid
                 "title": f"cross-validated R2 (alpha={a.alpha:.4g})", "threshold": a.threshold,
                 "name": "r2_map", "symmetric": False,
                 "cut_coords": tuple(float(c) for c in self.viewer.crosshair_mm), "cmap": "hot"}
