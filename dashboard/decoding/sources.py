@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.config import nilearn_data_dir
 from analysis.datasets import haxby
+from analysis.datasets.found import found_datasets, nilearn_sources
 from analysis.decoding import PRIVATE, DecodingAnalysis, masked_of
 from analysis.io import HAXBY_CODES
 from analysis.store import Store
@@ -35,6 +37,8 @@ GIVEN = "data of the analysis given"
 def _built_in_source(value) -> None:
     if value in (USER_FILES, GIVEN):
         raise ValueError("a session's own data cannot be opened from a link")
+    if value not in (SYNTHETIC, REAL_SLICE, *nilearn_sources("decoding")):
+        raise ValueError("not a source a link can open")
 
 
 def real_slice_dir() -> Path | None:
@@ -54,6 +58,9 @@ BACKGROUNDS = Store("decoding.backgrounds", max_entries=4)
 
 
 def _load_dataset(source: str) -> haxby.HaxbyData:
+    real = found_datasets(nilearn_data_dir()).get("decoding")
+    if real is not None and source == real["label"]:   # serve --data: fetch_haxby's layout
+        return haxby.load(real["data_dir"], subject=real["subject"])
     if source == REAL_SLICE:
         folder = real_slice_dir()
         # its README names the codes: Haxby's (a user's numeric labels stay numbers)

@@ -26,6 +26,7 @@ import panel as pn
 import param
 
 from analysis.decoding import PRIVATE, DecodingAnalysis
+from analysis.datasets.found import nilearn_sources
 from analysis.errors import DataError
 from dashboard.export import ExportBar
 from dashboard.param_widgets import widget_for, with_tooltip
@@ -74,12 +75,17 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         given = analysis is not None
         source = params.pop("source", GIVEN if given else None)
         super().__init__(**params)
-        sources = [SYNTHETIC] + ([REAL_SLICE] if real_slice_dir() is not None else [])
+        # the real Haxby data of the server's nilearn folder (serve --data) comes first:
+        # the tab starts on it when it is there
+        real = list(nilearn_sources("decoding"))
+        sources = real + [SYNTHETIC] + ([REAL_SLICE] if real_slice_dir() is not None else [])
         self._given_data = analysis.data if given else None
         with param.parameterized.discard_events(self):
             self.param.source.objects = ([GIVEN] if given else []) + sources
             if source is not None:
                 self.source = source
+            elif real:
+                self.source = real[0]
         self._doc = session_doc()   # this session's, never another's (render/server.py)
         self._new_grid = True
         self._syncing = False
