@@ -12,6 +12,9 @@ DATA_ENV = "FMRI_EXPLORER_DATA"
 #: Environment variable choosing the synthetic size the app uses (``full`` or ``small``).
 SIZE_ENV = "FMRI_EXPLORER_SIZE"
 SIZES = ("small", "full")
+#: Environment variable naming a nilearn data folder (``fmri-explorer serve --data DIR``):
+#: the app offers the real datasets found there beside the synthetic ones.
+NILEARN_DATA_ENV = "FMRI_EXPLORER_NILEARN_DATA"
 #: Environment variable: per-file upload limit in the app, in MB (default 500).
 MAX_UPLOAD_ENV = "FMRI_EXPLORER_MAX_UPLOAD_MB"
 DEFAULT_MAX_UPLOAD_MB = 500
@@ -51,6 +54,16 @@ def data_home() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "fmri-explorer"
+
+
+def nilearn_data_dir() -> Path | None:
+    """The nilearn data folder the app offers (``$FMRI_EXPLORER_NILEARN_DATA``) when it
+    names an existing folder; None otherwise (unset, empty, missing or a file)."""
+    env = os.environ.get(NILEARN_DATA_ENV, "").strip()
+    if not env:
+        return None
+    path = Path(env).expanduser()
+    return path if path.is_dir() else None
 
 
 def default_size() -> str:

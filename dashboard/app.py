@@ -171,6 +171,19 @@ def _follow(source, name: str, target, attr: str) -> None:
     source.param.watch(lambda event: setattr(target, attr, event.new), name)
 
 
+def _nilearn_note() -> str:
+    """The sidebar's line on the server's nilearn data folder (``serve --data DIR``): the
+    datasets found there, by name (never the server's path)."""
+    from analysis.config import nilearn_data_dir
+    from analysis.datasets.found import found_datasets
+
+    found = found_datasets(nilearn_data_dir())
+    if not found:
+        return ""
+    names = ", ".join(info["dataset"] for info in found.values())
+    return f"Real data (nilearn): **{safe_markdown(names)}**, in each tab's Data menu.  \n"
+
+
 def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     """The whole app for one session."""
     if size is not None:
@@ -313,7 +326,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             "**Encoding** (Miyawaki 2008): ridge from 10x10 images to voxels.  \n"
             "**Decoding** (Haxby 2001): linear SVC across categories.  \n"
             "**Connectivity**: seed-to-voxel correlation; click to move the seed.\n\n"
-            f"Synthetic data: **{default_size()}** size.  \n"
+            f"Synthetic data: **{default_size()}** size.  \n" + _nilearn_note() +
             "Parameters are kept in the URL: copy it to share this view.")],
         main=[tabs])
     if state.present:

@@ -58,6 +58,9 @@ PLOT_H = 220
 #: Width of a slider in the controls' columns (a tooltip icon beside it).
 SLIDER_WIDTH = 230
 STRIP_MAX = 12  # subjects shown in the strip
+#: Subjects a group starts with when the folder has more (the real development data's
+#: 155 would clean for a quarter of an hour on two workers): the slider goes up to all.
+START_SUBJECTS = 10
 
 
 def t_histogram(values: np.ndarray, threshold: float, bins: int = 60) -> hv.Overlay:
@@ -115,6 +118,8 @@ class GroupPanel(pn.viewable.Viewer):
 
         available = self._available()
         n_max = max(available.get(m.age_group, 2), 2)
+        if m.n_subjects is None and n_max > START_SUBJECTS:
+            m.n_subjects = START_SUBJECTS   # a large folder: the group takes N of them
         p = m.param
         # labels, tooltips, choices and ranges from the Parameters (param_widgets.py); the
         # number of subjects offered is the data's
@@ -192,6 +197,37 @@ class GroupPanel(pn.viewable.Viewer):
         except Exception as exc:  # noqa: BLE001 - the panel says so, the app keeps serving
             report_error(exc)
             return {}
+
+    def use_data_dir(self, data_dir) -> None:
+        """Take the subjects from another ``fetch_development_fmri`` folder (None: the
+        synthetic one), e.g. the Connectivity tab's new dataset: the subjects slider
+        goes up to that folder's count (starting at :data:`START_SUBJECTS` at most);
+        a run under way stops, the next Run uses them."""
+        m = self.model
+        data_dir = None if data_dir is None else str(data_dir)
+        if data_dir == m.data_dir:
+            return
+        self.cancel()
+        had_result = m.result is not None
+        # the last map was of other subjects (and maybe another grid): gone with them
+        m.param.update(data_dir=data_dir, n_subjects=None, result=None)
+        available = self._available()
+        n_max = max(available.get(m.age_group, 2), 2)
+        n = min(n_max, START_SUBJECTS)
+        self._syncing = True
+        try:
+            self.w_n.param.update(end=n_max, value=n)
+            self.w_age.visible = bool(available.get("adult") or available.get("child"))
+        finally:
+            self._syncing = False
+        try:
+            m.n_subjects = n
+        except (DataError, ValueError) as exc:
+            report_error(exc)
+        self._set_background()
+        if had_result:
+            self.summary.object = (f"New data ({n_max} subjects): press *Run group analysis* "
+                                   "for the group map of its subjects.")
 
     def _set_background(self):
         try:

@@ -44,3 +44,20 @@ def test_without_the_folder_the_tab_starts_on_synthetic(monkeypatch):
     tab = DecodingTab()
     assert tab.source == SYNTHETIC
     assert not any(str(s).startswith("nilearn data") for s in tab.param.source.objects)
+
+
+def test_a_real_download_without_ground_truth_loads(nilearn_dir, tmp_path, no_network):
+    """A real fetch_haxby folder has no synthetic ground truth: it loads from its files
+    (nothing downloaded) as the fetcher's data, not as synthetic."""
+    import shutil
+
+    from analysis.datasets import haxby
+
+    real = tmp_path / "nilearn_data"
+    shutil.copytree(nilearn_dir / "haxby2001", real / "haxby2001")
+    for truth in (real / "haxby2001").rglob("ground_truth.*"):
+        truth.unlink()
+    data = haxby.load(real)
+    assert data.source == "nilearn fetch_haxby" and data.n_volumes > 0
+    with pytest.raises(Exception, match="subj3"):
+        haxby.load(real, subject=3)      # not on disk: refused, never downloaded

@@ -1,4 +1,9 @@
-"""``fmri-explorer serve [--port N] [--show]``: the dashboard via ``panel serve``.
+"""``fmri-explorer serve [--port N] [--show] [--data DIR]``: the dashboard via ``panel serve``.
+
+``--data DIR`` (or ``$FMRI_EXPLORER_NILEARN_DATA``) names a nilearn data folder: each
+tab offers the real dataset found there (``fmri-explorer fetch ... --data-dir DIR``)
+beside the synthetic one and the visitor's uploads, and starts on it; the command
+says at start which datasets it found (:mod:`analysis.datasets.found`).
 
 The server runs as a child process in its own process group: a stop signal to
 this command (SIGTERM, SIGINT, SIGHUP) goes on to the whole group, so that the
@@ -19,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import SIZE_ENV, SIZES, default_size, max_upload_bytes
+from ..config import (NILEARN_DATA_ENV, SIZE_ENV, SIZES, default_size, max_upload_bytes,
+                      nilearn_data_dir)
 from ..datasets import MODULES, ensure_synthetic
 from ..progress import console_progress
 
@@ -59,6 +65,15 @@ def process_count(text: str) -> int:
     return n
 
 
+def data_folder(text: str) -> Path:
+    """``--data``: an existing folder (a nilearn data_dir)."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        what = "not a folder" if path.exists() else "no such folder"
+        raise argparse.ArgumentTypeError(f"{what}: {text[:200]}")
+    return path.resolve()
+
+
 def websocket_message_limit(upload_bytes: int) -> int:
     """Bytes a websocket message needs to carry a file of ``upload_bytes``.
 
@@ -86,6 +101,8 @@ def add_parser(sub):
                                    "serve the app with panel serve. Extra options after "
                                    "'--' go to panel serve. SIGTERM, SIGINT (Ctrl-C) or "
                                    "SIGHUP stops every server process within 5 s. "
+                                   "--data DIR serves the real datasets of a nilearn data "
+                                   "folder too. "
                                    "Behind a TLS proxy, set FMRI_EXPLORER_HTTPS=1 (Secure "
                                    "cookies) and give --use-xheaders after '--' (failed "
                                    "logins are counted per client address).")
@@ -96,6 +113,10 @@ def add_parser(sub):
                    help=f"synthetic dataset size (default: ${SIZE_ENV} or full)")
     p.add_argument("--num-procs", type=process_count, default=None,
                    help="server processes (0: one per CPU)")
+    p.add_argument("--data", type=data_folder, default=None, metavar="DIR",
+                   help="nilearn data folder (as 'fmri-explorer fetch all --data-dir DIR' "
+                        "writes): each tab offers the real dataset found there and starts "
+                        f"on it (default: ${NILEARN_DATA_ENV})")
     p.add_argument("panel_args", nargs="*", help="extra arguments for panel serve (after --)")
     return p
 
@@ -120,7 +141,26 @@ def panel_command(args, size: str) -> tuple[list, dict]:
                   str(websocket_message_limit(max_upload_bytes()))]
     cmd += extra
     env = {**{var: "1" for var in BLAS_THREAD_VARS}, **os.environ, SIZE_ENV: size}
+    folder = getattr(args, "data", None) or nilearn_data_dir()
+    if folder is not None:   # the flag wins over the environment's; absolute for the child
+        env[NILEARN_DATA_ENV] = str(Path(folder).resolve())
     return cmd, env
+
+
+def data_message(args) -> str | None:
+    """The start's line on the nilearn data folder (``--data`` or the environment's):
+    which real datasets the tabs offer; None when none is given."""
+    from ..datasets.found import describe_found
+
+    if getattr(args, "data", None) is not None:
+        return describe_found(args.data)
+    if not os.environ.get(NILEARN_DATA_ENV, "").strip():
+        return None
+    folder = nilearn_data_dir()
+    if folder is None:
+        return (f"fmri-explorer: ${NILEARN_DATA_ENV} is not a folder: "
+                "synthetic data only")
+    return describe_found(folder)
 
 
 def _child_setup():
@@ -231,6 +271,9 @@ def run(args) -> int:
     for kind in MODULES:
         ensure_synthetic(kind, size=size, progress=console_progress(f"{kind} dataset ({size})"))
     cmd, env = panel_command(args, size)
+    message = data_message(args)
+    if message:
+        print(message, flush=True)
     host = args.address or "localhost"
     if args.port:
         print(f"fmri-explorer: serving at http://{host}:{args.port}/app", flush=True)

@@ -35,6 +35,6 @@ from .cleaning import CACHE, CleanedData, clean_data, cleaned, discard_subject, 
 from .engine import (MAX_RADIUS_MM, ONE_BLAS_THREAD, PCC_MM, RADIUS_MM, SeedMap,  # noqa: F401
                      central_seed, find_peaks, label_peaks, seed_correlation, seed_signal,
                      sphere_voxels, to_volume)
-from .model import SeedConnectivity, with_settings  # noqa: F401
+from .model import SeedConnectivity, dataset_participants, with_settings  # noqa: F401
 from .reference import reference_seed_map  # noqa: F401
 from .subject import SubjectData, load_subject  # noqa: F401

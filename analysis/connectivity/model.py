@@ -27,17 +27,65 @@ from .subject import SubjectData, load_subject
 SUBJECTS = Store("connectivity.subjects", max_entries=32)
 
 
+#: ``use_data(..., data_dir=CURRENT)``: the dataset folder in use stays
+CURRENT = object()
+
+
+def _dataset_root(data_dir, size=None):
+    """``data_dir`` (a ``fetch_development_fmri`` folder), or the synthetic one of ``size``
+    (generated on first use)."""
+    if data_dir is None:
+        from ..datasets import ensure_synthetic
+
+        return ensure_synthetic("connectivity", size=size)
+    return data_dir
+
+
+def dataset_participants(data_dir=None, size=None) -> pd.DataFrame:
+    """The participants of a development folder on disk (default: the synthetic one),
+    subject ``i`` in row ``i``: read from ``participants.tsv``, no image loaded (see
+    :func:`analysis.datasets.found.development_participants`)."""
+    from ..datasets.found import development_participants
+
+    return development_participants(_dataset_root(data_dir, size))
+
+
+def _reduced_confounds(path) -> pd.DataFrame:
+    """nilearn's reduced confounds (``fetch_development_fmri(reduce_confounds=True)``'s
+    15 columns) of a full fMRIPrep-style table, for a folder without the reduced file."""
+    from ..datasets.development_signal import REDUCED_COLUMNS
+    from ..io import load_confounds
+
+    table = load_confounds(path)
+    return table[[c for c in REDUCED_COLUMNS if c in table.columns]]
+
+
 def _dataset_subject(data_dir, subject: int, size=None) -> SubjectData:
-    """A dataset subject (synthetic by default), loaded once per process."""
+    """A dataset subject (synthetic by default), loaded once per process when first
+    asked for: the folder's other subjects are only listed (:func:`dataset_participants`)."""
     from ..datasets import development
 
-    files = development.subject_files(data_dir, subject=subject, size=size)
-    key = ("dataset", files["func"], files["confounds"])
-    return SUBJECTS.get_or_compute(key, lambda: load_subject(
-        files["func"], confounds=files["confounds"], t_r=files["t_r"],
-        name=f"{files['participant_id']}",
-        info={"truth": files["truth"], "n_subjects": files["n_subjects"],
-              "participant_id": files["participant_id"], "data_dir": files["data_dir"]}))
+    root = _dataset_root(data_dir, size)
+    table = dataset_participants(root)
+    n = len(table)
+    if n == 0:
+        raise DataError("no subject's files in this development_fmri folder", root)
+    if not 0 <= subject < n:
+        raise DataError(f"subject {subject} does not exist: this dataset has {n} "
+                        f"subject(s), numbered 0 to {n - 1}")
+    row = table.iloc[int(subject)]
+    pid = str(row["participant_id"])
+    confounds = row["confounds"] if row["confounds"] else row["confounds_full"]
+    key = ("dataset", row["func"], confounds)
+
+    def load():
+        return load_subject(
+            row["func"], t_r=development.T_R, name=pid,
+            confounds=confounds if row["confounds"] else _reduced_confounds(confounds),
+            info={"truth": development.read_truth(root), "n_subjects": n,
+                  "participant_id": pid, "data_dir": str(root)})
+
+    return SUBJECTS.get_or_compute(key, load)
 
 
 class SeedConnectivity(Preprocessing):
@@ -62,7 +110,8 @@ class SeedConnectivity(Preprocessing):
 
     # ---- data
     data_dir = param.String(default=None, allow_None=True, constant=True, label="Data folder",
-                            doc="nilearn data_dir holding development_fmri (None: the synthetic dataset)")
+                            doc="nilearn data_dir holding development_fmri (None: the synthetic "
+                                "dataset); use_data(None, data_dir=...) switches it")
     subject = param.Integer(default=0, bounds=(0, None), label="Subject",
                             doc="The participant whose scan is analysed (adults first, then "
                                 "by participant id)")
@@ -130,9 +179,18 @@ class SeedConnectivity(Preprocessing):
             return self._fixed
         return self.dataset_subject()
 
-    def dataset_subject(self) -> SubjectData:
-        """The dataset's current ``subject`` (loaded once per process)."""
-        return _dataset_subject(self.data_dir, self.subject, size=self._size)
+    def dataset_subject(self, data_dir=CURRENT) -> SubjectData:
+        """The dataset's current ``subject`` (loaded once per process); with ``data_dir``
+        (a development folder, None: the synthetic one), that folder's first subject:
+        what :meth:`use_data` switches to with it."""
+        if data_dir is CURRENT:
+            return _dataset_subject(self.data_dir, self.subject, size=self._size)
+        return _dataset_subject(data_dir, 0, size=self._size)
+
+    def participants(self) -> pd.DataFrame:
+        """The dataset's subjects (``participant_id``, ``Child_Adult``...), subject ``i``
+        in row ``i``, listed without loading their images (one is loaded when chosen)."""
+        return dataset_participants(self.data_dir, size=self._size)
 
     @property
     def truth(self) -> dict | None:
@@ -186,9 +244,11 @@ class SeedConnectivity(Preprocessing):
         prep = Preprocessing(**values)   # checks each value against its Parameter
         return subject, prep.cleaning_settings(changes.get("t_r", self.t_r), columns)
 
-    def use_data(self, subject_data: SubjectData | None) -> SeedMap:
+    def use_data(self, subject_data: SubjectData | None, data_dir=CURRENT) -> SeedMap:
         """Switch to other data: the user's files (a :class:`SubjectData`, see
-        :func:`load_subject`) or, with None, back to the dataset's ``subject``.
+        :func:`load_subject`) or, with None, back to the dataset's ``subject``; with
+        None and ``data_dir``, to another dataset folder (None: the synthetic one) from
+        its first subject (``data_dir`` and ``subject`` change with it).
 
         The preprocessing stays; ``t_r`` comes from the data and every confound
         column of its table is regressed (as :meth:`from_files`). When the current
@@ -196,13 +256,19 @@ class SeedConnectivity(Preprocessing):
         brain voxel nearest the mask's centre. A :class:`DataError` (e.g. a band
         above the new data's Nyquist frequency) leaves everything as it was.
         """
-        names = ("t_r", "confound_columns", "seed_mm")
+        names = ("t_r", "confound_columns", "seed_mm", "subject")
         saved = (self._fixed, self._subject, self._data, self.result,
                  {n: getattr(self, n) for n in names},
-                 list(self.param.confound_columns.objects), self.param.subject.bounds)
+                 list(self.param.confound_columns.objects), self.param.subject.bounds,
+                 self.data_dir)
         self._fixed = subject_data
         self._reverting = True            # the watchers stay quiet: one compute below
         try:
+            if data_dir is not CURRENT and subject_data is None:
+                with param.edit_constant(self):
+                    self.data_dir = None if data_dir is None else str(data_dir)
+                self.param.subject.bounds = (0, None)
+                self.subject = 0
             subject = self.subject_data()
             self._subject = subject
             settings = self.settings_for(subject)
@@ -219,6 +285,8 @@ class SeedConnectivity(Preprocessing):
             result = self.compute()
         except Exception:
             self._fixed, self._subject, self._data, self.result = saved[:4]
+            with param.edit_constant(self):
+                self.data_dir = saved[7]
             self.param.confound_columns.objects = saved[5]
             self.param.subject.bounds = saved[6]
             self.param.update(**saved[4])

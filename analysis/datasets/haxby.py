@@ -110,10 +110,15 @@ def load(data_dir=None, size: str | None = None, subject: int = SUBJECT,
 
         data_dir = ensure_synthetic("decoding", size=size)
     data_dir = Path(data_dir)
-    if not is_present(data_dir):
-        raise DataError("no Haxby dataset here (expected haxby2001/subj2/bold.nii.gz, "
-                        "labels.txt, mask4_vt.nii.gz ...; make one with "
-                        "'fmri-explorer data decoding --out DIR')", data_dir)
+    # a synthetic folder of this generator, or the files fetch_haxby reads for the subject
+    # (a real download has no ground truth): never a download from here
+    from .found import haxby_subjects
+
+    if not (is_present(data_dir) or subject in haxby_subjects(data_dir)):
+        raise DataError(f"no Haxby dataset here (expected haxby2001/subj{subject}/bold.nii.gz, "
+                        "labels.txt, mask4_vt.nii.gz ...; fetch one with 'fmri-explorer fetch "
+                        "decoding --data-dir DIR' or make one with 'fmri-explorer data "
+                        "decoding --out DIR')", data_dir)
     bunch = fetch_haxby(data_dir=str(data_dir), subjects=(subject,), verbose=0)
     func = Path(bunch.func[0])
     img = load_func(func)

@@ -5,7 +5,8 @@ model and back, the cleaning's progress (the first session cleans, once per
 process, in the background), clicks and typed seeds, the redraw of the map,
 histogram, time series and peaks, the downloads and the layout. The widgets
 (made from the model's Parameters) are in :mod:`dashboard.connectivity.widgets`,
-the plots in :mod:`dashboard.connectivity.views`, the uploads in
+the plots in :mod:`dashboard.connectivity.views`, the data sources (the built-in
+dataset, the server's nilearn data, the uploads) in
 :mod:`dashboard.connectivity.sources`, the exports in
 :mod:`dashboard.connectivity.exports`.
 """
@@ -37,7 +38,7 @@ from dashboard.render.server import session_doc
 
 from .exports import ConnectivityExports
 from .structural import StructuralJobs
-from .sources import UploadSource
+from .sources import BUILT_IN, UploadSource
 from .widgets import ConnectivityWidgets
 from .views import (PEAKS_CSS, data_background, map_label, peak_labels, seed_series_plot,
                     seed_series_title)
@@ -55,6 +56,9 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
                       pn.viewable.Viewer):
     """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks."""
 
+    source = param.Selector(default=BUILT_IN, objects=[BUILT_IN], label="Data", doc="""
+        The dataset: the built-in synthetic one, or the development fMRI data of the
+        server's nilearn data folder when it has one (your own files: below).""")
     revision = param.Integer(default=0, precedence=-1, doc="""
         Bump to redraw the histogram and time series through HoloViews (they are
         otherwise updated in place).""")
@@ -64,7 +68,9 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         dataset): given at construction, never replaced.""")
 
     def __init__(self, model: SeedConnectivity | None = None, **params):
+        source = params.pop("source", None)
         super().__init__(**params)
+        start = self._init_sources(model, source)   # the nilearn data's when present
         self._doc = session_doc()   # this session's, never another's (render/server.py)
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
                                                width=250, css_classes=["clean-progress"],
@@ -77,7 +83,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         self._structural_rev = 0
         with param.edit_constant(self):
             self.model = model if model is not None else SeedConnectivity(
-                size=default_size(), progress=self._progress)
+                size=default_size(), data_dir=start, progress=self._progress)
         if self.model.progress is None:
             self.model.progress = self._progress
         m = self.model
@@ -107,6 +113,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
             css_classes=["peaks-table"], stylesheets=[PEAKS_CSS])
         self._build_widgets()
         self._build_uploads()
+        self.param.watch(self._source_chosen, ["source"])
         m.param.watch(self._on_result, ["result"])
         m.param.watch(self._on_display, ["threshold", "fisher_z", "clim", "n_peaks"])
         m.param.watch(self._sync_widgets, ["seed_mm", "radius_mm", "subject", *PREPROCESSING,
@@ -418,8 +425,11 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
     def group_panel(self):
         """The Group section (built once; it computes nothing until Run)."""
         if getattr(self, "_group_panel", None) is None:
+            from analysis.group import GroupConnectivity
             from dashboard.group import GroupPanel
 
-            self._group_panel = GroupPanel(seed_source=self.model)
+            # the subjects of the dataset in use (the nilearn data's, when chosen)
+            self._group_panel = GroupPanel(seed_source=self.model, model=GroupConnectivity(
+                size=default_size(), data_dir=self.model.data_dir))
         return self._group_panel
 

@@ -33,6 +33,9 @@ class ConnectivityWidgets:
         p = m.param
         # labels, tooltips, choices and ranges from the Parameters (param_widgets.py); the
         # subjects offered are the data's
+        self.w_source = widget_for(self.param.source, self.source, "connectivity-source",
+                                   width=CONTROL_WIDTH)
+        self.w_source.link(self, value="source")
         self.w_subject = widget_for(p.subject, m.subject, "subject-select",
                                     widget_type=pn.widgets.Select,
                                     options=self._subject_options(), width=CONTROL_WIDTH)
@@ -85,17 +88,24 @@ class ConnectivityWidgets:
             return 4.0
 
     def _subject_options(self) -> dict:
+        """The dataset's subjects, listed from its participants table (155 for the real
+        development data: none is loaded until chosen)."""
         m = self.model
-        truth = m.truth
-        if truth:
-            return {f"{s['index']}: {s['participant_id']} ({s['child_adult']})": s["index"]
-                    for s in truth["subjects"]}
+        if not m.uses_own_data:
+            try:
+                table = m.participants()
+                return {f"{i}: {pid} ({group})": i for i, (pid, group) in enumerate(
+                    zip(table["participant_id"], table["Child_Adult"]))}
+            except Exception:  # noqa: BLE001 - the numbers, as the model counts them
+                pass
         return {str(i): i for i in range(m.n_subjects)}
 
     def _labelled(self) -> list:
         """The seed and display widgets, each with its Parameter's doc as a tooltip."""
         p = self.model.param
-        return [self.w_subject, self.seed_input.title, self.seed_input] + [
+        # the Data selector when there is a choice (the server's nilearn data)
+        sources = [self.w_source] if len(self._source_dirs) > 1 else []
+        return sources + [self.w_subject, self.seed_input.title, self.seed_input] + [
             with_tooltip(w, q) for w, q in (
                 (self.w_radius, p.radius_mm), (self.w_threshold, p.threshold),
                 (self.w_fisher, p.fisher_z), (self.w_cmax, p.clim))]

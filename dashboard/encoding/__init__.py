@@ -13,17 +13,19 @@ moving alpha or the threshold, or clicking, never refits anything.
 
 The package: ``tab`` (layout and callbacks), ``views`` (the plots, pure
 functions), ``elements`` (the tab's live plot and DynamicMap callbacks),
-``exports`` (the Export bar's source). Every name the module had is importable
-from here.
+``exports`` (the Export bar's source), ``sources`` (the data sources). Every name
+the module had is importable from here.
 """
 
 from .elements import EncodingElements
 from .exports import EncodingExports
+from .sources import GIVEN, SOURCE_URL_KEYS, SYNTHETIC
 from .tab import TAB_URL_KEYS, URL_KEYS, EncodingTab
 from .views import (PLANTED_TEXT, PLOT_H, measured_curve, predicted_curve, r2_bins,
                     r2_histogram, receptive_field_image, rf_element, time_course_plot,
                     update_time_course)
 
-__all__ = ["EncodingTab", "URL_KEYS", "TAB_URL_KEYS", "PLANTED_TEXT", "rf_element",
+__all__ = ["EncodingTab", "URL_KEYS", "TAB_URL_KEYS", "SOURCE_URL_KEYS", "SYNTHETIC", "GIVEN",
+           "PLANTED_TEXT", "rf_element",
            "receptive_field_image", "r2_bins", "r2_histogram", "measured_curve",
            "predicted_curve", "time_course_plot", "update_time_course"]

@@ -2,11 +2,13 @@
 
 A thin view over :class:`analysis.encoding.EncodingAnalysis`: its parameters
 become widgets (alpha on a log10 slider) synced both ways and with the URL; a
-structural change (CV scheme, folds, lag, precision) is computed in a job under
-a busy overlay, a move of alpha, the threshold or the voxel updates the views in
+structural change (data source, CV scheme, folds, lag, precision) is computed in a
+job under a busy overlay, a move of alpha, the threshold or the voxel updates the views in
 place (the map and histogram first, the voxel's views one message later). The
 plots are in :mod:`dashboard.encoding.views`, the views' callbacks in
-:mod:`dashboard.encoding.elements`, the exports in :mod:`dashboard.encoding.exports`.
+:mod:`dashboard.encoding.elements`, the exports in :mod:`dashboard.encoding.exports`,
+the data sources (synthetic, the server's nilearn data) in
+:mod:`dashboard.encoding.sources`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dashboard.render.server import session_doc
 
 from .elements import EncodingElements
 from .exports import EncodingExports
+from .sources import SYNTHETIC, EncodingSources
 from .views import PLANTED_TEXT, rf_element, update_time_course
 
 #: Analysis parameters kept in the URL (shareable view) and their query keys: every one
@@ -42,9 +45,12 @@ URL_KEYS = url_mapping(EncodingAnalysis, "enc_", exclude=("size",))
 TAB_URL_KEYS = {"sample": "enc_sample", "run": "enc_run"}
 
 
-class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
+class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewable.Viewer):
     """The Encoding tab: widgets, summary line, R^2 map, histogram, alpha path, receptive fields."""
 
+    source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC], label="Data", doc="""
+        The dataset: the synthetic one, or the real Miyawaki 2008 data of the server's
+        nilearn data folder when it has one (sources.py).""")
     log10_alpha = param.Number(
         default=2.0, step=0.05, label="Ridge alpha (log10)",
         bounds=tuple(math.log10(v) for v in EncodingAnalysis.param.alpha.softbounds), doc="""
@@ -62,13 +68,15 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
 
     analysis = param.ClassSelector(class_=EncodingAnalysis, default=None, precedence=-1,
                                    constant=True, doc="""
-        The analysis shown (a notebook hands its own; by default one on the synthetic
-        dataset of the server's size).""")
+        The analysis shown (a notebook hands its own; by default one on the server's
+        nilearn data when it has some, else on the synthetic dataset of its size).""")
 
     def __init__(self, analysis: EncodingAnalysis | None = None, **params):
+        source = params.pop("source", None)
         super().__init__(**params)
+        start = self._init_sources(analysis, source)   # the real data when present
         with param.edit_constant(self):
-            self.analysis = analysis or EncodingAnalysis(size=default_size())
+            self.analysis = analysis or EncodingAnalysis(size=default_size(), data_dir=start)
         a = self.analysis
         self._doc = session_doc()   # this session's, never another's (render/server.py)
         # served, the voxel's views come after the tab's first message (see __panel__)
@@ -78,7 +86,7 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         self.viewer = SliceViewer(title="", map_label="R2", cmap="fire", symmetric=False,
                                   plot_height=230)
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
-        # a structural change (CV scheme, folds, lag, precision) is computed as a job: its
+        # a structural change (data, CV scheme, folds, lag, precision) is computed as a job: its
         # progress here, the views under a busy overlay until all of them show the result
         self.busy = Busy(self._doc, "encoding")
         self.progress, self.status = self.busy.progress, self.busy.status
@@ -118,7 +126,7 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         self._build_widgets()
         sync_url(a, URL_KEYS, rules=self._link_rules())  # a shared link sets the analysis
         self._widgets_from_analysis()
-        a.param.watch(self._structural_changed, ["cv", "n_folds", "lag", "dtype"])
+        a.param.watch(self._structural_changed, ["data_dir", "cv", "n_folds", "lag", "dtype"])
         a.param.watch(self._alpha_changed, ["alpha"])
         a.param.watch(self._threshold_changed, ["threshold"])
         a.param.watch(self._voxel_changed, ["voxel"])
@@ -175,6 +183,7 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
                                   **slider)
         self.w_lag = widget_for(a.param.lag, a.lag, "lag-slider", **slider)
         self.w_dtype = widget_for(a.param.dtype, a.dtype, "dtype-select", width=220)
+        self._source_widget()
         # the sample's and run's ranges are the data's (set in _update_samples)
         self.w_sample = widget_for(self.param.sample, 0, "sample-slider",
                                    widget_type=pn.widgets.IntSlider, start=0, end=1, **slider)
@@ -212,13 +221,10 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
     # ---- updates ------------------------------------------------------------------
     @notify_errors
     def _start(self):
-        a = self.analysis
-        self.viewer.background = a.background()
+        self._show_data()   # its background; the best voxel unless a link chose one
         self._update_samples()
         sync_url(self, TAB_URL_KEYS)  # the sample's and run's bounds are the data's now
         self.w_sample.value, self.w_run.value = self.sample, self.run
-        if a.voxel is None:  # start on the best voxel, with its receptive fields
-            a.voxel = int(np.argmax(a.mean_r2().values))
         self._update_map()
         self._voxel_changed()
 
@@ -239,6 +245,7 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
 
     def _structural_changed(self, event):
         self.w_folds.disabled = self.analysis.cv != "kfold"
+        self._show_source()
         for w, name in ((self.w_cv, "cv"), (self.w_folds, "n_folds"), (self.w_lag, "lag"),
                         (self.w_dtype, "dtype")):
             w.value = getattr(self.analysis, name)
@@ -256,7 +263,7 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
         a = self.analysis
         key = a.structural_key()
         snapshot = EncodingAnalysis(**{k: getattr(a, k) for k in a.STRUCTURAL})
-        voxel = a.voxel
+        voxel, shown = a.voxel, self._shown_dir
         report = self.busy.report
 
         def work(job):
@@ -276,10 +283,11 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
 
         self.busy.run(work, "encoding-structural", "decomposing the folds ...",
                       current=lambda computed: computed == self.analysis.structural_key(),
-                      apply=apply)
+                      apply=apply, on_error=lambda exc: self._source_failed(shown))
 
     def _apply_structural(self):
         try:
+            self._show_data()   # new data: its background and best voxel
             self._update_samples()
             self._update_map()
             self._update_voxel_info()
@@ -431,7 +439,9 @@ class EncodingTab(EncodingElements, EncodingExports, pn.viewable.Viewer):
     def _labelled(self) -> list:
         """The analysis' widgets, each with its parameter's doc as a tooltip."""
         a = self.analysis.param
-        return [with_tooltip(w, p) for w, p in (
+        # the Data selector when there is a choice (the server's nilearn data)
+        sources = [self.w_source] if len(self._source_dirs) > 1 else []
+        return sources + [with_tooltip(w, p) for w, p in (
             (self.w_alpha, self.param.log10_alpha), (self.w_threshold, a.threshold),
             (self.w_cv, a.cv), (self.w_folds, a.n_folds), (self.w_lag, a.lag),
             (self.w_dtype, a.dtype))]

@@ -119,3 +119,58 @@ def open_page(page, url: str, timeout: float = 90_000):
 def app_page(page, app_url):
     """A fresh session of the app (a new browser context is a new Bokeh session)."""
     return open_page(page, app_url)
+
+
+# ---- a nilearn data folder (`fmri-explorer serve --data DIR`) ----------------------------
+#: the seed of the folder's synthetic data: not the default synthetic set's (0), so that
+#: every number the tabs show tells which data they show
+NILEARN_SEED = 5
+NILEARN_SUBJECTS = 6
+
+
+def write_nilearn_folder(out: Path) -> Path:
+    """A nilearn data folder laid out by the CLI (``fmri-explorer data ... --out DIR``,
+    the fetchers' layout): Miyawaki-like and development-like data of seed
+    :data:`NILEARN_SEED`. An own complete folder is left as it is (a second call
+    writes nothing)."""
+    import subprocess
+    import sys
+
+    for argv in (["encoding"], ["connectivity", "--n-subjects", str(NILEARN_SUBJECTS)]):
+        subprocess.run([sys.executable, "-m", "analysis.cli", "data", *argv, "--size", "small",
+                        "--seed", str(NILEARN_SEED), "--out", str(out), "--quiet"],
+                       check=True, stdout=subprocess.DEVNULL, env=os.environ.copy())
+    return out
+
+
+@pytest.fixture(scope="session")
+def nilearn_data(data_home) -> Path:
+    """The session's nilearn data folder (see :func:`write_nilearn_folder`)."""
+    return write_nilearn_folder(data_home / f"nilearn-seed{NILEARN_SEED}")
+
+
+@contextlib.contextmanager
+def environment(**values):
+    """Environment variables set for the block, then restored."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update({name: str(value) for name, value in values.items()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def nilearn_app_url(nilearn_data):
+    """The whole app served in-process as ``fmri-explorer serve --data DIR`` serves it
+    (``$FMRI_EXPLORER_NILEARN_DATA`` set for the module's tests: the sessions' tabs
+    read it as they are built)."""
+    from analysis.config import NILEARN_DATA_ENV
+    from dashboard.app import create_app
+
+    with environment(**{NILEARN_DATA_ENV: nilearn_data}), served(create_app) as url:
+        yield url
