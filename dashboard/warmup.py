@@ -49,10 +49,19 @@ FIRST_PAGE_READY = threading.Event()
 TIMINGS: dict = {}
 
 
+def _real(kind: str) -> str | None:
+    """The server's nilearn folder when it holds ``kind``'s dataset (``serve --data``):
+    the tabs start on it, so the warm-up loads it rather than the synthetic data."""
+    from analysis.datasets.found import nilearn_sources
+
+    sources = nilearn_sources(kind)
+    return next(iter(sources.values())) if sources else None
+
+
 def _encoding(size: str) -> None:
     from analysis.encoding import EncodingAnalysis
 
-    a = EncodingAnalysis(size=size)  # the tab's defaults
+    a = EncodingAnalysis(size=size, data_dir=_real("encoding"))  # the tab's defaults
     a.data()
     a.background()
     a.engine()
@@ -65,7 +74,7 @@ def _encoding_voxel(size: str) -> None:
 
     from analysis.encoding import EncodingAnalysis
 
-    a = EncodingAnalysis(size=size)
+    a = EncodingAnalysis(size=size, data_dir=_real("encoding"))
     # the tab starts on the best voxel; its views and the alpha path come after the first
     # page (and with them scikit-learn, for the LassoLarsCV receptive field)
     a.alpha_path()
@@ -76,8 +85,11 @@ def _decoding(size: str) -> None:
     from analysis.decoding import DecodingAnalysis
     from dashboard import decoding
 
-    data = decoding._dataset(decoding.SYNTHETIC)
-    decoding._background(decoding.SYNTHETIC)
+    from analysis.datasets.found import nilearn_sources
+
+    source = next(iter(nilearn_sources("decoding")), decoding.SYNTHETIC)
+    data = decoding._dataset(source)
+    decoding._background(source)
     DecodingAnalysis(data).masked()
 
 
@@ -85,7 +97,7 @@ def _connectivity(size: str) -> None:
     from analysis.connectivity import SeedConnectivity
     from analysis.volumes import mni_background
 
-    m = SeedConnectivity(size=size)
+    m = SeedConnectivity(size=size, data_dir=_real("connectivity"))
     m.cleaned_data()
     mni_background(int(round(abs(float(m.subject_data().img.affine[0, 0])))))
 
