@@ -103,8 +103,24 @@ def _connectivity(size: str) -> None:
 
 
 #: (name, step, after the first page)
+def _modules(size: str) -> None:
+    """What a session loads on first use besides the tabs' data: the group section's
+    Dask client and scheduler code, the exports' matplotlib and nilearn plotting, the
+    permutation and Lasso estimators (a first Run, export or receptive field is then
+    quicker; the server's memory at rest includes them from the start)."""
+    import dask.distributed  # noqa: F401
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot  # noqa: F401
+    import nilearn.plotting  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+    import sklearn.svm  # noqa: F401
+
+
 STEPS = [("encoding", _encoding, False), ("encoding voxel", _encoding_voxel, True),
-         ("decoding", _decoding, True), ("connectivity", _connectivity, True)]
+         ("decoding", _decoding, True), ("connectivity", _connectivity, True),
+         ("modules", _modules, True)]
 
 
 def first_page_pending() -> bool:
