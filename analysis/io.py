@@ -200,7 +200,7 @@ def load_labels(path, n_volumes: int | None = None, names=None) -> pd.DataFrame:
     except UnicodeDecodeError:
         raise DataError("not a text labels file", path) from None
     try:
-        if first and not _is_number(first[0]):
+        if first and not is_number(first[0]):
             df = pd.read_csv(path, sep=r"\s+")
             if not {"labels", "chunks"} <= set(df.columns):
                 raise DataError("header must name 'labels' and 'chunks' "
@@ -233,7 +233,7 @@ def resolve_label(label, labels: pd.DataFrame) -> str:
     names = list(dict.fromkeys(labels["labels"]))
     if str(label) in names:
         return str(label)
-    if "code" in labels and _is_number(str(label)):
+    if "code" in labels and is_number(str(label)):
         hit = labels.loc[labels["code"] == int(label), "labels"]
         if len(hit):
             return str(hit.iloc[0])
@@ -279,7 +279,8 @@ def load_stimuli(path, n_volumes: int | None = None, shape=(10, 10)) -> np.ndarr
     return np.reshape(flat, (-1,) + tuple(shape), order="F")
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether ``text`` reads as a number (a numeric label code, a table's first row)."""
     try:
         float(text)
     except ValueError:

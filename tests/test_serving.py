@@ -35,7 +35,10 @@ def test_warm_up_fills_what_a_first_session_needs(encoding_dir, decoding_dir, co
     CACHE.clear()
     timings = warmup.warm("small")
     assert all(isinstance(t, float) for t in timings.values()), timings
-    assert set(timings) == {"encoding", "encoding voxel", "decoding", "connectivity"}
+    assert set(timings) == {"encoding", "encoding voxel", "decoding", "connectivity",
+                            "modules"}
+    import sys
+    assert {"dask.distributed", "matplotlib.pyplot", "nilearn.plotting"} <= set(sys.modules)
     decompositions, cleanings = ridge_builds["built"], CACHE.stats()["misses"]
     lasso_fits = encoding.LASSO.stats()["misses"]
     # what the tabs do first, with their default parameters: nothing is computed again

@@ -50,7 +50,7 @@ def resolve_conditions(labels: pd.DataFrame, conditions) -> list[str]:
             names.append(resolve_label(c, labels))
         except DataError:
             hint = ""
-            if "code" in labels and all(_is_number(k) for k in known):
+            if "code" in labels and all(_finite_number(k) for k in known):
                 hint = ("; the labels are numeric codes with no names: give a "
                         "code-to-name table to use names")
             raise DataError(f"condition {c!r} has no samples in the labels "
@@ -65,7 +65,7 @@ REST_NAMES = ("rest", "baseline", "fixation")
 HAXBY_PAIR = ("face", "cat")
 
 
-def _is_number(text) -> bool:
+def _finite_number(text) -> bool:
     try:
         return math.isfinite(float(str(text)))
     except ValueError:
@@ -80,7 +80,7 @@ def is_rest(name) -> bool:
 def _order(name):
     # numbers by value ("2" before "10"), then names alphabetically
     text = str(name)
-    return (0, float(text), text) if _is_number(text) else (1, 0.0, text)
+    return (0, float(text), text) if _finite_number(text) else (1, 0.0, text)
 
 
 def condition_choices(labels: pd.DataFrame) -> list[str]:

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..config import max_image_bytes, max_upload_bytes
 from ..errors import DataError
+from ..io import is_number
 from ..progress import null_progress
 
 #: the Miyawaki example's lag, in volumes
@@ -63,14 +64,6 @@ class UserEncodingData:
     @property
     def n_samples(self) -> int:
         return int(self.y.shape[0])
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def load_features(path) -> tuple[np.ndarray, list]:
@@ -128,7 +121,7 @@ def _load_table(path: Path, sep: str) -> tuple[np.ndarray, list]:
         raise DataError(f"cannot read the feature table ({exc})", path) from None
     if not rows:
         raise DataError("no rows", path)
-    header = not all(_is_number(c) for c in rows[0])
+    header = not all(is_number(c) for c in rows[0])
     names = [c.strip() for c in rows[0]] if header else [f"feature {i}"
                                                           for i in range(len(rows[0]))]
     body = rows[1:] if header else rows

@@ -9,7 +9,7 @@ from tests.browser.conftest import SCREENSHOTS, open_page
 from tests.browser.helpers import open_tab
 
 LABEL_FITS = """el => { const root = el.shadowRoot || el;
-  const label = root.querySelector('label');
+  const label = root.querySelector('label') || root.querySelector('.bk-slider-title');
   return label ? [label.scrollWidth, label.clientWidth, label.innerText] : null; }"""
 
 
