@@ -166,3 +166,13 @@ def cleanings(monkeypatch):
 
     monkeypatch.setattr(Client, "submit", spy)
     return submitted
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """One BLAS thread for a module's tests (``pytestmark = pytest.mark.usefixtures(
+    "one_blas_thread")``): on 2 shared cores OpenBLAS threads contend (10x slower)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield

@@ -10,18 +10,13 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from analysis.datasets import miyawaki
 from analysis.errors import DataError
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    """One BLAS thread: on 2 shared cores OpenBLAS threads contend (10x slower)."""
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")   # conftest.py
 
 
 def test_mask_files_are_nilearns_list():

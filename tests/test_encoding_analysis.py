@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from threadpoolctl import threadpool_limits
 
 from analysis import encoding
 from analysis.encoding import model as encoding_model  # where the model looks its helpers up
@@ -15,10 +14,7 @@ from analysis.encoding.reference import reference_r2
 from analysis.errors import DataError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")   # conftest.py
 
 
 @pytest.fixture

@@ -9,15 +9,11 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from analysis.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")   # conftest.py
 
 
 def run_seed(data_dir, alpha, n_folds):

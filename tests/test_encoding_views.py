@@ -9,13 +9,9 @@ import panel as pn
 import pytest
 from bokeh.document import Document
 from panel.io.state import set_curdoc
-from threadpoolctl import threadpool_limits
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")   # conftest.py
 
 
 @pytest.fixture

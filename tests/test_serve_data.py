@@ -20,23 +20,19 @@ import pandas as pd
 import pytest
 from bokeh.document import Document
 from panel.io.state import set_curdoc, state
-from threadpoolctl import threadpool_limits
 
 from analysis.config import NILEARN_DATA_ENV, nilearn_data_dir
 from analysis.datasets.found import development_participants, found_datasets
 from tests.browser.conftest import NILEARN_SEED, write_nilearn_folder
 from tests.browser.conftest import NILEARN_SUBJECTS as N_SUBJECTS
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 ENCODING_LABEL = "nilearn data: miyawaki2008"
 CONNECTIVITY_LABEL = "nilearn data: development_fmri"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_blas_thread():
-    with threadpool_limits(1):
-        yield
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.usefixtures("one_blas_thread")]   # conftest.py
 
 
 @pytest.fixture(scope="module")
