@@ -11,6 +11,8 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 
+from dashboard.render.ticks import tick_formatter
+
 #: height (px) of a histogram beside a map
 PLOT_H = 230
 
@@ -40,6 +42,7 @@ def value_histogram(values: np.ndarray, threshold: float, label: str = "r",
     hist = value_bins(values, bins).opts(
         color="#4c78a8", line_color=None, title=f"{label} over brain voxels", height=PLOT_H,
         xlabel=label, responsive=True, toolbar=None, tools=["hover"], framewise=True,
+        xformatter=tick_formatter(), yformatter=tick_formatter(),
         hooks=layer_hooks(layers, "hist"))
     lines = (hv.VLine(-threshold).opts(color="orange", line_width=2,
                                        hooks=layer_hooks(layers, "lo"))
