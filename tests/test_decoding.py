@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import nibabel as nib
@@ -226,8 +227,8 @@ def test_background_permutations_progress_and_result(decoding_dir):
     worker.join(60)
     assert a.permutation_result is not None
     assert seen and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
-    assert "p = " in a.permutation_status
-    assert ", p=" in a.summary()
+    assert re.match(r"p(=|<=)[0-9.e-]+ ", a.permutation_status)
+    assert re.search(r", p(=|<=)[0-9.e-]+ \(", a.summary())
     a.C = 2.0  # a parameter change invalidates the result
     assert a.permutation_result is None
 
@@ -460,3 +461,13 @@ def test_has_masked_follows_the_mask_and_standardization(analysis):
     analysis.masked()
     assert analysis.has_masked()
     analysis.standardize = not analysis.standardize
+
+
+def test_smallest_p_is_written_as_a_bound():
+    # no permutation reached the score: p = 1/(n+1), reported as "p<=", never "p=0"
+    from analysis.decoding.engine import p_text, p_value
+
+    null = np.array([0.4, 0.5, 0.55, 0.6])
+    assert p_value(0.9, null) == 0.2 and p_text(0.2, 4) == "p<=0.2"
+    assert p_value(0.5, null) == 0.8 and p_text(0.8, 4) == "p=0.8"
+    assert p_text(1 / 101, 100) == "p<=0.0099"

@@ -66,6 +66,15 @@ def p_value(score: float, null: np.ndarray) -> float:
     return float((np.sum(null >= score) + 1.0) / (len(null) + 1.0))
 
 
+def p_text(p: float, n_permutations: int) -> str:
+    """``p=0.0342``, or ``p<=0.0099`` when no permutation reached the score: the
+    smallest p ``n_permutations`` can report is ``1/(n+1)``, not 0."""
+    floor = 1.0 / (int(n_permutations) + 1.0)
+    if p <= floor * (1 + 1e-9):
+        return f"p<={floor:.3g}"
+    return f"p={p:.3g}"
+
+
 class Cancelled(RuntimeError):
     """A background computation was cancelled."""
 

@@ -26,7 +26,7 @@ import xarray as xr
 from ..datasets import haxby
 from ..registry import CV_SPECS
 from ..volumes import to_xarray
-from .engine import Cancelled, haufe_pattern, p_value
+from .engine import Cancelled, haufe_pattern, p_text, p_value
 from .permutation import permutation_null
 from .reference import (contrast_names, cross_validate, cv_splits, fit_all, fit_one_vs_rest,
                         one_vs_rest_name)
@@ -338,7 +338,8 @@ class DecodingAnalysis(param.Parameterized):
                 f"(chance {round(float(s.chance), 3)}, train {round(float(s.train_score), 3)})")
         perm = self.permutation_result
         if perm is not None and perm.attrs.get("key") == repr(self._cv_key()):
-            line += f", p={float(perm.p_value):.3g} ({perm.sizes['permutation']} permutations)"
+            n = perm.sizes["permutation"]
+            line += f", {p_text(float(perm.p_value), n)} ({n} permutations)"
         return line
 
     def contrasts(self) -> list[str]:
@@ -453,7 +454,7 @@ class DecodingAnalysis(param.Parameterized):
         self.param.update(
             permutation_result=result, permutation_progress=1.0,
             permutation_running=False,
-            permutation_status=(f"p = {float(result.p_value):.3g} "
+            permutation_status=(f"{p_text(float(result.p_value), len(result.null))} "
                                 f"({len(result.null)} permutations, "
                                 f"{result.attrs['seconds']:.1f} s)"))
         return result

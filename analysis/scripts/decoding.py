@@ -260,7 +260,10 @@ if N_PERMUTATIONS:
         decoder, X, y, groups=groups, cv=cv, n_permutations=N_PERMUTATIONS,
         random_state=RANDOM_STATE)
     show("p_value", p_value)
-    summary += f", p={{p_value:.3g}} ({{N_PERMUTATIONS}} permutations)"
+    # the smallest p N permutations can report is 1/(N + 1)
+    floor = 1 / (N_PERMUTATIONS + 1)
+    p_text = f"p<={{floor:.3g}}" if p_value <= floor * (1 + 1e-9) else f"p={{p_value:.3g}}"
+    summary += f", {{p_text}} ({{N_PERMUTATIONS}} permutations)"
 show("contrast", contrast)
 show("map_peak", np.abs(values).max())
 show("threshold", THRESHOLD)
