@@ -324,6 +324,36 @@ def test_moving_the_seed_does_not_reclean(connectivity_dir, monkeypatch):
     assert len(calls) == 2
 
 
+def test_cleaned_data_is_kept_on_disk_for_shared_subjects(connectivity_dir, monkeypatch):
+    """A subject cleaned once loads from the cache folder in a later process (the store
+    emptied stands for one): the same numbers, no cleaning; a damaged entry is cleaned
+    again; an upload's data never goes to disk."""
+    from analysis.cache import cache_file
+    from analysis.connectivity import cleaning
+
+    params = dict(data_dir=str(connectivity_dir), smoothing_fwhm=3.5, subject=1)
+    sc = C.SeedConnectivity(**params)
+    first = sc.ensure().r.copy()
+    key = cleaning.disk_key(sc.subject_data(), sc.settings())
+    entry = cache_file(f"connectivity-cleaned-{key}.npz")
+    assert key and entry.is_file()
+    calls = []
+    real = cleaning.clean_data
+    monkeypatch.setattr(cleaning, "clean_data",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    cleaning.CACHE.clear()
+    assert np.array_equal(C.SeedConnectivity(**params).ensure().r, first) and not calls
+    entry.write_bytes(b"not an npz")           # damaged: cleaned again and rewritten
+    cleaning.CACHE.clear()
+    assert np.array_equal(C.SeedConnectivity(**params).ensure().r, first) and calls == [1]
+    cleaning.CACHE.clear()
+    assert np.array_equal(C.SeedConnectivity(**params).ensure().r, first) and calls == [1]
+    # an upload (data owned by a session) has no disk key
+    upload = C.load_subject(sc.subject_data().func, mask=sc.subject_data().mask_img)
+    upload.owner = "a session"
+    assert cleaning.disk_key(upload, sc.settings()) is None
+
+
 def test_subject_changes_the_map(connectivity_dir):
     sc = C.SeedConnectivity(data_dir=str(connectivity_dir))
     first = sc.ensure().r.copy()
