@@ -9,7 +9,11 @@ app keeps serving). The Dask scheduler is the operator's
 the cluster's progress fills a bar, then the group t map is shown in the
 shared :class:`~dashboard.slice_viewer.SliceViewer` over the MNI template,
 with a histogram of t, the subjects' r maps as a strip of axial slices at the
-seed's z, the peaks, and a link to the Dask dashboard. Once the subjects are
+seed's z, the peaks, and a link to the Dask dashboard. The summary gives the
+t-test's degrees of freedom and the FDR and FWE (sign-flipping permutations)
+thresholds with their voxel counts; *Show voxels at* thresholds the map
+uncorrected, at FDR q < 0.05 or at FWE p < 0.05 (the histogram marks the
+FDR and FWE levels). Once the subjects are
 cleaned on the workers, a new seed (typed, clicked on the group map, or
 moved in the single-subject view when the seed is shared) re-runs only the
 cheap per-subject step.
@@ -63,9 +67,24 @@ STRIP_MAX = 12  # subjects shown in the strip
 START_SUBJECTS = 10
 
 
-def t_histogram(values: np.ndarray, threshold: float, bins: int = 60) -> hv.Overlay:
-    """Histogram of the group t values with the +/- threshold lines."""
-    return value_histogram(np.asarray(values, dtype=float), threshold, label="t", bins=bins)
+#: Colours of the corrected thresholds' lines on the t histogram.
+FDR_COLOR, FWE_COLOR = "#2ca02c", "#d62728"
+
+
+def t_histogram(values: np.ndarray, threshold: float | None, bins: int = 60,
+                fdr: float | None = None, fwe: float | None = None) -> hv.Overlay:
+    """Histogram of the group t values with the +/- lines of the shown threshold
+    (orange; none when None) and, where given, of the FDR (green, dashed) and FWE (red,
+    dotted) ones."""
+    plot = value_histogram(np.asarray(values, dtype=float),
+                           threshold if threshold is not None else 0.0, label="t", bins=bins)
+    if threshold is None or not np.isfinite(threshold):
+        plot = hv.Overlay([plot.get(0)])   # the histogram alone
+    for level, color, dash in ((fdr, FDR_COLOR, "dashed"), (fwe, FWE_COLOR, "dotted")):
+        if level is not None and np.isfinite(level):
+            plot = plot * hv.VLine(-level).opts(color=color, line_width=1.5, line_dash=dash) \
+                * hv.VLine(level).opts(color=color, line_width=1.5, line_dash=dash)
+    return plot.opts(show_legend=False)
 
 
 def subject_strip(strip, clim=None, size: int = 120) -> hv.Layout:
@@ -134,6 +153,11 @@ class GroupPanel(pn.viewable.Viewer):
         self.w_radius = widget_for(p.radius_mm, m.radius_mm, "group-radius", width=SLIDER_WIDTH)
         self.w_threshold = widget_for(p.threshold, m.threshold, "group-threshold",
                                       width=SLIDER_WIDTH)
+        self.w_correction = widget_for(p.correction, m.correction, "group-correction",
+                                       width=SLIDER_WIDTH)
+        self.w_permutations = widget_for(p.n_permutations, m.n_permutations,
+                                         "group-permutations", widget_type=pn.widgets.IntInput,
+                                         width=SLIDER_WIDTH)
         env = scheduler_address(None)
         self.scheduler_editable = scheduler_editable()
         if self.scheduler_editable:
@@ -179,9 +203,12 @@ class GroupPanel(pn.viewable.Viewer):
         self.w_radius.param.watch(self._seed_typed, "value")
         self.seed_input.watch(self._seed_typed)
         self.w_threshold.param.watch(self._widget_to_model("threshold", float), "value")
+        self.w_correction.param.watch(self._widget_to_model("correction", str), "value")
+        self.w_permutations.param.watch(self._widget_to_model("n_permutations", int), "value")
         if self.scheduler_editable:
             self.w_scheduler.param.watch(self._widget_to_model("scheduler", str), "value")
-        m.param.watch(self._on_display, ["threshold"])
+        m.param.watch(self._on_display, ["threshold", "correction"])
+        m.param.watch(self._on_statistics, ["n_permutations"])
         m.param.watch(self._on_seed_param, ["seed_mm", "radius_mm"])
         self.viewer.param.watch(self._clicked, ["crosshair_mm"])
         if seed_source is not None:
@@ -404,7 +431,47 @@ class GroupPanel(pn.viewable.Viewer):
             self.start()
 
     def _on_display(self, *events):
+        m = self.model
+        self._syncing = True   # set on the model (a notebook, a test): the widgets follow
+        try:
+            self.w_threshold.value = float(m.threshold)
+            self.w_correction.value = m.correction
+        finally:
+            self._syncing = False
         self._redraw(move_crosshair=False)
+
+    def _on_statistics(self, *events):
+        """Another number of permutations: the statistics run again (with the cheap
+        per-subject step: the subjects stay cleaned on the workers), as a job."""
+        self._syncing = True
+        try:
+            self.w_permutations.value = int(self.model.n_permutations)
+        finally:
+            self._syncing = False
+        if self.model.result is not None:
+            self.start()
+
+    def _shown(self) -> tuple:
+        """``(map, viewer threshold, |t| level or None, words)`` of the shown correction:
+        the t map at ``|t| >= threshold``, or with the voxels FDR / FWE does not declare
+        hidden (NaN)."""
+        m = self.model
+        if m.correction == "uncorrected":
+            return m.t_map(), float(m.threshold), float(m.threshold), f"|t| >= {m.threshold:g}"
+        level = m.display_threshold()
+        inf = m.result.inference
+        if m.correction == "fdr":
+            words = f"FDR q < {inf.q:g}" if inf is not None else "FDR"
+            words += f" (|t| >= {level:.2f})" if level is not None else ": no voxel"
+        else:
+            words = f"FWE p < {inf.alpha:g}" if inf is not None else "FWE"
+            if inf is None or not inf.n_permutations:
+                words += ": no permutations"
+            elif level is None:
+                words += f": not reachable with {inf.n_permutations:,} permutations"
+            else:
+                words += f" (|t| > {level:.2f}, {inf.n_permutations:,} sign flips)"
+        return m.shown_t_map(), 0.0, level, words
 
     def _redraw(self, move_crosshair=False):
         m = self.model
@@ -418,11 +485,12 @@ class GroupPanel(pn.viewable.Viewer):
             if link:
                 self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
             seed = tuple(float(v) for v in res.seed_mm)
-            t_map = m.t_map()
-            update = dict(stat_map=t_map, threshold=float(m.threshold), marker_mm=seed,
-                          clim=robust_clim(res.t, m.threshold),
-                          title=f"group t map ({res.n_subjects} subjects), "
-                                f"|t| >= {m.threshold:g}")
+            t_map, shown_threshold, level, words = self._shown()
+            update = dict(stat_map=t_map, threshold=shown_threshold, marker_mm=seed,
+                          clim=robust_clim(res.t, level if level is not None
+                                           and np.isfinite(level) else m.threshold),
+                          title=f"group t map ({res.n_subjects} subjects, df {res.df}), "
+                                f"{words}")
             if move_crosshair:
                 update["crosshair_mm"] = snap(t_map, seed)
             self._syncing = True
@@ -430,7 +498,11 @@ class GroupPanel(pn.viewable.Viewer):
                 self.viewer.param.update(**update)
             finally:
                 self._syncing = False
-            self.hist.object = t_histogram(res.t, float(m.threshold))
+            inf = res.inference
+            self.hist.object = t_histogram(
+                res.t, level if level is not None and np.isfinite(level) else None,
+                fdr=inf.fdr_t_threshold if inf is not None else None,
+                fwe=inf.fwe_t_threshold if inf is not None else None)
             peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
             self.peaks_table.object = peaks.drop(columns=["i", "j", "k"], errors="ignore")
             self.strip.object = subject_strip(m.axial_strip())
@@ -442,7 +514,9 @@ class GroupPanel(pn.viewable.Viewer):
         p = self.model.param
         controls = pn.Row(
             pn.Column(with_tooltip(self.w_n, p.n_subjects), with_tooltip(self.w_age, p.age_group),
-                      with_tooltip(self.w_threshold, p.threshold), width=280),
+                      with_tooltip(self.w_threshold, p.threshold),
+                      with_tooltip(self.w_correction, p.correction),
+                      with_tooltip(self.w_permutations, p.n_permutations), width=280),
             pn.Column(self.seed_input.title, self.seed_input,
                       with_tooltip(self.w_radius, p.radius_mm), width=300),
             pn.Column(with_tooltip(self.w_scheduler, p.scheduler),
@@ -459,8 +533,9 @@ class GroupPanel(pn.viewable.Viewer):
             self.summary,
             self.viewer,
             pn.Row(pn.Column(self.hist, sizing_mode="stretch_width"),
-                   pn.Column(pn.pane.Markdown("**Peaks** of t (nearest planted node on "
-                                              "synthetic data)", margin=(0, 10)),
+                   pn.Column(pn.pane.Markdown("**Peaks** of t among the voxels shown "
+                                              "(nearest planted node on synthetic data)",
+                                              margin=(0, 10)),
                              self.peaks_table),
                    sizing_mode="stretch_width"),
             pn.pane.Markdown("**Subjects** (r, axial slice at the seed's z)", margin=(0, 10)),

@@ -355,7 +355,8 @@ def test_workers_dying_fail_clearly_and_write_nothing(group_dir, tmp_path, monke
 
     real = G.compute_group
 
-    def killing(subject_list, settings, seed_mm, radius_mm=8.0, engine=None, progress=None):
+    def killing(subject_list, settings, seed_mm, radius_mm=8.0, engine=None, progress=None,
+                **stats):   # the group statistics' settings pass through
         done = []
 
         def hook(fraction, message):
@@ -363,7 +364,8 @@ def test_workers_dying_fail_clearly_and_write_nothing(group_dir, tmp_path, monke
             if not done and message.startswith("cleaned 1/"):
                 done.append(_kill_busy_worker(engine))
 
-        return real(subject_list, settings, seed_mm, radius_mm, engine=engine, progress=hook)
+        return real(subject_list, settings, seed_mm, radius_mm, engine=engine, progress=hook,
+                    **stats)
 
     monkeypatch.setattr(G.model, "compute_group", killing)  # where run() looks it up
     out = tmp_path / "t_map.nii.gz"

@@ -128,3 +128,59 @@ def test_a_failed_run_is_reported_when_the_event_loop_gets_to_it(group_dir, monk
         fn()
     assert panel.status.object == "error: RuntimeError: no workers left"
     assert not panel.w_run.disabled
+
+
+def test_group_panel_shows_corrected_thresholds(group_dir):
+    """The summary gives df and the FDR and FWE thresholds with their voxel counts, the
+    histogram marks them, and *Show voxels at* thresholds the map at each (issue 17)."""
+    from dashboard.group import GroupPanel
+
+    model = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=6, processes=False,
+                                n_permutations=100)
+    panel = GroupPanel(model=model)
+    panel.__panel__()
+    panel.start()
+    _wait(panel)
+    inf = model.result.inference
+    assert inf.n_permutations == 100 and inf.n_voxels_fdr > 0
+    text = panel.summary.object
+    assert text == model.summary()
+    assert "(df 5)" in text and f"FDR q < 0.05: |t| >= {inf.fdr_t_threshold:.2f}, " \
+        f"{inf.n_voxels_fdr:,} voxels" in text
+    assert f"FWE p < 0.05: |t| > {inf.fwe_t_threshold:.2f}, {inf.n_voxels_fwe:,} voxels " \
+           "(100 sign flips)" in text
+    lines = {round(abs(el.data), 9) for el in panel.hist.object if isinstance(el, hv.VLine)}
+    assert {round(inf.fdr_t_threshold, 9), round(inf.fwe_t_threshold, 9),
+            model.threshold} <= lines
+    assert "Benjamini-Hochberg" in panel.w_correction.description
+    assert "sign" in panel.w_permutations.description
+
+    # FDR, then FWE: the viewer shows exactly the voxels each declares (a redraw, no run)
+    before = model.result
+    panel.w_correction.value = "fdr"
+    assert model.correction == "fdr" and not panel.busy and model.result is before
+    shown = panel.viewer.stat_map.values
+    assert np.isfinite(shown).sum() == inf.n_voxels_fdr
+    np.testing.assert_array_equal(shown, model.shown_t_map().values)
+    assert np.abs(shown[np.isfinite(shown)]).min() == inf.fdr_t_threshold
+    assert "FDR q < 0.05" in panel.viewer.title
+    panel.w_correction.value = "fwe"
+    assert np.isfinite(panel.viewer.stat_map.values).sum() == inf.n_voxels_fwe
+    assert "FWE p < 0.05" in panel.viewer.title
+
+    # more permutations: the statistics run again (the subjects stay cleaned)
+    panel.w_permutations.value = 200
+    assert model.n_permutations == 200
+    _wait(panel)
+    assert model.result is not before and model.result.inference.n_permutations == 200
+    assert "(200 sign flips)" in panel.summary.object
+
+
+def test_display_parameters_set_on_the_model_move_the_widgets(connectivity_dir):
+    from dashboard.group import GroupPanel
+
+    model = G.GroupConnectivity(data_dir=str(connectivity_dir), n_subjects=2)
+    panel = GroupPanel(model=model)
+    model.param.update(correction="fwe", threshold=5.0, n_permutations=300)
+    assert panel.w_correction.value == "fwe" and panel.w_threshold.value == 5.0
+    assert panel.w_permutations.value == 300 and not panel.busy   # no result: nothing runs

@@ -4,14 +4,25 @@
 [--radius R] [--threshold T] [--scheduler ADDRESS] [--workers N] [--threads]
 [--data DIR | --size small|full | --func F1 F2 ... [--confounds C1 C2 ...] [--mask M]]
 [--smoothing FWHM] [--no-confounds] [preprocessing ...]
-[--json] [--out t_map.nii.gz] [--out-mean-z mean_z.nii.gz]``
+[--n-permutations N] [--cluster-forming-p P]
+[--json] [--out t_map.nii.gz] [--out-mean-z mean_z.nii.gz] [--out-dir DIR]``
 
 The preprocessing options are made from :class:`analysis.preprocessing.Preprocessing`
 (as ``fmri-explorer connectivity``'s: the same flags, defaults, bounds and help).
+
+The group statistics (:mod:`analysis.group.stats`): the one-sample t map with its
+degrees of freedom, FDR (Benjamini-Hochberg, q < 0.05) and FWE by ``--n-permutations``
+sign flips (max-|t|, p < 0.05; cluster size for clusters formed at
+``--cluster-forming-p``); ``--json`` has ``df``, ``fwe_t_threshold``, ``n_voxels_fwe``,
+``fdr_t_threshold`` and ``n_voxels_fdr``. ``--out-dir DIR`` writes each subject's
+Fisher z map as ``DIR/subjects/<participant>_fisher_z.nii.gz`` and the group maps as
+``DIR/group_t.nii.gz`` and ``DIR/group_logp_fwe.nii.gz`` (-log10 FWE p), on the group
+mask's grid.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +39,10 @@ from .validate import (check_band, check_outputs, finite_float, float_range, int
 #: The option ranges (the analysis' own parameter bounds).
 MAX_RADIUS_MM = 20.0
 MAX_SUBJECTS = 155
+#: The group maps ``--out-dir`` writes (beside ``subjects/<participant>_fisher_z.nii.gz``).
+OUT_DIR_MAPS = {"t": "group_t.nii.gz", "logp_fwe": "group_logp_fwe.nii.gz"}
+#: The subjects' folder of ``--out-dir``, and their file names' ending.
+SUBJECTS_DIR, SUBJECT_SUFFIX = "subjects", "_fisher_z.nii.gz"
 
 
 def add_parser(sub):
@@ -77,12 +92,31 @@ def add_parser(sub):
                      help="local cluster workers as threads of this process (no processes)")
     clu.add_argument("--timeout", type=float_range(0.5, 120.0), default=5.0,
                      help="seconds to wait for the scheduler, 0.5 to 120 (default 5)")
+    from ..group.stats import (CLUSTER_FORMING_P, MAX_PERMUTATIONS, N_PERMUTATIONS)
+
+    st = p.add_argument_group("group statistics", "FDR (Benjamini-Hochberg, q < 0.05) on the "
+                              "t-test's uncorrected p; FWE (p < 0.05) by sign-flipping "
+                              "permutations, as nilearn's permuted_ols")
+    st.add_argument("--n-permutations", type=int_range(0, MAX_PERMUTATIONS),
+                    default=N_PERMUTATIONS, metavar="N",
+                    help=f"sign-flipping permutations for the FWE thresholds (max |t| and "
+                         f"cluster size), 0 to {MAX_PERMUTATIONS:,}; 0: no FWE "
+                         f"(default {N_PERMUTATIONS:,})")
+    st.add_argument("--cluster-forming-p", type=float_range(1e-8, 0.1),
+                    default=CLUSTER_FORMING_P, metavar="P",
+                    help="uncorrected two-sided p forming the clusters of the cluster-size "
+                         f"FWE test, 1e-08 to 0.1 (default {CLUSTER_FORMING_P:g})")
     reporting.add_options(p, "mni: the development data and --func images are in MNI space; "
                              "clusters: |t| above --threshold")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--out", type=Path, metavar="t_map.nii.gz", help="write the group t map")
     p.add_argument("--out-mean-z", type=Path, metavar="mean_z.nii.gz",
                    help="write the mean Fisher z map")
+    p.add_argument("--out-dir", type=Path, metavar="DIR",
+                   help="write each subject's Fisher z map as DIR/subjects/<participant>"
+                        "_fisher_z.nii.gz, and DIR/group_t.nii.gz and "
+                        "DIR/group_logp_fwe.nii.gz (-log10 FWE p); DIR is made if its "
+                        "folder exists; only regular files of these names are replaced")
     return p
 
 
@@ -92,6 +126,8 @@ def build_analysis(args):
     params = dict(seed_mm=tuple(args.seed), radius_mm=args.radius,
                   threshold=args.threshold, n_peaks=args.n_peaks,
                   **param_values(args, PARAMETERS),
+                  n_permutations=args.n_permutations,
+                  cluster_forming_p=args.cluster_forming_p,
                   scheduler=args.scheduler or "", n_workers=args.workers,
                   processes=not args.threads,
                   timeout=args.timeout, age_group=args.age_group)
@@ -120,11 +156,84 @@ def build_analysis(args):
         raise DataError(str(exc).splitlines()[0]) from None
 
 
+def _out_dir_error(problem: str, path) -> DataError:
+    return DataError(f"--out-dir {path}: {problem}")
+
+
+def out_dir_targets(out_dir: Path, names=()) -> list:
+    """The files ``--out-dir`` writes, ``[(map, participant, path)]`` (the group maps
+    ``t`` and ``logp_fwe`` with participant None, then ``fisher_z`` of each participant in
+    ``names``), checked before any computation: ``out_dir`` is a folder
+    or does not exist yet in an existing folder; ``subjects`` in it likewise; each file
+    is absent or a regular file (never a directory, link, device...). Participant names
+    that are not plain file names, or that repeat, are refused."""
+    from ..atomic import check_target
+
+    out_dir = Path(out_dir)
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise _out_dir_error("is not a folder (refused: it is not replaced)", out_dir)
+    if not out_dir.is_dir() and not out_dir.absolute().parent.is_dir():
+        raise _out_dir_error(f"folder {str(out_dir.absolute().parent)!r} does not exist",
+                             out_dir)
+    sub = out_dir / SUBJECTS_DIR
+    if os.path.lexists(sub) and not sub.is_dir():
+        raise _out_dir_error("is not a folder (refused: it is not replaced)", sub)
+    targets = [(key, None, out_dir / name) for key, name in OUT_DIR_MAPS.items()]
+    seen = set()
+    for name in names:
+        name = str(name)
+        if not name or name in (".", "..") or Path(name).name != name or "\\" in name \
+                or "\x00" in name:
+            raise DataError(f"--out-dir: participant {name!r} is not a plain file name")
+        if name in seen:
+            raise DataError(f"--out-dir: two subjects are named {name!r} (one file each)")
+        seen.add(name)
+        targets.append(("fisher_z", name, sub / f"{name}{SUBJECT_SUFFIX}"))
+    for _, _, path in targets:
+        if path.parent.is_dir():
+            try:
+                check_target(path)
+            except DataError as exc:
+                raise _out_dir_error(exc.problem, path) from None
+    return targets
+
+
+def write_out_dir(analysis, out_dir: Path, targets: list) -> list[str]:
+    """Write the maps of :func:`out_dir_targets` (each atomically); returns the paths."""
+    from ..atomic import save_nifti
+
+    out_dir = Path(out_dir)
+    for folder in (out_dir, out_dir / SUBJECTS_DIR):
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise _out_dir_error(f"cannot make the folder ({exc.strerror or exc})",
+                                 folder) from None
+        if not folder.is_dir():
+            raise _out_dir_error("is not a folder (refused: it is not replaced)", folder)
+    written = []
+    for key, participant, path in targets:
+        img = analysis.to_nifti(key) if participant is None \
+            else analysis.subject_fisher_z_nifti(participant)
+        save_nifti(img, path)
+        written.append(str(path))
+    return written
+
+
 def run(args) -> int:
     from ..atomic import save_nifti
 
     # bad outputs fail before any computation (and before a cluster starts)
     check_outputs(("--out", args.out), ("--out-mean-z", args.out_mean_z))
+    if args.out_dir is not None:
+        if args.n_permutations == 0:
+            raise DataError("--out-dir writes group_logp_fwe.nii.gz: it needs "
+                            "--n-permutations of at least 1")
+        out_dir_targets(args.out_dir)
+        for option, path in (("--out", args.out), ("--out-mean-z", args.out_mean_z)):
+            if path is not None and os.path.abspath(path) in {
+                    os.path.abspath(args.out_dir / name) for name in OUT_DIR_MAPS.values()}:
+                raise DataError(f"{option} and --out-dir name the same file", path)
     reporting.check_options(args, args.threshold)
     analysis = build_analysis(args)
     band = analysis.cleaning_settings()
@@ -132,6 +241,8 @@ def run(args) -> int:
     try:
         subjects = analysis.subject_list()  # bad data: a clear error before starting a cluster
         check_band(band.high_pass, band.low_pass, analysis.repetition_time(subjects))
+        targets = None if args.out_dir is None else out_dir_targets(args.out_dir,
+                                                                    subjects.names)
         progress = None if args.json or not sys.stderr.isatty() else console_progress("group")
         analysis.run(progress=progress)
         payload = analysis.report()
@@ -147,6 +258,9 @@ def run(args) -> int:
         if args.out_mean_z is not None:
             save_nifti(analysis.to_nifti("mean_z"), args.out_mean_z)
             payload["out_mean_z"] = str(args.out_mean_z)
+        if targets is not None:
+            payload["out_dir_files"] = write_out_dir(analysis, args.out_dir, targets)
+            payload["out_dir"] = str(args.out_dir)
     finally:
         analysis.close()
     if args.json:
@@ -162,6 +276,9 @@ def run(args) -> int:
     for key in ("out", "out_mean_z"):
         if key in payload:
             print(f"written: {payload[key]}", file=out)
+    if "out_dir" in payload:
+        print(f"written: {len(payload['out_dir_files'])} maps in {payload['out_dir']}",
+              file=out)
     if payload["dashboard_link"]:
         print(f"Dask dashboard was at {payload['dashboard_link']}", file=out)
     return 0

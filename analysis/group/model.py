@@ -1,9 +1,11 @@
 """The Param class of group connectivity: :class:`GroupConnectivity`.
 
-Its parameters choose the subjects, the preprocessing, the seed, the display
-threshold and the cluster; :meth:`GroupConnectivity.run` computes the group map
-on the cluster (see :func:`~analysis.group.results.compute_group`), and the
-derived maps, peaks, summary and JSON report are read from its ``result``.
+Its parameters choose the subjects, the preprocessing, the seed, the statistics
+(sign-flipping permutations, cluster-forming p), the display threshold and
+correction, and the cluster; :meth:`GroupConnectivity.run` computes the group map
+on the cluster and its statistics here (see
+:func:`~analysis.group.results.compute_group`), and the derived maps, peaks,
+summary and JSON report are read from its ``result``.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ from .cluster import CONNECT_TIMEOUT, SCHEDULER_ENV, Cancelled, scheduler_addres
 from .engine import GroupEngine
 from .registry import _get_engine, idle_seconds, release_engine
 from .results import GroupResult, compute_group
+from .stats import (ALPHA, CLUSTER_FORMING_P, FDR_Q, MAX_PERMUTATIONS, N_PERMUTATIONS,
+                    RANDOM_STATE)
 from .subjects import AGE_GROUPS, SubjectList, confound_names, dataset_subjects, file_subjects
 
 _AGE_NAMES = {"both": "Adults and children", "adult": "Adults", "child": "Children"}
 #: The age groups as a widget offers them: ``{label: value}`` (the values stay AGE_GROUPS).
 AGE_LABELS = {_AGE_NAMES[group]: group for group in AGE_GROUPS}
+#: The corrections the map can be shown at: ``{label: value}``.
+CORRECTIONS = {"uncorrected |t| ≥ threshold": "uncorrected",
+               f"FDR q < {FDR_Q:g}": "fdr", f"FWE p < {ALPHA:g}": "fwe"}
 
 
 class GroupConnectivity(Preprocessing):
@@ -69,6 +76,27 @@ class GroupConnectivity(Preprocessing):
                              label="Threshold on |t|",
                              doc="Voxels of the group t map (one-sample t-test of the "
                                  "subjects' Fisher z) below this in absolute value are hidden")
+    correction = param.Selector(
+        default="uncorrected", objects=CORRECTIONS, label="Show voxels at",
+        doc="Which voxels of the group t map are shown: uncorrected, |t| at least the "
+            "threshold above; FDR, the voxels Benjamini-Hochberg declares at q < 0.05 "
+            "from the uncorrected two-sided p of the t-test (df = subjects - 1); FWE, "
+            "family-wise error p < 0.05 from the sign-flipping permutations (each voxel's "
+            "|t| against the largest |t| of the brain in each permutation)")
+    n_permutations = param.Integer(
+        default=N_PERMUTATIONS, bounds=(0, MAX_PERMUTATIONS), step=100,
+        label="Permutations (sign flips)",
+        doc="Sign-flipping permutations for the family-wise error (FWE) thresholds: each "
+            "flips the sign of a random subset of the subjects' Fisher z maps and keeps "
+            "the largest |t| (and largest cluster) in the brain; the FWE p of a voxel is "
+            "(1 + permutations at least as large) / (permutations + 1), as nilearn's "
+            "permuted_ols. 0: no FWE")
+    cluster_forming_p = param.Number(
+        default=CLUSTER_FORMING_P, bounds=(1e-8, 0.1), softbounds=(1e-4, 0.05),
+        label="Cluster-forming p",
+        doc="Uncorrected two-sided p whose |t| forms the clusters (face-connected voxels of "
+            "one sign) tested by cluster-size FWE against the largest cluster of each "
+            "permutation")
     n_peaks = param.Integer(default=10, bounds=(1, 100), label="Peaks listed",
                             doc="How many local maxima above the threshold the peaks table "
                                 "lists")
@@ -194,6 +222,9 @@ class GroupConnectivity(Preprocessing):
                     raise Cancelled("group run cancelled")
                 result = compute_group(subjects, settings, self.seed_mm, self.radius_mm,
                                        engine=engine, progress=report,
+                                       n_permutations=self.n_permutations,
+                                       cluster_forming_p=self.cluster_forming_p,
+                                       random_state=RANDOM_STATE,
                                        **({"cancel": cancel} if cancel is not None else {}))
             except Exception as exc:
                 self.param.update(running=False, error=str(exc), progress=0.0,
@@ -268,32 +299,141 @@ class GroupConnectivity(Preprocessing):
         """Voxels with ``|t| >= threshold``."""
         return int((np.abs(self.ensure().t) >= self.threshold).sum())
 
-    @param.depends("result", "threshold", "n_peaks")
+    @param.depends("result", "threshold")
+    def p_uncorrected_threshold(self) -> float:
+        """The uncorrected two-sided p of ``|t| = threshold`` at the result's df."""
+        from scipy.stats import t as t_dist
+
+        return float(2.0 * t_dist.sf(self.threshold, self.ensure().df))
+
+    @param.depends("result", "threshold", "correction")
+    def significant(self) -> np.ndarray:
+        """The voxels shown at ``correction`` (``(n_voxels,)`` bool): ``|t| >= threshold``,
+        those FDR declares, or those with FWE p < 0.05 (none without permutations)."""
+        res = self.ensure()
+        if res.inference is None:
+            return np.abs(res.t) >= self.threshold
+        return res.inference.significant(self.correction, self.threshold)
+
+    @param.depends("result", "threshold", "correction")
+    def display_threshold(self) -> float | None:
+        """The ``|t|`` level of ``correction``: ``threshold``, the FDR threshold (the
+        smallest |t| declared) or the FWE threshold (|t| above it has FWE p < 0.05); None
+        when the correction declares nothing or has no permutations."""
+        if self.correction == "uncorrected":
+            return float(self.threshold)
+        inf = self.ensure().inference
+        if inf is None:
+            return None
+        return inf.fdr_t_threshold if self.correction == "fdr" else inf.fwe_t_threshold
+
+    @param.depends("result", "threshold", "correction")
+    def shown_t_map(self) -> xr.DataArray:
+        """The t map with the voxels ``correction`` does not show set to NaN."""
+        t = np.where(self.significant(), self.ensure().t, np.nan)
+        return self._volume(t, "t")
+
+    @param.depends("result", "threshold", "correction", "n_peaks")
     def peaks(self) -> pd.DataFrame:
-        """Top local maxima of t above the threshold: MNI ``x, y, z``, ``t``, nearest node."""
-        table = find_peaks(self.t_map(), self.threshold, self.n_peaks).rename(columns={"value": "t"})
+        """Top local maxima of t among the voxels shown (``correction``): MNI ``x, y, z``,
+        ``t``, nearest node."""
+        if self.correction == "uncorrected":
+            volume, level = self.t_map(), self.threshold
+        else:
+            volume, level = self.shown_t_map(), 0.0
+        table = find_peaks(volume, level, self.n_peaks).rename(columns={"value": "t"})
         return label_peaks(table, self.truth)
 
-    @param.depends("result", "threshold")
+    def statistics(self) -> dict:
+        """The group statistics as JSON-able numbers: ``df``, ``fwe_t_threshold``,
+        ``n_voxels_fwe``, ``fdr_t_threshold``, ``n_voxels_fdr`` and their settings
+        (None where not computed or nothing passes)."""
+        res = self.ensure()
+        inf = res.inference
+        out = {"df": res.df, "p_uncorrected_threshold": self.p_uncorrected_threshold(),
+               "fwe_t_threshold": None, "n_voxels_fwe": None, "fdr_t_threshold": None,
+               "n_voxels_fdr": None, "alpha": ALPHA, "fdr_q": FDR_Q, "n_permutations": 0,
+               "random_state": None, "cluster_forming_p": None, "cluster_forming_t": None,
+               "cluster_size_fwe_threshold": None, "n_clusters_fwe": None,
+               "correction": self.correction}
+        if inf is None:
+            return out
+        out.update(fdr_t_threshold=inf.fdr_t_threshold, n_voxels_fdr=inf.n_voxels_fdr,
+                   alpha=inf.alpha, fdr_q=inf.q, n_permutations=inf.n_permutations,
+                   random_state=inf.random_state)
+        if inf.n_permutations:
+            out.update(fwe_t_threshold=inf.fwe_t_threshold, n_voxels_fwe=inf.n_voxels_fwe)
+        if inf.cluster_t is not None:
+            out.update(cluster_forming_p=inf.cluster_forming_p, cluster_forming_t=inf.cluster_t,
+                       cluster_size_fwe_threshold=inf.cluster_size_fwe_threshold,
+                       n_clusters_fwe=inf.n_clusters_fwe)
+        # JSON has no infinity (a |t| of identical z maps): None
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                for k, v in out.items()}
+
+    @param.depends("result", "threshold", "correction")
     def summary(self) -> str:
-        """One line: ``5 subjects, seed (0, -52, 18) r=8 mm: peak t 41.2; 1,204 voxels |t| >= 3``."""
+        """One line: ``5 subjects, seed (0, -52, 18) r=8 mm: peak t 41.2 (df 4); 1,204
+        voxels |t| >= 3 (p <= 0.04 uncorrected); FDR q < 0.05: ...; FWE p < 0.05: ...;
+        cluster-size FWE p < 0.05 at |t| > ...``: the FDR and FWE thresholds with their
+        voxel counts, and the smallest cluster size with cluster-size FWE p < 0.05."""
         res = self.ensure()
         seed = "(" + ", ".join(f"{v:g}" for v in res.seed_mm) + ")"
         finite = res.t[np.isfinite(res.t)]
         peak = float(finite.max()) if finite.size else float("nan")
-        return (f"{res.n_subjects} subjects, seed {seed} r={res.radius_mm:g} mm: "
-                f"peak t {peak:.2f}; {self.n_above():,} voxels |t| >= {self.threshold:g}")
+        text = (f"{res.n_subjects} subjects, seed {seed} r={res.radius_mm:g} mm: "
+                f"peak t {peak:.2f} (df {res.df}); {self.n_above():,} voxels "
+                f"|t| >= {self.threshold:g} (p <= {self.p_uncorrected_threshold():.2g} "
+                "uncorrected)")
+        inf = res.inference
+        if inf is None:
+            return text
+        fdr = (f"|t| >= {inf.fdr_t_threshold:.2f}, {inf.n_voxels_fdr:,} voxels"
+               if inf.fdr_t_threshold is not None else "no voxel")
+        text += f"; FDR q < {inf.q:g}: {fdr}"
+        if inf.n_permutations:
+            fwe = (f"|t| > {inf.fwe_t_threshold:.2f}, {inf.n_voxels_fwe:,} voxels"
+                   if inf.fwe_t_threshold is not None
+                   else f"not reachable with {inf.n_permutations:,} permutations")
+            text += f"; FWE p < {inf.alpha:g}: {fwe} ({inf.n_permutations:,} sign flips)"
+            if inf.cluster_t is not None:
+                size = (f">= {inf.cluster_size_fwe_threshold:,} voxels, {inf.n_clusters_fwe:,} "
+                        "cluster(s)" if inf.cluster_size_fwe_threshold is not None
+                        else "not reachable")
+                text += (f"; cluster-size FWE p < {inf.alpha:g} at |t| > {inf.cluster_t:.2f} "
+                         f"(p < {inf.cluster_forming_p:g}): {size}")
+        return text
 
     def to_nifti(self, which: str = "t") -> nib.Nifti1Image:
-        """The ``t`` (or ``mean_z``) map as a float32 NIfTI image (0 outside the mask) on
-        the group mask's own grid and affine."""
+        """A group map as a float32 NIfTI image (0 outside the mask) on the group mask's
+        own grid and affine: ``t``, ``mean_z``, or ``logp_fwe`` (-log10 FWE p)."""
         from ..volumes import unmask
 
         res = self.ensure()
-        return unmask(res.t if which == "t" else res.mean_z, self.subject_list().mask)
+        if which == "logp_fwe":
+            if res.inference is None or res.inference.logp_fwe is None:
+                raise DataError("no FWE map: the group statistics ran no permutation")
+            values = res.inference.logp_fwe
+        elif which in ("t", "mean_z"):
+            values = res.t if which == "t" else res.mean_z
+        else:
+            raise DataError(f"unknown group map {which!r}: t, mean_z or logp_fwe")
+        return unmask(values, self.subject_list().mask)
+
+    def subject_fisher_z_nifti(self, subject) -> nib.Nifti1Image:
+        """One subject's Fisher z map (by index or name) as a float32 NIfTI image on the
+        group mask's grid (0 outside the mask)."""
+        from ..volumes import unmask
+        from .stats import fisher_z
+
+        r = self.ensure().r
+        row = r.isel(subject=subject) if isinstance(subject, (int, np.integer)) \
+            else r.sel(subject=subject)
+        return unmask(fisher_z(row.values), self.subject_list().mask)
 
     def report(self) -> dict:
-        """JSON-able result: seed, subjects, peak t, peaks with MNI coordinates, timings."""
+        """JSON-able result: seed, subjects, peak t, the group statistics (df, FDR and FWE
+        thresholds and voxel counts), peaks with MNI coordinates, timings."""
         res = self.ensure()
         subjects = self.subject_list()
         peaks = self.peaks()
@@ -306,6 +446,7 @@ class GroupConnectivity(Preprocessing):
             "preprocessing": {name: getattr(self, name) for name in PREPROCESSING},
             "peak_t": float(finite.max()) if finite.size else None,
             "n_above": self.n_above(),
+            **self.statistics(),
             "mean_z_max": float(np.nanmax(res.mean_z)),
             "n_seed_voxels": [int(v) for v in res.n_seed_voxels],
             "peaks": peaks.to_dict(orient="records"),

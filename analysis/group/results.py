@@ -1,21 +1,26 @@
 """The group result (:class:`GroupResult`) and :func:`compute_group`, the whole pipeline.
 
 :func:`compute_group` gets every subject's seed map from the cluster, runs the
-group t-test and gathers the numbers in a :class:`GroupResult`, with no Param
-class involved.
+group statistics (:func:`~analysis.group.stats.group_inference`: the t-test, FDR
+and the sign-flipping permutations, in this process) and gathers the numbers in a
+:class:`GroupResult`, with no Param class involved.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import time
+
 import numpy as np
 import xarray as xr
 
 from ..connectivity import RADIUS_MM, CleaningSettings
+from ..progress import scaled
 from .engine import GroupEngine
 from .registry import get_engine
-from .stats import group_stats
+from .stats import (CLUSTER_FORMING_P, N_PERMUTATIONS, RANDOM_STATE, GroupInference,
+                    fisher_z, group_inference)
 from .subjects import SubjectList
 
 
@@ -28,8 +33,11 @@ class GroupResult:
     r : xr.DataArray, dims (subject, voxel)
         Each subject's seed map (r) in group-mask order.
     t, p, mean_z : ndarray, shape (n_voxels,)
-        One-sample t-test on Fisher z; its p values; mean z.
+        One-sample t-test on Fisher z; its uncorrected two-sided p values; mean z.
     n_seed_voxels : ndarray, shape (n_subjects,)
+    inference : GroupInference
+        The t-test's ``df``, FDR, and the permutation FWE (voxel and cluster size)
+        statistics (:func:`~analysis.group.stats.group_inference`).
     """
 
     r: xr.DataArray
@@ -40,10 +48,21 @@ class GroupResult:
     seed_mm: tuple
     radius_mm: float
     timings: dict = field(default_factory=dict)
+    inference: GroupInference | None = None
 
     @property
     def n_subjects(self) -> int:
         return int(self.r.sizes["subject"])
+
+    @property
+    def df(self) -> int:
+        """Degrees of freedom of the one-sample t-test: ``n_subjects - 1``."""
+        return self.n_subjects - 1
+
+    @property
+    def fisher_z(self) -> np.ndarray:
+        """Each subject's Fisher z map, ``(n_subjects, n_voxels)``."""
+        return fisher_z(self.r.values)
 
 
 def subject_array(r: np.ndarray, names, age_groups=None) -> xr.DataArray:
@@ -56,14 +75,41 @@ def subject_array(r: np.ndarray, names, age_groups=None) -> xr.DataArray:
 
 def compute_group(subject_list: SubjectList, settings: CleaningSettings, seed_mm,
                   radius_mm: float = RADIUS_MM, engine: GroupEngine | None = None,
-                  progress=None, cancel=None) -> GroupResult:
-    """Seed maps on the cluster and the group t-test (the whole pipeline, no Param).
-    ``cancel``: see :meth:`GroupEngine.seed_maps`."""
+                  progress=None, cancel=None, n_permutations: int = N_PERMUTATIONS,
+                  cluster_forming_p: float | None = CLUSTER_FORMING_P,
+                  random_state=RANDOM_STATE) -> GroupResult:
+    """Seed maps on the cluster, then the group statistics here (the whole pipeline, no
+    Param): the t-test, FDR and ``n_permutations`` sign flips (FWE; clusters formed at
+    ``cluster_forming_p``). ``cancel``: see :meth:`GroupEngine.seed_maps` (also checked
+    between chunks of permutations)."""
     engine = engine or get_engine()
+    split = 0.9 if n_permutations else 1.0
     r, n_seed, timings = engine.seed_maps(subject_list.subjects, settings, subject_list.mask,
-                                          seed_mm, radius_mm, progress=progress, cancel=cancel)
-    stats = group_stats(r)
+                                          seed_mm, radius_mm, progress=scaled(progress, 0, split),
+                                          cancel=cancel)
+    return group_result(r, subject_list, seed_mm, radius_mm, n_seed, timings,
+                        n_permutations=n_permutations, cluster_forming_p=cluster_forming_p,
+                        random_state=random_state, progress=scaled(progress, split, 1.0),
+                        cancel=cancel)
+
+
+def group_result(r: np.ndarray, subject_list: SubjectList, seed_mm, radius_mm: float,
+                 n_seed_voxels, timings: dict | None = None,
+                 n_permutations: int = N_PERMUTATIONS,
+                 cluster_forming_p: float | None = CLUSTER_FORMING_P,
+                 random_state=RANDOM_STATE, progress=None, cancel=None) -> GroupResult:
+    """The group statistics of the subjects' seed maps ``r`` (``(n_subjects, n_voxels)``,
+    in group-mask order) as a :class:`GroupResult` (timings gain ``stats_s``)."""
+    start = time.perf_counter()
+    r = np.asarray(r, dtype=np.float64)
+    z = fisher_z(r)
+    mask = np.asarray(subject_list.mask.dataobj).astype(bool)
+    inference = group_inference(z, mask, n_permutations=n_permutations,
+                                cluster_forming_p=cluster_forming_p, random_state=random_state,
+                                progress=progress, cancel=cancel)
+    timings = dict(timings or {}, stats_s=time.perf_counter() - start)
     da = subject_array(r, subject_list.names, [s.age_group for s in subject_list.subjects])
-    return GroupResult(r=da, t=stats["t"], p=stats["p"], mean_z=stats["mean_z"],
-                       n_seed_voxels=n_seed, seed_mm=tuple(float(v) for v in seed_mm),
-                       radius_mm=float(radius_mm), timings=timings)
+    return GroupResult(r=da, t=inference.t, p=inference.p, mean_z=z.mean(axis=0),
+                       n_seed_voxels=np.asarray(n_seed_voxels),
+                       seed_mm=tuple(float(v) for v in seed_mm), radius_mm=float(radius_mm),
+                       timings=timings, inference=inference)
