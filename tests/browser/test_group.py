@@ -55,6 +55,10 @@ def test_run_shows_group_map_and_a_click_moves_the_seed(page, group_url, group_d
     ref.run()
     assert after == ref.summary()
     page.locator(".group-strip canvas").nth(4).wait_for(state="visible", timeout=30_000)
+    # issue 15 item 4: each subject's slice is drawn at its size (not a 0 x 0 figure)
+    for i in range(5):
+        box = page.locator(".group-strip canvas").nth(i).bounding_box()
+        assert box["width"] >= 60 and box["height"] >= 60, box
     page.locator(".group-hist canvas").first.wait_for(state="visible", timeout=30_000)
     page.locator(".group-peaks").first.wait_for(state="visible", timeout=30_000)
     link = page.locator(".dask-link a").first
