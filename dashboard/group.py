@@ -62,6 +62,9 @@ PLOT_H = 220
 #: Width of a slider in the controls' columns (a tooltip icon beside it).
 SLIDER_WIDTH = 230
 STRIP_MAX = 12  # subjects shown in the strip
+#: the peaks table's column titles (the analysis' column names are the CLI's JSON keys)
+PEAK_COLUMNS = {"x": "x (mm)", "y": "y (mm)", "z": "z (mm)", "network": "planted network",
+                "node_distance_mm": "distance to its node (mm)"}
 #: Subjects a group starts with when the folder has more (the real development data's
 #: 155 would clean for a quarter of an hour on two workers): the slider goes up to all.
 START_SUBJECTS = 10
@@ -504,7 +507,8 @@ class GroupPanel(pn.viewable.Viewer):
                 fdr=inf.fdr_t_threshold if inf is not None else None,
                 fwe=inf.fwe_t_threshold if inf is not None else None)
             peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
-            self.peaks_table.object = peaks.drop(columns=["i", "j", "k"], errors="ignore")
+            self.peaks_table.object = peaks.drop(columns=["i", "j", "k"], errors="ignore").rename(
+                columns=PEAK_COLUMNS)
             self.strip.object = subject_strip(m.axial_strip())
         except Exception as exc:  # noqa: BLE001
             report_error(exc)

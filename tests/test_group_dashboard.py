@@ -49,6 +49,8 @@ def test_group_panel_runs_in_a_thread_and_shows_results(group_dir, cleanings):
         [el.opts.get().kwargs["title"] for el in strip] == list(res.r.subject.values)
     assert "Dask dashboard" in panel.dask_link.object
     assert len(panel.peaks_table.object) > 0
+    # column titles in the field's words, not the JSON keys (issue 15 item 14)
+    assert not {"node_distance_mm", "x"} & set(panel.peaks_table.object.columns)
 
     # display parameter: redraw only
     panel.w_threshold.value = 8.0
