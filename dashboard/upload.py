@@ -5,7 +5,11 @@ server (``func.nii.gz``, ``mask.nii``, ``labels.txt``...): the name the browser
 sends is only checked (extension, no path parts), never used as a path. Each
 file is size-limited (``$FMRI_EXPLORER_MAX_UPLOAD_MB``, default 500) and
 type-checked (NIfTI images are opened with nibabel; a functional image must be
-4D). The folder is removed when the session ends.
+4D; a feature table is read as the encoding reads it). Some roles take several files at
+once (:data:`MULTIPLE`: the runs of an encoding and their feature tables): each is
+checked, stored as ``runs-000.nii.gz``, ``runs-001.nii.gz``..., and ``paths[role]`` is
+the list, in the order the browser gave them. The folder is removed when the session
+ends.
 """
 
 from __future__ import annotations
@@ -37,7 +41,13 @@ ROLES = {
     "labels": ((".txt", ".csv", ".tsv"), "labels (one row per volume)"),
     "label_names": ((".txt", ".json"), "code-to-name table"),
     "confounds": ((".tsv", ".txt"), "confounds TSV"),
+    "runs": (NIFTI, "4D runs (one or more)"),
+    "features": ((".npy", ".csv", ".tsv"), "feature tables, one per run"),
 }
+#: Roles whose file input takes several files at once (``paths[role]`` is a list).
+MULTIPLE = frozenset({"runs", "features"})
+#: Roles holding a 4D functional image.
+FUNCTIONAL = frozenset({"func", "runs"})
 
 
 def check_name(filename: str, role: str) -> str:
@@ -71,6 +81,40 @@ class SessionUploads:
 
     def accept(self, role: str, filename: str, data: bytes) -> Path:
         """Check and store one upload; return its server-side path."""
+        target = self._accept(role, filename, data, f"{role}")
+        self.files[role] = target
+        self.names[role] = filename
+        return target
+
+    def accept_many(self, role: str, files) -> list[Path]:
+        """Check and store several uploads of one role at once (``files``: ``(filename,
+        bytes)`` pairs, in order); all or none: the first refused one raises (the role's
+        previous files stay). Returns their server-side paths, in order."""
+        files = list(files)
+        if not files:
+            raise DataError(f"no file given for the {ROLES[role][1] if role in ROLES else role}")
+        stage = f"{role}.new"
+        written = []
+        try:
+            for i, (filename, data) in enumerate(files):
+                written.append(self._accept(role, filename, data, f"{stage}-{i:03d}"))
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        old = self.files.get(role)
+        for path in (old if isinstance(old, list) else [old] if old else []):
+            path.unlink(missing_ok=True)
+        targets = []
+        for i, path in enumerate(written):
+            target = path.with_name(path.name.replace(stage, role, 1))
+            os.replace(path, target)
+            targets.append(target)
+        self.files[role] = targets
+        self.names[role] = [str(name) for name, _ in files]
+        return targets
+
+    def _accept(self, role: str, filename: str, data: bytes, stem: str) -> Path:
         ext = check_name(filename, role)
         size = len(data or b"")
         if size == 0:
@@ -79,16 +123,20 @@ class SessionUploads:
             raise DataError(over_limit_message(filename, size, self.max_bytes))
         if ext == ".nii.gz" and data[:2] != b"\x1f\x8b":
             raise DataError(f"{filename}: not a gzipped NIfTI file")
-        target = self.folder / f"{role}{ext}"
-        tmp = self.folder / f".{role}.partial{ext}"
+        target = self.folder / f"{stem}{ext}"
+        tmp = self.folder / f".{stem}.partial{ext}"
         tmp.write_bytes(data)
         try:
             if ext in NIFTI:
-                if role == "func":
+                if role in FUNCTIONAL:
                     img = load_func(tmp)
                     np.asanyarray(img.dataobj[..., 0])  # the data decode, not just the header
                 else:
                     load_mask(tmp)
+            elif role == "features":
+                from analysis.encoding.user import load_features
+
+                load_features(tmp)      # numbers, a table, within the limits
             os.replace(tmp, target)
         except DataError as exc:
             tmp.unlink(missing_ok=True)
@@ -96,8 +144,6 @@ class SessionUploads:
         except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
             tmp.unlink(missing_ok=True)
             raise DataError(f"cannot read it ({type(exc).__name__})", filename) from None
-        self.files[role] = target
-        self.names[role] = filename
         return target
 
     def cleanup(self) -> None:
@@ -165,6 +211,7 @@ class UploadPanel(pn.viewable.Viewer):
         for role in self.roles:
             allowed, what = ROLES[role]
             widget = pn.widgets.FileInput(accept=",".join(allowed), label=what,
+                                          multiple=role in MULTIPLE,
                                           css_classes=[f"upload-{role}"], width=230)
             widget.param.watch(lambda event, role=role: self._received(role, event), "value")
             widget.param.watch(lambda event, role=role: self._refused_in_page(role, event),
@@ -192,7 +239,15 @@ class UploadPanel(pn.viewable.Viewer):
         if event.new is None:
             return
         try:
-            self.uploads.accept(role, widget.filename, event.new)
+            if role in MULTIPLE:
+                values = event.new if isinstance(event.new, list) else [event.new]
+                names = widget.filename
+                names = names if isinstance(names, list) else [names] * len(values)
+                self.uploads.accept_many(role, zip(names, values))
+                received = ", ".join(str(n) for n in names)
+            else:
+                self.uploads.accept(role, widget.filename, event.new)
+                received = str(widget.filename)
         except DataError as exc:
             report_error(exc)
             self._status.object = f"**refused:** {safe_markdown(exc)}"
@@ -200,8 +255,8 @@ class UploadPanel(pn.viewable.Viewer):
         finally:
             widget.value = None  # free the bytes held by the widget
         self.paths = {**self.paths, role: self.uploads.files[role]}
-        self._status.object = f"received {safe_markdown(widget.filename)} ({role})"
-        report_info(f"received {widget.filename}")
+        self._status.object = f"received {safe_markdown(received)} ({role})"
+        report_info(f"received {received}")
 
     def check_size_in(self, card: pn.Card) -> pn.Card:
         """Check each file's size in the page, before it is sent (see :data:`SIZE_CHECK_JS`):
@@ -220,7 +275,9 @@ class UploadPanel(pn.viewable.Viewer):
             size = int(fields.get("size", ""))
         except ValueError:
             return
-        exc = DataError(over_limit_message(str(self._inputs[role].filename or "the file"),
+        name = self._inputs[role].filename
+        name = ", ".join(map(str, name)) if isinstance(name, list) else name
+        exc = DataError(over_limit_message(str(name or "the file"),
                                            size, self.uploads.max_bytes))
         report_error(exc)
         self._status.object = f"**refused:** {safe_markdown(exc)}"
@@ -235,6 +292,11 @@ def user_named(exc, names: dict, paths: dict):
     (``paths``: role -> that path); any other exception unchanged."""
     if isinstance(exc, DataError) and exc.path is not None:
         for role, path in paths.items():
-            if str(path) == exc.path and role in names:
-                return DataError(exc.problem, names[role])
+            if role not in names:
+                continue
+            several = isinstance(path, (list, tuple))
+            for p, name in zip(path if several else [path],
+                               names[role] if several else [names[role]]):
+                if str(p) == exc.path:
+                    return DataError(exc.problem, name)
     return exc

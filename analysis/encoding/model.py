@@ -1,7 +1,7 @@
 """:class:`EncodingAnalysis`, the Param class of the encoding analysis, and its caches.
 
 :class:`EncodingAnalysis` is the single source of truth for the analysis'
-parameters. **Structural** parameters (``data_dir``, ``size``, ``lag``,
+parameters. **Structural** parameters (``data_dir``, ``size``, ``own``, ``lag``,
 ``cv``, ``n_folds``, ``dtype``) key a cached heavy step: loading and cleaning
 the runs (as the seed does) and one decomposition per CV fold
 (:class:`analysis.encoding.engine.RidgeCV`). **Display** parameters
@@ -11,6 +11,13 @@ process-level caches, so several app sessions share them.
 Results are xarray objects: R^2 per fold and voxel, the mean R^2 map as a
 volume (x, y, z in mm), the alpha path, ridge coefficients as
 (voxel, row, col), receptive fields as (row, col).
+
+With ``own`` (the user's files, :class:`analysis.encoding.user.UserEncodingData`) the
+analysis runs on them instead: their samples are their volumes (the features already
+delayed; ``lag`` does not apply), their receptive fields are ``(delay, row, col)`` when
+the features form a grid and ``(delay, feature)`` otherwise, and what is computed from
+them is kept in the stores for their ``owner`` (a session) only, under their unguessable
+``key``: it goes when that session ends, and never to disk.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from ..errors import DataError
 from ..store import Store
 from ..volumes import to_xarray, voxel_to_mm
 from .reference import lasso_receptive_field
+from .user import UserEncodingData
 
 log = logging.getLogger("fmri_explorer.encoding")
 
@@ -151,6 +159,10 @@ class EncodingAnalysis(param.Parameterized):
     dtype = param.Selector(default="float64", objects={"64-bit": "float64", "32-bit": "float32"},
                            label="Precision", doc="""
         Floating point type of the responses and of the cached products.""")
+    own = param.ClassSelector(class_=UserEncodingData, default=None, allow_None=True,
+                              precedence=-1, doc="""
+        The user's own files, read by analysis.encoding.user.load_user_encoding (runs,
+        mask, delayed features); None: the dataset of data_dir (or size).""")
 
     # ---- display: reuse the heavy step
     alpha = param.Number(default=100.0, bounds=(0, None), inclusive_bounds=(False, True),
@@ -166,7 +178,7 @@ class EncodingAnalysis(param.Parameterized):
     n_alphas = param.Integer(default=20, bounds=(2, 200), doc="""
         Number of alphas (log-spaced) on the alpha path.""")
 
-    STRUCTURAL = ("data_dir", "size", "lag", "cv", "n_folds", "dtype")
+    STRUCTURAL = ("data_dir", "size", "own", "lag", "cv", "n_folds", "dtype")
     DISPLAY = ("alpha", "threshold", "voxel", "alpha_range", "n_alphas")
 
     def __init__(self, **params):
@@ -177,12 +189,26 @@ class EncodingAnalysis(param.Parameterized):
 
     # ------------------------------------------------------------------ heavy, cached
     def data(self, progress=None) -> miyawaki.EncodingData:
-        """The cleaned random-image runs (the seed's ``masker.transform`` output)."""
+        """The cleaned random-image runs (the seed's ``masker.transform`` output), or the
+        user's own files (``own``)."""
+        if self.own is not None:
+            return self.own
         return load_data(self.data_dir, self.size, progress=progress)
+
+    @property
+    def uses_own_data(self) -> bool:
+        """True when the analysis runs on the user's own files (``own``)."""
+        return self.own is not None
+
+    def _owner(self):
+        """The own files' session (holding the stores' entries made here), else None."""
+        return None if self.own is None else self.own.owner
 
     def _data_key(self):
         from ..config import data_home, synthetic_dir
 
+        if self.own is not None:
+            return self.own.key
         # resolved once per folder (every view asks, on every alpha move)
         raw = (self.data_dir, self.size, str(data_home()))
         memo = self.__dict__.get("_data_key_memo")
@@ -200,21 +226,28 @@ class EncodingAnalysis(param.Parameterized):
             cached = self.__dict__[memo] = (key, store.get_or_compute(key, make))
         return cached[1]
 
-    @param.depends("data_dir", "size", "lag")
+    @param.depends("data_dir", "size", "own", "lag")
     def sample_index(self):
         """``(X (n_samples, 100), runs (n_samples,), volumes)`` of :meth:`samples`, without
-        ``Y`` (which copies the data: 58 MB, 0.15 s at full size)."""
+        ``Y`` (which copies the data: 58 MB, 0.15 s at full size). The user's own files:
+        their delayed features, runs and every volume."""
+        own = self.own
+        if own is not None:
+            return own.x, own.runs, np.arange(own.n_samples)
         return self._shared(
             "_index_cache", INDEX, (self._data_key(), int(self.lag)),
             lambda: tuple(_read_only(a) for a in self.data().lagged_index(self.lag)))
 
-    @param.depends("data_dir", "size", "lag")
+    @param.depends("data_dir", "size", "own", "lag")
     def samples(self):
         """``(Y (n_samples, n_voxels), X (n_samples, 100), runs (n_samples,), volumes)``.
 
         Sliced once per dataset and lag, shared by every instance (session): Y is the
-        size of the data (58 MB at full size).
+        size of the data (58 MB at full size). The user's own files: as they are.
         """
+        if self.own is not None:
+            return (self.own.y,) + tuple(self.sample_index())
+
         def make():
             x, runs, volumes = self.sample_index()
             return (_read_only(self.data().fmri[volumes]), x, runs, volumes)
@@ -222,7 +255,7 @@ class EncodingAnalysis(param.Parameterized):
         return self._shared("_samples_cache", SAMPLES, (self._data_key(), int(self.lag)), make)
 
     def structural_key(self) -> tuple:
-        return (self._data_key(), self.lag, self.cv,
+        return (self._data_key(), None if self.own is not None else self.lag, self.cv,
                 self.n_folds if self.cv == "kfold" else None, self.dtype)
 
     def _engine_file(self, n_samples: int) -> Path | None:
@@ -265,7 +298,7 @@ class EncodingAnalysis(param.Parameterized):
             return eng
 
         # sessions asking for the same decomposition wait for one build
-        eng = ENGINES.get_or_compute(self.structural_key(), build)
+        eng = ENGINES.get_or_compute(self.structural_key(), build, owner=self._owner())
         self.param.voxel.bounds = (0, eng.n_voxels - 1)
         return eng
 
@@ -285,7 +318,8 @@ class EncodingAnalysis(param.Parameterized):
         else:  # one product per alpha, however many views (and sessions) ask for it
             shared = (self.structural_key(), id(eng), float(self.alpha))
             # shared: nobody may change it in place
-            r2 = R2.get_or_compute(shared, lambda: _read_only(eng.r2(self.alpha)))
+            r2 = R2.get_or_compute(shared, lambda: _read_only(eng.r2(self.alpha)),
+                                   owner=self._owner())
             self.__dict__["_r2_memo"] = (key, r2)
         return xr.DataArray(r2, dims=("fold", "voxel"),
                             coords={"fold": np.arange(eng.n_folds), "voxel": np.arange(eng.n_voxels)},
@@ -336,7 +370,8 @@ class EncodingAnalysis(param.Parameterized):
         alphas = self.alphas()
         key = self.structural_key() + (tuple(np.round(np.log10(alphas), 12)),)
         # sessions asking at once wait for one computation
-        r2 = PATHS.get_or_compute(key, lambda: self.engine().r2_path(alphas).mean(axis=1))
+        r2 = PATHS.get_or_compute(key, lambda: self.engine().r2_path(alphas).mean(axis=1),
+                                  owner=self._owner())
         best = r2.argmax(axis=0)
         vox = np.arange(r2.shape[1])
         return xr.Dataset(
@@ -348,11 +383,25 @@ class EncodingAnalysis(param.Parameterized):
 
     @param.depends(*STRUCTURAL, "alpha")
     def coefficients(self) -> xr.DataArray:
-        """Ridge coefficients fitted on all samples: dims ``(voxel, row, col)``."""
+        """Ridge coefficients fitted on all samples: dims ``(voxel, row, col)`` (the own
+        files: ``(voxel, delay, row, col)`` or ``(voxel, delay, feature)``)."""
         eng = self.engine()
-        coef = eng.coef(self.alpha).reshape(eng.n_voxels, *miyawaki.STIMULUS_SHAPE)
+        coef = eng.coef(self.alpha)
+        if self.own is not None:
+            return self.own.coefficients(coef, alpha=self.alpha)
+        coef = coef.reshape(eng.n_voxels, *miyawaki.STIMULUS_SHAPE)
         return xr.DataArray(coef, dims=("voxel", "row", "col"), name="coef",
                             coords={"voxel": np.arange(eng.n_voxels)}, attrs={"alpha": self.alpha})
+
+    def _field(self, coef, name: str, attrs: dict) -> xr.DataArray:
+        """One voxel's coefficients as a receptive field (see :meth:`ridge_receptive_field`)."""
+        if self.own is not None:
+            rf = self.own.weights(coef)
+        else:
+            rf = xr.DataArray(np.asarray(coef).reshape(miyawaki.STIMULUS_SHAPE),
+                              dims=("row", "col"))
+        rf.name, rf.attrs = name, attrs
+        return rf
 
     def _voxel(self, voxel):
         voxel = self.voxel if voxel is None else voxel
@@ -361,25 +410,27 @@ class EncodingAnalysis(param.Parameterized):
         return self.engine().check_voxel(voxel)
 
     def ridge_receptive_field(self, voxel=None) -> xr.DataArray:
-        """Ridge coefficients of one voxel (all samples, ``alpha``) as ``(row, col)``."""
+        """Ridge coefficients of one voxel (all samples, ``alpha``) as ``(row, col)``; the
+        user's own files: ``(delay, row, col)`` when the features form a grid
+        (:meth:`feature_grid`), else ``(delay, feature)`` (the features' names in
+        ``name``)."""
         v = self._voxel(voxel)
-        rf = self.engine().coef(self.alpha, voxels=v)[0].reshape(miyawaki.STIMULUS_SHAPE)
-        return xr.DataArray(rf, dims=("row", "col"), name="ridge",
-                            attrs={"voxel": v, "alpha": self.alpha})
+        return self._field(self.engine().coef(self.alpha, voxels=v)[0], "ridge",
+                           {"voxel": v, "alpha": self.alpha})
 
     def lasso_receptive_field(self, voxel=None) -> xr.DataArray:
         """The seed's LassoLarsCV receptive field of one voxel, computed on demand, cached."""
         v = self._voxel(voxel)
-        key = (self._data_key(), self.lag, v)
+        key = (self._data_key(), None if self.own is not None else self.lag, v)
         def fit():
             x, _, volumes = self.sample_index()
             # the voxel's column of the seed's fmri_data (no copy of the whole)
             y = self.data().fmri[volumes, v]
             return lasso_receptive_field(x, np.asarray(y, dtype=np.float64))
 
-        coef = LASSO.get_or_compute(key, fit)  # sessions asking at once wait for one fit
-        return xr.DataArray(coef.reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
-                            name="lasso", attrs={"voxel": v})
+        # sessions asking at once wait for one fit
+        coef = LASSO.get_or_compute(key, fit, owner=self._owner())
+        return self._field(coef, "lasso", {"voxel": v})
 
     @property
     def t_r(self) -> float:
@@ -404,11 +455,17 @@ class EncodingAnalysis(param.Parameterized):
                           attrs={"voxel": v, "alpha": self.alpha, "t_r": t_r})
 
     def stimulus(self, sample: int) -> xr.DataArray:
-        """The 10x10 image paired with ``sample`` (after the lag): ``(row, col)``."""
+        """The 10x10 image paired with ``sample`` (after the lag): ``(row, col)``; the
+        user's own files: the features of that volume, before any delay (``(row, col)``
+        on a grid, else ``(feature,)``)."""
         x, _, volumes = self.sample_index()
         s = int(sample)
         if not 0 <= s < len(x):
             raise DataError(f"sample {sample} is outside 0 to {len(x) - 1}")
+        if self.own is not None:
+            stim = self.own.stimulus(s)
+            stim.name, stim.attrs = "stimulus", {"sample": s, "volume": s}
+            return stim
         return xr.DataArray(x[s].reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
                             name="stimulus", attrs={"sample": s, "volume": int(volumes[s])})
 

@@ -4,7 +4,8 @@ A mixin of :class:`dashboard.encoding.tab.EncodingTab`: the callbacks of its
 live plots and DynamicMaps (R^2 histogram, alpha path, ridge and Lasso
 receptive fields, time course, stimulus). Each draws the element for its
 arguments; an error becomes a notification and an empty element of the same
-shape, so a view never breaks the page.
+shape, so a view never breaks the page. Also the best-alpha map (an axial slice
+through the R^2 map's crosshair) and the voxel's and sample's readouts.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 
-from dashboard.notify import report_error
-from dashboard.slice_viewer import palette
-
-from .views import PLOT_H, r2_histogram, receptive_field_image, time_course_plot
+from dashboard.notify import notify_errors, report_error, safe_markdown
+from .views import (PLANTED_TEXT, PLOT_H, best_alpha_slice, r2_histogram,
+                    receptive_field_image, rf_kind, stimulus_image, time_course_plot)
 
 
 class EncodingElements:
@@ -55,7 +55,7 @@ class EncodingElements:
                 return receptive_field_image(np.zeros((10, 10)), "ridge: click a voxel",
                                              hooks=hooks)
             rf = self.analysis.ridge_receptive_field(voxel)
-            return receptive_field_image(rf.values, self._ridge_title(voxel, self.detail_alpha),
+            return receptive_field_image(rf, self._ridge_title(voxel, self.detail_alpha),
                                          planted=self._planted(voxel), hooks=hooks)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
@@ -66,7 +66,7 @@ class EncodingElements:
             if voxel is None:
                 return receptive_field_image(np.zeros((10, 10)), "LassoLarsCV: click a voxel")
             rf = self.analysis.lasso_receptive_field(voxel)
-            return receptive_field_image(rf.values, f"LassoLarsCV, voxel {voxel}",
+            return receptive_field_image(rf, f"LassoLarsCV, voxel {voxel}",
                                          planted=self._planted(voxel))
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
@@ -90,14 +90,107 @@ class EncodingElements:
         return time_course_plot(empty, run=1, layers=layers)
 
     def _stimulus_element(self, sample, revision):
+        """The sample's stimulus: Miyawaki's image, or the user's features of that volume."""
         try:
-            stim = self.analysis.stimulus(sample).values.astype(float)
+            stim = self.analysis.stimulus(sample)
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
             stim = np.zeros((10, 10))
-        return hv.Image((np.arange(10), np.arange(10), stim), kdims=["col", "row"],
-                        vdims=["pixel"]).opts(
-            cmap=palette("gray"), clim=(0, 1), invert_yaxis=True, frame_width=150,
-            frame_height=150, toolbar=None, xaxis=None, yaxis=None,
-            title=f"stimulus of sample {sample}",
-            fontsize={"title": 10})
+        return stimulus_image(stim, sample)
+
+    # ---- the best-alpha map and the readouts ---------------------------------------
+    def _update_alpha_map(self):
+        """Each voxel's best alpha (fold-mean R^2, over the alpha path's alphas), log10,
+        as a volume (the tab's ``best_alpha_map``): shown with the details (the alpha path
+        is computed there)."""
+        if not self._details_shown:
+            return
+        from analysis.volumes import to_xarray
+
+        a = self.analysis
+        path = a.alpha_path()
+        best = to_xarray(np.log10(path.best_alpha.values), mask=a.data().mask_img,
+                         name="log10_alpha")
+        best.attrs["alphas"] = path.alpha.values
+        self.best_alpha_map = best
+
+    @notify_errors
+    def _alpha_grid_changed(self, event=None):
+        if not self.busy.active:
+            self._update_alpha_map()
+
+    def _alpha_map_element(self, layers, crosshair, best, revision):
+        """The best-alpha map's axial slice through the R^2 map's crosshair."""
+        if best is None:
+            return hv.Overlay([hv.Image(np.full((2, 2), np.nan)).opts(
+                frame_width=200, frame_height=200, toolbar=None,
+                title="best alpha per voxel (log10)")])
+        alphas = best.attrs["alphas"]
+        lo, hi = float(np.log10(alphas[0])), float(np.log10(alphas[-1]))
+        background = self.viewer.background
+        if background is not None and not all(d in background.dims for d in "xyz"):
+            background = None
+        return best_alpha_slice(best, crosshair, (lo, hi if hi > lo else lo + 1.0),
+                                background=background, layers=layers)
+
+    def _planted(self, v):
+        """The pixel (row, col) voxel ``v`` was built to respond to: synthetic data only,
+        None for a voxel built to respond to nothing (zero amplitude)."""
+        truth = self.analysis.data().truth
+        if truth is None or not bool(truth["responsive"][v]):
+            return None
+        return tuple(int(p) for p in truth["peak"][v])
+
+    def _update_voxel_info(self):
+        if not self._details_shown:
+            return  # shown with the details (see __panel__)
+        a = self.analysis
+        v = a.voxel
+        if v is None:
+            self.voxel_info.object = "click a voxel to see its receptive field"
+            return
+        truth = a.data().truth
+        planted = self._planted(v)
+        ridge = a.ridge_receptive_field()
+        r2 = float(a.mean_r2().values[v])
+        best = a.alpha_path()
+        x, y, z = a.voxel_mm()
+        text = (f"**voxel {v}** at ({x:g}, {y:g}, {z:g}) mm: R\u00b2={r2:.3f}, "
+                f"best alpha {float(best.best_alpha.values[v]):.3g} "
+                f"(R\u00b2={float(best.best_r2.values[v]):.3f}); {self._peak_text(ridge)}")
+        if planted is not None:
+            text += (f"; built to respond to the pixel at row {planted[0]}, col {planted[1]}"
+                     f"  \n{PLANTED_TEXT}")
+        elif truth is not None:
+            text += "; built to respond to no pixel (synthetic data: no gold box)"
+        self.voxel_info.object = text
+
+    @staticmethod
+    def _peak_text(ridge) -> str:
+        """Where a ridge receptive field peaks, in the page's words (names escaped)."""
+        peak = dict(zip(ridge.dims, np.unravel_index(int(np.argmax(ridge.values)),
+                                                     ridge.shape)))
+        delay = (f" at delay {int(ridge['delay'].values[peak['delay']])}"
+                 if "delay" in peak and ridge.sizes["delay"] > 1 else "")
+        if rf_kind(ridge) == "weights":
+            name = ridge["name"].values[peak["feature"]] if "name" in ridge.coords \
+                else peak["feature"]
+            return (f"largest ridge weight: feature {peak['feature']} "
+                    f"({safe_markdown(name)}){delay}")
+        return f"ridge peak pixel (row {peak['row']}, col {peak['col']}){delay}"
+
+    def _stimulus_description(self) -> str:
+        """The stimulus browser's sample: its run, volume and time (what it is paired with)."""
+        a = self.analysis
+        _, runs, volumes = a.sample_index()
+        s = min(self.sample, len(runs) - 1)
+        run = int(runs[s])
+        seconds = (int(volumes[s]) - sum(a.data().run_lengths[:run])) * a.t_r
+        if a.own is not None:
+            delays = ", ".join(map(str, a.own.delays))
+            return (f"sample {s}: run {run + 1}, the features of volume {int(volumes[s])} "
+                    f"({seconds:g} s into its run: the dashed line on the run's time course), "
+                    f"modelled in the responses {delays} volume(s) later")
+        return (f"sample {s}: run {run + 1}, image {int(volumes[s]) - a.lag} paired with "
+                f"volume {int(volumes[s])} ({seconds:g} s into its run: the dashed line on "
+                f"the run's time course)")

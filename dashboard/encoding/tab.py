@@ -4,10 +4,14 @@ A thin view over :class:`analysis.encoding.EncodingAnalysis`: its parameters
 become widgets (alpha on a log10 slider) synced both ways and with the URL; a
 structural change (data source, CV scheme, folds, lag, precision) is computed in a
 job under a busy overlay, a move of alpha, the threshold or the voxel updates the views in
-place (the map and histogram first, the voxel's views one message later). The
+place (the map and histogram first, the voxel's views one message later). Under the
+R^2 map, beside its histogram and the alpha path, the best alpha of each voxel (of the
+alpha path's alphas, by fold-mean R^2) on a log10 colour scale: the axial slice through
+the R^2 map's crosshair. The
 plots are in :mod:`dashboard.encoding.views`, the views' callbacks in
 :mod:`dashboard.encoding.elements`, the exports in :mod:`dashboard.encoding.exports`,
-the data sources (synthetic, the server's nilearn data) in
+the data sources (synthetic, the server's nilearn data, the user's own files: runs,
+mask and feature tables uploaded in the "Your files" card) in
 :mod:`dashboard.encoding.sources`.
 """
 
@@ -19,6 +23,7 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 import param
+import xarray as xr
 
 from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
@@ -35,7 +40,7 @@ from dashboard.render.server import session_doc
 from .elements import EncodingElements
 from .exports import EncodingExports
 from .sources import SYNTHETIC, EncodingSources
-from .views import PLANTED_TEXT, rf_element, update_time_course
+from .views import rf_element, update_time_course
 
 #: Analysis parameters kept in the URL (shareable view) and their query keys: every one
 #: but the dataset size (the server's setting); see :func:`dashboard.share.url_mapping`.
@@ -49,8 +54,21 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
     """The Encoding tab: widgets, summary line, R^2 map, histogram, alpha path, receptive fields."""
 
     source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC], label="Data", doc="""
-        The dataset: the synthetic one, or the real Miyawaki 2008 data of the server's
-        nilearn data folder when it has one (sources.py).""")
+        The dataset: the synthetic one, the real Miyawaki 2008 data of the server's
+        nilearn data folder when it has one, or your own files once analysed (the
+        "Your files" card below).""")
+    delays = param.String(default="2", label="Delays (volumes)", doc="""
+        Your files: how many volumes after each row of features the response is
+        modelled, e.g. 2 (Miyawaki's lag) or 1 2 3: each run's features shifted down by
+        each delay (zeros at the run's start), the copies side by side.""")
+    feature_grid = param.Selector(
+        default="F", label="Features as an image", objects={
+            "image (column-major)": "F", "image (row-major)": "C",
+            "no image: weights": "none"}, doc="""
+        Your files: a square number of features (100 = 10 x 10) is shown as an image,
+        its pixels in this order along a table's row (column-major as Miyawaki's label
+        files); other numbers of features, or "no image", as weights per feature and
+        delay.""")
     log10_alpha = param.Number(
         default=2.0, step=0.05, label="Ridge alpha (log10)",
         bounds=tuple(math.log10(v) for v in EncodingAnalysis.param.alpha.softbounds), doc="""
@@ -63,6 +81,10 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
     detail_alpha = param.Number(default=None, allow_None=True, precedence=-1, doc="""
         The alpha of the voxel-level views (receptive field, time course, path marker):
         they follow the map one message later, so the map and histogram arrive first.""")
+    best_alpha_map = param.ClassSelector(class_=xr.DataArray, default=None, allow_None=True,
+                                         precedence=-1, doc="""
+        Each voxel's best alpha (of the alpha path's), log10, as a volume (x, y, z in mm;
+        NaN outside the mask); its alphas in ``attrs["alphas"]``. Shown beside the map.""")
     revision = param.Integer(default=0, precedence=-1, doc="""
         Bumped after a structural change has been recomputed (redraws every view).""")
 
@@ -119,14 +141,24 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
                                     css_classes=["time-course"], linked_axes=False,
                                     sizing_mode="stretch_width")
         self.timecourse = self._timecourse.pane
+        # each voxel's best alpha (the alpha path's), axial through the R^2 map's crosshair
+        self._alpha_map = LivePlot(self._alpha_map_element, ["map", "vline", "hline"],
+                                   redraw_on={"crosshair": self.viewer.param.crosshair_mm,
+                                              "best": self.param.best_alpha_map,
+                                              "revision": rev},
+                                   css_classes=["best-alpha-map"], linked_axes=False)
+        self.best_alpha_pane = self._alpha_map.pane
         self.stimulus_pane = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
             self._stimulus_element, sample=self.param.sample, revision=rev)),
             css_classes=["stimulus"], linked_axes=False)
         self.stimulus_info = pn.pane.Markdown("", css_classes=["stimulus-info"])
         self._build_widgets()
+        self._build_uploads()
         sync_url(a, URL_KEYS, rules=self._link_rules())  # a shared link sets the analysis
         self._widgets_from_analysis()
-        a.param.watch(self._structural_changed, ["data_dir", "cv", "n_folds", "lag", "dtype"])
+        a.param.watch(self._structural_changed,
+                      ["data_dir", "own", "cv", "n_folds", "lag", "dtype"])
+        a.param.watch(self._alpha_grid_changed, ["alpha_range", "n_alphas"])
         a.param.watch(self._alpha_changed, ["alpha"])
         a.param.watch(self._threshold_changed, ["threshold"])
         a.param.watch(self._voxel_changed, ["voxel"])
@@ -135,10 +167,10 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
 
     @property
     def plots(self) -> dict[str, LivePlot]:
-        """The tab's live plots by name ("hist", "path", "ridge", "timecourse"): each
-        one's pane, in-place layers, ``rev`` and current ``element()``."""
+        """The tab's live plots by name ("hist", "path", "ridge", "timecourse",
+        "best_alpha"): each one's pane, in-place layers, ``rev`` and current ``element()``."""
         return {"hist": self._hist, "path": self._path, "ridge": self._ridge,
-                "timecourse": self._timecourse}
+                "timecourse": self._timecourse, "best_alpha": self._alpha_map}
 
     # ---- widgets -----------------------------------------------------------------
     def _link_rules(self) -> dict:
@@ -209,6 +241,11 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
     def _set_analysis(self, name, value):
         setattr(self.analysis, name, value)
 
+    @serialized
+    def _update_analysis(self, **values):
+        """Set several of the analysis' parameters at once (one structural change)."""
+        self.analysis.param.update(**values)
+
     @param.depends("log10_alpha", watch=True)
     @notify_errors
     @serialized
@@ -243,7 +280,7 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
             counts=counts, edges=edges, names=("R2", "voxels")))
         self.summary.object = a.summary()
 
-    def _structural_changed(self, event):
+    def _structural_changed(self, *events):
         self.w_folds.disabled = self.analysis.cv != "kfold"
         self._show_source()
         for w, name in ((self.w_cv, "cv"), (self.w_folds, "n_folds"), (self.w_lag, "lag"),
@@ -290,6 +327,7 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
             self._show_data()   # new data: its background and best voxel
             self._update_samples()
             self._update_map()
+            self._update_alpha_map()
             self._update_voxel_info()
             self.revision += 1
         except Exception as exc:  # noqa: BLE001 - bad combination: say so, keep serving
@@ -318,7 +356,7 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
             voxel = a.voxel
 
             def ridge(layers):
-                image, clim = rf_element(a.ridge_receptive_field(voxel).values)
+                image, clim = rf_element(a.ridge_receptive_field(voxel))
                 return layers["image"].image(image, clim=clim) and layers["image"].title(
                     self._ridge_title(voxel, alpha))
 
@@ -364,40 +402,6 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
             self.viewer.crosshair_mm = a.voxel_mm()
         self._update_voxel_info()
 
-    def _planted(self, v):
-        """The pixel (row, col) voxel ``v`` was built to respond to: synthetic data only,
-        None for a voxel built to respond to nothing (zero amplitude)."""
-        truth = self.analysis.data().truth
-        if truth is None or not bool(truth["responsive"][v]):
-            return None
-        return tuple(int(p) for p in truth["peak"][v])
-
-    def _update_voxel_info(self):
-        if not self._details_shown:
-            return  # shown with the details (see __panel__)
-        a = self.analysis
-        v = a.voxel
-        if v is None:
-            self.voxel_info.object = "click a voxel to see its receptive field"
-            return
-        truth = a.data().truth
-        planted = self._planted(v)
-        ridge = a.ridge_receptive_field()
-        r2 = float(a.mean_r2().values[v])
-        best = a.alpha_path()
-        x, y, z = a.voxel_mm()
-        peak = np.unravel_index(int(np.argmax(ridge.values)), ridge.shape)
-        text = (f"**voxel {v}** at ({x:g}, {y:g}, {z:g}) mm: R\u00b2={r2:.3f}, "
-                f"best alpha {float(best.best_alpha.values[v]):.3g} "
-                f"(R\u00b2={float(best.best_r2.values[v]):.3f}); ridge peak pixel "
-                f"(row {peak[0]}, col {peak[1]})")
-        if planted is not None:
-            text += (f"; built to respond to the pixel at row {planted[0]}, col {planted[1]}"
-                     f"  \n{PLANTED_TEXT}")
-        elif truth is not None:
-            text += "; built to respond to no pixel (synthetic data: no gold box)"
-        self.voxel_info.object = text
-
     def _clicked(self, event):
         ijk = self.viewer.voxel_index()
         if ijk is None:
@@ -425,23 +429,15 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
     @param.depends("sample", watch=True)
     @notify_errors
     def _stimulus_text(self):
-        a = self.analysis
-        _, runs, volumes = a.sample_index()
-        s = min(self.sample, len(runs) - 1)
-        run = int(runs[s])
-        seconds = (int(volumes[s]) - sum(a.data().run_lengths[:run])) * a.t_r
-        self.stimulus_info.object = (f"sample {s}: run {run + 1}, image "
-                                     f"{int(volumes[s]) - a.lag} paired with volume "
-                                     f"{int(volumes[s])} ({seconds:g} s into its run: the "
-                                     f"dashed line on the run's time course)")
+        self.stimulus_info.object = self._stimulus_description()
 
     # ---- layout ------------------------------------------------------------------------
     def _labelled(self) -> list:
         """The analysis' widgets, each with its parameter's doc as a tooltip."""
         a = self.analysis.param
-        # the Data selector when there is a choice (the server's nilearn data)
-        sources = [self.w_source] if len(self._source_dirs) > 1 else []
-        return sources + [with_tooltip(w, p) for w, p in (
+        # the Data selector when there is a choice (the server's nilearn data, the user's
+        # files once analysed: then it appears, see sources.py)
+        return [self.source_slot] + [with_tooltip(w, p) for w, p in (
             (self.w_alpha, self.param.log10_alpha), (self.w_threshold, a.threshold),
             (self.w_cv, a.cv), (self.w_folds, a.n_folds), (self.w_lag, a.lag),
             (self.w_dtype, a.dtype))]
@@ -456,6 +452,7 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
         stimulus = pn.Column(width=240)
         voxel_slot = pn.Column(sizing_mode="stretch_width")
         path_slot = pn.Column(sizing_mode="stretch_width")
+        alpha_slot = pn.Column()
         details = loading("details-loading", size=30)
 
         def show_details():
@@ -463,20 +460,24 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
             # batch, gets the design's stylesheets from the CDN (Panel 1.9)
             self._details_shown = True
             self._update_voxel_info()
+            self._update_alpha_map()
             with batched():
                 stimulus[:] = [pn.layout.Divider(), pn.pane.Markdown("**Stimulus browser**"),
                                with_tooltip(self.w_sample, self.param.sample),
                                self.stimulus_pane, self.stimulus_info]
                 voxel_slot[:] = [self.voxel_info]
                 path_slot[:] = [self.path]
+                alpha_slot[:] = [self.best_alpha_pane]
                 details[:] = [pn.Row(self.rf_ridge, self.rf_lasso), self.timecourse,
                               with_tooltip(self.w_run, self.param.run), ExportBar(source=self, stem="encoding")]
 
         controls = pn.Column(
             pn.pane.Markdown("**Ridge encoding** (Miyawaki 2008)"),
-            *self._labelled(), self.progress, self.status, stimulus, width=240)
+            *self._labelled(), self.progress, self.status, self.upload_card(), stimulus,
+            width=240)
         self.views[:] = [self.summary, self.viewer, voxel_slot,
-                         pn.Row(self.hist, path_slot, sizing_mode="stretch_width"), details]
+                         pn.Row(self.hist, path_slot, alpha_slot, sizing_mode="stretch_width"),
+                         details]
         main = self.views
         if not self._details_shown:
             if pn.state.loaded:  # the tab is made after the page (presentation, late start)
