@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -42,8 +41,9 @@ from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets, tooltip, widget_for, with_tooltip
 from dashboard.seed_input import SeedInput
 from dashboard.render.server import execute_in, session_doc
-from dashboard.histograms import value_histogram
-from dashboard.slice_viewer import SliceViewer, colour_range, snap
+from dashboard.slice_viewer import SliceViewer, snap
+
+from .group_views import PEAK_COLUMNS, robust_clim, subject_strip, t_histogram
 
 #: Environment variable: set to 1 to let visitors type a Dask scheduler address in the app.
 #: Off by default: the server would connect wherever a visitor says, and Dask's protocol
@@ -58,61 +58,11 @@ def scheduler_editable() -> bool:
         "1", "true", "yes", "on")
 
 
-PLOT_H = 220
 #: Width of a slider in the controls' columns (a tooltip icon beside it).
 SLIDER_WIDTH = 230
-STRIP_MAX = 12  # subjects shown in the strip
-#: the peaks table's column titles (the analysis' column names are the CLI's JSON keys)
-PEAK_COLUMNS = {"x": "x (mm)", "y": "y (mm)", "z": "z (mm)", "network": "planted network",
-                "node_distance_mm": "distance to its node (mm)"}
 #: Subjects a group starts with when the folder has more (the real development data's
 #: 155 would clean for a quarter of an hour on two workers): the slider goes up to all.
 START_SUBJECTS = 10
-
-
-#: Colours of the corrected thresholds' lines on the t histogram.
-FDR_COLOR, FWE_COLOR = "#2ca02c", "#d62728"
-
-
-def t_histogram(values: np.ndarray, threshold: float | None, bins: int = 60,
-                fdr: float | None = None, fwe: float | None = None) -> hv.Overlay:
-    """Histogram of the group t values with the +/- lines of the shown threshold
-    (orange; none when None) and, where given, of the FDR (green, dashed) and FWE (red,
-    dotted) ones."""
-    plot = value_histogram(np.asarray(values, dtype=float),
-                           threshold if threshold is not None else 0.0, label="t", bins=bins)
-    if threshold is None or not np.isfinite(threshold):
-        plot = hv.Overlay([plot.get(0)])   # the histogram alone
-    for level, color, dash in ((fdr, FDR_COLOR, "dashed"), (fwe, FWE_COLOR, "dotted")):
-        if level is not None and np.isfinite(level):
-            plot = plot * hv.VLine(-level).opts(color=color, line_width=1.5, line_dash=dash) \
-                * hv.VLine(level).opts(color=color, line_width=1.5, line_dash=dash)
-    return plot.opts(show_legend=False)
-
-
-def subject_strip(strip, clim=None, size: int = 120) -> hv.Layout:
-    """Small multiples: one axial r slice per subject (``strip``: (subject, y, x))."""
-    values = np.asarray(strip.values, dtype=float)
-    clim = clim or colour_range(values)
-    images = []
-    for i, name in enumerate(strip.subject.values[:STRIP_MAX]):
-        sl = strip.isel(subject=i)
-        img = hv.Image((sl.x.values, sl.y.values, sl.values), kdims=["x", "y"], vdims=["r"])
-        images.append(img.opts(
-            cmap="RdBu_r", clim=clim, title=str(name), frame_width=size,
-            frame_height=int(size * np.ptp(sl.y.values) / max(np.ptp(sl.x.values), 1)),
-            xaxis=None, yaxis=None, toolbar=None, fontsize={"title": 9},
-            clipping_colors={"NaN": "#222222"}, tools=["hover"]))
-    return hv.Layout(images).cols(len(images) or 1).opts(shared_axes=False, toolbar=None)
-
-
-def robust_clim(t: np.ndarray, threshold: float) -> tuple:
-    """A symmetric colour range at the 99th percentile of |t| (the seed's own sphere has
-    huge t values that would wash out the rest of the map)."""
-    finite = np.abs(t[np.isfinite(t)])
-    top = float(np.percentile(finite, 99)) if finite.size else 1.0
-    top = max(top, 2 * float(threshold), 1e-6)
-    return (-top, top)
 
 
 class GroupPanel(pn.viewable.Viewer):
