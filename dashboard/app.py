@@ -10,7 +10,12 @@ the app works with no internet.
 
 URL query (whitelisted, see :mod:`dashboard.share`): ``tab`` (encoding,
 decoding, connectivity), ``present`` (presentation layout), ``theme``
-(``default`` or ``dark``), plus each tab's own parameters.
+(``default`` or ``dark``), ``atlas`` (the atlas naming regions: a key of
+:data:`analysis.reporting.atlas.ATLASES`), plus each tab's own parameters.
+
+The atlas selector (one per session, every tab's slice viewers and cluster tables
+follow it: :mod:`dashboard.clusters`) joins the sidebar with the first tab: the
+atlas code is not imported before the page is sent.
 """
 
 from __future__ import annotations
@@ -113,7 +118,10 @@ document.body.classList.toggle('normal', !cb_obj.active);
 # pool ran one session's events out of order: a Run click before the count typed just
 # before it). Long work (permutations, cleaning, group runs) has its own background
 # threads with progress, so it does not block other sessions.
-pn.extension(notifications=True, raw_css=[CSS], design="bootstrap", loading_indicator=True)
+# "tabulator": the cluster tables' widget (dashboard/clusters.py), whose script the page
+# must load before a tab with one is built
+pn.extension("tabulator", notifications=True, raw_css=[CSS], design="bootstrap",
+             loading_indicator=True)
 # a Divider made after the page loaded asks this server for its stylesheet, not the CDN
 fix_divider_stylesheet()
 
@@ -193,9 +201,22 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     # Tabs are built on first visit: a session pays only for what it looks at.
     holders = [loading("tab-loading") for _ in TABS]
     viewers: dict = {}
+    doc = pn.state.curdoc
+    atlas_box = pn.Column(margin=0, css_classes=["atlas-box"])
+
+    def atlas_choice():
+        """The session's atlas choice and its selector (once, before the first tab)."""
+        if len(atlas_box) == 0:
+            from dashboard.clusters import (ATLAS_URL_KEYS, AtlasChoice, atlas_selector,
+                                            session_atlas)
+
+            choice = session_atlas(doc) or AtlasChoice()
+            sync_url(choice, ATLAS_URL_KEYS)
+            atlas_box[:] = [atlas_selector(choice, doc=doc)]
 
     def build(key: str):
         """The tab's viewer, built (once) on demand."""
+        atlas_choice()
         if key not in viewers:
             index = TAB_KEYS.index(key)
             viewer, pane = _tab(*TABS[index])
@@ -207,7 +228,6 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             holders[index][:] = [pane]
         return viewers[key]
 
-    doc = pn.state.curdoc
     served = doc is not None and doc.session_context is not None
     if served:  # a closed session's memory goes back to the system (dashboard/jobs.py)
         # (bound now: `panel serve` runs this file as a module it discards after the page)
@@ -327,7 +347,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             "**Decoding** (Haxby 2001): linear SVC across categories.  \n"
             "**Connectivity**: seed-to-voxel correlation; click to move the seed.\n\n"
             f"Synthetic data: **{default_size()}** size.  \n" + _nilearn_note() +
-            "Parameters are kept in the URL: copy it to share this view.")],
+            "Parameters are kept in the URL: copy it to share this view."), atlas_box],
         main=[tabs])
     if state.present:
         template.config.raw_css.append(PRESENT_CSS)

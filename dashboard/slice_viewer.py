@@ -9,6 +9,9 @@ Both images are ``xr.DataArray`` volumes with dims ``(x, y, z)`` in mm, as
 made by :func:`analysis.volumes.to_xarray`; they may lie on different grids
 (an anatomical background finer than the functional map), each is sliced on
 its own grid at the crosshair.
+
+Region names (issue 17): the readout and the hover name the region at the point
+(:class:`dashboard.clusters.RegionNames`: atlas, space, the hover's region column).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import xarray as xr
 
 from analysis.volumes import DIMS, affine_of, mm_to_voxel
 from dashboard.batch import batched
+from dashboard.clusters import REGION_DIM, RegionNames
 from dashboard.notify import safe_markdown
 from dashboard.render.live import Layer, LivePane, named
 from dashboard.render.styles import colormap
@@ -116,8 +120,8 @@ def threshold_map(values: np.ndarray, threshold: float) -> np.ndarray:
     return out
 
 
-class SliceViewer(pn.viewable.Viewer):
-    """Orthogonal slices of ``stat_map`` over ``background`` with a crosshair."""
+class SliceViewer(RegionNames, pn.viewable.Viewer):
+    """Orthogonal slices of ``stat_map`` over ``background``, a crosshair, region names."""
 
     stat_map = param.ClassSelector(class_=xr.DataArray, allow_None=True, doc="""
         The map to show, dims (x, y, z) in mm; NaN is transparent.""")
@@ -162,6 +166,7 @@ class SliceViewer(pn.viewable.Viewer):
         doc = session_doc()   # this session's, never another's (render/server.py)
         if doc is not None:
             _SESSION_VIEWERS.setdefault(doc, weakref.WeakSet()).add(self)
+        self._init_regions(doc, follow="atlas" not in params)
         self._update_extent()
         self._taps = {}
         self._panes = {}
@@ -206,9 +211,11 @@ class SliceViewer(pn.viewable.Viewer):
             self._extent = extent
 
     @param.depends("stat_map", "background", "threshold", "clim", "symmetric", "cmap",
-                   "map_label", "crosshair_mm", "marker_mm", "_extent", watch=True)
+                   "map_label", "crosshair_mm", "marker_mm", "_extent", "atlas", "in_mni",
+                   watch=True)
     def _redraw(self) -> None:
         """Show the current state: in place when the frames stay, else through HoloViews."""
+        self._update_hover()
         if not self._update_in_place():
             self._rev += 1
 
@@ -237,6 +244,9 @@ class SliceViewer(pn.viewable.Viewer):
             else:
                 element, crange = self._map_element(view, position)
                 image = Layer.image_data(element)
+            regions = self.regions()   # the hover's column, with the values
+            image[REGION_DIM] = [np.zeros(image["image"][0].shape, np.uint16) if regions is None
+                                 else slice_arrays(regions[0], view, position)[2]]
             updates.append((view, layers, background, image, crange, position))
         # each update checks that the drawn image has the same shape and frame
         for view, layers, background, image, crange, position in updates:
@@ -326,12 +336,17 @@ class SliceViewer(pn.viewable.Viewer):
 
     # ---- drawing ------------------------------------------------------------
     @staticmethod
-    def _image(da: xr.DataArray, view: str, position: float, vdim: str, values=None):
-        """An ``hv.Image`` of one slice, from plain arrays (fast to build and update)."""
+    def _image(da: xr.DataArray, view: str, position: float, vdim: str, values=None,
+               regions=None):
+        """An ``hv.Image`` of one slice, from plain arrays (fast to build and update);
+        with ``regions`` (region indices on ``da``'s grid), a second value dimension."""
         h, v, _ = VIEWS[view]
         xs, ys, data = slice_arrays(da, view, position)
         data = data if values is None else values(data)
-        return hv.Image((xs, ys, data), kdims=[h, v], vdims=[vdim])
+        if regions is None:
+            return hv.Image((xs, ys, data), kdims=[h, v], vdims=[vdim])
+        return hv.Image((xs, ys, data, slice_arrays(regions, view, position)[2]),
+                        kdims=[h, v], vdims=[vdim, REGION_DIM])
 
     @staticmethod
     def _background_element(view, background, extent, position) -> hv.Image:
@@ -364,29 +379,37 @@ class SliceViewer(pn.viewable.Viewer):
             fontsize={"title": 10}, min_width=frame_width + 60 + extra, framewise=True)
 
     def _map_element(self, view, position, stat_map=None, threshold=None, clim=None,
-                     symmetric=None) -> tuple:
-        """The thresholded map slice (NaN transparent) and its colour range."""
+                     symmetric=None, hover=False) -> tuple:
+        """The thresholded map slice (NaN transparent) and its colour range; with
+        ``hover``, the region indices as a second value (the drawn views' hover)."""
         h, v, s = VIEWS[view]
         stat_map = self.stat_map if stat_map is None else stat_map
         threshold = self.threshold if threshold is None else threshold
         clim = self.clim if clim is None else clim
         symmetric = self.symmetric if symmetric is None else symmetric
         if stat_map is None:  # same layout as with a map (colour bar included): the
-            # figure must not change size later, Bokeh does not grow a drawn pane
-            return (hv.Image(np.full((2, 2), np.nan), kdims=[h, v], vdims=[self.map_label]),
-                    (0.0, 1.0))
+            # figure must not change size later, Bokeh does not grow a drawn pane; and
+            # with the hover, the same columns (the region's)
+            vdims = [self.map_label] + ([REGION_DIM] if hover else [])
+            empty = np.dstack([np.full((2, 2), np.nan), np.zeros((2, 2))][:len(vdims)])
+            return hv.Image(empty, kdims=[h, v], vdims=vdims), (0.0, 1.0)
         crange = tuple(clim) if clim is not None else colour_range(
             np.asarray(stat_map.values, dtype=float), symmetric)
+        regions = self.regions() if hover and stat_map is self.stat_map else None
         image = self._image(stat_map, view, position, self.map_label,
-                            values=lambda vals: threshold_map(vals, threshold))
+                            values=lambda vals: threshold_map(vals, threshold),
+                            regions=None if regions is None else regions[0])
         return image, crange
 
-    def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, position):
+    def _map_image(self, view, stat_map, threshold, clim, symmetric, cmap, position,
+                   hover=False):
         image, crange = self._map_element(view, position, stat_map, threshold, clim,
-                                          symmetric)
+                                          symmetric, hover=hover)
         opts = dict(cmap=palette(cmap), clim=crange, clipping_colors={"NaN": "transparent"},
                     colorbar=(view == "axial"), framewise=True)
-        if stat_map is not None:
+        if hover:   # the drawn views: made with the hover tool, whose formatters stay
+            opts.update(self._hover_options(*VIEWS[view][:2]))
+        elif stat_map is not None:
             opts["tools"] = ["hover"]
         return image.opts(**opts)
 
@@ -428,7 +451,7 @@ class SliceViewer(pn.viewable.Viewer):
     def _map_layer(self, view, rev):
         self._drawn_cmap = (self.cmap, self.map_label)
         image = self._map_image(view, self.stat_map, self.threshold, self.clim,
-                                self.symmetric, self.cmap, self._position(view))
+                                self.symmetric, self.cmap, self._position(view), hover=True)
         return image.opts(hooks=[self._layers[view]["map"].hook])
 
     def _crosshair_layer(self, view, rev):
@@ -439,7 +462,8 @@ class SliceViewer(pn.viewable.Viewer):
     def view_element(self, view: str) -> hv.Overlay:
         """What ``view`` ("sagittal", "coronal" or "axial") shows now, as one static
         overlay (background, thresholded map, crosshair lines, marker) in the drawn
-        frame: for exports, notebooks and tests, without a drawing."""
+        frame: for exports, notebooks and tests, without a drawing (the map's value only:
+        the drawn views also carry each pixel's region, :meth:`regions`)."""
         position = self._position(view)
         return (self._background_image(view, self.background, self._extent, position,
                                        self.plot_height)
@@ -447,7 +471,7 @@ class SliceViewer(pn.viewable.Viewer):
                                   self.symmetric, self.cmap, position)
                 * self._crosshair(view, self.crosshair_mm, self.marker_mm))
 
-    @param.depends("crosshair_mm", "stat_map", "background", "readout_map")
+    @param.depends("crosshair_mm", "stat_map", "background", "readout_map", "atlas", "in_mni")
     def _info_text(self) -> str:
         grid = self.grid
         if grid is None:
@@ -458,10 +482,15 @@ class SliceViewer(pn.viewable.Viewer):
         text = f"crosshair ({x:.1f}, {y:.1f}, {z:.1f}) mm, voxel {ijk}"
         if value is not None and np.isfinite(value):
             text += f", {self.map_label} {value:.3g}"
+        text += self.region_readout()
         note = grid.attrs.get("note")
         if note:
             text += f"  \n*{safe_markdown(note)}*"
         return text
+
+    def readout(self) -> str:
+        """The readout under the views (Markdown): crosshair, voxel, value, region."""
+        return self._info_text()
 
     def __panel__(self):
         return self._layout

@@ -8,12 +8,16 @@ histogram, time series and peaks, the downloads and the layout. The widgets
 the plots in :mod:`dashboard.connectivity.views`, the data sources (the built-in
 dataset, the server's nilearn data, the uploads) in
 :mod:`dashboard.connectivity.sources`, the exports in
-:mod:`dashboard.connectivity.exports`.
+:mod:`dashboard.connectivity.exports`. The map's clusters (two-sided, at the tab's
+threshold) are a :class:`dashboard.clusters.ClusterTable`; the readout, the hover, the
+peaks and the clusters name regions from the session's atlas: the built-in and the
+nilearn development data are in MNI space, the user's files when the user says so.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -29,8 +33,10 @@ from analysis.errors import DataError
 from dashboard import jobs
 from dashboard.batch import served, soon
 from dashboard.busy import Busy
+from dashboard.clusters import ClusterTable
 from dashboard.render.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error
+from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.share import sync_url, url_mapping
 from dashboard.histograms import bins_of, value_histogram
 from dashboard.slice_viewer import SliceViewer
@@ -40,8 +46,8 @@ from .exports import ConnectivityExports
 from .structural import StructuralJobs
 from .sources import BUILT_IN, UploadSource
 from .widgets import ConnectivityWidgets
-from .views import (PEAKS_CSS, data_background, map_label, peak_labels, seed_series_plot,
-                    seed_series_title)
+from .views import (PEAKS_CSS, data_background, map_label, peak_labels, peak_regions,
+                    seed_series_plot, seed_series_title)
 
 #: Parameters kept in the URL (a shared link reopens the same seed and settings).
 #: Every parameter of the model in the URL (see :func:`dashboard.share.url_mapping`):
@@ -52,9 +58,14 @@ URL_KEYS = url_mapping(SeedConnectivity, "conn_", aliases={
     "regress_confounds": "conn_confounds"})
 
 
+#: the order in which progress was reported (an update older than the one shown is dropped)
+_PROGRESS_NUMBERS = itertools.count(1)
+
+
 class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, StructuralJobs,
                       pn.viewable.Viewer):
-    """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks."""
+    """The Connectivity tab: seed widgets, preprocessing, map, time series, peaks,
+    clusters."""
 
     source = param.Selector(default=BUILT_IN, objects=[BUILT_IN], label="Data", doc="""
         The dataset: the built-in synthetic one, or the development fMRI data of the
@@ -62,6 +73,11 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
     revision = param.Integer(default=0, precedence=-1, doc="""
         Bump to redraw the histogram and time series through HoloViews (they are
         otherwise updated in place).""")
+    files_in_mni = param.Boolean(default=False, label="Your files are in MNI space", doc="""
+        Your files' coordinates are MNI mm (e.g. fMRIPrep's MNI152 outputs): regions are
+        then named from the atlas. Off: 'no atlas: not in MNI space' (the atlas would
+        name the wrong regions in a subject's own space). The built-in and the nilearn
+        development data are in MNI space.""")
     model = param.ClassSelector(class_=SeedConnectivity, default=None, precedence=-1,
                                 constant=True, doc="""
         The seed connectivity shown (a notebook hands its own; by default one on the app's
@@ -91,7 +107,10 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         self._lock = threading.RLock()
         self.viewer = SliceViewer(title="", map_label="r", cmap="RdBu_r", plot_height=250,
                                   crosshair_mm=tuple(float(v) for v in m.seed_mm),
-                                  marker_mm=tuple(float(v) for v in m.seed_mm))
+                                  marker_mm=tuple(float(v) for v in m.seed_mm),
+                                  in_mni=self.map_in_mni())
+        # the clusters of the map shown, two-sided at the tab's threshold (its units)
+        self.clusters = ClusterTable(self.viewer, two_sided=True, stem="connectivity")
         self.summary = pn.pane.Markdown("", css_classes=["summary", "connectivity-summary"],
                                         sizing_mode="stretch_width")
         # drawn once by HoloViews, then updated in place (dashboard/render/live.py)
@@ -123,6 +142,11 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         self.viewer.follow_clicks = False
         self.viewer.param.watch(self._clicked, ["click_mm"])
         self.peaks_table.param.watch(self._peak_selected, ["value"])
+        self.w_files_mni = widget_for(self.param.files_in_mni, self.files_in_mni,
+                                      "files-in-mni")
+        self.w_files_mni.link(self, value="files_in_mni", bidirectional=True)
+        self.param.watch(self._space_changed, ["files_in_mni"])
+        self.viewer.param.watch(lambda *events: self._show_peaks(), ["atlas", "in_mni"])
         self._set_background()
         try:
             sync_url(m, URL_KEYS)   # a bad value in a link: ignored, with a notification
@@ -189,9 +213,14 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         soon(self._doc, fn)
 
     def _progress(self, fraction: float, message: str = "") -> None:
-        self._schedule(functools.partial(self._show_progress, fraction, message))
+        # numbered as reported: the event loop may run the scheduled updates out of order
+        number = next(_PROGRESS_NUMBERS)
+        self._schedule(functools.partial(self._show_progress, fraction, message, number))
 
-    def _show_progress(self, fraction: float, message: str) -> None:
+    def _show_progress(self, fraction: float, message: str, number: int = 0) -> None:
+        if number and number < getattr(self, "_progress_shown", 0):
+            return   # an older report than the one shown (e.g. shown after "cleaned")
+        self._progress_shown = number
         self.progress.param.update(value=int(round(100 * fraction)), visible=fraction < 1.0)
         self.status.object = message if fraction < 1.0 else ""
 
@@ -262,6 +291,14 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         self.model.clim = (-value, value) if value > 0 else None
 
     # ---- model -> view ------------------------------------------------------------------
+    def map_in_mni(self) -> bool:
+        """Whether the data shown is in MNI space: the built-in and the nilearn
+        development data are; the user's files when ``files_in_mni`` says so."""
+        return bool(self.files_in_mni) if self.model.uses_own_data else True
+
+    def _space_changed(self, *events):
+        self.viewer.in_mni = self.map_in_mni()
+
     def _sync_widgets(self, *events):
         m = self.model
         self._syncing = True
@@ -306,6 +343,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
                 seed = tuple(float(v) for v in m.result.seed_mm)
                 update = dict(stat_map=stat, threshold=m.display_threshold(),
                               clim=m.colour_range(), marker_mm=seed, map_label=label,
+                              in_mni=self.map_in_mni(),
                               title=f"seed-to-voxel {label} map, thresholded at "
                                     f"\u00b1{m.display_threshold():.2f}")
                 self._syncing = True
@@ -317,14 +355,24 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
                     self._syncing = False
                 self._update_plots()
                 self.peaks = m.peaks()
-                self._syncing = True
-                try:
-                    self.peaks_table.param.update(options=peak_labels(self.peaks), value=None)
-                finally:
-                    self._syncing = False
+                self._show_peaks()
                 self.summary.object = m.summary()
             except Exception as exc:  # noqa: BLE001
                 report_error(exc)
+
+    def _show_peaks(self):
+        """The peaks' rows, each with its region (the viewer's atlas and space)."""
+        v = self.viewer
+        try:
+            regions = peak_regions(self.peaks, v.atlas, v.in_mni)
+        except DataError as exc:   # the atlas files are missing: no names
+            report_error(exc)
+            regions = None
+        self._syncing = True
+        try:
+            self.peaks_table.param.update(options=peak_labels(self.peaks, regions), value=None)
+        finally:
+            self._syncing = False
 
     def _update_plots(self):
         """The histogram and the seed's time series, in place (redrawn if they cannot be)."""
@@ -389,7 +437,9 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
             *self.prep.views(), self.w_columns,
             self.progress, self.status,
             self.upload.check_size_in(pn.Card(
-                self.upload, self.w_upload_tr, self.w_analyse, self.upload_progress,
+                self.upload, self.w_upload_tr,
+                with_tooltip(self.w_files_mni, self.param.files_in_mni),
+                self.w_analyse, self.upload_progress,
                 self.upload_status,
                 self.w_dataset, self.data_source,
                 title="Your files: NIfTI, confounds, mask", collapsed=True,
@@ -400,7 +450,9 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
             self.summary, self.viewer,
             pn.Row(self.series, self.hist, sizing_mode="stretch_width"),
             "**Peaks** (local maxima of r above the threshold; click a row to go there)",
-            self.peaks_table]
+            self.peaks_table,
+            "**Clusters** of the map above the threshold",
+            self.clusters]
         main = pn.Column(
             self.busy.views,
             pn.Row(self.r_download, self.z_download),

@@ -1,9 +1,10 @@
 """The Connectivity tab's analysis-specific plots and labels.
 
 Pure functions of the model's results, no widget state: the peaks table's row
-labels, the background a subject's maps are drawn over (the MNI template when
-the data is on its grid, else the mean functional image), and the seed's time
-series as a HoloViews curve (drawn once, then updated in place by the tab).
+labels (with each peak's region), the background a subject's maps are drawn over
+(the MNI template when the data is on its grid, else the mean functional image), and
+the seed's time series as a HoloViews curve (drawn once, then updated in place by the
+tab).
 """
 
 from __future__ import annotations
@@ -28,14 +29,28 @@ def map_label(fisher_z: bool) -> str:
     return "Fisher z" if fisher_z else "r"
 
 
-def peak_labels(peaks: pd.DataFrame) -> dict:
-    """One label per peak (MNI mm, r, Fisher z, nearest planted network): ``{label: row}``."""
+def peak_regions(peaks: pd.DataFrame, atlas: str, in_mni: bool) -> list[str]:
+    """The region of each peak (its ``x, y, z`` in mm) from ``atlas``: "no atlas: not in
+    MNI space" when the data is not, "" for the atlas "none"
+    (:func:`analysis.reporting.atlas.regions_at`)."""
+    from analysis.reporting.atlas import regions_at
+
+    if len(peaks) == 0:
+        return []
+    return regions_at(atlas, peaks[["x", "y", "z"]].to_numpy(dtype=float), in_mni=in_mni)
+
+
+def peak_labels(peaks: pd.DataFrame, regions=None) -> dict:
+    """One label per peak (MNI mm, r, Fisher z, nearest planted network, and its region
+    when ``regions`` are given, one per peak): ``{label: row}``."""
     labels = {}
     for n, row in enumerate(peaks.itertuples(index=False)):
         text = (f"{n + 1:2d}. ({row.x:5.0f}, {row.y:5.0f}, {row.z:5.0f})  "
                 f"r={row.r:5.2f}  Fisher z={row.fisher_z:5.2f}")
         if "network" in peaks:
             text += f"  {row.network} ({row.node_distance_mm:.0f} mm)"
+        if regions is not None and regions[n]:
+            text += f"  {regions[n]}"
         labels[text] = n
     return labels
 

@@ -12,7 +12,10 @@ cancelled when the session ends) with a progress bar; a Cancel button stops
 permutations. An upload's masked data stays with its session (never in the
 process-wide cache nor on disk). The data sources and the upload (``sources.py``),
 the permutation test (``permutations.py``) and the plots (``views.py``) have their own
-modules.
+modules. The map's clusters (two-sided, at the tab's |value| threshold) are a
+:class:`dashboard.clusters.ClusterTable`; Haxby's data (real or synthetic) is in the
+subject's own space, so regions say "no atlas: not in MNI space" unless the user's
+files are said to be in MNI space.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.notify import html_choices, notify_errors, report_error, safe_markdown
 from dashboard.batch import in_batch, serialized, served, soon
 from dashboard.busy import Busy
+from dashboard.clusters import ClusterTable
 from dashboard.render.live import LivePlot
 from dashboard.share import sync_url, url_mapping
 from dashboard.slice_viewer import SliceViewer
@@ -53,7 +57,7 @@ TAB_URL_KEYS = {"source": "dec_source", "map_kind": "dec_map", "threshold": "dec
 
 
 class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
-    """The Decoding tab: widgets, summary, fold bars, null, confusion, weight map."""
+    """The Decoding tab: widgets, summary, fold bars, null, confusion, weight map, clusters."""
 
     source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC], label="Data", doc="""
         The dataset to decode: the synthetic one, the real Haxby slice when present, or
@@ -65,6 +69,10 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         "activations)."))
     threshold = param.Number(default=0.0, bounds=(0, None), label="|value| threshold",
                              doc="Hide map voxels whose absolute value is below this.")
+    files_in_mni = param.Boolean(default=False, label="Your files are in MNI space", doc="""
+        Your files' coordinates are MNI mm: regions are then named from the atlas. Off:
+        'no atlas: not in MNI space' (Haxby's data, real or synthetic, is in the
+        subject's own space, where an atlas would name the wrong regions).""")
 
     analysis = param.ClassSelector(class_=DecodingAnalysis, default=None, precedence=-1,
                                    constant=True, doc="""
@@ -99,7 +107,9 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.busy = Busy(self._doc, "decoding", width=260)
         self.refresh_progress, self.status, self.views = (self.busy.progress, self.busy.status,
                                                           self.busy.views)
-        self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r")
+        self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r", in_mni=False)
+        # the clusters of the map shown, two-sided at the tab's |value| threshold
+        self.clusters = ClusterTable(self.viewer, two_sided=True, stem="decoding")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
         # the latest elements, drawn once by HoloViews and then updated in place when
         # only their values move (dashboard/render/live.py); a new layout is drawn anew
@@ -171,6 +181,9 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.w_run.on_click(notify_errors(lambda e: self.start_permutations()))
         self.w_cancel.on_click(notify_errors(lambda e: self.cancel_permutations()))
         self.w_threshold.link(self, value="threshold")
+        self.w_files_mni = widget_for(self.param.files_in_mni, self.files_in_mni,
+                                      "files-in-mni")
+        self.w_files_mni.link(self, value="files_in_mni", bidirectional=True)
         for w, name in ((self.w_source, "source"), (self.w_map, "map_kind")):
             w.link(self, value=name, bidirectional=True)   # the tab's own parameters
 
@@ -246,6 +259,15 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         # a session's own upload cannot be named by a link
         sync_url(self, TAB_URL_KEYS, rules={"source": _built_in_source})
         sync_url(a, URL_KEYS)
+
+    def map_in_mni(self) -> bool:
+        """Whether the map is in MNI space: only the user's files, when ``files_in_mni``
+        says so (Haxby's data is in the subject's own space)."""
+        return self.source == USER_FILES and bool(self.files_in_mni)
+
+    @param.depends("source", "files_in_mni", watch=True)
+    def _space_changed(self):
+        self.viewer.in_mni = self.map_in_mni()
 
     @param.depends("source", watch=True)
     def _switch_source(self):
@@ -455,7 +477,8 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             tip(self.w_map_class, a.contrast),
             tip(self.w_threshold, tab.threshold),
             self.upload.check_size_in(pn.Card(
-                self.upload, self.upload_progress, self.upload_status,
+                self.upload, tip(self.w_files_mni, tab.files_in_mni),
+                self.upload_progress, self.upload_status,
                 title="Your files: 4D NIfTI, mask, labels", collapsed=True,
                 css_classes=["decoding-upload"])),
             width=300)
@@ -464,6 +487,9 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             pn.Row(self.bars, self.null_plot, self.confusion, sizing_mode="stretch_width"),
             self.viewer,
             self.map_hist,
+            pn.pane.Markdown("**Clusters** of the map above the |value| threshold",
+                             margin=(0, 10)),
+            self.clusters,
             ExportBar(source=self, stem="decoding")]
         return pn.Row(controls, self.views, sizing_mode="stretch_width")
 

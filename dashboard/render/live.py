@@ -84,12 +84,17 @@ class Layer:
 
     def image(self, element: hv.Image | None = None, clim=None, data: dict | None = None) -> bool:
         """Show ``element``'s values (or ``data``, see :meth:`grid_data`) if it has the
-        drawn image's shape and frame."""
+        drawn image's shape and frame.
+
+        Other keys of ``data`` are further image columns of the drawing (a second value
+        dimension, which HoloViews draws under its sanitized name for the hover tool):
+        each must be drawn already, with the same shape."""
         plots = self.plots
         if not plots:
             return False
         data = data if data is not None else self.image_data(element)
         new = data["image"][0]
+        extra = {k: v for k, v in data.items() if k not in ("image", "x", "y", "dw", "dh")}
         for p in plots:
             src = p.handles.get("source")
             if src is None or "image" not in src.data or len(src.data["image"]) != 1:
@@ -97,15 +102,35 @@ class Layer:
             old = np.asarray(src.data["image"][0])
             if old.shape != new.shape:
                 return False
+            for key, value in extra.items():
+                if key not in src.data or np.shape(src.data[key][0]) != np.shape(value[0]):
+                    return False
             for key in ("x", "y", "dw", "dh"):
                 if not np.isclose(float(src.data[key][0]), float(data[key][0])):
                     return False
         for p in plots:
-            p.handles["source"].data.update(image=[new])
+            p.handles["source"].data.update(image=[new], **extra)
             mapper = p.handles.get("color_mapper")
             if clim is not None and mapper is not None:
                 mapper.update(low=float(clim[0]), high=float(clim[1]))
         return True
+
+    def hover_args(self, **args) -> bool:
+        """Give the drawn hover tool's custom formatters (``CustomJSHover``) new values of
+        their arguments ``args`` (e.g. the names a column's indices point to): HoloViews
+        makes a hover tool's formatters once, with the first drawing, and keeps them
+        through its redraws. False when nothing drawn has such a formatter."""
+        from bokeh.models import CustomJSHover
+
+        done = False
+        for p in self.plots:
+            hover = p.handles.get("hover")
+            for formatter in (getattr(hover, "formatters", None) or {}).values():
+                if isinstance(formatter, CustomJSHover) and set(args) <= set(formatter.args):
+                    if any(formatter.args[k] != v for k, v in args.items()):
+                        formatter.args = {**formatter.args, **args}
+                    done = True
+        return done
 
     # ---- glyph columns --------------------------------------------------------
     def xy(self, xs, ys) -> bool:
