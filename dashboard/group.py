@@ -41,9 +41,11 @@ from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets, tooltip, widget_for, with_tooltip
 from dashboard.seed_input import SeedInput
 from dashboard.render.server import execute_in, session_doc
+from dashboard.clusters import ClusterTable
+from dashboard.connectivity.views import peak_regions
 from dashboard.slice_viewer import SliceViewer, snap
 
-from .group_views import PEAK_COLUMNS, robust_clim, subject_strip, t_histogram
+from .group_views import PEAK_COLUMNS, robust_clim, shown_map, subject_strip, t_histogram
 
 #: Environment variable: set to 1 to let visitors type a Dask scheduler address in the app.
 #: Off by default: the server would connect wherever a visitor says, and Dask's protocol
@@ -140,7 +142,11 @@ class GroupPanel(pn.viewable.Viewer):
             css_classes=["summary", "group-summary"], sizing_mode="stretch_width")
         self.viewer = SliceViewer(title="", map_label="t", cmap="RdBu_r", plot_height=250,
                                   crosshair_mm=tuple(float(v) for v in m.seed_mm),
-                                  marker_mm=tuple(float(v) for v in m.seed_mm))
+                                  marker_mm=tuple(float(v) for v in m.seed_mm),
+                                  in_mni=True)   # the development data, as the CLI's
+        # the clusters of the voxels shown (uncorrected, FDR or FWE), updated with the map
+        self.clusters = ClusterTable(self.viewer, two_sided=True, stem="group",
+                                     move=self._show_peak)
         self.hist = pn.pane.HoloViews(css_classes=["group-hist"], linked_axes=False,
                                       sizing_mode="stretch_width")
         self.strip = pn.pane.HoloViews(css_classes=["group-strip"], linked_axes=False)
@@ -352,6 +358,14 @@ class GroupPanel(pn.viewable.Viewer):
             return
         self._set_seed(tuple(float(v) for v in event.new), self.model.radius_mm)
 
+    def _show_peak(self, xyz):
+        """A cluster row's peak: the crosshair goes there, the seed stays."""
+        self._syncing = True
+        try:
+            self.viewer.set_crosshair(xyz)
+        finally:
+            self._syncing = False
+
     def _set_seed(self, xyz, radius):
         try:
             self.model.param.update(seed_mm=tuple(xyz), radius_mm=radius)
@@ -404,28 +418,6 @@ class GroupPanel(pn.viewable.Viewer):
         if self.model.result is not None:
             self.start()
 
-    def _shown(self) -> tuple:
-        """``(map, viewer threshold, |t| level or None, words)`` of the shown correction:
-        the t map at ``|t| >= threshold``, or with the voxels FDR / FWE does not declare
-        hidden (NaN)."""
-        m = self.model
-        if m.correction == "uncorrected":
-            return m.t_map(), float(m.threshold), float(m.threshold), f"|t| >= {m.threshold:g}"
-        level = m.display_threshold()
-        inf = m.result.inference
-        if m.correction == "fdr":
-            words = f"FDR q < {inf.q:g}" if inf is not None else "FDR"
-            words += f" (|t| >= {level:.2f})" if level is not None else ": no voxel"
-        else:
-            words = f"FWE p < {inf.alpha:g}" if inf is not None else "FWE"
-            if inf is None or not inf.n_permutations:
-                words += ": no permutations"
-            elif level is None:
-                words += f": not reachable with {inf.n_permutations:,} permutations"
-            else:
-                words += f" (|t| > {level:.2f}, {inf.n_permutations:,} sign flips)"
-        return m.shown_t_map(), 0.0, level, words
-
     def _redraw(self, move_crosshair=False):
         m = self.model
         if m.result is None:
@@ -438,7 +430,7 @@ class GroupPanel(pn.viewable.Viewer):
             if link:
                 self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
             seed = tuple(float(v) for v in res.seed_mm)
-            t_map, shown_threshold, level, words = self._shown()
+            t_map, shown_threshold, level, words = shown_map(m)
             update = dict(stat_map=t_map, threshold=shown_threshold, marker_mm=seed,
                           clim=robust_clim(res.t, level if level is not None
                                            and np.isfinite(level) else m.threshold),
@@ -457,6 +449,7 @@ class GroupPanel(pn.viewable.Viewer):
                 fdr=inf.fdr_t_threshold if inf is not None else None,
                 fwe=inf.fwe_t_threshold if inf is not None else None)
             peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
+            peaks["region"] = peak_regions(peaks, self.viewer.atlas, self.viewer.in_mni)
             self.peaks_table.object = peaks.drop(columns=["i", "j", "k"], errors="ignore").rename(
                 columns=PEAK_COLUMNS)
             self.strip.object = subject_strip(m.axial_strip())
@@ -492,6 +485,9 @@ class GroupPanel(pn.viewable.Viewer):
                                               margin=(0, 10)),
                              self.peaks_table),
                    sizing_mode="stretch_width"),
+            pn.pane.Markdown("**Clusters** of the voxels shown (click a row to go there)",
+                             margin=(0, 10)),
+            self.clusters,
             pn.pane.Markdown("**Subjects** (r, axial slice at the seed's z)", margin=(0, 10)),
             self.strip,
             sizing_mode="stretch_width",

@@ -59,3 +59,25 @@ def robust_clim(t: np.ndarray, threshold: float) -> tuple:
     top = float(np.percentile(finite, 99)) if finite.size else 1.0
     top = max(top, 2 * float(threshold), 1e-6)
     return (-top, top)
+
+
+def shown_map(m) -> tuple:
+    """The group model ``m``'s ``(map, viewer threshold, |t| level or None, words)`` of
+    the shown correction: the t map at ``|t| >= threshold``, or with the voxels FDR / FWE
+    does not declare hidden (NaN)."""
+    if m.correction == "uncorrected":
+        return m.t_map(), float(m.threshold), float(m.threshold), f"|t| >= {m.threshold:g}"
+    level = m.display_threshold()
+    inf = m.result.inference
+    if m.correction == "fdr":
+        words = f"FDR q < {inf.q:g}" if inf is not None else "FDR"
+        words += f" (|t| >= {level:.2f})" if level is not None else ": no voxel"
+    else:
+        words = f"FWE p < {inf.alpha:g}" if inf is not None else "FWE"
+        if inf is None or not inf.n_permutations:
+            words += ": no permutations"
+        elif level is None:
+            words += f": not reachable with {inf.n_permutations:,} permutations"
+        else:
+            words += f" (|t| > {level:.2f}, {inf.n_permutations:,} sign flips)"
+    return m.shown_t_map(), 0.0, level, words

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import holoviews as hv
 import numpy as np
+import pandas as pd
 import param
 
 from analysis import group as G
@@ -166,9 +167,11 @@ def test_group_panel_shows_corrected_thresholds(group_dir):
     np.testing.assert_array_equal(shown, model.shown_t_map().values)
     assert np.abs(shown[np.isfinite(shown)]).min() == inf.fdr_t_threshold
     assert "FDR q < 0.05" in panel.viewer.title
+    assert_clusters_of_the_shown_map(panel, inf.n_voxels_fdr)
     panel.w_correction.value = "fwe"
     assert np.isfinite(panel.viewer.stat_map.values).sum() == inf.n_voxels_fwe
     assert "FWE p < 0.05" in panel.viewer.title
+    assert_clusters_of_the_shown_map(panel, inf.n_voxels_fwe)
 
     # more permutations: the statistics run again (the subjects stay cleaned)
     panel.w_permutations.value = 200
@@ -176,6 +179,23 @@ def test_group_panel_shows_corrected_thresholds(group_dir):
     _wait(panel)
     assert model.result is not before and model.result.inference.n_permutations == 200
     assert "(200 sign flips)" in panel.summary.object
+
+
+def assert_clusters_of_the_shown_map(panel, n_voxels):
+    """The Group section's cluster table is the clusters of the voxels the correction
+    declares (issue 17): cluster_table of the shown map, every declared voxel in one,
+    regions named (development data: MNI)."""
+    from analysis.reporting import NOT_MNI, cluster_table
+    from analysis.volumes import affine_of
+
+    da = panel.viewer.stat_map
+    values = np.asarray(da.transpose("x", "y", "z").values)
+    ours = cluster_table(values, affine_of(da), float(panel.viewer.threshold),
+                         two_sided=True, atlas=panel.viewer.atlas, in_mni=True)
+    pd.testing.assert_frame_equal(panel.clusters.table, ours)
+    peaks = ours[ours["subpeak"] == ""]
+    assert peaks["size_voxels"].sum() == n_voxels
+    assert (ours["region"] != NOT_MNI).all()
 
 
 def test_display_parameters_set_on_the_model_move_the_widgets(connectivity_dir):
