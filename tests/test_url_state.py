@@ -76,7 +76,7 @@ def test_connectivity_link_carries_every_parameter(connectivity_dir):
         "high_variance_confounds": True, "regress_confounds": True,
         "confound_columns": columns[1:],   # one column unticked
         "seed_mm": (6.0, -52.0, 18.0), "radius_mm": 6.0, "threshold": 0.3, "fisher_z": True,
-        "clim": (-0.7, 0.7), "n_peaks": 5})
+        "clim": (-0.7, 0.7), "n_peaks": 5, "p_method": "naive", "fdr_q": 0.01})
     # the confounds stay regressed (their columns are what differs); off is the next test
     _differs(m, {k: v for k, v in values.items()
                  if k not in ("confound_columns", "regress_confounds")})

@@ -3,7 +3,8 @@
     fmri-explorer connectivity [--data DIR [--subject N] | --func F [--confounds C]
         [--mask M] [--t-r T]] --seed X Y Z [--radius 8] [--smoothing 6]
         [--high-pass 0.01] [--low-pass 0.1] [--no-confounds] [preprocessing ...]
-        [--fisher-z] [--json] [--out map.nii.gz]
+        [--fisher-z] [--p-method {effective-dof,naive}] [--fdr-q Q] [--json]
+        [--out map.nii.gz] [--out-p logp.nii.gz]
 
 Defaults are the seed's: an 8 mm unsmoothed sphere, a brain masker with a
 computed background mask (``compute_background_mask``, as ``NiftiMasker``),
@@ -13,6 +14,14 @@ smoothing, detrend, ``zscore_sample``, standardised confounds, band 0.01-0.1 Hz)
 preprocessing options are made from that parameter group (defaults, bounds and
 help written there: ``--help`` lists them). Without ``--data`` or ``--func``:
 the synthetic dataset.
+
+Statistics (:mod:`analysis.connectivity.stats`): a two-sided p per voxel for r, by
+default with the effective degrees of freedom of the cleaned series (Dutilleul's
+modified t-test; ``--p-method naive``: ``n - 2``, the volumes taken as independent),
+Benjamini-Hochberg FDR across voxels at ``--fdr-q`` (0.05); ``--json`` adds
+``p_method``, ``fdr_q``, ``n_eff`` (median over voxels), ``n_eff_range``,
+``fdr_p_threshold``, ``fdr_r_threshold`` (smallest surviving ``|r|``, null when none
+survives) and ``n_voxels_fdr``; ``--out-p`` writes ``-log10 p``.
 """
 
 from __future__ import annotations
@@ -28,8 +37,8 @@ from ..preprocessing import CLI_FLAGS, SETTINGS, Preprocessing
 from ..reporting import cli as reporting
 from . import print_json
 from .options import add_param_options, param_values
-from .validate import (check_band, check_outputs, finite_float, int_range, non_negative_int,
-                       positive_float)
+from .validate import (check_band, check_outputs, finite_float, float_range, int_range,
+                       non_negative_int, positive_float)
 
 
 def add_parser(sub):
@@ -62,6 +71,20 @@ def add_parser(sub):
                    help="peaks above this r (default 0.5)")
     p.add_argument("--n-peaks", type=int_range(0, 10000), default=10,
                    help="peaks listed (default 10)")
+    from ..connectivity.stats import FDR_Q, P_METHODS
+
+    stats = p.add_argument_group("statistics", "p of each voxel's r and FDR across voxels")
+    stats.add_argument("--p-method", choices=P_METHODS, default=P_METHODS[0],
+                       help="effective-dof (default): Dutilleul's modified t-test with the "
+                            "degrees of freedom the band-passed, cleaned series have; naive: "
+                            "n - 2, the volumes taken as independent (too many false "
+                            "positives; for comparison)")
+    stats.add_argument("--fdr-q", type=float_range(0.0, 1.0, lo_open=True, hi_open=True),
+                       default=FDR_Q, metavar="Q",
+                       help=f"Benjamini-Hochberg false discovery rate across voxels "
+                            f"(default {FDR_Q:g})")
+    stats.add_argument("--out-p", type=Path, metavar="LOGP.nii.gz",
+                       help="write -log10 p on the data's grid (0 outside the brain)")
     reporting.add_options(p, "mni for --data and the synthetic data, native for --func; "
                              "clusters: |r| above --threshold")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -93,7 +116,8 @@ def run(args) -> int:
     from .. import connectivity as conn
     from ..progress import console_progress
 
-    check_outputs(("--out", args.out))  # a bad --out fails before any computation
+    # a bad --out or --out-p fails before any computation
+    check_outputs(("--out", args.out), ("--out-p", args.out_p))
     reporting.check_options(args, args.threshold)
     preprocessing = Preprocessing(**param_values(args, conn.PREPROCESSING))
     band = preprocessing.cleaning_settings()
@@ -115,7 +139,18 @@ def run(args) -> int:
     r_volume = np.full(data.mask.shape, np.nan)
     r_volume[data.mask] = result.r                     # the clusters of r, on the data's grid
     clusters = reporting.clusters(args, r_volume, data.affine, args.threshold, True, mni)
-    out = None
+    from ..connectivity.stats import seed_statistics, voxel_spectra, cleaning_operator
+
+    spectra = (voxel_spectra(cleaning_operator(subject, settings, data.n_volumes), data.brain)
+               if args.p_method == "effective-dof" else None)
+    stats = seed_statistics(result.r, result.seed_signal, spectra, args.p_method, args.fdr_q,
+                            n_volumes=data.n_volumes)
+    out = out_p = None
+    if args.out_p is not None:
+        from ..atomic import save_nifti
+        from ..volumes import unmask
+
+        out_p = save_nifti(unmask(stats.log10_p, (data.mask, data.affine)), args.out_p)
     if args.out is not None:
         from ..atomic import save_nifti
         from ..volumes import unmask
@@ -134,6 +169,7 @@ def run(args) -> int:
         "t_r": subject.t_r, **{name: getattr(settings, name) for name in SETTINGS},
         "confounds": list(settings.confound_columns or []),
         "out": str(out) if out else None, "map": "z" if args.fisher_z else "r",
+        **stats.summary(), "out_p": str(out_p) if out_p else None,
         **reporting.payload(args, clusters, mni),
     }
     if args.json:
@@ -142,9 +178,16 @@ def run(args) -> int:
     print(f"seed ({', '.join(f'{v:g}' for v in result.seed_mm)}) r={result.radius_mm:g} mm: "
           f"{result.n_seed_voxels:,} voxels; r in [{payload['r_min']:.2f}, {payload['r_max']:.2f}]; "
           f"{payload['n_above']:,} voxels above {args.threshold:g}")
+    kept = (f"{stats.n_significant:,} voxels, |r| >= {stats.r_threshold:.3f}"
+            if stats.r_threshold is not None else "no voxel")
+    dof = (f"median effective sample size {payload['n_eff']:.1f} of {data.n_volumes} volumes "
+           f"(Dutilleul)" if args.p_method == "effective-dof"
+           else f"naive: {data.n_volumes - 2} dof")
+    print(f"FDR q < {args.fdr_q:g}: {kept}; {dof}")
     if len(peaks):
         print(peaks.round(3).to_string(index=False))
     reporting.print_clusters(clusters)
-    if out:
-        print(f"wrote {out}")
+    for path in (out, out_p):
+        if path:
+            print(f"wrote {path}")
     return 0

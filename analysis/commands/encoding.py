@@ -6,6 +6,15 @@ first ``lag`` volumes of each run and the last ``lag`` images dropped, stimuli
 reshaped in Fortran order, ``Ridge(alpha)`` scored with ``r2_score`` per fold
 of an unshuffled ``KFold(n_folds)`` (or leave-one-run-out), averaged over
 folds (negatives kept).
+
+``--n-permutations N`` adds a permutation test of every voxel's R^2
+(:mod:`analysis.encoding.permutation`): each run's responses circularly shifted in time
+(``--permutation-scheme runs``: whole runs exchanged), the same ridge refitted with the
+fast engine, ``p = (#{null >= R^2} + 1) / (N + 1)`` per voxel, and
+Benjamini-Hochberg across voxels at ``--fdr-q``; ``--json`` then has
+``n_permutations``, ``permutation_scheme``, ``fdr_q``, ``fdr_r2_threshold`` (the
+smallest R^2 kept; null when none is), ``n_voxels_fdr``, ``smallest_p`` and
+``p_per_voxel`` (mask order).
 """
 
 from __future__ import annotations
@@ -76,6 +85,25 @@ def add_parser(sub):
                      type=float_range(0.0, None, lo_open=True,
                                       message="alphas must be positive numbers"),
                      help="also find each voxel's best alpha among these (best_alpha_per_voxel)")
+    from ..encoding.permutation import FDR_Q, MAX_PERMUTATIONS, MIN_SHIFT, SCHEMES
+
+    perm = p.add_argument_group(
+        "permutation test", "each voxel's R^2 against a null that keeps the responses' "
+        "autocorrelation: the responses shifted in time within each run (or whole runs "
+        "exchanged), the same ridge refitted; p per voxel, FDR across voxels")
+    perm.add_argument("--n-permutations", type=int_range(0, MAX_PERMUTATIONS), default=0,
+                      metavar="N", help=f"permutations, 0 to {MAX_PERMUTATIONS:,} "
+                                        f"(default 0: no test); the smallest p is 1/(N+1)")
+    perm.add_argument("--permutation-scheme", choices=SCHEMES, default=SCHEMES[0],
+                      help=f"shift (default): each run's responses rotated by its own random "
+                           f"offset of at least {MIN_SHIFT} samples; runs: whole runs of the "
+                           f"same length exchanged")
+    perm.add_argument("--random-state", type=int_range(0, 2 ** 32 - 1), default=0,
+                      metavar="S", help="seed of the permutations (default 0)")
+    perm.add_argument("--fdr-q", type=float_range(0.0, 1.0, lo_open=True, hi_open=True),
+                      default=FDR_Q, metavar="Q",
+                      help=f"Benjamini-Hochberg false discovery rate across voxels "
+                           f"(default {FDR_Q:g})")
     reporting.add_options(p, "native: Miyawaki's subject space and your own files; clusters: "
                              "R^2 above --threshold, one-sided")
     p.add_argument("--json", action="store_true", help="print JSON (r2_per_voxel in mask order)")
@@ -121,6 +149,15 @@ def run(args) -> int:
     n_folds = jobs.run(lambda job: enc.engine(progress=job.progress), name="decomposing",
                        progress=bar).n_folds
     r2 = enc.mean_r2().values.astype(np.float64)
+    test = None
+    if args.n_permutations:
+        from ..encoding.permutation import analysis_permutation_test
+
+        test = jobs.run(lambda job: analysis_permutation_test(
+            enc, args.n_permutations, args.permutation_scheme, args.random_state, args.fdr_q,
+            progress=job.progress, cancel=job.cancel_event), name="permutations",
+            progress=None if args.json or not sys.stderr.isatty()
+            else console_progress("permutations"))
     if args.out is not None:
         from ..atomic import save_nifti
 
@@ -136,9 +173,11 @@ def run(args) -> int:
             "n_above_threshold": int((r2 > args.threshold).sum()),
             "data": enc.data().source, "out": None if args.out is None else str(args.out),
             "r2_per_voxel": r2.tolist(), **reporting.payload(args, clusters, mni),
+            **_permutation_payload(test),
         })
     else:
         print(enc.summary())
+        _print_permutations(test)
         reporting.print_clusters(clusters)
         if args.out is not None:
             print(f"wrote {args.out}")
@@ -170,6 +209,16 @@ def run_own_files(args, alpha: float) -> int:
 
     data, ridge = jobs.run(work, name="encoding", progress=bar)
     r2 = ridge.mean_r2(alpha).astype(np.float64)
+    test = None
+    if args.n_permutations:
+        from ..encoding.permutation import permutation_test
+
+        test = jobs.run(lambda job: permutation_test(
+            ridge, data.x, data.y, data.runs, alpha, args.n_permutations,
+            args.permutation_scheme, random_state=args.random_state, fdr_q=args.fdr_q,
+            progress=job.progress, cancel=job.cancel_event), name="permutations",
+            progress=None if args.json or not sys.stderr.isatty()
+            else console_progress("permutations"))
     if args.out is not None:
         from ..atomic import save_nifti
 
@@ -179,7 +228,8 @@ def run_own_files(args, alpha: float) -> int:
         "n_runs": len(args.func), "n_samples": data.n_samples, "n_voxels": data.n_voxels,
         "n_features": data.n_features, "mean_r2": float(r2.mean()),
         "threshold": args.threshold, "n_above_threshold": int((r2 > args.threshold).sum()),
-        "out": None if args.out is None else str(args.out), "r2_per_voxel": r2.tolist()}
+        "out": None if args.out is None else str(args.out), "r2_per_voxel": r2.tolist(),
+        **_permutation_payload(test)}
     mni, clusters = _clusters(args, r2, data.mask_img)
     payload.update(reporting.payload(args, clusters, mni))
     if args.alphas is not None:
@@ -192,6 +242,7 @@ def run_own_files(args, alpha: float) -> int:
         print(f"alpha={alpha:g} folds={ridge.n_folds} delays={list(data.delays)} "
               f"features={data.n_features} mean R2={r2.mean():.3f} voxels above "
               f"{args.threshold:g}: {payload['n_above_threshold']}")
+        _print_permutations(test)
         reporting.print_clusters(clusters)
         if args.out is not None:
             print(f"wrote {args.out}")
@@ -209,3 +260,19 @@ def _clusters(args, r2, mask_img):
     img = unmask(r2, mask_img, dtype=np.float64)   # 0 outside the mask, on the data's grid
     return mni, reporting.clusters(args, np.asarray(img.dataobj), img.affine, args.threshold,
                                    False, mni)
+
+
+def _permutation_payload(test) -> dict:
+    """The JSON keys of a permutation test (none without one)."""
+    if test is None:
+        return {"n_permutations": 0}
+    return {**test.summary(), "p_per_voxel": test.p.tolist()}
+
+
+def _print_permutations(test) -> None:
+    if test is None:
+        return
+    kept = (f"{test.n_significant:,} voxels, R2 >= {test.r2_threshold:.4f}"
+            if test.r2_threshold is not None else "no voxel")
+    print(f"permutation test ({test.n_permutations:,} permutations, {test.scheme}): "
+          f"FDR q < {test.fdr_q:g}: {kept}; smallest p {test.smallest_p:.3g}")
