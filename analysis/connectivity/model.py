@@ -17,7 +17,8 @@ from ..preprocessing import T_R, CleaningSettings, Preprocessing
 from ..progress import scaled
 from ..store import Store
 from .cleaning import CleanedData, cleaned
-from .stats import FDR_Q, P_METHODS, SeedStats, cached_spectra, seed_statistics
+from .significance import Significance
+from .stats import FDR_Q, P_METHODS
 from .engine import (MAX_RADIUS_MM, PCC_MM, RADIUS_MM, SeedMap, _format_mm, central_seed,
                      find_peaks, label_peaks, seed_correlation, sphere_voxels, to_volume)
 from .subject import SubjectData, load_subject
@@ -89,7 +90,7 @@ def _dataset_subject(data_dir, subject: int, size=None) -> SubjectData:
     return SUBJECTS.get_or_compute(key, load)
 
 
-class SeedConnectivity(Preprocessing):
+class SeedConnectivity(Significance, Preprocessing):
     """Seed-to-voxel correlation, as the seed example, live.
 
     *Structural* parameters (the preprocessing group, inherited from
@@ -434,73 +435,6 @@ class SeedConnectivity(Preprocessing):
             thr = f"above {self.threshold:g}"
         return (f"seed {_format_mm(res.seed_mm)} r={res.radius_mm:g} mm: "
                 f"{res.n_seed_voxels:,} voxels; {rng}; {self.n_above():,} voxels {thr}")
-
-    # ---- statistics
-    @param.depends("result", "p_method", "fdr_q")
-    def seed_stats(self) -> SeedStats:
-        """The current map's p per voxel, effective sample size and FDR selection
-        (:func:`analysis.connectivity.stats.seed_statistics`). The voxels' spectra are
-        computed once per cleaning (cached for the process); a new seed, ``p_method`` or
-        ``fdr_q`` costs one small product, the t distribution and a sort."""
-        res = self.ensure()
-        key = (self.p_method, float(self.fdr_q))
-        memo = self.__dict__.get("_stats_memo")
-        if memo is None or memo[0] is not res or memo[1] != key:
-            data = self.cleaned_data()
-            spectra = (cached_spectra(self.subject_data(), data)
-                       if self.p_method == "effective-dof" else None)
-            stats = seed_statistics(res.r, res.seed_signal, spectra, self.p_method,
-                                    self.fdr_q, n_volumes=data.n_volumes)
-            memo = self.__dict__["_stats_memo"] = (res, key, stats)
-        return memo[2]
-
-    @param.depends("result", "p_method", "fdr_q")
-    def p_map(self) -> xr.DataArray:
-        """``-log10 p`` of each voxel's r, ``(x, y, z)`` in mm, NaN outside the brain
-        (attrs: ``p_method``, ``fdr_q``, ``fdr_threshold``: the FDR cut-off in -log10 p,
-        None when no voxel survives)."""
-        stats = self.seed_stats()
-        da = self._volume(stats.log10_p, "neg_log10_p")
-        cut = stats.p_threshold
-        da.attrs.update(p_method=stats.p_method, fdr_q=stats.fdr_q,
-                        fdr_threshold=None if cut is None else float(-np.log10(max(
-                            cut, np.finfo(np.float64).tiny))))
-        return da
-
-    @param.depends("result", "p_method", "fdr_q", "fisher_z")
-    def fdr_map(self) -> xr.DataArray:
-        """The map shown (r, or z with ``fisher_z``) where the voxel survives FDR, NaN
-        elsewhere."""
-        values = self.ensure().z if self.fisher_z else self.ensure().r
-        values = np.where(self.seed_stats().significant, values, np.nan)
-        return self._volume(values, "fisher_z" if self.fisher_z else "r")
-
-    @param.depends("result", "p_method", "fdr_q")
-    def fdr_r_threshold(self) -> float | None:
-        """The smallest ``|r|`` that survives FDR at ``fdr_q`` (None: no voxel does)."""
-        return self.seed_stats().r_threshold
-
-    @param.depends("result", "p_method", "fdr_q")
-    def stats_summary(self) -> str:
-        """One line, e.g. ``FDR q < 0.05: 1,204 voxels (|r| >= 0.41); effective dof:
-        median 38.1 of 168 volumes (Dutilleul)``."""
-        st = self.seed_stats()
-        kept = (f"{st.n_significant:,} voxels (|r| >= {st.r_threshold:.2f})"
-                if st.r_threshold is not None else "no voxel")
-        if st.p_method == "naive":
-            dof = f"naive: {st.n_volumes - 2} dof, volumes taken as independent"
-        else:
-            dof = (f"effective sample size: median {np.median(st.n_eff):.1f} of "
-                   f"{st.n_volumes} volumes (Dutilleul)")
-        return f"FDR q < {st.fdr_q:g}: {kept}; {dof}"
-
-    def p_nifti(self) -> nib.Nifti1Image:
-        """``-log10 p`` as a NIfTI image (float32, 0 outside the brain) on the data's own
-        grid, as :meth:`to_nifti`."""
-        from ..volumes import unmask
-
-        data = self.cleaned_data()
-        return unmask(self.seed_stats().log10_p, (data.mask, data.affine))
 
     def to_nifti(self, fisher_z: bool | None = None) -> nib.Nifti1Image:
         """The r (or z) map as a NIfTI image (float32, 0 outside the brain) on the data's
