@@ -275,3 +275,26 @@ def test_cli_out_p_checked_before_computing(tmp_path, capsys):
     assert "same file" in capsys.readouterr().err
     assert main(["connectivity", "--seed", "0", "-52", "18", "--out-p",
                  str(tmp_path / "p.txt"), "--quiet"]) == 2
+
+
+def test_connectivity_tab_shows_the_fdr_line_and_its_controls(connectivity_dir):
+    """The tab says how many voxels survive FDR and with which p method (Dutilleul's
+    effective dof by default, never the naive n - 2); its controls drive the model."""
+    import html
+
+    from analysis.connectivity import SeedConnectivity
+    from dashboard.connectivity import ConnectivityTab
+
+    tab = ConnectivityTab(SeedConnectivity(data_dir=str(connectivity_dir)))
+    m = tab.model
+    assert m.p_method == "effective-dof" and tab.w_p_method.value == "effective-dof"
+    assert html.unescape(tab.stats_line.object) == m.stats_summary()
+    assert "Dutilleul" in tab.stats_line.object and "Dutilleul" in tab.w_p_method.description
+    dutilleul = m.seed_stats().n_significant
+    tab.w_p_method.value = "naive"
+    assert m.p_method == "naive" and "naive" in tab.stats_line.object
+    assert m.seed_stats().n_significant >= dutilleul   # the naive test keeps more voxels
+    tab.w_fdr_q.value = 0.01
+    assert m.fdr_q == 0.01 and html.unescape(tab.stats_line.object) == m.stats_summary()
+    m.param.update(p_method="effective-dof", fdr_q=0.05)   # e.g. from a link
+    assert tab.w_p_method.value == "effective-dof" and tab.w_fdr_q.value == 0.05

@@ -79,7 +79,8 @@ def connectivity_controls(tab) -> list:
             (tab.w_z, p.seed_mm), (tab.w_radius, p.radius_mm),
             (tab.w_threshold, p.threshold), (tab.w_fisher, p.fisher_z),
             (tab.w_cmax, p.clim), (tab.w_columns, p.confound_columns),
-            (tab.w_upload_tr, p.t_r), (tab.w_files_mni, tab.param.files_in_mni)] + [
+            (tab.w_upload_tr, p.t_r), (tab.w_files_mni, tab.param.files_in_mni),
+            (tab.w_p_method, p.p_method), (tab.w_fdr_q, p.fdr_q)] + [
             (tab.w_prep[n], p[n]) for n in PARAMETERS]
 
 

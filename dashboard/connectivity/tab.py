@@ -35,7 +35,7 @@ from dashboard.batch import served, soon
 from dashboard.busy import Busy
 from dashboard.clusters import ClusterTable
 from dashboard.render.live import LivePlot, padded
-from dashboard.notify import notify_errors, report_error
+from dashboard.notify import notify_errors, report_error, safe_markdown
 from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.share import sync_url, url_mapping
 from dashboard.histograms import bins_of, value_histogram
@@ -113,6 +113,9 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         self.clusters = ClusterTable(self.viewer, two_sided=True, stem="connectivity")
         self.summary = pn.pane.Markdown("", css_classes=["summary", "connectivity-summary"],
                                         sizing_mode="stretch_width")
+        # the map's significance: FDR across voxels on p from the effective dof
+        self.stats_line = pn.pane.Markdown("", css_classes=["connectivity-stats"],
+                                           sizing_mode="stretch_width", margin=(0, 10))
         # drawn once by HoloViews, then updated in place (dashboard/render/live.py)
         self._series = LivePlot(lambda layers, revision: self._series_element(layers),
                                 ["curve"], redraw_on={"revision": self.param.revision},
@@ -134,10 +137,11 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         self._build_uploads()
         self.param.watch(self._source_chosen, ["source"])
         m.param.watch(self._on_result, ["result"])
-        m.param.watch(self._on_display, ["threshold", "fisher_z", "clim", "n_peaks"])
+        m.param.watch(self._on_display, ["threshold", "fisher_z", "clim", "n_peaks",
+                                         "p_method", "fdr_q"])
         m.param.watch(self._sync_widgets, ["seed_mm", "radius_mm", "subject", *PREPROCESSING,
                                            "confound_columns", "threshold", "fisher_z",
-                                           "clim"])
+                                           "clim", "p_method", "fdr_q"])
         # a click moves the seed; the crosshair, map and marker then move in one update
         self.viewer.follow_clicks = False
         self.viewer.param.watch(self._clicked, ["click_mm"])
@@ -308,6 +312,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
             self.w_radius.value = float(m.radius_mm)
             self.w_threshold.value = float(m.threshold)
             self.w_fisher.value = bool(m.fisher_z)
+            self.w_p_method.value, self.w_fdr_q.value = m.p_method, float(m.fdr_q)
             self.prep.show()
             self.w_columns.param.update(options=list(m.param.confound_columns.objects),
                                         value=list(m.confound_columns))
@@ -357,6 +362,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
                 self.peaks = m.peaks()
                 self._show_peaks()
                 self.summary.object = m.summary()
+                self.stats_line.object = safe_markdown(m.stats_summary())
             except Exception as exc:  # noqa: BLE001
                 report_error(exc)
 
@@ -447,7 +453,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
             width=290)
         # what a structural change recomputes: busy (one overlay) while it is cleaned
         self.busy.views[:] = [
-            self.summary, self.viewer,
+            self.summary, self.stats_line, self.viewer,
             pn.Row(self.series, self.hist, sizing_mode="stretch_width"),
             "**Peaks** (local maxima of r above the threshold; click a row to go there)",
             self.peaks_table,

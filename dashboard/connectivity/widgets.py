@@ -47,6 +47,9 @@ class ConnectivityWidgets:
         self.w_threshold = widget_for(p.threshold, m.threshold, "threshold-slider",
                                       width=SLIDER_WIDTH)
         self.w_fisher = widget_for(p.fisher_z, m.fisher_z, "fisher-z")
+        # the map's statistics: p per voxel (Dutilleul's effective dof by default) and FDR
+        self.w_p_method = widget_for(p.p_method, m.p_method, "p-method", width=CONTROL_WIDTH)
+        self.w_fdr_q = widget_for(p.fdr_q, m.fdr_q, "fdr-q", width=SLIDER_WIDTH)
         # the colour range (a tuple) as its symmetric maximum: label and doc its Parameter's
         self.w_cmax = pn.widgets.FloatInput(
             label=f"{p.clim.label}: \u00b1 max (0 = auto)", description=tooltip(p.clim),
@@ -71,6 +74,8 @@ class ConnectivityWidgets:
         self.w_radius.param.watch(self._setter("radius_mm", float), "value")
         self.w_threshold.param.watch(self._setter("threshold", float), "value")
         self.w_fisher.param.watch(self._setter("fisher_z", bool), "value")
+        self.w_p_method.param.watch(self._setter("p_method", str), "value")
+        self.w_fdr_q.param.watch(self._setter("fdr_q", float), "value")
         self.w_cmax.param.watch(self._cmax_changed, "value")
         self.prep.link(self._set_param)
         self.w_columns.param.watch(self._setter("confound_columns", list), "value")
@@ -108,4 +113,5 @@ class ConnectivityWidgets:
         return sources + [self.w_subject, self.seed_input.title, self.seed_input] + [
             with_tooltip(w, q) for w, q in (
                 (self.w_radius, p.radius_mm), (self.w_threshold, p.threshold),
-                (self.w_fisher, p.fisher_z), (self.w_cmax, p.clim))]
+                (self.w_fisher, p.fisher_z), (self.w_cmax, p.clim),
+                (self.w_p_method, p.p_method), (self.w_fdr_q, p.fdr_q))]
