@@ -106,8 +106,9 @@ def _connectivity(size: str) -> None:
 def _modules(size: str) -> None:
     """What a session loads on first use besides the tabs' data: the group section's
     Dask client and scheduler code, the exports' matplotlib and nilearn plotting, the
-    permutation and Lasso estimators (a first Run, export or receptive field is then
-    quicker; the server's memory at rest includes them from the start)."""
+    permutation and Lasso estimators, the default atlas (a first Run, export, receptive
+    field or region name is then quicker; the server's memory at rest includes them from
+    the start)."""
     import dask.distributed  # noqa: F401
     import matplotlib
 
@@ -116,6 +117,9 @@ def _modules(size: str) -> None:
     import nilearn.plotting  # noqa: F401
     import sklearn.linear_model  # noqa: F401
     import sklearn.svm  # noqa: F401
+    from analysis.reporting.atlas import DEFAULT_ATLAS, label_image
+
+    label_image(DEFAULT_ATLAS)   # the readouts' region names (3 s the first time)
 
 
 STEPS = [("encoding", _encoding, False), ("encoding voxel", _encoding_voxel, True),
