@@ -370,3 +370,27 @@ def test_the_app_has_one_atlas_selector_every_viewer_follows(connectivity_dir):
     assert decoding.viewer.atlas == "aal"       # a tab built later takes the choice too
     selector.value = "none"
     assert tab.viewer.atlas == decoding.viewer.atlas == "none"
+
+
+# --------------------------------------------------------------------------- Encoding
+
+def test_encoding_table_is_the_r2_maps_clusters_one_sided(encoding_dir):
+    """The Encoding tab's table: R^2 above the tab's threshold (one-sided), equal to
+    nilearn's get_clusters_table; Miyawaki's data is not in MNI space."""
+    from dashboard.encoding import EncodingTab
+
+    tab = EncodingTab()
+    tab.__panel__()
+    clusters, viewer = tab.clusters, tab.viewer
+    assert not clusters.two_sided and not viewer.in_mni
+    for threshold in (0.05, 0.1):
+        tab.w_threshold.value = threshold
+        values, affine = tab_map(viewer)
+        ours = cluster_table(values, affine, float(viewer.threshold), two_sided=False,
+                             atlas=viewer.atlas, in_mni=False)
+        pd.testing.assert_frame_equal(clusters.table, ours)
+        ref = nilearn_table(values, affine, float(viewer.threshold), 0, two_sided=False)
+        assert len(ours) == len(ref) > 0
+        np.testing.assert_allclose(ours["peak_value"], ref["Peak Stat"].astype(float),
+                                   rtol=1e-6)
+        assert (ours["region"] == NOT_MNI).all()

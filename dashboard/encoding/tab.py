@@ -32,6 +32,7 @@ from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
 from dashboard.busy import Busy
+from dashboard.clusters import ClusterTable
 from dashboard.render.live import LivePane, LivePlot
 from dashboard.share import sync_url, url_mapping, within
 from dashboard.slice_viewer import SliceViewer
@@ -107,6 +108,7 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
         # the map is cut at 0 (as the seed shows it); the readout gives the true R^2
         self.viewer = SliceViewer(title="", map_label="R2", cmap="fire", symmetric=False,
                                   plot_height=230)
+        self.clusters = ClusterTable(self.viewer, two_sided=False, stem="encoding")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
         # a structural change (data, CV scheme, folds, lag, precision) is computed as a job: its
         # progress here, the views under a busy overlay until all of them show the result
@@ -469,7 +471,9 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
                 path_slot[:] = [self.path]
                 alpha_slot[:] = [self.best_alpha_pane]
                 details[:] = [pn.Row(self.rf_ridge, self.rf_lasso), self.timecourse,
-                              with_tooltip(self.w_run, self.param.run), ExportBar(source=self, stem="encoding")]
+                              with_tooltip(self.w_run, self.param.run), ExportBar(source=self, stem="encoding"),
+                              pn.pane.Markdown("**Clusters** of R\u00b2 above the threshold "
+                                               "(click a row to go there)"), self.clusters]
 
         controls = pn.Column(
             pn.pane.Markdown("**Ridge encoding** (Miyawaki 2008)"),
