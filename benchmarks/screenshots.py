@@ -29,7 +29,8 @@ from bench_serve import ARGS, EXTERNAL, READY  # noqa: E402
 TABS = ("encoding", "decoding", "connectivity")
 #: (width, height, presenting)
 SIZES = ((1600, 1000, False), (1920, 1080, True), (1366, 768, False))
-THEMES = ("light", "dark")
+#: (file name word, the link's ``theme`` value)
+THEMES = (("light", "default"), ("dark", "dark"))
 
 
 def free_port() -> int:
@@ -41,7 +42,8 @@ def free_port() -> int:
 def serve(port: int, size: str) -> subprocess.Popen:
     env = dict(os.environ, FMRI_EXPLORER_SIZE=size)
     cmd = [sys.executable, "-m", "analysis.cli", "serve", "--port", str(port),
-           "--address", "127.0.0.1", "--size", size]
+           "--address", "127.0.0.1", "--size", size, "--", "--liveness",
+           f"--allow-websocket-origin=127.0.0.1:{port}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 180
@@ -64,7 +66,7 @@ def shoot(browser, url: str, path: Path, width: int, height: int) -> None:
         page.route(EXTERNAL, lambda r: r.abort())
         page.goto(url)
         page.wait_for_function(READY, timeout=120_000)
-        page.locator(".image-plot canvas").first.wait_for(state="visible", timeout=120_000)
+        page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=120_000)
         # let the later views (the voxel's, the stimulus browser) and any job finish
         for _ in range(60):
             page.wait_for_timeout(500)
@@ -92,8 +94,8 @@ def main(argv=None) -> int:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for tab in args.tabs:
                 for width, height, present in SIZES:
-                    for theme in THEMES:
-                        query = f"tab={tab}&theme={theme}" + ("&present=true" if present else "")
+                    for theme, value in THEMES:
+                        query = f"tab={tab}&theme={value}" + ("&present=true" if present else "")
                         name = (f"{tab}-{width}x{height}" + ("-present" if present else "")
                                 + f"-{theme}.png")
                         t0 = time.perf_counter()
