@@ -91,6 +91,28 @@ def _domain_mask(data: np.ndarray, mask: np.ndarray, zooms) -> np.ndarray:
     return mask | (reach & varying)
 
 
+def confound_matrix(subject: SubjectData, settings: CleaningSettings,
+                    data: np.ndarray | None = None) -> np.ndarray | None:
+    """The confounds the cleaning regresses out, ``(n_volumes, k)`` or None: the ticked
+    columns of the subject's table and, with ``high_variance_confounds``, as nilearn's
+    maskers, the 5 highest-variance components of the whole image's voxels (unmasked,
+    unsmoothed; ``data`` is the image's array when already read), before the columns."""
+    confounds = None
+    if settings.confound_columns and subject.confounds is not None:
+        missing = [c for c in settings.confound_columns if c not in subject.confounds.columns]
+        if missing:
+            raise DataError(f"no confound column(s) {', '.join(missing)}", subject.confounds_path)
+        confounds = subject.confounds[list(settings.confound_columns)].to_numpy(dtype=float)
+    if settings.high_variance_confounds:
+        from nilearn.image import high_variance_confounds
+
+        if data is None:
+            data = subject.img.get_fdata(dtype=np.float64)
+        hv = high_variance_confounds(nib.Nifti1Image(data, np.asarray(subject.img.affine)))
+        confounds = hv if confounds is None else np.hstack([hv, confounds])
+    return confounds
+
+
 def clean_data(subject: SubjectData, settings: CleaningSettings, progress=None) -> CleanedData:
     """Clean one subject's data for one preprocessing setting (no cache).
 
@@ -111,19 +133,7 @@ def clean_data(subject: SubjectData, settings: CleaningSettings, progress=None) 
     mask = np.asarray(subject.mask_img.dataobj).astype(bool)
     affine = np.asarray(subject.img.affine, dtype=float)
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    confounds = None
-    if settings.confound_columns and subject.confounds is not None:
-        missing = [c for c in settings.confound_columns if c not in subject.confounds.columns]
-        if missing:
-            raise DataError(f"no confound column(s) {', '.join(missing)}", subject.confounds_path)
-        confounds = subject.confounds[list(settings.confound_columns)].to_numpy(dtype=float)
-    if settings.high_variance_confounds:
-        # as nilearn's maskers: the 5 highest-variance components of the whole image's
-        # voxels (unmasked, unsmoothed), before the table's columns; both cleanings use them
-        from nilearn.image import high_variance_confounds
-
-        hv = high_variance_confounds(nib.Nifti1Image(data, affine))
-        confounds = hv if confounds is None else np.hstack([hv, confounds])
+    confounds = confound_matrix(subject, settings, data)
 
     progress(0.15, f"{subject.name}: cleaning the seed voxels")
     domain = _domain_mask(data, mask, zooms)

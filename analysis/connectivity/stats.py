@@ -101,22 +101,12 @@ def cleaning_operator(subject, settings, n_volumes: int | None = None) -> np.nda
     """
     import warnings
 
-    import nibabel as nib
     from nilearn import signal
 
-    n = int(n_volumes or subject.n_volumes)
-    confounds = None
-    if settings.confound_columns and subject.confounds is not None:
-        missing = [c for c in settings.confound_columns if c not in subject.confounds.columns]
-        if missing:
-            raise DataError(f"no confound column(s) {', '.join(missing)}", subject.confounds_path)
-        confounds = subject.confounds[list(settings.confound_columns)].to_numpy(dtype=float)
-    if settings.high_variance_confounds:
-        from nilearn.image import high_variance_confounds
+    from .cleaning import confound_matrix
 
-        img = subject.img
-        hv = high_variance_confounds(nib.Nifti1Image(img.get_fdata(dtype=np.float64), img.affine))
-        confounds = hv if confounds is None else np.hstack([hv, confounds])
+    n = int(n_volumes or subject.n_volumes)
+    confounds = confound_matrix(subject, settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return signal.clean(np.eye(n), confounds=confounds,

@@ -101,17 +101,9 @@ def fdr_mask(p: np.ndarray, q: float = FDR_Q) -> np.ndarray:
 
     The largest ``k`` with ``p_(k) <= k q / m`` (``m`` finite p values), then every
     ``p <= p_(k)``; non-finite p values are never declared."""
-    p = np.asarray(p, dtype=np.float64)
-    finite = np.isfinite(p)
-    out = np.zeros(p.shape, dtype=bool)
-    m = int(finite.sum())
-    if m == 0:
-        return out
-    ps = np.sort(p[finite])
-    below = np.nonzero(ps <= q * np.arange(1, m + 1) / m)[0]
-    if below.size:
-        out[finite] = p[finite] <= ps[below[-1]]
-    return out
+    from ..connectivity.stats import fdr_select   # one Benjamini-Hochberg for every map
+
+    return fdr_select(p, q)
 
 
 def fdr_threshold(t: np.ndarray, p: np.ndarray, q: float = FDR_Q) -> tuple:
