@@ -21,7 +21,7 @@ def group_url(group_dir):
     from dashboard.group import GroupPanel
 
     def app():
-        pn.extension(notifications=True)
+        pn.extension("tabulator", notifications=True)   # the cluster table, as the app
         model = G.GroupConnectivity(data_dir=str(group_dir), n_subjects=5, processes=False)
         return pn.Column(GroupPanel(model=model))
 
