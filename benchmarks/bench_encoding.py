@@ -8,6 +8,10 @@ Rows, side by side in one run on the same samples and folds:
 - a 20-alpha path: the sklearn loop over alphas, ``himalaya.ridge.RidgeCV`` (numpy
   backend, same folds) and the cached decompositions;
 - the largest R^2 difference of each fast path from its reference;
+- the compute of the tab's structural changes (issue 15): decomposing K=5 folds and
+  leave-one-run-out, the 20-alpha path on cached decompositions, and a whole new
+  setting as the tab's job computes it (new folds, new lag: decomposition, R^2 at alpha,
+  alpha path, ridge field of the voxel), the median of several on cold caches;
 - in the served tab (Chromium, measured in the page): alpha slider -> summary line, and
   -> the last update of the views (map, histogram, alpha path, receptive field, time course).
 
@@ -101,6 +105,63 @@ def _run(bench):
     bench.ratio("20-alpha path vs himalaya RidgeCV",
                 "himalaya RidgeCV 20 alphas (numpy backend, same folds)",
                 "20-alpha path on cached decompositions (incl. decomposing)", target=20)
+    structural(bench, x, y, runs)
+
+
+def structural(bench, x, y, runs):
+    """The compute behind the tab's structural changes (issue 15, "Speed of structural
+    changes"): what a new folds count, CV scheme or lag costs the server before the views
+    are drawn (the served times are benchmarks/bench_structural.py's)."""
+    from analysis.encoding import EncodingAnalysis, clear_caches
+    from analysis.encoding.engine import RidgeCV, make_folds
+
+    repeat = 5 if bench.size == "full" else 3
+    for name, folds in (("K=5", make_folds(len(x), "kfold", 5)),
+                        ("leave-one-run-out", make_folds(len(x), "run", runs=runs))):
+        bench.time(f"decompose {name} once, f64 (float32 responses)",
+                   lambda folds=folds: RidgeCV(x, y, folds), repeat=repeat)
+    eng = RidgeCV(x, y, make_folds(len(x), "kfold", 10))
+    alphas = np.logspace(-2, 5, 20)
+    bench.time("20-alpha path on cached decompositions (10 folds)",
+               lambda: eng.r2_path(alphas), repeat=repeat)
+    import os
+    import tempfile
+
+    from analysis.config import DATA_ENV
+    from analysis.encoding import model
+
+    data_dir = str(bench.data_dir("encoding"))
+    EncodingAnalysis(data_dir=data_dir).data()   # read once and kept, as in the server
+    stores = (model.ENGINES, model.R2, model.PATHS, model.INDEX, model.SAMPLES)
+
+    def job(**change):
+        # the tab's job for a setting not seen: no decomposition in memory nor on disk
+        # (the tab writes the disk cache after the views are drawn: not timed here)
+        for store in stores:
+            store.clear()
+        a = EncodingAnalysis(data_dir=data_dir, **change)
+        a.engine()
+        a.r2_folds()
+        a.alpha_path()
+        a.ridge_receptive_field(0)
+
+    saved = os.environ.get(DATA_ENV), model._save_engine
+    with tempfile.TemporaryDirectory() as home:
+        os.environ[DATA_ENV] = home          # an empty disk cache
+        model._save_engine = lambda *args, **kwargs: None
+        try:
+            for label, change in (("new folds (K=7)", dict(n_folds=7)),
+                                  ("new lag (3)", dict(lag=3)),
+                                  ("new CV scheme (runs)", dict(cv="run"))):
+                bench.time(f"structural change compute: {label}",
+                           lambda c=change: job(**c), repeat=repeat)
+        finally:
+            model._save_engine = saved[1]
+            if saved[0] is None:
+                os.environ.pop(DATA_ENV, None)
+            else:
+                os.environ[DATA_ENV] = saved[0]
+            clear_caches()
 
 
 def _interleaved(bench, fns: dict, rounds: int) -> None:

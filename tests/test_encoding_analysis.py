@@ -8,6 +8,7 @@ import xarray as xr
 
 from analysis import encoding
 from analysis.encoding import model as encoding_model  # where the model looks its helpers up
+from analysis.encoding import persist as encoding_persist  # the disk cache and background work
 from analysis.encoding import EncodingAnalysis
 from analysis.encoding.engine import RidgeCV
 from analysis.encoding.reference import reference_r2
@@ -298,3 +299,79 @@ def test_has_engine_follows_the_structural_parameters(encoding_dir):
     assert not a.has_engine()
     a.n_folds = 3
     assert a.has_engine()
+
+
+def test_a_deferred_write_waits_until_no_decomposition_runs(encoding_dir, tmp_path,
+                                                             monkeypatch, ridge_builds):
+    """``engine(save_later=True)`` (the tab's job): the decomposition is written to the
+    disk cache only once none has been built for SAVE_DELAY seconds (writing 95 MB slows
+    a decomposition running meanwhile), the newest ENGINE_FILES of them; a new process
+    then reads them, with the same numbers."""
+    import time
+
+    from analysis.config import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    monkeypatch.setattr(encoding_persist, "SAVE_DELAY", 1.5)
+    encoding.clear_caches()
+
+    def files():
+        return sorted((tmp_path / "cache").glob(f"{encoding.ENGINE_PREFIX}*.npz"))
+
+    made = []
+    for k in (3, 4, 5, 6):   # quicker than SAVE_DELAY apart: nothing written meanwhile
+        a = EncodingAnalysis(data_dir=str(encoding_dir), n_folds=k)
+        a.engine(save_later=True)
+        made.append((a.engine_path(), k, a.mean_r2().values.copy()))
+        assert files() == []
+    deadline = time.monotonic() + 30
+    while len(files()) < encoding.ENGINE_FILES:
+        assert time.monotonic() < deadline, files()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert files() == sorted(path for path, _, _ in made[1:])   # the newest three
+    built, loads = ridge_builds["built"], ridge_builds["loaded"]
+    for _, k, r2 in made[1:]:
+        encoding.clear_caches()
+        again = EncodingAnalysis(data_dir=str(encoding_dir), n_folds=k)
+        np.testing.assert_array_equal(again.mean_r2().values, r2)
+    assert ridge_builds["built"] == built and ridge_builds["loaded"] == loads + 3
+    encoding.clear_caches()
+
+
+def test_runs_products_prepared_in_the_background_serve_new_folds(encoding_dir, monkeypatch,
+                                                                   ridge_builds):
+    """prefetch_run_blocks (a server, once a result is shown): each run's products at the
+    setting are computed in the background when idle; the next numbers of folds and CV
+    schemes there are decomposed from them, with the seed's numbers; a decomposition
+    beginning before the delay stops the computation."""
+    import time
+
+    monkeypatch.setattr(encoding_persist, "PREFETCH_DELAY", 0.3)
+    encoding.clear_caches()
+    a = EncodingAnalysis(data_dir=str(encoding_dir), lag=1)
+    a.prefetch_run_blocks()
+    EncodingAnalysis(data_dir=str(encoding_dir), lag=1, n_folds=4).engine()   # stops it
+    time.sleep(0.8)
+    assert len(encoding_model.RUN_BLOCKS) == 0
+    a.prefetch_run_blocks()
+    deadline = time.monotonic() + 30
+    while len(encoding_model.RUN_BLOCKS) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert a.run_blocks() is a.run_blocks()      # kept: computed once
+    from analysis.encoding.engine import RowBlocks
+
+    used = []
+    rows = RowBlocks.rows
+    monkeypatch.setattr(RowBlocks, "rows", lambda self, *args: used.append(1) or rows(self, *args))
+    for params, folds in ((dict(n_folds=7), 7), (dict(cv="run"), 20),
+                          (dict(n_folds=10, dtype="float32"), 0)):   # made for float64
+        b = EncodingAnalysis(data_dir=str(encoding_dir), lag=1, **params)
+        y, x, _, _ = b.samples()
+        ref = reference_r2(x, y.astype(np.float64), b.engine().folds, 100.0)
+        tol = 1e-8 if b.dtype == "float64" else 1e-5
+        assert np.abs(b.r2_folds().values - ref).max() < tol
+        assert len(used) == folds, params
+        used.clear()
+    encoding.clear_caches()

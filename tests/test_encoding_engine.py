@@ -180,3 +180,135 @@ def test_saved_decomposition_refuses_other_data(samples, tmp_path):
         RidgeCV.load(broken, x, y)
     with pytest.raises(DataError, match="not a saved decomposition"):
         RidgeCV.load(tmp_path / "missing.npz", x, y)
+
+
+# ---- the alpha-linear form of the held-out error on awkward stimuli --------------------
+ALPHAS = (1e-3, 0.1, 10.0, 1e3, 1e5)
+
+
+def _rotations(n_groups, n_pairs, rng, gap=0.0):
+    """Stimuli whose centred Gram matrix over whole groups of 4 rows has its eigenvalues
+    in equal pairs (each pair of features turned by 90 degrees from row to row), pulled
+    apart by ``gap`` (relative): exactly or nearly equal eigenvalues."""
+    rows = []
+    for _ in range(n_groups):
+        group = np.zeros((4, 2 * n_pairs))
+        for j in range(n_pairs):
+            c, s = rng.normal(size=2) * (1.0 + j)
+            turns = np.array([[c, s], [-s, c], [-c, -s], [s, -c]])
+            group[:, 2 * j:2 * j + 2] = turns * [1.0, 1.0 + gap]
+        rows.append(group)
+    return np.vstack(rows)
+
+
+@pytest.mark.parametrize("gap", [0.0, 1e-9, 1e-5, 3e-3, 0.1])
+def test_equal_or_close_eigenvalues_equal_sklearn(gap):
+    """Training folds of whole groups: eigenvalues in (nearly) equal pairs, where the
+    partial fractions of the held-out error would divide by (nearly) zero."""
+    rng = np.random.default_rng(2)
+    x = _rotations(30, 4, rng, gap) + 5.0   # an offset: the intercept is fitted
+    y = x @ rng.normal(size=(8, 6)) + rng.normal(size=(120, 6))
+    folds = make_folds(len(x), "kfold", 5)   # 24 rows a fold: whole groups
+    eng = RidgeCV(x, y, folds)
+    path = eng.r2_path(ALPHAS)
+    for a, got in zip(ALPHAS, path):
+        ref = reference_r2(x, y, folds, a)
+        assert np.isfinite(got).all()
+        assert np.abs(got - ref).max() < 1e-8, (gap, a)
+        np.testing.assert_allclose(eng.r2(a), got, rtol=0, atol=1e-12)   # one alpha or many
+    eng32 = RidgeCV(x, y.astype(np.float32), folds, dtype=np.float32)
+    assert np.abs(eng32.r2(10.0) - reference_r2(x, y, folds, 10.0)).max() < 1e-5
+
+
+@pytest.mark.parametrize("kind", ["ill-conditioned", "duplicated feature", "constant feature"])
+def test_ill_conditioned_and_rank_deficient_stimuli_equal_sklearn(kind):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(90, 7))
+    if kind == "ill-conditioned":
+        x *= np.logspace(-3, 3, 7)
+    elif kind == "duplicated feature":
+        x[:, 6] = x[:, 2]
+    else:
+        x[:, 4] = 1.5
+    y = x @ rng.normal(size=(7, 5)) + rng.normal(size=(90, 5))
+    folds = make_folds(len(x), "kfold", 3)
+    eng = RidgeCV(x, y, folds)
+    for a in ALPHAS:
+        assert np.abs(eng.r2(a) - reference_r2(x, y, folds, a)).max() < 1e-8, (kind, a)
+
+
+def test_folds_that_do_not_cover_the_samples_once_equal_sklearn(samples):
+    """Test folds that overlap and leave samples out (not KFold's nor the runs'): the
+    all-sample products are computed from every row, not summed over the folds."""
+    y, x, _ = samples
+    y = y.astype(np.float64)[:, :40]
+    n = len(x)
+    rng = np.random.default_rng(4)
+    folds = []
+    for _ in range(3):
+        test = np.sort(rng.choice(n, n // 4, replace=False))
+        folds.append((np.setdiff1d(np.arange(n), test), test))
+    eng = RidgeCV(x, y, folds)
+    for a in (1.0, 100.0):
+        assert np.abs(eng.r2(a) - reference_r2(x, y, folds, a)).max() < 1e-8
+
+
+def test_responses_read_a_fold_at_a_time_from_a_larger_array(samples):
+    """The responses given as rows of a larger array (no copy): the same numbers as the
+    copied rows."""
+    y, x, runs = samples
+
+    class Rows:
+        def __init__(self, a, rows):
+            self.a, self.rows, self.shape, self.dtype = a, rows, (len(rows), a.shape[1]), a.dtype
+
+        def __getitem__(self, key):
+            if isinstance(key, tuple):
+                return self.a[self.rows[key[0]], key[1]]
+            return self.a[self.rows[key]]
+
+    big = np.vstack([y, y[:7]])[::-1].copy()       # the samples' rows, reversed, and others
+    rows = np.arange(len(y))[::-1] + 7
+    np.testing.assert_array_equal(big[rows], y)
+    for cv in ("kfold", "run"):
+        folds = make_folds(len(x), cv, 4, runs)
+        for dtype in (np.float64, np.float32):
+            view, copy = RidgeCV(x, Rows(big, rows), folds, dtype), RidgeCV(x, y, folds, dtype)
+            np.testing.assert_array_equal(view.r2_path([1.0, 100.0]), copy.r2_path([1.0, 100.0]))
+            np.testing.assert_array_equal(view.measured(3), copy.measured(3))
+            np.testing.assert_array_equal(view.coef(10.0, [1]), copy.coef(10.0, [1]))
+
+
+def test_folds_assembled_from_the_runs_products_equal_sklearn(samples):
+    """RowBlocks (each run's products, made once): any folds on those samples assembled
+    from them, whole runs or cut into, give the seed's R^2."""
+    from analysis.encoding.engine import RowBlocks
+
+    y, x, runs = samples
+    starts = np.flatnonzero(np.diff(runs, prepend=-1))
+    ranges = list(zip(starts, list(starts[1:]) + [len(runs)]))
+    y64 = y.astype(np.float64)
+    for dtype in (np.float64, np.float32):
+        blocks = RowBlocks(x, y, ranges, dtype)
+        assert blocks.complete and blocks.nbytes > 0
+        for folds in (make_folds(len(x), "kfold", 10), make_folds(len(x), "kfold", 7),
+                      make_folds(len(x), "run", runs=runs)):
+            got = RidgeCV(x, y, folds, dtype, blocks=blocks)
+            plain = RidgeCV(x, y, folds, dtype)
+            for a in (1.0, 100.0):
+                np.testing.assert_allclose(got.r2(a), plain.r2(a), rtol=0,
+                                           atol=1e-12 if dtype == np.float64 else 1e-6)
+                assert np.abs(got.r2(a) - reference_r2(x, y64, folds, a)).max() < (
+                    1e-8 if dtype == np.float64 else 1e-5)
+            np.testing.assert_allclose(got.coef(10.0, [2]), plain.coef(10.0, [2]), rtol=1e-12)
+    # blocks of other stimuli or precision are not used; a cancelled one is incomplete
+    other = RowBlocks(x[::-1], y, ranges)
+    assert not other.fits(x, np.float64) and not blocks.fits(x, np.float64)
+    folds = make_folds(len(x), "kfold", 5)
+    assert np.abs(RidgeCV(x, y, folds, blocks=other).r2(10.0)
+                  - reference_r2(x, y64, folds, 10.0)).max() < 1e-8
+    calls = []
+    stopped = RowBlocks(x, y, ranges, cancel=lambda: len(calls) > 2 or calls.append(1))
+    assert not stopped.complete and not stopped.fits(x, np.float64)
+    with pytest.raises(DataError, match="blocks must be ranges"):
+        RowBlocks(x, y, [(0, 10), (20, len(x))])

@@ -6,7 +6,8 @@ parameters. **Structural** parameters (``data_dir``, ``size``, ``own``, ``lag``,
 the runs (as the seed does) and one decomposition per CV fold
 (:class:`analysis.encoding.engine.RidgeCV`). **Display** parameters
 (``alpha``, ``threshold``, ``voxel``) only reuse it. The heavy steps live in
-process-level caches, so several app sessions share them.
+process-level caches, so several app sessions share them; a server defers what the
+views do not need (disk writes, each run's products: ``analysis/encoding/persist.py``).
 
 Results are xarray objects: R^2 per fold and voxel, the mean R^2 map as a
 volume (x, y, z in mm), the alpha path, ridge coefficients as
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +35,15 @@ from .. import cache as disk_cache
 from ..config import SIZES, default_size
 from ..datasets import miyawaki
 from ..registry import CV_SPECS
-from .engine import CV_SCHEMES, FORMAT as ENGINE_FORMAT, RidgeCV, check_alpha, make_folds
+from .engine import (CV_SCHEMES, FORMAT as ENGINE_FORMAT, RidgeCV, RowBlocks,
+                     _one_blas_thread, check_alpha, make_folds)
 from ..errors import DataError
 from ..store import Store
-from ..volumes import to_xarray, voxel_to_mm
+from ..volumes import to_xarray
+from .persist import (ENGINE_FILES, ENGINE_PREFIX, _PREFETCH, _SAVER,  # noqa: F401
+                      _Rows, _load_engine, _save_engine)
 from .reference import lasso_receptive_field
+from .space import VoxelSpace
 from .user import UserEncodingData
 
 log = logging.getLogger("fmri_explorer.encoding")
@@ -53,6 +57,10 @@ PATHS = Store("encoding.alpha_paths", max_entries=8)
 LASSO = Store("encoding.lasso", max_entries=512)
 SAMPLES = Store("encoding.samples", max_entries=4)
 INDEX = Store("encoding.sample_index", max_entries=8)
+#: Each run's products with the stimuli (engine.RowBlocks) at the most recent data, lag and
+#: precision (86 MB at full size): a new number of folds or CV scheme there decomposes
+#: without reading the responses again.
+RUN_BLOCKS = Store("encoding.run_blocks", max_entries=1)
 R2_CACHE_SIZE = R2.max_entries
 
 
@@ -62,54 +70,9 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
-#: decompositions kept on disk (in the cache folder), the most recently used first
-ENGINE_FILES = 3
-ENGINE_PREFIX = "ridgecv-"
-
-
-class _Rows:
-    """``a[rows]`` without the copy, for what reads a column at a time (``[:, j]``)."""
-
-    def __init__(self, a: np.ndarray, rows: np.ndarray):
-        self.a, self.rows = a, rows
-        self.shape = (len(rows), a.shape[1])
-        self.dtype = a.dtype
-
-    def __getitem__(self, key):
-        r, c = key
-        return self.a[self.rows[r], c]
-
-
-def _load_engine(path, x, y, dtype) -> RidgeCV | None:
-    """The decomposition saved at ``path``, or None (missing, unreadable, other data)."""
-    if path is None or not os.path.lexists(path):
-        return None
-    try:
-        eng = RidgeCV.load(path, x, y, dtype)
-    except DataError as exc:
-        log.info("ignoring %s: %s", path, exc)
-        return None
-    disk_cache.touch(path)  # recently used: kept when older ones are removed
-    return eng
-
-
-def _save_engine(eng: RidgeCV, path) -> None:
-    """Keep the decomposition on disk (the ``ENGINE_FILES`` most recent ones), so a new
-    process (a restarted server, another of ``--num-procs``) reads it instead of
-    computing it. A cache folder that cannot be written only makes that slower."""
-    if path is None:
-        return
-    try:
-        eng.save(path)
-    except (OSError, DataError) as exc:
-        log.info("decomposition not saved to %s: %s", path, exc)
-        return
-    disk_cache.prune(ENGINE_PREFIX, ".npz", ENGINE_FILES, folder=path.parent)
-
-
 def clear_caches() -> None:
-    """Forget every cached dataset, decomposition, path and Lasso fit."""
-    for store in (DATA, ENGINES, R2, LASSO, PATHS, SAMPLES, INDEX):
+    """Forget every cached dataset, decomposition, path, Lasso fit and runs' products."""
+    for store in (DATA, ENGINES, R2, LASSO, PATHS, SAMPLES, INDEX, RUN_BLOCKS):
         store.clear()
 
 
@@ -130,7 +93,7 @@ def load_data(data_dir=None, size=None, progress=None) -> miyawaki.EncodingData:
     return DATA.get_or_compute(key, lambda: miyawaki.load(data_dir, progress=progress))
 
 
-class EncodingAnalysis(param.Parameterized):
+class EncodingAnalysis(VoxelSpace, param.Parameterized):
     """Voxel-wise ridge encoding model with cross-validated R^2, as in the Miyawaki seed.
 
     Examples
@@ -282,25 +245,59 @@ class EncodingAnalysis(param.Parameterized):
         return self.structural_key() in ENGINES
 
     @param.depends(*STRUCTURAL)
-    def engine(self, progress=None) -> RidgeCV:
-        """The per-fold decompositions (cached per structural parameters)."""
+    def engine(self, progress=None, save_later: bool = False) -> RidgeCV:
+        """The per-fold decompositions (cached per structural parameters). A new one is
+        written to the disk cache (see :meth:`engine_path`); ``save_later``: by a
+        background thread once no decomposition has been built for :data:`SAVE_DELAY`
+        seconds (the caller shows its results first)."""
         def build():
             x, runs, volumes = self.sample_index()
             path = self._engine_file(len(x))
-            # read from disk, it keeps the data's rows, not a copy (it reads one voxel
-            # at a time)
-            eng = _load_engine(path, x, _Rows(self.data().fmri, volumes), self.dtype)
+            # the data's rows at this lag, not a copy (the engine reads a test fold's
+            # rows, or a voxel, at a time)
+            y = self.own.y if self.own is not None else _Rows(self.data().fmri, volumes)
+            eng = _load_engine(path, x, y, self.dtype)
             if eng is None:
-                y = self.samples()[0]
+                _SAVER.postpone()   # no disk writes while decomposing
+                _PREFETCH.interrupt()   # nor products computed in the background
                 folds = make_folds(len(x), self.cv, self.n_folds, runs)
-                eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress)
-                _save_engine(eng, path)
+                eng = RidgeCV(x, y, folds, dtype=np.dtype(self.dtype), progress=progress,
+                              blocks=RUN_BLOCKS.get(self._blocks_key()))
+                _save_engine(eng, path, later=save_later)
             return eng
 
         # sessions asking for the same decomposition wait for one build
         eng = ENGINES.get_or_compute(self.structural_key(), build, owner=self._owner())
         self.param.voxel.bounds = (0, eng.n_voxels - 1)
         return eng
+
+    def _blocks_key(self) -> tuple:
+        return (self._data_key(), None if self.own is not None else int(self.lag),
+                self.dtype)
+
+    def run_blocks(self, cancel=None) -> RowBlocks | None:
+        """Each run's products with the stimuli at the current data, lag and precision
+        (:class:`analysis.encoding.engine.RowBlocks`), computed once and kept for the next
+        decompositions there: a new number of folds or CV scheme then costs the folds'
+        decompositions only. ``cancel``: see ``RowBlocks``; None when it stopped them."""
+        key = self._blocks_key()
+        blocks = RUN_BLOCKS.get(key)
+        if blocks is not None:
+            return blocks
+        x, runs, volumes = self.sample_index()
+        y = self.own.y if self.own is not None else _Rows(self.data().fmri, volumes)
+        starts = np.flatnonzero(np.diff(np.asarray(runs), prepend=np.nan))
+        ranges = list(zip(starts, list(starts[1:]) + [len(runs)]))
+        blocks = RowBlocks(x, y, ranges, np.dtype(self.dtype), cancel=cancel)
+        if not blocks.complete:
+            return None
+        return RUN_BLOCKS.put(key, blocks, owner=self._owner())
+
+    def prefetch_run_blocks(self) -> None:
+        """Compute :meth:`run_blocks` in a background thread once no decomposition has
+        begun for :data:`PREFETCH_DELAY` seconds (one begun meanwhile stops it): for a
+        server, after a result is shown."""
+        _PREFETCH.schedule(EncodingAnalysis(**{k: getattr(self, k) for k in self.STRUCTURAL}))
 
     # ------------------------------------------------------------------ results
     @property
@@ -418,15 +415,29 @@ class EncodingAnalysis(param.Parameterized):
         return self._field(self.engine().coef(self.alpha, voxels=v)[0], "ridge",
                            {"voxel": v, "alpha": self.alpha})
 
+    def _lasso_key(self, v: int) -> tuple:
+        return (self._data_key(), None if self.own is not None else self.lag, v)
+
+    def has_lasso(self, voxel=None) -> bool:
+        """True when the LassoLarsCV receptive field of ``voxel`` (default: the selected
+        one) at the current data and lag is in this process' cache (showing it is quick);
+        False when it must be fitted (tens of ms at full size, the first fit of a process
+        about a second)."""
+        voxel = self.voxel if voxel is None else voxel
+        if voxel is None:
+            return False
+        return self._lasso_key(int(voxel)) in LASSO
+
     def lasso_receptive_field(self, voxel=None) -> xr.DataArray:
         """The seed's LassoLarsCV receptive field of one voxel, computed on demand, cached."""
         v = self._voxel(voxel)
-        key = (self._data_key(), None if self.own is not None else self.lag, v)
+        key = self._lasso_key(v)
         def fit():
             x, _, volumes = self.sample_index()
             # the voxel's column of the seed's fmri_data (no copy of the whole)
             y = self.data().fmri[volumes, v]
-            return lasso_receptive_field(x, np.asarray(y, dtype=np.float64))
+            with _one_blas_thread():   # small products: BLAS threads only wait (10x slower)
+                return lasso_receptive_field(x, np.asarray(y, dtype=np.float64))
 
         # sessions asking at once wait for one fit
         coef = LASSO.get_or_compute(key, fit, owner=self._owner())
@@ -468,29 +479,3 @@ class EncodingAnalysis(param.Parameterized):
             return stim
         return xr.DataArray(x[s].reshape(miyawaki.STIMULUS_SHAPE), dims=("row", "col"),
                             name="stimulus", attrs={"sample": s, "volume": int(volumes[s])})
-
-    # ------------------------------------------------------------------ voxels <-> space
-    def voxel_ijk(self, voxel=None) -> tuple:
-        """Grid indices (i, j, k) of a voxel given in mask order."""
-        v = self._voxel(voxel)
-        mask = np.asarray(self.data().mask_img.dataobj).astype(bool)
-        return tuple(int(a[v]) for a in np.nonzero(mask))
-
-    def voxel_mm(self, voxel=None) -> tuple:
-        ijk = self.voxel_ijk(voxel)
-        return tuple(float(c) for c in voxel_to_mm(self.data().mask_img.affine, ijk))
-
-    def voxel_at(self, ijk) -> int | None:
-        """Mask-order index of grid voxel ``(i, j, k)``, or None outside the mask."""
-        mask = np.asarray(self.data().mask_img.dataobj).astype(bool)
-        i, j, k = (int(a) for a in ijk)
-        if not (0 <= i < mask.shape[0] and 0 <= j < mask.shape[1] and 0 <= k < mask.shape[2]):
-            return None
-        if not mask[i, j, k]:
-            return None
-        flat = np.ravel_multi_index((i, j, k), mask.shape)
-        return int(np.searchsorted(np.flatnonzero(mask.ravel()), flat))
-
-    def background(self) -> xr.DataArray | None:
-        bg = self.data().background
-        return None if bg is None else to_xarray(bg, name="background")
