@@ -1,15 +1,24 @@
 """A tab's busy state while a background job computes what its views will show.
 
 One job at a time per tab: a new one replaces (cancels) the one running. Meanwhile the
-tab's views, its summary line included, sit under Panel's loading overlay (so a new
+tab's views, its summary line included, are greyed out and not clickable (so a new
 summary is never shown over an old map), a progress bar and a status line say what is
-being done; when the job is done the tab shows every view at once and the overlay
-goes. Used by the Encoding tab (a new decomposition), the Decoding tab (masking
-again) and the Connectivity tab (cleaning again).
+being done; when the job is done the tab shows every view at once. Used by the Encoding
+tab (a new decomposition), the Decoding tab (masking again) and the Connectivity tab
+(cleaning again).
+
+Drawn with inline styles only: in the browser a change of a Bokeh layout's
+``css_classes`` or ``visible`` (Panel's ``loading`` overlay, a progress bar shown or
+hidden) lays the whole page out again, 150-300 ms each in Chromium at full size (about
+0.7 s a job); a change of ``styles`` is not (a few ms). The views get
+:data:`BUSY_STYLES`; the kit's own progress bar keeps its room and is hidden with
+:data:`IDLE_PROGRESS` (a progress bar the tab hands in, which it also uses for other
+work, is shown and hidden with ``visible``, as the tab does).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import panel as pn
@@ -17,6 +26,14 @@ import panel as pn
 from dashboard import jobs
 from dashboard.batch import batched, soon
 from dashboard.notify import report_error
+
+#: The views while a job computes what they will show: greyed out, not clickable.
+BUSY_STYLES = {"opacity": "0.45", "pointer-events": "none", "transition": "opacity 0.1s"}
+#: The kit's progress bar while no job runs: hidden, its room kept.
+IDLE_PROGRESS = {"visibility": "hidden"}
+#: Seconds between two progress messages of a job (each is a message to the browser and
+#: a redraw there, while the job wants the cores).
+REPORT_EVERY = 0.15
 
 
 class Busy:
@@ -30,24 +47,36 @@ class Busy:
         self.doc = doc
         self.views = pn.Column(sizing_mode="stretch_width", css_classes=[f"{css}-views"])
         # a tab's own progress bar and status line, or new ones
+        self._own_progress = progress is None
         self.progress = progress if progress is not None else pn.indicators.Progress(
-            value=0, max=100, bar_color="primary", width=width, visible=False,
-            css_classes=[f"{css}-progress"])
+            value=0, max=100, bar_color="primary", width=width, visible=True,
+            styles=dict(IDLE_PROGRESS), css_classes=[f"{css}-progress"])
         self.status = status if status is not None else pn.pane.Str(
             "", css_classes=[f"{css}-status"])
         self.active = False
         self.job = None
+        self._reported = 0.0
 
     def show(self, busy: bool, message: str = "") -> None:
-        """Turn the overlay, the progress bar and the message on or off."""
+        """Grey the views out (or not), show the progress bar and the message (or not)."""
         self.active = busy
+        self._reported = 0.0
         with batched():
-            self.views.loading = busy
-            self.progress.param.update(value=0, visible=busy)
+            self.views.styles = dict(BUSY_STYLES) if busy else {}
+            if self._own_progress:
+                self.progress.param.update(value=0, styles={} if busy else dict(IDLE_PROGRESS))
+            else:
+                self.progress.param.update(value=0, visible=busy)
             self.status.object = message if busy else ""
 
     def report(self, fraction: float, message: str = "") -> None:
-        """Progress from the job's thread (shown on the event loop, while still busy)."""
+        """Progress from the job's thread (shown on the event loop, while still busy), at
+        most one message every :data:`REPORT_EVERY` seconds until the last."""
+        now = time.monotonic()
+        if now - self._reported < REPORT_EVERY and fraction < 1.0:
+            return
+        self._reported = now
+
         def update():
             if self.active:
                 self.progress.value = int(round(100 * min(max(fraction, 0.0), 1.0)))

@@ -1,5 +1,5 @@
-"""A tab's busy state (dashboard/busy.py): overlay, progress and status while its job
-runs; a stale result keeps it busy, a current one is shown; a failure is reported."""
+"""A tab's busy state (dashboard/busy.py): views greyed out, progress and status while its
+job runs; a stale result keeps it busy, a current one is shown; a failure is reported."""
 
 from __future__ import annotations
 
@@ -23,16 +23,42 @@ def test_show_and_report():
 
     busy = Busy(None, "probe")
     assert "probe-views" in busy.views.css_classes
+
+    def shown(progress):   # inline styles only: no page layout in the browser
+        return progress.visible and progress.styles.get("visibility") != "hidden"
+
+    assert not shown(busy.progress) and not busy.views.styles
     busy.show(True, "masking ...")
-    assert busy.active and busy.views.loading and busy.progress.visible
+    assert busy.active and busy.views.styles["pointer-events"] == "none"
+    assert float(busy.views.styles["opacity"]) < 1 and shown(busy.progress)
+    assert not busy.views.loading   # not Panel's overlay (a layout of the whole page)
     assert busy.status.object == "masking ..."
     busy.report(0.5, "half way")
     assert busy.progress.value == 50 and busy.status.object == "half way"
+    busy.report(0.6, "too soon")             # within REPORT_EVERY of the last: dropped
+    assert busy.progress.value == 50 and busy.status.object == "half way"
+    busy.report(1.0, "done")                 # the last always arrives
+    assert busy.progress.value == 100 and busy.status.object == "done"
     busy.show(False)
-    assert not busy.active and not busy.views.loading and not busy.progress.visible
+    assert not busy.active and not busy.views.styles and not shown(busy.progress)
     assert busy.status.object == ""
     busy.report(0.9, "late")                 # a report after the end changes nothing
     assert busy.progress.value == 0 and busy.status.object == ""
+
+
+def test_a_progress_bar_of_the_tab_is_shown_and_hidden_as_the_tab_does():
+    """A tab's own progress bar (also used for its other work) is toggled with
+    ``visible``; its styles are the tab's."""
+    import panel as pn
+
+    from dashboard.busy import Busy
+
+    bar = pn.indicators.Progress(value=0, max=100, visible=False)
+    busy = Busy(None, "probe", progress=bar)
+    busy.show(True, "cleaning ...")
+    assert bar.visible and bar.styles.get("visibility") != "hidden"
+    busy.show(False)
+    assert not bar.visible
 
 
 @pytest.mark.parametrize("current", [True, False])

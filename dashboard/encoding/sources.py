@@ -298,14 +298,15 @@ class EncodingSources:
                 self.source = label
                 return
 
-    def _show_data(self):
+    def _show_data(self) -> bool:
         """New data (the start, or a switch): its background, and its best voxel selected
-        (a voxel index of other data means nothing here)."""
+        (a voxel index of other data means nothing here). False when the data shown is
+        the analysis' already (nothing done)."""
         a = self.analysis
         new = self._shown_dir is not _NOTHING
         now = _data_id(a)
         if new and _same_data(self._shown_dir, now):
-            return
+            return False
         self._shown_dir = now
         self.viewer.background = a.background()
         if new:   # the new data's grid before its voxel is selected (clicks read it)
@@ -314,3 +315,4 @@ class EncodingSources:
         if new or a.voxel is None:
             a.voxel = int(np.argmax(a.mean_r2().values))
         self.w_lag.disabled = a.own is not None   # the own files have their delays
+        return True

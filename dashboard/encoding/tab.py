@@ -3,8 +3,12 @@
 A thin view over :class:`analysis.encoding.EncodingAnalysis`: its parameters
 become widgets (alpha on a log10 slider) synced both ways and with the URL; a
 structural change (data source, CV scheme, folds, lag, precision) is computed in a
-job under a busy overlay, a move of alpha, the threshold or the voxel updates the views in
-place (the map and histogram first, the voxel's views one message later). Under the
+job, the views greyed out meanwhile (:class:`dashboard.busy.Busy`; a setting decomposed already
+is shown at once), a move of
+alpha, the threshold or the voxel updates the views in place (the map and histogram
+first, the voxel's views one message later). A structural change on the same data
+shows its results in the drawn views too (same frames, new values: no HoloViews
+redraw); new data (another source) redraws them. Under the
 R^2 map, beside its histogram and the alpha path, the best alpha of each voxel (of the
 alpha path's alphas, by fold-mean R^2) on a log10 colour scale: the axial slice through
 the R^2 map's crosshair. The
@@ -19,7 +23,6 @@ from __future__ import annotations
 
 import math
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import param
@@ -28,13 +31,13 @@ import xarray as xr
 from analysis.config import default_size
 from analysis.encoding import EncodingAnalysis
 from analysis.errors import DataError
-from dashboard.param_widgets import widget_for, with_tooltip
+from dashboard.param_widgets import with_tooltip
 from dashboard.notify import loading, notify_errors, report_error, report_info
 from dashboard.batch import batched, in_batch, serialized, served, soon
 from dashboard.busy import Busy
 from dashboard.clusters import ClusterTable
-from dashboard.render.live import LivePane, LivePlot
-from dashboard.share import sync_url, url_mapping, within
+from dashboard.render.live import LivePlot
+from dashboard.share import sync_url, url_mapping
 from dashboard.slice_viewer import SliceViewer
 from dashboard.render.server import session_doc
 
@@ -42,6 +45,7 @@ from .elements import EncodingElements
 from .exports import EncodingExports
 from .sources import SYNTHETIC, EncodingSources
 from .views import rf_element, update_time_course
+from .widgets import EncodingWidgets
 
 #: Analysis parameters kept in the URL (shareable view) and their query keys: every one
 #: but the dataset size (the server's setting); see :func:`dashboard.share.url_mapping`.
@@ -49,9 +53,8 @@ URL_KEYS = url_mapping(EncodingAnalysis, "enc_", exclude=("size",))
 #: The tab's own state in the URL: the stimulus sample and run shown (the slider's alpha
 #: is the analysis' alpha, above).
 TAB_URL_KEYS = {"sample": "enc_sample", "run": "enc_run"}
-
-
-class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewable.Viewer):
+class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingExports,
+                  pn.viewable.Viewer):
     """The Encoding tab: widgets, summary line, R^2 map, histogram, alpha path, receptive fields."""
 
     source = param.Selector(default=SYNTHETIC, objects=[SYNTHETIC], label="Data", doc="""
@@ -111,7 +114,7 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
         self.clusters = ClusterTable(self.viewer, two_sided=False, stem="encoding")
         self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
         # a structural change (data, CV scheme, folds, lag, precision) is computed as a job: its
-        # progress here, the views under a busy overlay until all of them show the result
+        # progress here, the views greyed out until all of them show the result
         self.busy = Busy(self._doc, "encoding")
         self.progress, self.status = self.busy.progress, self.busy.status
         self.views = self.busy.views
@@ -123,7 +126,7 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
                               redraw_on={"revision": rev}, css_classes=["r2-hist"],
                               linked_axes=False, sizing_mode="stretch_width")
         self.hist = self._hist.pane
-        self._path = LivePlot(self._path_element, ["marker"],
+        self._path = LivePlot(self._path_element, ["curve", "points", "marker"],
                               redraw_on={"alpha_range": a.param.alpha_range,
                                          "n_alphas": a.param.n_alphas, "revision": rev},
                               css_classes=["alpha-path"], linked_axes=False,
@@ -133,9 +136,11 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
                                redraw_on={"voxel": a.param.voxel, "revision": rev},
                                css_classes=["rf-ridge"], linked_axes=False)
         self.rf_ridge = self._ridge.pane
-        self.rf_lasso = LivePane(hv.DynamicMap(pn.bind(
-            self._lasso_element, voxel=a.param.voxel, revision=rev)),
-            css_classes=["rf-lasso"], linked_axes=False)
+        # served, a Lasso not fitted yet is fitted in a job, then shown in place (elements.py)
+        self._lasso = LivePlot(self._lasso_element, ["image"],
+                               redraw_on={"voxel": a.param.voxel, "revision": rev},
+                               css_classes=["rf-lasso"], linked_axes=False)
+        self.rf_lasso = self._lasso.pane
         # the run and the stimulus browser's sample move in place (_time_course_moved)
         self._timecourse = LivePlot(self._time_course_element,
                                     ["measured", "predicted", "sample"],
@@ -144,15 +149,17 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
                                     sizing_mode="stretch_width")
         self.timecourse = self._timecourse.pane
         # each voxel's best alpha (the alpha path's), axial through the R^2 map's crosshair
+        # a new best-alpha map (same grid) is shown in place (_update_alpha_map)
         self._alpha_map = LivePlot(self._alpha_map_element, ["map", "vline", "hline"],
                                    redraw_on={"crosshair": self.viewer.param.crosshair_mm,
-                                              "best": self.param.best_alpha_map,
                                               "revision": rev},
                                    css_classes=["best-alpha-map"], linked_axes=False)
         self.best_alpha_pane = self._alpha_map.pane
-        self.stimulus_pane = pn.pane.HoloViews(hv.DynamicMap(pn.bind(
-            self._stimulus_element, sample=self.param.sample, revision=rev)),
-            css_classes=["stimulus"], linked_axes=False)
+        self._stimulus_plot = LivePlot(self._stimulus_element, ["image"],
+                                       redraw_on={"sample": self.param.sample,
+                                                  "revision": rev},
+                                       css_classes=["stimulus"], linked_axes=False)
+        self.stimulus_pane = self._stimulus_plot.pane
         self.stimulus_info = pn.pane.Markdown("", css_classes=["stimulus-info"])
         self._build_widgets()
         self._build_uploads()
@@ -169,75 +176,12 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
 
     @property
     def plots(self) -> dict[str, LivePlot]:
-        """The tab's live plots by name ("hist", "path", "ridge", "timecourse",
-        "best_alpha"): each one's pane, in-place layers, ``rev`` and current ``element()``."""
+        """The tab's live plots by name ("hist", "path", "ridge", "lasso", "timecourse",
+        "best_alpha", "stimulus"): each one's pane, in-place layers, ``rev`` and current
+        ``element()``."""
         return {"hist": self._hist, "path": self._path, "ridge": self._ridge,
-                "timecourse": self._timecourse, "best_alpha": self._alpha_map}
-
-    # ---- widgets -----------------------------------------------------------------
-    def _link_rules(self) -> dict:
-        """What a shared link may set, beyond the analysis' own bounds: what the widgets
-        can show, and a voxel of the data (see :func:`dashboard.share.sync_url`)."""
-        def voxel(v):
-            n = int(self.analysis.n_voxels)
-            if not 0 <= v < n:
-                raise ValueError(f"the data has voxels 0 to {n - 1}")
-
-        tolerance = 1e-9
-        return {"alpha": within(10.0 ** self.w_alpha.start * (1 - tolerance),
-                                10.0 ** self.w_alpha.end * (1 + tolerance)),
-                "threshold": within(self.w_threshold.start, self.w_threshold.end),
-                "n_folds": within(self.w_folds.start, self.w_folds.end),
-                "lag": within(self.w_lag.start, self.w_lag.end),
-                "voxel": voxel}
-
-    def _widgets_from_analysis(self):
-        """Show the analysis' values (e.g. from a shared link) in the widgets."""
-        a = self.analysis
-        self.log10_alpha = round(math.log10(a.alpha), 6)
-        self.w_alpha.value = self.log10_alpha
-        self.detail_alpha = a.alpha
-        self.w_threshold.value = a.threshold
-        self.w_cv.value = a.cv
-        self.w_folds.param.update(value=a.n_folds, disabled=a.cv != "kfold")
-        self.w_lag.value = a.lag
-        self.w_dtype.value = a.dtype
-
-    def _build_widgets(self):
-        a = self.analysis
-        # labels, tooltips, choices and ranges from the Parameters (param_widgets.py)
-        slider = dict(width=205)   # a tooltip icon beside it, in the 240 px column
-        self.w_alpha = widget_for(self.param.log10_alpha, self.log10_alpha, "alpha-slider",
-                                  format="0.00", **slider)
-        self.w_threshold = widget_for(a.param.threshold, a.threshold, "threshold-slider",
-                                      format="0.000", **slider)
-        self.w_cv = widget_for(a.param.cv, a.cv, "cv-select", width=220)
-        self.w_folds = widget_for(a.param.n_folds, a.n_folds, "folds-slider",
-                                  widget_type=pn.widgets.IntSlider, disabled=a.cv != "kfold",
-                                  **slider)
-        self.w_lag = widget_for(a.param.lag, a.lag, "lag-slider", **slider)
-        self.w_dtype = widget_for(a.param.dtype, a.dtype, "dtype-select", width=220)
-        self._source_widget()
-        # the sample's and run's ranges are the data's (set in _update_samples)
-        self.w_sample = widget_for(self.param.sample, 0, "sample-slider",
-                                   widget_type=pn.widgets.IntSlider, start=0, end=1, **slider)
-        self.w_run = widget_for(self.param.run, 1, "run-slider",
-                                widget_type=pn.widgets.IntSlider, start=1, end=2, width=300)
-
-        def setter(name, transform=lambda v: v):
-            @notify_errors
-            def set_value(event):
-                self._set_analysis(name, transform(event.new))
-            return set_value
-
-        self.w_alpha.link(self, value="log10_alpha")
-        self.w_threshold.param.watch(setter("threshold", float), "value")
-        self.w_cv.param.watch(setter("cv"), "value")
-        self.w_folds.param.watch(setter("n_folds", int), "value")
-        self.w_lag.param.watch(setter("lag", int), "value")
-        self.w_dtype.param.watch(setter("dtype"), "value")
-        self.w_sample.link(self, value="sample")
-        self.w_run.link(self, value="run")
+                "lasso": self._lasso, "timecourse": self._timecourse,
+                "best_alpha": self._alpha_map, "stimulus": self._stimulus_plot}
 
     @serialized
     def _set_analysis(self, name, value):
@@ -301,39 +245,62 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
         made while it runs replaces it."""
         a = self.analysis
         key = a.structural_key()
-        snapshot = EncodingAnalysis(**{k: getattr(a, k) for k in a.STRUCTURAL})
+        snapshot = EncodingAnalysis(**{k: getattr(a, k) for k in a.STRUCTURAL},
+                                    **{k: getattr(a, k) for k in ("alpha", "alpha_range",
+                                                                  "n_alphas")})
         voxel, shown = a.voxel, self._shown_dir
         report = self.busy.report
 
         def work(job):
-            snapshot.engine(progress=job.guarded(lambda f, m="": report(0.9 * f, m)))
+            # the file of the disk cache is written after the views are shown
+            snapshot.engine(progress=job.guarded(lambda f, m="": report(0.9 * f, m)),
+                            save_later=True)
             job.check()
             report(0.92, "alpha path ...")
+            snapshot.r2_folds()    # the map's (shared: the views read them from the cache)
             snapshot.alpha_path()
             if voxel is not None and voxel < snapshot.n_voxels:
                 snapshot.ridge_receptive_field(voxel)
+                snapshot.lasso_receptive_field(voxel)   # tens of ms once scikit-learn is warm
             return key
 
         def apply(_):
             with batched():
-                self._apply_structural()
+                self._apply_structural()   # at the current alpha (one moved meanwhile too)
                 self._voxel_changed()   # a click made meanwhile
-            soon(self._doc, self._update_details)   # and an alpha moved meanwhile
 
         self.busy.run(work, "encoding-structural", "decomposing the folds ...",
                       current=lambda computed: computed == self.analysis.structural_key(),
                       apply=apply, on_error=lambda exc: self._source_failed(shown))
 
     def _apply_structural(self):
+        """Show the current structural parameters' results: new data (its background,
+        grid, best voxel) redraws every view; the same data's new folds, lag, CV scheme
+        or precision are new values in the drawn views (in place, one message)."""
         try:
-            self._show_data()   # new data: its background and best voxel
-            self._update_samples()
-            self._update_map()
-            self._update_alpha_map()
-            self._update_voxel_info()
-            self.revision += 1
+            with batched():
+                new_data = self._show_data()   # new data: its background and best voxel
+                self._update_samples()
+                self._update_map()
+                self._update_alpha_map()
+                self._update_voxel_info()
+                if new_data:
+                    self.revision += 1
+                    soon(self._doc, self._update_details)   # an alpha moved meanwhile
+                else:
+                    self._show_path()
+                    self._show_stimulus()
+                    self._show_lasso()
+                    self._update_details()   # the ridge field and the time course
+            self._prefetch()
         except Exception as exc:  # noqa: BLE001 - bad combination: say so, keep serving
             report_error(exc)
+
+    def _prefetch(self):
+        """Served: the runs' products of the setting shown, computed in the background
+        when idle (a next number of folds or CV scheme then reads no responses)."""
+        if served(self._doc):
+            self.analysis.prefetch_run_blocks()
 
     @notify_errors
     def _alpha_changed(self, event):
@@ -463,6 +430,7 @@ class EncodingTab(EncodingSources, EncodingElements, EncodingExports, pn.viewabl
             self._details_shown = True
             self._update_voxel_info()
             self._update_alpha_map()
+            self._prefetch()
             with batched():
                 stimulus[:] = [pn.layout.Divider(), pn.pane.Markdown("**Stimulus browser**"),
                                with_tooltip(self.w_sample, self.param.sample),

@@ -141,9 +141,10 @@ def receptive_field_image(rf, title: str, planted=None, cmap="RdBu_r", symmetric
     return overlay.opts(show_legend=False)
 
 
-def stimulus_image(stim, sample: int) -> hv.Image:
+def stimulus_image(stim, sample: int, hooks=()) -> hv.Image:
     """The stimulus of a sample: Miyawaki's 10x10 image, a user's feature grid, or a
-    user's features in one row (by index, each a column of the square frame), in grey."""
+    user's features in one row (by index, each a column of the square frame), in grey
+    (``hooks``: HoloViews hooks, e.g. a live layer's)."""
     values = np.asarray(getattr(stim, "values", stim), dtype=float)
     if values.ndim == 1:
         values = values[None, :]
@@ -158,7 +159,7 @@ def stimulus_image(stim, sample: int) -> hv.Image:
                     kdims=["col", "row"], vdims=["pixel"]).opts(
         cmap=palette("gray"), clim=(lo, hi), invert_yaxis=True, frame_width=150,
         frame_height=150, toolbar=None, xaxis=None, yaxis=None, framewise=True,
-        title=f"stimulus of sample {sample}", fontsize={"title": 10})
+        title=f"stimulus of sample {sample}", fontsize={"title": 10}, hooks=list(hooks))
 
 
 def r2_bins(r2: np.ndarray, bins: int = 60) -> hv.Histogram:

@@ -134,12 +134,15 @@ def record_busy(page, progress_class: str, status_class: str) -> None:
       const p = all.find((v) => has(v.model, pcls));
       const st = all.find((v) => has(v.model, scls));
       if (!p || !st) return false;
+      // shown: visible, and not hidden by the kit's inline style (dashboard/busy.py)
+      const get = (s, k) => s instanceof Map ? s.get(k) : (s || {})[k];
       const note = () => {
-        if (p.model.visible) rec.progress = true;
+        if (p.model.visible && get(p.model.styles, 'visibility') !== 'hidden') rec.progress = true;
         const t = String(st.model.text || '');
         if (t && !rec.status.includes(t)) rec.status.push(t);
       };
       p.model.properties.visible.change.connect(note);
+      p.model.properties.styles.change.connect(note);
       st.model.properties.text.change.connect(note);
       window.__busyTimer = setInterval(note, 5);
       return true; }""", [progress_class, status_class])

@@ -11,8 +11,8 @@ import pytest
 
 from analysis.encoding import EncodingAnalysis
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.helpers import (busy_record, click_data, record_busy, set_model_value,
-                                   text_of, wait_image_change, wait_text_change)
+from tests.browser.helpers import (_views_js, click_data, set_model_value, text_of,
+                                   wait_image_change, wait_text_change)
 
 
 
@@ -106,18 +106,56 @@ def test_alpha_slider_and_voxel_click(app_page):
         path=str(SCREENSHOTS / "encoding-timecourse.png"))
 
 
+def _record_styled_busy(page) -> None:
+    """Record, from the models' change signals, whether the views were greyed out and the
+    progress bar shown (inline styles: dashboard/busy.py's Busy) and the
+    status texts; read with :func:`_styled_busy_record`."""
+    found = page.evaluate("() => {" + _views_js() + """
+      const rec = window.__styled = {greyed: false, progress: false, status: []};
+      const get = (s, k) => s instanceof Map ? s.get(k) : (s || {})[k];
+      const views = all.find((v) => has(v.model, 'encoding-views'));
+      const p = all.find((v) => has(v.model, 'encoding-progress'));
+      const st = all.find((v) => has(v.model, 'encoding-status'));
+      if (!views || !p || !st) return false;
+      const note = () => {
+        if (get(views.model.styles, 'opacity') !== undefined) rec.greyed = true;
+        if (p.model.visible && get(p.model.styles, 'visibility') !== 'hidden') rec.progress = true;
+        const t = String(st.model.text || '');
+        if (t && !rec.status.includes(t)) rec.status.push(t);
+      };
+      views.model.properties.styles.change.connect(note);
+      p.model.properties.styles.change.connect(note);
+      st.model.properties.text.change.connect(note);
+      window.__styledTimer = setInterval(note, 5);
+      return true; }""")
+    assert found, "no encoding views, progress bar or status"
+
+
+def _styled_busy_record(page) -> dict:
+    return page.evaluate("() => { clearInterval(window.__styledTimer); return window.__styled; }")
+
+
+def _title(page, name: str) -> str:
+    """The title of the figure whose model has css class or name ``name``."""
+    return page.evaluate("(cls) => {" + _views_js() + """
+      const v = all.find((v) => v.model.title !== undefined && v.model.title !== null
+                           && v.model.title.text !== undefined && has(v.model, cls));
+      return v ? v.model.title.text : null; }""", name)
+
+
 @pytest.mark.browser
 def test_a_structural_change_is_busy_until_every_view_shows_it(app_page):
-    """Changing the lag (a new decomposition) runs as a job: the tab says so (status and progress, the
-    views under a loading overlay) and then shows the new result in every view at once;
-    the summary never states it before the map does."""
+    """Changing the lag (a new decomposition) runs as a job: the tab says so (status and
+    progress, the views greyed out) and then shows the new result in every view at once;
+    the summary never states it before the map does. The voxel's LassoLarsCV field, fitted
+    anew at the new lag, says "fitting ..." until its own job is done."""
     page = app_page
     page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
     page.locator(".rf-ridge canvas").first.wait_for(state="visible", timeout=60_000)
     before = text_of(page, ".summary")
     axial = page.locator(".slice-axial").first
     map_before = axial.screenshot()
-    record_busy(page, "encoding-progress", "encoding-status")
+    _record_styled_busy(page)
     # a lag no other test uses: its decomposition is not cached yet (a cached one is shown
     # at once, without a job)
     set_model_value(page, "lag-slider", 4)
@@ -125,9 +163,29 @@ def test_a_structural_change_is_busy_until_every_view_shows_it(app_page):
     expected = EncodingAnalysis(size="small", lag=4).summary()
     assert after == expected
     wait_image_change(axial, map_before)
-    busy = busy_record(page)
-    assert busy["progress"], busy
+    busy = _styled_busy_record(page)
+    assert busy["greyed"] and busy["progress"], busy
     assert any("decompos" in s or "queued" in s for s in busy["status"]), busy
-    # done: no overlay, no status left
+    # done: views not greyed, progress hidden (its room kept), no status left
+    styles = page.evaluate("() => {" + _views_js() + """
+      const get = (s, k) => s instanceof Map ? s.get(k) : (s || {})[k];
+      const v = all.find((v) => has(v.model, 'encoding-views'));
+      const p = all.find((v) => has(v.model, 'encoding-progress'));
+      return [get(v.model.styles, 'opacity') === undefined,
+              get(p.model.styles, 'visibility')]; }""")
+    assert styles == [True, "hidden"]
     assert page.locator(".encoding-views.pn-loading").count() == 0
     assert text_of(page, ".encoding-status") == ""
+    # the Lasso field at the new lag: fitted in its own job, then shown in place (the
+    # voxel stays the one selected: the tab's start, the best at lag 2)
+    voxel = int(np.argmax(EncodingAnalysis(size="small").mean_r2().values))
+    rf = EncodingAnalysis(size="small", lag=4).lasso_receptive_field(voxel).values
+    deadline = time.monotonic() + 60
+    while _title(page, "rf-lasso") != f"LassoLarsCV, voxel {voxel}":
+        assert time.monotonic() < deadline, _title(page, "rf-lasso")
+        time.sleep(0.1)
+    shown = page.evaluate("() => {" + _views_js() + """
+      const v = all.find((v) => v.model.renderers && has(v.model, 'rf-lasso'));
+      const r = v.model.renderers.find((r) => r.data_source && r.data_source.data.image);
+      return Array.from(r.data_source.data.image[0]); }""")
+    np.testing.assert_allclose(shown, np.flipud(rf).ravel(), rtol=1e-6, atol=1e-12)
