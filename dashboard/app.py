@@ -312,7 +312,14 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             else:
                 viewer.plot_height = viewer.__dict__.get("_normal_height", viewer.plot_height)
 
+    def retheme(event=None):
+        """The figures' text sizes follow the layout (dashboard/render/theme.py)."""
+        if served:
+            with batched():
+                switch_theme(doc, state.theme, roots=[tabs], present=state.present)
+
     state.param.watch(enlarge, ["present", "window_width"])
+    state.param.watch(retheme, ["present"])
     window_width = WindowWidth()
     _follow(window_width, "width_px", state, "window_width")
     guard = StyleSheetGuard()  # see dashboard/render/browser.py: repaints cost half a move
@@ -326,7 +333,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     def theme_changed(event):
         if served:
             with batched():  # one message: stylesheets, figures and the page's theme
-                switch_theme(doc, event.new, roots=[tabs])
+                switch_theme(doc, event.new, roots=[tabs], present=state.present)
                 page_theme.theme = event.new
         else:
             page_theme.theme = event.new
@@ -354,6 +361,8 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     sync_url(state, APP_KEYS)
     if state.present:
         enlarge()
+        if served:   # the figures' larger text, once the page has its document's theme
+            pn.state.onload(retheme)
     template.app_state = state
     template.tabs = tabs
     template.tab_viewers = viewers  # filled as tabs are built

@@ -574,3 +574,18 @@ def test_a_raising_callback_leaves_no_current_document():
     with contextlib.suppress(ValueError), server._safe_patch_curdoc(doc):
         raise ValueError
     assert bokeh_doc._PATCHED_CURDOCS == before
+
+
+@pytest.mark.parametrize("name", ["default", "dark"])
+def test_bokeh_theme_json_holds_the_themes_attrs(name):
+    """figure_theme(present=True) copies a theme's ``_json`` (Bokeh keeps the spec there)
+    and adds the presentation text sizes: the copy keeps every value of the original."""
+    from dashboard.render.theme import figure_theme
+
+    original, present = figure_theme(name), figure_theme(name, present=True)
+    spec = original._json
+    assert isinstance(spec, dict)
+    for model, values in (spec.get("attrs") or {}).items():
+        for prop, value in values.items():
+            if "font_size" not in prop:
+                assert present._json["attrs"][model][prop] == value, (model, prop)

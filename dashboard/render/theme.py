@@ -47,14 +47,34 @@ def themed_url(url: str, name: str) -> str:
     return THEME_CSS.sub(lambda m: f"{m.group(1)}{name}{m.group(3)}", url)
 
 
-def figure_theme(name: str):
+#: The figures' text in the presentation layout, readable on a projector (Bokeh's own
+#: sizes, 11-13 px, are about 10 px on a 1920 px wide projected page): a theme's values,
+#: so every figure that does not set its own follows, those drawn later too.
+PRESENT_FONTS = {
+    "Title": {"text_font_size": "19px"},
+    "Axis": {"axis_label_text_font_size": "17px", "major_label_text_font_size": "15px"},
+    "ColorBar": {"major_label_text_font_size": "15px", "title_text_font_size": "16px"},
+    "Legend": {"label_text_font_size": "15px"},
+}
+
+
+def figure_theme(name: str, present: bool = False):
     """The Bokeh theme of figures drawn in Panel's Bootstrap theme ``name``: the dark
-    design's, or for the light one HoloViews' default (what a light page's plots get)."""
+    design's, or for the light one HoloViews' default (what a light page's plots get);
+    ``present``: with the presentation layout's larger text (:data:`PRESENT_FONTS`)."""
     bokeh_theme = pn.theme.Bootstrap(theme=name).theme.bokeh_theme
     if bokeh_theme is None:
         import holoviews as hv
 
         bokeh_theme = hv.renderer("bokeh").theme
+    if present:
+        from bokeh.themes import Theme
+
+        spec = dict(getattr(bokeh_theme, "_json", None) or {})
+        attrs = {model: dict(values) for model, values in (spec.get("attrs") or {}).items()}
+        for model, values in PRESENT_FONTS.items():
+            attrs.setdefault(model, {}).update(values)
+        bokeh_theme = Theme(json={**spec, "attrs": attrs})
     return bokeh_theme
 
 
@@ -90,12 +110,12 @@ def _rethemed_plots(roots, bokeh_theme) -> None:
                         sub.renderer = renderer.instance(theme=bokeh_theme)
 
 
-def switch_theme(doc, name: str, roots=()) -> None:
+def switch_theme(doc, name: str, roots=(), present: bool = False) -> None:
     """Give the served document ``doc`` theme ``name`` (``default`` or ``dark``): its
     components' stylesheets, its figures (those of HoloViews panes in ``roots`` also on
-    later updates) and the components made later (call it with ``doc`` as the current
-    document, e.g. from a callback of its session). The page around them follows
-    :class:`PageTheme`."""
+    later updates; with the presentation layout's text sizes if ``present``) and the
+    components made later (call it with ``doc`` as the current document, e.g. from a
+    callback of its session). The page around them follows :class:`PageTheme`."""
     if name not in THEMES:
         raise ValueError(f"unknown theme {name!r}")
     pn.config.theme = name  # this session's components made from now on
@@ -103,7 +123,7 @@ def switch_theme(doc, name: str, roots=()) -> None:
         url = themed_url(sheet.url, name)
         if url != sheet.url:
             sheet.url = url
-    bokeh_theme = figure_theme(name)
+    bokeh_theme = figure_theme(name, present=present)
     _rethemed_plots(roots, bokeh_theme)
     _unbake(doc)
     doc.theme = bokeh_theme

@@ -1,0 +1,41 @@
+"""The presentation layout's figure text (dashboard/render/theme.py): the theme's sizes,
+so every figure without sizes of its own follows, in both colour themes."""
+
+import numpy as np
+import pytest
+
+
+def _px(size: str) -> float:
+    return float(size[:-2]) * (4 / 3 if size.endswith("pt") else 1)
+
+
+@pytest.mark.parametrize("name", ["default", "dark"])
+def test_present_theme_enlarges_figure_text(name):
+    import holoviews as hv
+    from bokeh.document import Document
+
+    from dashboard.render.theme import PRESENT_FONTS, figure_theme
+
+    hv.extension("bokeh")
+    normal, present = figure_theme(name), figure_theme(name, present=True)
+    fig = hv.render(hv.Image(np.eye(4)).opts(colorbar=True, title="t", xlabel="x (mm)"))
+    doc = Document()
+    doc.add_root(fig)
+    doc.theme = normal
+    small = {"title": _px(fig.title.text_font_size),
+             "ticks": _px(fig.xaxis[0].major_label_text_font_size),
+             "labels": _px(fig.xaxis[0].axis_label_text_font_size)}
+    colour = fig.xaxis[0].major_label_text_color
+    doc.theme = present
+    big = {"title": _px(fig.title.text_font_size),
+           "ticks": _px(fig.xaxis[0].major_label_text_font_size),
+           "labels": _px(fig.xaxis[0].axis_label_text_font_size)}
+    colorbar = next(r for r in fig.right if type(r).__name__ == "ColorBar")
+    assert big["ticks"] >= 15 and big["labels"] >= 17 and big["title"] >= 19, big
+    assert all(big[k] > small[k] for k in big), (small, big)
+    assert _px(colorbar.major_label_text_font_size) >= 15
+    assert _px(PRESENT_FONTS["Axis"]["major_label_text_font_size"]) == big["ticks"]
+    # the colour theme's own values stay (e.g. the dark design's axis colours)
+    assert fig.xaxis[0].major_label_text_color == colour
+    doc.theme = normal   # and back
+    assert _px(fig.title.text_font_size) == small["title"]
