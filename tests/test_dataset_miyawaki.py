@@ -133,6 +133,91 @@ def test_signal_lags_the_image_by_two_volumes(encoding_dir):
     assert corr[miyawaki.LAG] > 0.4
 
 
+def test_random_images_are_held_for_blocks_of_volumes(encoding_dir):
+    """As in the study (6 s per image at TR 2 s): an image stays on consecutive rows of
+    the label file, for a block of 3 volumes; the next block shows another image."""
+    root = encoding_dir / "miyawaki2008"
+    for name in miyawaki.label_files("random")[:3]:
+        rows = np.loadtxt(root / name, dtype=int, delimiter=",")
+        block = miyawaki.RANDOM_BLOCK
+        assert block == 3
+        starts = np.arange(0, len(rows), block)
+        for s in starts:
+            assert (rows[s:s + block] == rows[s]).all()
+        assert all((rows[a] != rows[b]).any() for a, b in zip(starts[:-1], starts[1:]))
+
+
+def test_the_response_follows_an_hrf_peaking_at_the_lag(encoding_dir):
+    """The drive is spread over neighbouring volumes: largest at the lag, about half of it
+    one volume before or after, little after 4 volumes; the planted truth records it."""
+    hrf = miyawaki.hrf_kernel()
+    assert int(np.argmax(hrf)) == miyawaki.LAG
+    peak = hrf[miyawaki.LAG]
+    assert 0.3 * peak < hrf[miyawaki.LAG - 1] < 0.8 * peak
+    assert 0.3 * peak < hrf[miyawaki.LAG + 1] < 0.8 * peak
+    assert hrf[0] == 0 and hrf[miyawaki.LAG + 3:].max() < 0.1 * peak
+    np.testing.assert_allclose(miyawaki.load_truth(encoding_dir)["hrf"], hrf)
+
+
+@pytest.fixture(scope="module")
+def r2_by_lag(encoding_dir):
+    """The seed's Ridge(alpha=100) and KFold(5) R^2 per voxel at lags 0 to 4."""
+    from sklearn.model_selection import KFold
+
+    from analysis.encoding.reference import reference_r2
+
+    data = miyawaki.load(encoding_dir)
+    out = {}
+    for lag in range(5):
+        y, x, _, _ = data.lagged(lag)
+        out[lag] = reference_r2(x, y, list(KFold(5).split(x)), 100.0).mean(axis=0)
+    return out, data.truth["responsive"].astype(bool)
+
+
+def test_neighbouring_lags_explain_less_but_some(r2_by_lag):
+    """Lag 2 explains the planted responsive voxels best; lags 1 and 3 less, but more than
+    nothing (the HRF spreads a response over neighbouring volumes); lags 0 and 4 little."""
+    r2, responsive = r2_by_lag
+    mean = {lag: r2[lag][responsive].mean() for lag in r2}
+    assert mean[2] > mean[1] > 0 and mean[2] > mean[3] > 0
+    assert mean[1] > 0.2 * mean[2] and mean[3] > 0.2 * mean[2]
+    assert max(mean, key=mean.get) == miyawaki.LAG
+    assert mean[0] < mean[1] and mean[4] < mean[3]
+    # most responsive voxels are best explained at lag 2
+    best = np.argmax(np.stack([r2[lag][responsive] for lag in range(5)]), axis=0)
+    assert (best == miyawaki.LAG).mean() > 0.9
+
+
+def test_non_responsive_voxels_explain_nothing_at_any_lag(r2_by_lag):
+    r2, responsive = r2_by_lag
+    for lag in r2:
+        silent = r2[lag][~responsive]
+        assert silent.mean() < 0 and np.percentile(silent, 95) < 0.02, lag
+
+
+def test_data_from_an_older_generator_is_made_again(encoding_dir, tmp_path):
+    """A folder written by generator version 1 (no version in its description) is not
+    present for this version, and generating again replaces it."""
+    from analysis.datasets import MARKER, read_manifest, write_manifest
+
+    root = miyawaki.dataset_dir(tmp_path)
+    shutil.copytree(miyawaki.dataset_dir(encoding_dir), root)
+    assert miyawaki.is_present(tmp_path)
+    info = json.loads((root / miyawaki.INFO_FILE).read_text())
+    assert info["generator_version"] == miyawaki.GENERATOR_VERSION
+    del info["generator_version"]
+    (root / miyawaki.INFO_FILE).write_text(json.dumps(info))
+    old_params = {k: v for k, v in read_manifest(root)["params"].items()
+                  if k != "generator_version"}
+    (root / MARKER).unlink()
+    write_manifest(root, old_params)   # as version 1 wrote it
+    assert not miyawaki.is_present(tmp_path)  # ensure_synthetic makes it again
+    info = miyawaki.generate(tmp_path, size="small")
+    assert info["generator_version"] == miyawaki.GENERATOR_VERSION
+    assert miyawaki.is_present(tmp_path)
+    assert read_manifest(root)["params"]["generator_version"] == miyawaki.GENERATOR_VERSION
+
+
 def test_generation_is_deterministic(tmp_path):
     a = miyawaki.generate(tmp_path / "a", size="small", seed=3)
     b = miyawaki.generate(tmp_path / "b", size="small", seed=3)

@@ -14,16 +14,21 @@ The synthetic dataset is written in the layout that
 so the fetcher returns it without network and the seed's code runs unchanged.
 
 Planted structure (``full``): 20 random-image runs x 145 volumes of random
-10x10 binary images (CSV rows, 100 pixels in Fortran order, as in the real
+10x10 binary images, each held for 3 volumes (6 s, as in the study: the same
+CSV row on 3 consecutive lines; 100 pixels in Fortran order, as in the real
 files) and 12 figure runs; a visual-cortex mask of about 5,400 voxels in two
 hemispheres; each responsive voxel has a receptive field, a Gaussian blob in
 the 10x10 grid whose centre varies smoothly with the voxel's position
 (retinotopy: hemisphere -> visual hemifield, posterior -> anterior ->
-column, ventral -> dorsal -> row), its response peaks 2 volumes after the
-image; plus linear and slow drifts and noise; a quarter of the voxels respond
-to nothing. ``synthetic_truth.npz`` keeps, in mask order, ``centre``
-(row, col, floats), ``peak`` (row, col of the largest receptive-field
-weight), ``responsive``, ``amplitude`` and ``rf`` (n_voxels, 10, 10).
+column, ventral -> dorsal -> row); its response is the receptive field's drive
+convolved with an HRF-like kernel (:func:`hrf_kernel`) largest 2 volumes after
+the image, so lag 2 explains the most and lags 1 and 3 less but still some;
+plus linear and slow drifts and noise; a quarter of the voxels respond to
+nothing. ``synthetic_truth.npz`` keeps, in mask order, ``centre`` (row, col,
+floats), ``peak`` (row, col of the largest receptive-field weight),
+``responsive``, ``amplitude`` and ``rf`` (n_voxels, 10, 10), and the ``hrf``.
+A folder of an older generator (``generator_version`` in ``synthetic.json``
+other than :data:`GENERATOR_VERSION`) is not :func:`is_present`: it is made again.
 
 :func:`load` reads a synthetic or real folder through the fetcher, applies the
 seed's preprocessing (``MultiNiftiMasker(mask_img, detrend=True,
@@ -53,11 +58,11 @@ from ..errors import DataError
 from ..io import load_func, load_mask, load_stimuli, t_r_of
 from ..progress import null_progress, scaled
 from .miyawaki_layout import (  # noqa: F401 - re-exported
-    INFO_FILE, LAG, MASK_FILES, N_FIGURE_RUNS, N_RANDOM_RUNS, NAME, STIMULUS_SHAPE, T_R,
-    TRUTH_FILE, dataset_dir, expected_files, func_files, has_fetcher_files, is_present,
-    label_files, mask_files)
+    GENERATOR_VERSION, INFO_FILE, LAG, MASK_FILES, N_FIGURE_RUNS, N_RANDOM_RUNS, NAME,
+    STIMULUS_SHAPE, T_R, TRUTH_FILE, dataset_dir, expected_files, func_files,
+    has_fetcher_files, is_present, label_files, mask_files)
 from .miyawaki_synthetic import (  # noqa: F401 - re-exported
-    SIZES, _geometry, describe, generate, load_truth)
+    RANDOM_BLOCK, SIZES, _geometry, describe, generate, hrf_kernel, load_truth)
 
 # --------------------------------------------------------------------------- loading
 

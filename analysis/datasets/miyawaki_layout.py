@@ -7,6 +7,7 @@ shared by the synthetic generator (:mod:`.miyawaki_synthetic`) and the loader
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 NAME = "miyawaki2008"
@@ -18,6 +19,9 @@ LAG = 2
 T_R = 2.0
 TRUTH_FILE = "synthetic_truth.npz"
 INFO_FILE = "synthetic.json"
+#: Bumped when what the generator plants changes: older synthetic data is made again
+#: (2: images held for blocks of volumes, responses through an HRF).
+GENERATOR_VERSION = 2
 
 
 # --------------------------------------------------------------------------- layout
@@ -62,5 +66,13 @@ def has_fetcher_files(data_dir) -> bool:
 
 
 def is_present(data_dir) -> bool:
-    """The synthetic dataset (fetcher files and planted truth) is complete."""
-    return has_fetcher_files(data_dir) and (dataset_dir(data_dir) / TRUTH_FILE).is_file()
+    """The synthetic dataset (fetcher files and planted truth) is complete, made by this
+    version of the generator."""
+    root = dataset_dir(data_dir)
+    if not (has_fetcher_files(data_dir) and (root / TRUTH_FILE).is_file()):
+        return False
+    try:
+        info = json.loads((root / INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("generator_version") == GENERATOR_VERSION

@@ -20,9 +20,9 @@ import numpy as np
 from ..atomic import atomic_dir, ensure_writable_dir
 from ..errors import DataError
 from ..progress import null_progress
-from .miyawaki_layout import (INFO_FILE, LAG, N_FIGURE_RUNS, N_RANDOM_RUNS, NAME,
-                              STIMULUS_SHAPE, T_R, TRUTH_FILE, dataset_dir, func_files,
-                              is_present, label_files, mask_files)
+from .miyawaki_layout import (GENERATOR_VERSION, INFO_FILE, LAG, N_FIGURE_RUNS,
+                              N_RANDOM_RUNS, NAME, STIMULUS_SHAPE, T_R, TRUTH_FILE,
+                              dataset_dir, func_files, is_present, label_files, mask_files)
 
 #: Per-size shapes. ``radii`` are the hemispheres' ellipsoid radii in voxels.
 SIZES = {
@@ -30,6 +30,31 @@ SIZES = {
     "small": dict(shape=(13, 10, 9), radii=(3.0, 4.0, 3.6), n_random=60, n_figure=10),
 }
 
+#: Volumes each random image stays on screen (6 s at TR 2 s, as in the study): the
+#: label files repeat an image on consecutive rows.
+RANDOM_BLOCK = 3
+#: The HRF-like kernel ``(t/p)^a exp(a (1 - t/p))`` (t in volumes): its peak ``p`` at
+#: ``HRF_PEAK`` volumes (3.6 s), shape ``a = HRF_SHAPE`` (larger is narrower), over
+#: ``HRF_LENGTH`` volumes (16 s). Sampled at whole volumes it is largest at ``LAG``.
+HRF_PEAK = 1.8
+HRF_SHAPE = 4.0
+HRF_LENGTH = 8
+
+
+def hrf_kernel() -> np.ndarray:
+    """The response to one volume of drive, per volume of delay (``HRF_LENGTH``,):
+    largest at ``LAG`` volumes (0.98), about half of that one volume earlier or later
+    and little after 4 volumes. A model at lag ``LAG - 1`` or ``LAG + 1`` thus explains
+    less than at ``LAG`` but more than nothing (images stay for ``RANDOM_BLOCK`` volumes)."""
+    u = np.arange(HRF_LENGTH) / HRF_PEAK
+    return (u ** HRF_SHAPE * np.exp(HRF_SHAPE * (1 - u))).astype(np.float32)
+
+
+def _random_stimuli(n: int, rng) -> np.ndarray:
+    """Random binary images, each held for ``RANDOM_BLOCK`` volumes (``n`` rows)."""
+    n_images = -(-n // RANDOM_BLOCK)
+    images = (rng.random((n_images,) + STIMULUS_SHAPE) < 0.5).astype(int)
+    return np.repeat(images, RANDOM_BLOCK, axis=0)[:n]
 
 
 # --------------------------------------------------------------------------- generation
@@ -102,17 +127,18 @@ def _write_csv(path: Path, stimuli: np.ndarray) -> None:
 
 
 def _run_data(stimuli, rf_flat, amplitude, baseline, mask_idx, shape, rng, noise_sd):
-    """One run as int16 ``shape + (n,)``: lagged response + drifts + noise."""
+    """One run as int16 ``shape + (n,)``: the drive convolved with the HRF + drifts + noise."""
     n = stimuli.shape[0]
     x = stimuli.reshape(n, -1, order="F").astype(np.float32)
     # x rows are in Fortran order; rf_flat columns are too
     drive = x @ rf_flat  # (n, n_voxels)
+    kernel = hrf_kernel()
     signal = np.zeros_like(drive)
-    for lag, weight in ((LAG - 1, 0.15), (LAG, 1.0), (LAG + 1, 0.3)):
+    for lag, weight in enumerate(kernel):
         if lag < n:
             signal[lag:] += weight * drive[:n - lag]
     # centre the driven part (an image's mean response is a constant offset)
-    signal -= 0.5 * (rf_flat.sum(axis=0) * 1.45)
+    signal -= 0.5 * (rf_flat.sum(axis=0) * kernel.sum())
     n_vox = rf_flat.shape[1]
     tt = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
     drift = (rng.normal(0, 3, n_vox).astype(np.float32) * tt
@@ -143,7 +169,8 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
     data_dir = ensure_writable_dir(data_dir)
     from . import claim_folder, write_manifest
 
-    params = {"dataset": NAME, "size": size, "seed": int(seed)}
+    params = {"dataset": NAME, "size": size, "seed": int(seed),
+              "generator_version": GENERATOR_VERSION}
     if claim_folder(dataset_dir(data_dir), params, lambda: is_present(data_dir), _legacy):
         progress(1.0, "already there")
         return describe(data_dir)
@@ -177,7 +204,7 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
     jobs = []
     for r_i in range(N_RANDOM_RUNS):
         srng = np.random.default_rng(seeds[r_i])
-        stim = (srng.random((spec["n_random"],) + STIMULUS_SHAPE) < 0.5).astype(int)
+        stim = _random_stimuli(spec["n_random"], srng)
         jobs.append(("random", r_i + 1, stim, srng))
     for f_i in range(N_FIGURE_RUNS):
         srng = np.random.default_rng(seeds[N_RANDOM_RUNS + f_i])
@@ -207,11 +234,14 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None) -> dict
 
         np.savez(tmp / TRUTH_FILE, centre=centres.astype(np.float64), peak=peak,
                  responsive=responsive, amplitude=amplitude, rf=rf.astype(np.float32),
-                 mask_index=mask_idx, lag=LAG, seed=seed)
+                 mask_index=mask_idx, lag=LAG, seed=seed, hrf=hrf_kernel(),
+                 random_block=RANDOM_BLOCK)
         info = {
             "dataset": "encoding", "name": NAME, "size": size, "seed": seed,
             "data_dir": str(data_dir), "path": str(target),
+            "generator_version": GENERATOR_VERSION,
             "shape": list(shape), "n_voxels": int(n_vox), "t_r": T_R, "lag": LAG,
+            "random_block": RANDOM_BLOCK, "hrf": [round(float(h), 4) for h in hrf_kernel()],
             "n_random_runs": N_RANDOM_RUNS, "n_figure_runs": N_FIGURE_RUNS,
             "volumes_per_random_run": spec["n_random"],
             "volumes_per_figure_run": spec["n_figure"],
