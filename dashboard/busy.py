@@ -29,8 +29,12 @@ from dashboard.notify import report_error
 
 #: The views while a job computes what they will show: greyed out, not clickable.
 BUSY_STYLES = {"opacity": "0.45", "pointer-events": "none", "transition": "opacity 0.1s"}
-#: The kit's progress bar while no job runs: hidden, its room kept.
+#: The views while no job runs. Explicit values, not ``{}``: BokehJS applies the styles it
+#: is given and leaves the properties set before, so an empty dict would keep them greyed.
+IDLE_STYLES = {"opacity": "1", "pointer-events": "auto"}
+#: The kit's progress bar while no job runs: hidden, its room kept; and while one runs.
 IDLE_PROGRESS = {"visibility": "hidden"}
+BUSY_PROGRESS = {"visibility": "visible"}
 #: Seconds between two progress messages of a job (each is a message to the browser and
 #: a redraw there, while the job wants the cores).
 REPORT_EVERY = 0.15
@@ -62,9 +66,10 @@ class Busy:
         self.active = busy
         self._reported = 0.0
         with batched():
-            self.views.styles = dict(BUSY_STYLES) if busy else {}
+            self.views.styles = dict(BUSY_STYLES if busy else IDLE_STYLES)
             if self._own_progress:
-                self.progress.param.update(value=0, styles={} if busy else dict(IDLE_PROGRESS))
+                self.progress.param.update(
+                    value=0, styles=dict(BUSY_PROGRESS if busy else IDLE_PROGRESS))
             else:
                 self.progress.param.update(value=0, visible=busy)
             self.status.object = message if busy else ""

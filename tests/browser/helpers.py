@@ -153,3 +153,15 @@ def record_busy(page, progress_class: str, status_class: str) -> None:
 def busy_record(page) -> dict:
     """Stop :func:`record_busy`; ``{"progress": bool, "status": [texts]}``."""
     return page.evaluate("() => { clearInterval(window.__busyTimer); return window.__busy; }")
+
+
+def busy_drawn(page, stem: str) -> list:
+    """``[opacity, pointer-events]`` of the views ``<stem>-views`` and the visibility of
+    the progress bar ``<stem>-progress`` as the page draws them (computed styles: a
+    property a style update leaves out stays in the browser)."""
+    return page.evaluate("(stem) => {" + _views_js() + """
+      const v = all.find((v) => has(v.model, stem + '-views'));
+      const p = all.find((v) => has(v.model, stem + '-progress'));
+      const vs = getComputedStyle(v.el);
+      const shown = p && p.model.visible ? getComputedStyle(p.el).visibility : 'hidden';
+      return [vs.opacity, vs.pointerEvents, shown]; }""", stem)
