@@ -16,7 +16,8 @@ moving alpha or the threshold, or clicking, never refits anything.
 
 The package: ``tab`` (layout and callbacks), ``views`` (the plots, pure
 functions), ``elements`` (the tab's live plot and DynamicMap callbacks),
-``exports`` (the Export bar's source), ``sources`` (the data sources). Every name
+``exports`` (the Export bar's source), ``sources`` (the data sources),
+``significance`` (the permutation test of R^2, FDR across voxels). Every name
 the module had is importable from here.
 """
 

@@ -37,7 +37,9 @@ class EncodingElements:
     def _hist_element(self, layers, revision):
         threshold = self.analysis.threshold
         try:
-            return r2_histogram(self.analysis.mean_r2().values, threshold, layers=layers)
+            # with the permutation test's FDR line once one has run (significance.py)
+            return self.significance.decorate(
+                r2_histogram(self.analysis.mean_r2().values, threshold, layers=layers))
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
             return r2_histogram(np.zeros(1), threshold, layers=layers)

@@ -16,7 +16,8 @@ plots are in :mod:`dashboard.encoding.views`, the views' callbacks in
 :mod:`dashboard.encoding.elements`, the exports in :mod:`dashboard.encoding.exports`,
 the data sources (synthetic, the server's nilearn data, the user's own files: runs,
 mask and feature tables uploaded in the "Your files" card) in
-:mod:`dashboard.encoding.sources`.
+:mod:`dashboard.encoding.sources`, the permutation test of the R^2 (under the histogram:
+its FDR line) in :mod:`dashboard.encoding.significance`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from dashboard.render.server import session_doc
 
 from .elements import EncodingElements
 from .exports import EncodingExports
+from .significance import EncodingSignificance
 from .sources import SYNTHETIC, EncodingSources
 from .views import rf_element, update_time_course
 from .widgets import EncodingWidgets
@@ -118,6 +120,8 @@ class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingEx
         self.busy = Busy(self._doc, "encoding")
         self.progress, self.status = self.busy.progress, self.busy.status
         self.views = self.busy.views
+        # the permutation test of the R^2, under the histogram (significance.py)
+        self.significance = EncodingSignificance(self)
         self.voxel_info = pn.pane.Markdown("", css_classes=["voxel-info"],
                                            sizing_mode="stretch_width")
         rev = self.param.revision
@@ -222,8 +226,8 @@ class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingEx
                                  clim=(0.0, max(top, 1e-3)),
                                  title=f"cross-validated R\u00b2 (alpha={a.alpha:.4g})")
         counts, edges = np.histogram(r2[np.isfinite(r2)], bins=60)  # as r2_bins
-        self._hist.show(lambda layers: layers["hist"].histogram(
-            counts=counts, edges=edges, names=("R2", "voxels")))
+        self._hist.show(lambda layers: self.significance.drawn_current() and layers[
+            "hist"].histogram(counts=counts, edges=edges, names=("R2", "voxels")))
         self.summary.object = a.summary()
 
     def _structural_changed(self, *events):
@@ -449,7 +453,7 @@ class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingEx
             width=240)
         self.views[:] = [self.summary, self.viewer, voxel_slot,
                          pn.Row(self.hist, path_slot, alpha_slot, sizing_mode="stretch_width"),
-                         details]
+                         self.significance, details]
         main = self.views
         if not self._details_shown:
             if pn.state.loaded:  # the tab is made after the page (presentation, late start)

@@ -181,6 +181,29 @@ def r2_histogram(r2: np.ndarray, threshold: float, bins: int = 60, layers=None) 
     return (hist * line).opts(show_legend=False)
 
 
+#: The colour of the permutation test's FDR line on the R^2 histogram (the threshold's
+#: line is red).
+FDR_COLOR = "#c03fd0"
+
+
+def fdr_label(q: float) -> str:
+    """The FDR line's name, e.g. ``"FDR q<0.05"``."""
+    return f"FDR q<{q:g}"
+
+
+def fdr_marks(threshold: float, q: float, top: float) -> hv.Overlay:
+    """The permutation test's R^2 threshold on the histogram: a dashed vertical line
+    labelled "FDR q<0.05" above the bars (``top``: the histogram's highest bar; the
+    overlay's y range must reach ``1.2 * top``), in :data:`FDR_COLOR`."""
+    label = fdr_label(q)
+    line = hv.VLine(float(threshold), label=label).opts(
+        color=FDR_COLOR, line_width=2, line_dash="dashed")
+    text = hv.Text(float(threshold), 1.17 * float(top), f" {label}", halign="left",
+                   valign="top").opts(color=FDR_COLOR, text_font_size="9pt",
+                                      text_font_style="bold")
+    return line * text
+
+
 def _run_of(tc, run):
     if run is not None and "run" in tc.coords:
         return tc.isel(sample=np.flatnonzero(tc.run.values == run - 1))
