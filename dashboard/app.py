@@ -37,6 +37,7 @@ from panel.custom import JSComponent
 from analysis import store
 from analysis.config import default_size
 from dashboard import jobs, warmup
+from dashboard.a11y import Announcer, announce_summaries
 from dashboard.batch import batched
 from dashboard.notify import loading, report_error, safe_markdown
 from dashboard.render.browser import StyleSheetGuard
@@ -203,6 +204,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     viewers: dict = {}
     doc = pn.state.curdoc
     atlas_box = pn.Column(margin=0, css_classes=["atlas-box"])
+    announcer = Announcer(css_classes=["announcer"], margin=0, width=1, height=1)
 
     def atlas_choice():
         """The session's atlas choice and its selector (once, before the first tab)."""
@@ -221,6 +223,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             index = TAB_KEYS.index(key)
             viewer, pane = _tab(*TABS[index])
             viewers[key] = viewer
+            announce_summaries(announcer, viewer)   # read out by screen readers
             if state.present:
                 for v in session_viewers():
                     _remember_height(v)
@@ -348,7 +351,8 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         title="fmri-explorer", busy_indicator=None,
         theme="dark" if state.theme == "dark" else "default",
         collapsed_sidebar=state.present, sidebar_width=260,
-        header=[pn.Row(present, theme, window_width, guard, page_theme, margin=(0, 10))],
+        header=[pn.Row(present, theme, window_width, guard, page_theme, announcer,
+                       margin=(0, 10))],
         sidebar=[pn.pane.Markdown(
             "**Encoding** (Miyawaki 2008): ridge from 10x10 images to voxels.  \n"
             "**Decoding** (Haxby 2001): linear SVC across categories.  \n"
@@ -366,6 +370,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     template.app_state = state
     template.tabs = tabs
     template.tab_viewers = viewers  # filled as tabs are built
+    template.announcer = announcer  # the screen readers' live region (dashboard/a11y.py)
     template.build_tab = build
     template.window_width = window_width
     template.stylesheet_guard = guard
