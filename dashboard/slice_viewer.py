@@ -12,6 +12,13 @@ its own grid at the crosshair.
 
 Region names (issue 17): the readout and the hover name the region at the point
 (:class:`dashboard.clusters.RegionNames`: atlas, space, the hover's region column).
+
+Display (issue 15, items 17-18; :mod:`dashboard.slice_options`): a choice of colour maps
+(``cmap``) shown from visibly above the background, the map's ``opacity``, the colour
+bar greyed below the threshold, L/R A/P S/I letters in a margin around each view, and a
+hover giving the voxel's centre (mm), index and value. :meth:`SliceViewer.controls` are
+the widgets of ``cmap`` and ``opacity`` for a tab's controls. The data helpers
+(:func:`slice_arrays`, :func:`snap`, ...) live in :mod:`dashboard.slice_data`.
 """
 
 from __future__ import annotations
@@ -30,9 +37,14 @@ from analysis.volumes import DIMS, affine_of, mm_to_voxel
 from dashboard.batch import batched
 from dashboard.clusters import REGION_DIM, RegionNames
 from dashboard.notify import safe_markdown
+from dashboard.param_widgets import widget_for
 from dashboard.render.live import Layer, LivePane, named
-from dashboard.render.styles import colormap
 from dashboard.render.server import session_doc
+from dashboard.slice_data import (  # noqa: F401 - offered here too
+    VIEWS, colour_range, palette, slice_arrays, slice_image, snap, threshold_map)
+from dashboard.slice_options import (
+    COLOUR_MAPS, FRAME_COLOUR, VOXEL_TOOLTIPS, black_frame, grid_args, orientation_letters,
+    set_colours, shown_palette, view_frame, voxel_hover)
 
 hv.extension("bokeh", logo=False)
 # Canvas, not WebGL: Bokeh's WebGL draws lines and markers, not images, so these views gain
@@ -50,76 +62,6 @@ def session_viewers(doc=None) -> list:
     doc = doc if doc is not None else pn.state.curdoc
     return list(_SESSION_VIEWERS.get(doc, ())) if doc is not None else []
 
-def palette(cmap):
-    """A colour map's colours, as HoloViews makes them from its name, looked up once
-    per name (anything else, e.g. a list of colours, is returned as it is).
-
-    Given a name, HoloViews searches the colour-map lists of matplotlib, Bokeh and
-    colorcet each time it draws an image (3 lists per image, every slider move); given
-    the colours, it uses them as they are.
-    """
-    return colormap(cmap) if isinstance(cmap, str) else cmap
-
-
-#: view name -> (horizontal dim, vertical dim, sliced dim)
-VIEWS = {
-    "sagittal": ("y", "z", "x"),
-    "coronal": ("x", "z", "y"),
-    "axial": ("x", "y", "z"),
-}
-
-
-def slice_arrays(da: xr.DataArray, view: str, position: float) -> tuple:
-    """``(xs, ys, values[y, x])`` of the slice of ``da`` nearest ``position`` on ``view``.
-
-    Plain numpy (a view of the volume, no copy), coordinates ascending: what
-    ``da.sortby(dims).sel({s: position}, method="nearest").transpose(v, h)`` gives.
-    """
-    h, v, s = VIEWS[view]
-    cs = da[s].values
-    order = np.argsort(cs, kind="stable")
-    k = int(order[np.abs(cs[order] - position).argmin()])
-    values = np.take(da.values, k, axis=da.dims.index(s))
-    if [d for d in da.dims if d != s] == [h, v]:
-        values = values.T
-    xs, ys = da[h].values, da[v].values
-    if xs.size > 1 and xs[1] < xs[0]:
-        xs, values = xs[::-1], values[:, ::-1]
-    if ys.size > 1 and ys[1] < ys[0]:
-        ys, values = ys[::-1], values[::-1, :]
-    return xs, ys, values
-
-
-def snap(da: xr.DataArray, xyz) -> tuple:
-    """The voxel centre of ``da``'s grid nearest to ``xyz`` (mm)."""
-    out = []
-    for dim, value in zip(DIMS, xyz):
-        c = da[dim].values
-        out.append(float(c[np.abs(c - value).argmin()]))
-    return tuple(out)
-
-
-def colour_range(values: np.ndarray, symmetric: bool = True) -> tuple:
-    """A colour range for a map: symmetric around 0 for signed maps."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return (-1.0, 1.0) if symmetric else (0.0, 1.0)
-    if symmetric:
-        m = float(np.abs(finite).max()) or 1.0
-        return (-m, m)
-    lo, hi = float(finite.min()), float(finite.max())
-    return (lo, hi if hi > lo else lo + 1.0)
-
-
-def threshold_map(values: np.ndarray, threshold: float) -> np.ndarray:
-    """Values with ``|value| < threshold`` (and non-finite ones) set to NaN."""
-    values = np.asarray(values, dtype=float)
-    out = values.copy()
-    with np.errstate(invalid="ignore"):
-        out[~(np.abs(values) >= threshold)] = np.nan
-    return out
-
-
 class SliceViewer(RegionNames, pn.viewable.Viewer):
     """Orthogonal slices of ``stat_map`` over ``background``, a crosshair, region names."""
 
@@ -136,7 +78,15 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         Colour range of the map; None: from the data (symmetric if `symmetric`).""")
     symmetric = param.Boolean(default=True, doc="""
         Automatic colour range symmetric around zero (signed maps).""")
-    cmap = param.String(default="RdBu_r", doc="Colour map of the stat map.")
+    cmap = param.Selector(default="RdBu_r", objects=COLOUR_MAPS, label="Colour map", doc="""
+        The colours of the map. Red-blue and cool-warm (diverging: 0 in the middle) suit
+        signed maps; viridis and cividis are perceptually uniform and colour-blind safe.
+        Every map starts visibly above the black background (its darkest or whitest part
+        is left out); the colour bar greys the values below the threshold.""")
+    opacity = param.Number(default=1.0, bounds=(0.1, 1.0), step=0.05, label="Map opacity",
+                           doc="""
+        How opaque the map is over the anatomy: 1 hides the anatomy under the map's
+        voxels, lower values let it show through.""")
     crosshair_mm = param.Tuple(default=(0.0, 0.0, 0.0), length=3, doc="""
         Crosshair position in mm; a click on a view sets it.""")
     marker_mm = param.Tuple(default=None, length=3, allow_None=True, doc="""
@@ -170,16 +120,15 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         self._update_extent()
         self._taps = {}
         self._panes = {}
-        # Each layer is drawn by HoloViews once (and again when its frame changes:
-        # `_rev`); new values, positions and lines then go straight to its Bokeh models.
+        # Each layer is drawn by HoloViews once (again on a new map grid: `_rev`; new figures
+        # on a new frame: _new_frame); new values then go straight to its Bokeh models.
         self._layers = {view: {name: Layer() for name in ("background", "map", "vline",
                                                            "hline", "marker")}
                         for view in VIEWS}
         self._drawn_cmap = None
         for view in VIEWS:
-            background = hv.DynamicMap(pn.bind(
-                self._background_layer, view=view, rev=self.param._rev,
-                plot_height=self.param.plot_height))
+            background = hv.DynamicMap(pn.bind(self._background_layer, view=view,
+                                               rev=self.param._rev))
             overlay = hv.DynamicMap(pn.bind(self._map_layer, view=view, rev=self.param._rev))
             cross = hv.DynamicMap(pn.bind(self._crosshair_layer, view=view,
                                           rev=self.param._rev))
@@ -193,6 +142,8 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
                                          linked_axes=False)
         self._info = pn.pane.Markdown(self._info_text, css_classes=["crosshair-info"],
                                       margin=(0, 10))
+        if self._frame_grid is not None:
+            self._new_frame()   # a one-slice image shows its one view
         self._layout = pn.Column(
             # the title may name the user's labels: shown as text
             pn.pane.Markdown(pn.bind(safe_markdown, self.param.title), margin=(0, 10)),
@@ -204,20 +155,72 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
     def _update_extent(self) -> None:
         # the frame follows the background when there is one: it stays put when a map
         # (perhaps on another grid) arrives later, as Bokeh does not grow a drawn canvas
-        grid = self.background if self.background is not None else self.stat_map
+        grid = self._frame_grid
         extent = None if grid is None else tuple(
             (float(grid[d].min()), float(grid[d].max())) for d in DIMS)
         if extent != self._extent:
             self._extent = extent
 
+    @param.depends("plot_height", "_extent", watch=True)
+    def _new_frame(self) -> None:
+        """A new frame (views' height, grid): Bokeh does not grow a drawn canvas (colour bar
+        cut off), so each view is drawn anew; one a voxel thin (a one-slice image) hides."""
+        grid = self._frame_grid
+        for view, pane in getattr(self, "_panes", {}).items():
+            h, v, _ = VIEWS[view]
+            pane.visible = grid is None or (grid.sizes[h] > 1 and grid.sizes[v] > 1)
+            pane.param.trigger("object")
+
     @param.depends("stat_map", "background", "threshold", "clim", "symmetric", "cmap",
-                   "map_label", "crosshair_mm", "marker_mm", "_extent", "atlas", "in_mni",
-                   watch=True)
+                   "opacity", "map_label", "crosshair_mm", "marker_mm", "_extent", "atlas",
+                   "in_mni", watch=True)
     def _redraw(self) -> None:
         """Show the current state: in place when the frames stay, else through HoloViews."""
         self._update_hover()
         if not self._update_in_place():
             self._rev += 1
+        grid, xyz = grid_args(self.grid), [float(c) for c in self.crosshair_mm]
+        for layers in self._layers.values():   # the hover's voxel: the grid, the slices
+            layers["map"].hover_args(grid=grid, xyz=xyz)
+
+    def _hover_options(self, h: str, v: str) -> dict:
+        """The drawn map's hover: the voxel under the mouse (centre in mm, index), the
+        map's value and the region (:class:`dashboard.clusters.RegionNames`)."""
+        opts = super()._hover_options(h, v)
+        view = next(name for name, axes in VIEWS.items() if axes[:2] == (h, v))
+        opts["hover_tooltips"] = VOXEL_TOOLTIPS + [
+            row for row in opts["hover_tooltips"] if not row[1].startswith("$")]
+        opts["hover_formatters"] = {**opts["hover_formatters"],
+                                    **voxel_hover(view, self.grid, self.crosshair_mm)}
+        return opts
+
+    def controls(self) -> list:
+        """Widgets of the display options (colour map, opacity), labelled and explained
+        by their Parameters and linked both ways to the viewer, for a tab's controls."""
+        widgets = []
+        for name in ("cmap", "opacity"):
+            widget = widget_for(self.param[name], getattr(self, name), f"slice-{name}")
+            widget.param.watch(lambda e, n=name: setattr(self, n, e.new), "value")
+            self.param.watch(lambda e, w=widget: setattr(w, "value", e.new), name)
+            widgets.append(widget)
+        return widgets
+
+    def colours(self, crange=None) -> list:
+        """The colours the map is shown with (its colour mapper's palette, from the low to
+        the high end of the colour range ``crange``, default the current one): the colour
+        map without its part too dark (or, diverging, too pale) to show, and grey where
+        the values are below the threshold (:func:`dashboard.slice_options.shown_palette`)."""
+        if crange is None:
+            crange = self.colour_range()
+        return shown_palette(self.cmap, crange[0], crange[1], self.threshold)
+
+    def colour_range(self) -> tuple:
+        """The map's colour range: ``clim``, else from the data."""
+        if self.clim is not None:
+            return tuple(self.clim)
+        if self.stat_map is None:
+            return (0.0, 1.0)
+        return colour_range(np.asarray(self.stat_map.values, dtype=float), self.symmetric)
 
     def _update_in_place(self) -> bool:
         if not self._layers or (self._drawn_cmap, self._drawn_extent) != (
@@ -236,9 +239,7 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
                 background = Layer.image_data(self._background_element(
                     view, None, self._extent, position))
             if self.stat_map is not None:
-                if crange is None:
-                    crange = tuple(self.clim) if self.clim is not None else colour_range(
-                        np.asarray(self.stat_map.values, dtype=float), self.symmetric)
+                crange = crange or self.colour_range()
                 xs, ys, values = slice_arrays(self.stat_map, view, position)
                 image = Layer.grid_data(xs, ys, threshold_map(values, self.threshold))
             else:
@@ -249,10 +250,14 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
                                  else slice_arrays(regions[0], view, position)[2]]
             updates.append((view, layers, background, image, crange, position))
         # each update checks that the drawn image has the same shape and frame
+        colours = None
         for view, layers, background, image, crange, position in updates:
             if not layers["background"].image(data=background):
                 return False
             if not layers["map"].image(data=image, clim=crange):
+                return False
+            colours = colours if colours is not None else self.colours(crange)
+            if not set_colours(layers["map"], colours, self.opacity):
                 return False
         for view, layers, background, image, crange, position in updates:
             h, v, s = VIEWS[view]
@@ -336,26 +341,13 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
 
     # ---- drawing ------------------------------------------------------------
     @staticmethod
-    def _image(da: xr.DataArray, view: str, position: float, vdim: str, values=None,
-               regions=None):
-        """An ``hv.Image`` of one slice, from plain arrays (fast to build and update);
-        with ``regions`` (region indices on ``da``'s grid), a second value dimension."""
-        h, v, _ = VIEWS[view]
-        xs, ys, data = slice_arrays(da, view, position)
-        data = data if values is None else values(data)
-        if regions is None:
-            return hv.Image((xs, ys, data), kdims=[h, v], vdims=[vdim])
-        return hv.Image((xs, ys, data, slice_arrays(regions, view, position)[2]),
-                        kdims=[h, v], vdims=[vdim, REGION_DIM])
-
-    @staticmethod
     def _background_element(view, background, extent, position) -> hv.Image:
         """The background slice (or an empty image over the frame when there is none)."""
         h, v, s = VIEWS[view]
         if extent is None:
             return hv.Image(np.full((2, 2), np.nan), kdims=[h, v], vdims=["background"])
         if background is not None:
-            return SliceViewer._image(background, view, position, "background")
+            return slice_image(background, view, position, "background")
         ext = dict(zip(DIMS, extent))
         return hv.Image((np.array(ext[h]), np.array(ext[v]), np.full((2, 2), np.nan)),
                         kdims=[h, v], vdims=["background"])
@@ -366,17 +358,19 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         image = self._background_element(view, background, extent, position)
         if extent is None:
             return image
-        ext = dict(zip(DIMS, extent))
-        width_mm = ext[h][1] - ext[h][0] or 1.0
-        height_mm = ext[v][1] - ext[v][0] or 1.0
         frame_height = plot_height - 40
-        frame_width = max(60, int(frame_height * width_mm / height_mm))
+        xlim, ylim, _, frame_width = view_frame(view, extent, self._frame_grid, frame_height)
         extra = 90 if view == "axial" else 0  # the colour bar's room, map or not yet
         return image.opts(
-            cmap=palette("gray"), colorbar=False, clipping_colors={"NaN": "black"},
+            cmap=palette("gray"), colorbar=False, clipping_colors={"NaN": FRAME_COLOUR},
             title=_view_title(view, position), xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
-            frame_height=frame_height, frame_width=frame_width, xlim=ext[h], ylim=ext[v],
-            fontsize={"title": 10}, min_width=frame_width + 60 + extra, framewise=True)
+            frame_height=frame_height, frame_width=frame_width, xlim=xlim, ylim=ylim,
+            fontsize={"title": 10}, min_width=frame_width + 60 + extra, framewise=True,
+            hooks=[black_frame])
+
+    @property
+    def _frame_grid(self):   # the volume whose grid sets the views' frames
+        return self.background if self.background is not None else self.stat_map
 
     def _map_element(self, view, position, stat_map=None, threshold=None, clim=None,
                      symmetric=None, hover=False) -> tuple:
@@ -396,7 +390,7 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         crange = tuple(clim) if clim is not None else colour_range(
             np.asarray(stat_map.values, dtype=float), symmetric)
         regions = self.regions() if hover and stat_map is self.stat_map else None
-        image = self._image(stat_map, view, position, self.map_label,
+        image = slice_image(stat_map, view, position, self.map_label,
                             values=lambda vals: threshold_map(vals, threshold),
                             regions=None if regions is None else regions[0])
         return image, crange
@@ -405,8 +399,10 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
                    hover=False):
         image, crange = self._map_element(view, position, stat_map, threshold, clim,
                                           symmetric, hover=hover)
-        opts = dict(cmap=palette(cmap), clim=crange, clipping_colors={"NaN": "transparent"},
-                    colorbar=(view == "axial"), framewise=True)
+        colours = shown_palette(cmap, crange[0], crange[1], threshold if threshold is not None
+                                else self.threshold)
+        opts = dict(cmap=colours, clim=crange, clipping_colors={"NaN": "transparent"},
+                    colorbar=(view == "axial"), alpha=self.opacity, framewise=True)
         if hover:   # the drawn views: made with the hover tool, whose formatters stay
             opts.update(self._hover_options(*VIEWS[view][:2]))
         elif stat_map is not None:
@@ -420,7 +416,7 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         mk = dict(zip(DIMS, self.marker_mm))
         return np.array([[mk[h], mk[v]]], dtype=float)
 
-    def _crosshair(self, view, crosshair_mm, marker_mm, hooks=None):
+    def _crosshair(self, view, crosshair_mm, marker_mm, hooks=None, plot_height=None):
         h, v, s = VIEWS[view]
         pos = dict(zip(DIMS, crosshair_mm))
         points = []
@@ -436,17 +432,19 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
             hv.Points(points, kdims=[h, v]).opts(
                 marker="circle_cross", size=14, fill_color=None, line_color="yellow",
                 line_width=2, hooks=hooks.get("marker", [])),
-        ])
+        ] + orientation_letters(view, self._extent, self._frame_grid,
+                                (plot_height or self.plot_height) - 40))
 
     # The DynamicMaps' callbacks: the current state, drawn by HoloViews.
     def _position(self, view) -> float:
         return float(dict(zip(DIMS, self.crosshair_mm))[VIEWS[view][2]])
 
-    def _background_layer(self, view, rev, plot_height):
+    def _background_layer(self, view, rev, plot_height=None):
+        plot_height = plot_height or self.plot_height
         self._drawn_extent = self._extent
         image = self._background_image(view, self.background, self._extent,
                                        self._position(view), plot_height)
-        return image.opts(hooks=[self._layers[view]["background"].hook])
+        return image.opts(hooks=[self._layers[view]["background"].hook, black_frame])
 
     def _map_layer(self, view, rev):
         self._drawn_cmap = (self.cmap, self.map_label)
@@ -454,10 +452,12 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
                                 self.symmetric, self.cmap, self._position(view), hover=True)
         return image.opts(hooks=[self._layers[view]["map"].hook])
 
-    def _crosshair_layer(self, view, rev):
+    def _crosshair_layer(self, view, rev, plot_height=None):
+        plot_height = plot_height or self.plot_height
         layers = self._layers[view]
         return self._crosshair(view, self.crosshair_mm, self.marker_mm, hooks={
-            name: [layers[name].hook] for name in ("vline", "hline", "marker")})
+            name: [layers[name].hook] for name in ("vline", "hline", "marker")},
+            plot_height=plot_height)
 
     def view_element(self, view: str) -> hv.Overlay:
         """What ``view`` ("sagittal", "coronal" or "axial") shows now, as one static

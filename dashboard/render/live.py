@@ -406,3 +406,20 @@ class LivePlot(param.Parameterized):
         if not done:
             self.redraw()
         return done
+
+
+def set_colours(layer, colours: list, opacity: float) -> bool:
+    """Give the drawn map images of ``layer`` (:class:`dashboard.render.live.Layer`) new
+    colours (the mapper's palette, colour bar included) and opacity."""
+    plots = layer.plots
+    for p in plots:
+        mapper, glyph = p.handles.get("color_mapper"), p.handles.get("glyph")
+        if mapper is None or glyph is None:
+            return False
+    for p in plots:
+        mapper, glyph = p.handles["color_mapper"], p.handles["glyph"]
+        if list(mapper.palette) != colours:
+            mapper.palette = colours
+        if glyph.global_alpha != opacity:
+            glyph.global_alpha = opacity
+    return bool(plots)
