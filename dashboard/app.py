@@ -42,7 +42,7 @@ from dashboard.batch import batched
 from dashboard.notify import loading, report_error, safe_markdown
 from dashboard.render.browser import StyleSheetGuard
 from dashboard.render.styles import fix_divider_stylesheet, local_stylesheets
-from dashboard.render.theme import PageTheme, switch_theme
+from dashboard.render.theme import PageTheme, set_figure_theme, switch_theme
 from dashboard.share import link_args, read_link, sync_url
 
 log = logging.getLogger("fmri_explorer.dashboard")
@@ -70,8 +70,8 @@ def present_height(window_width: int | None, extent=None) -> int:
     fit beside the controls in the window's width (at most ``PRESENT_PLOT_HEIGHT``).
 
     ``extent`` is the viewer's ((x0, x1), (y0, y1), (z0, z1)) in mm: each view's frame
-    is ``height - 40`` px high and as wide as its aspect asks, plus 60 px of axes
-    (and 90 px of colour bar beside the axial view).
+    is ``height - 40`` px high and as wide as its aspect asks, plus 75 px of axes
+    (the presentation's larger tick labels) and 100 px of colour bar beside the axial view.
     """
     if not window_width:
         return PRESENT_PLOT_HEIGHT
@@ -80,7 +80,7 @@ def present_height(window_width: int | None, extent=None) -> int:
     else:
         size = [max(hi - lo, 1.0) for lo, hi in extent]
         ratio = sum(size[h] / size[v] for h, v in ((1, 2), (0, 2), (0, 1)))
-    fit = 40 + (window_width - PRESENT_SIDE_WIDTH - 3 * 60 - 90 - 60) / ratio
+    fit = 40 + (window_width - PRESENT_SIDE_WIDTH - 3 * 75 - 100 - 60) / ratio
     return int(max(160, min(PRESENT_PLOT_HEIGHT, fit)))
 
 
@@ -319,10 +319,14 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         """The figures' text sizes follow the layout (dashboard/render/theme.py)."""
         if served:
             with batched():
-                switch_theme(doc, state.theme, roots=[tabs], present=state.present)
+                set_figure_theme(doc, state.theme, roots=[tabs], present=state.present)
 
-    state.param.watch(enlarge, ["present", "window_width"])
-    state.param.watch(retheme, ["present"])
+    def present_changed(event):
+        retheme()   # first: the views drawn anew below take the new theme's text sizes
+        enlarge(event)
+
+    state.param.watch(present_changed, ["present"])
+    state.param.watch(enlarge, ["window_width"])
     window_width = WindowWidth()
     _follow(window_width, "width_px", state, "window_width")
     guard = StyleSheetGuard()  # see dashboard/render/browser.py: repaints cost half a move

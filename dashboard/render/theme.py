@@ -123,6 +123,13 @@ def switch_theme(doc, name: str, roots=(), present: bool = False) -> None:
         url = themed_url(sheet.url, name)
         if url != sheet.url:
             sheet.url = url
+    set_figure_theme(doc, name, roots, present)
+
+
+def set_figure_theme(doc, name: str, roots=(), present: bool = False) -> None:
+    """Only the figures' part of :func:`switch_theme`: ``doc``'s figures (and those HoloViews
+    draws later in ``roots``) get :func:`figure_theme` ``(name, present)``; the components'
+    stylesheets stay (the presentation layout changes the text sizes only)."""
     bokeh_theme = figure_theme(name, present=present)
     _rethemed_plots(roots, bokeh_theme)
     _unbake(doc)

@@ -37,7 +37,56 @@ def test_presentation_layout_fits_the_screen(browser, app_url, width, height):
             scroll, client, text = fits
             assert scroll <= client, (cls, text, scroll, client)
         page.screenshot(path=str(SCREENSHOTS / f"present_connectivity_{width}.png"))
-        assert page.js_errors == [], page.js_errors
+        assert page.js_errors == [], (page.js_errors, page.blocked_requests)
         assert page.blocked_requests == [], page.blocked_requests
     finally:
         context.close()
+
+
+def _view_sizes(page) -> dict:
+    """Each shown slice view's frame and canvas size (px)."""
+    sizes = {}
+    for view in ("sagittal", "coronal", "axial"):
+        loc = page.locator(f".slice-{view} >> visible=true").first
+        frame = loc.bounding_box()
+        canvas = loc.locator("canvas").first.bounding_box()
+        sizes[view] = (round(frame["width"]), round(frame["height"]),
+                       round(canvas["width"]), round(canvas["height"]))
+    return sizes
+
+
+def _settled(page) -> None:
+    page.wait_for_function("() => Bokeh.documents[0].is_idle", timeout=60_000)
+    page.wait_for_timeout(1500)   # the browser's layout after the last message
+    page.wait_for_function("() => Bokeh.documents[0].is_idle", timeout=60_000)
+
+
+def test_toggling_present_gives_the_layout_of_loading_it(browser, app_url):
+    """Present toggled live: each view's canvas grows with its frame (nothing clipped, the
+    colour bar kept), to the size a page loaded with ?present=true has; and back."""
+    sizes = {}
+    for mode in ("loaded", "toggled"):
+        context = browser.new_context(viewport={"width": 1920, "height": 1080})
+        query = "?tab=connectivity" + ("&present=true" if mode == "loaded" else "")
+        page = open_page(context.new_page(), app_url + query)
+        try:
+            page.locator(".slice-axial canvas >> visible=true").first.wait_for(timeout=60_000)
+            if mode == "toggled":
+                normal = _view_sizes(page)
+                page.locator(".present-toggle button").first.click()
+            _settled(page)
+            sizes[mode] = _view_sizes(page)
+            if mode == "toggled":
+                page.locator(".present-toggle button").first.click()   # and back
+                _settled(page)
+                back = _view_sizes(page)
+            assert page.js_errors == [], page.js_errors
+        finally:
+            context.close()
+    for mode, views in sizes.items():
+        for view, (fw, fh, cw, ch) in views.items():
+            assert cw >= fw - 10 and ch >= fh - 2, (mode, view, views)
+    for view in sizes["loaded"]:
+        assert abs(sizes["toggled"][view][3] - sizes["loaded"][view][3]) <= 4, sizes
+        assert abs(sizes["toggled"][view][2] - sizes["loaded"][view][2]) <= 12, sizes
+    assert back == normal, (back, normal)

@@ -54,3 +54,28 @@ def test_real_files_uploaded_are_analysed(app_page, haxby_slice, tmp_path):
     # numeric codes named by the user's table: face vs cat on real data
     summary = wait_text(page, ".summary", lambda t: "0.741" in t, timeout=120)
     assert summary.startswith("face vs cat")
+    # the views are drawn anew on the upload's grid (40 x 20 x 1 voxels, one slice): each
+    # figure's canvas as wide as its frame (nothing clipped, the colour bar shown), the
+    # page not scrolling sideways
+    page.wait_for_function("() => Bokeh.documents[0].is_idle", timeout=60_000)
+    page.wait_for_timeout(1500)
+    _views_fit(page)
+
+
+def _views_fit(page, expected_views=1):
+    """Every shown slice view's canvas is as wide as its frame (at least ``expected_views``
+    shown), and nothing overflows the window sideways."""
+    shown = 0
+    for view in ("sagittal", "coronal", "axial"):
+        loc = page.locator(f".slice-{view} >> visible=true")
+        if loc.count() == 0:
+            continue
+        frame = loc.first.bounding_box()
+        canvas = loc.first.locator("canvas").first.bounding_box()
+        if frame is None or canvas is None or frame["width"] == 0:
+            continue
+        shown += 1
+        assert canvas["width"] >= frame["width"] - 10, (view, frame, canvas)
+    assert shown >= expected_views, shown
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, overflow
