@@ -124,30 +124,35 @@ __all__ = ["set_model_value", "model_value", "figure_point", "click_data", "open
            "wait_idle", "text_of", "wait_text", "wait_text_change", "wait_image_change", "json"]
 
 
-def record_busy(page, progress_class: str, status_class: str) -> None:
+def record_busy(page, progress_class: str, status_class: str, views_class: str = "") -> None:
     """Start recording whether the progress bar with css class ``progress_class`` was
-    shown and which texts the status pane showed, from the models' change signals (a
-    quick job's "shown" and "hidden" may arrive in one network read); read the record
-    with :func:`busy_record`."""
-    found = page.evaluate("([pcls, scls]) => {" + _views_js() + """
-      const rec = window.__busy = {progress: false, status: []};
+    shown, which texts the status pane showed and (with ``views_class``) whether those
+    views were greyed out (dashboard/busy.py's inline styles), from the models' change
+    signals (a quick job's "shown" and "hidden" may arrive in one network read); read the
+    record with :func:`busy_record`."""
+    found = page.evaluate("([pcls, scls, vcls]) => {" + _views_js() + """
+      const rec = window.__busy = {progress: false, status: [], greyed: false};
       const p = all.find((v) => has(v.model, pcls));
       const st = all.find((v) => has(v.model, scls));
-      if (!p || !st) return false;
+      const views = vcls ? all.find((v) => has(v.model, vcls)) : null;
+      if (!p || !st || (vcls && !views)) return false;
       // shown: visible, and not hidden by the kit's inline style (dashboard/busy.py)
       const get = (s, k) => s instanceof Map ? s.get(k) : (s || {})[k];
       const note = () => {
         if (p.model.visible && get(p.model.styles, 'visibility') !== 'hidden') rec.progress = true;
+        if (views && get(views.model.styles, 'pointer-events') === 'none') rec.greyed = true;
         const t = String(st.model.text || '');
         if (t && !rec.status.includes(t)) rec.status.push(t);
       };
       p.model.properties.visible.change.connect(note);
       p.model.properties.styles.change.connect(note);
+      if (views) views.model.properties.styles.change.connect(note);
       st.model.properties.text.change.connect(note);
       window.__busyTimer = setInterval(note, 5);
-      return true; }""", [progress_class, status_class])
+      return true; }""", [progress_class, status_class, views_class])
     if not found:
-        raise LookupError(f"no models with css classes {progress_class!r}, {status_class!r}")
+        raise LookupError(f"no models with css classes {progress_class!r}, {status_class!r}, "
+                          f"{views_class!r}")
 
 
 def busy_record(page) -> dict:

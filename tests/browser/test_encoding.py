@@ -11,7 +11,8 @@ import pytest
 
 from analysis.encoding import EncodingAnalysis
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.helpers import (_views_js, click_data, set_model_value, text_of,
+from tests.browser.helpers import (_views_js, busy_record, click_data, record_busy, set_model_value,
+                                   text_of,
                                    wait_image_change, wait_text_change)
 
 
@@ -106,35 +107,6 @@ def test_alpha_slider_and_voxel_click(app_page):
         path=str(SCREENSHOTS / "encoding-timecourse.png"))
 
 
-def _record_styled_busy(page) -> None:
-    """Record, from the models' change signals, whether the views were greyed out and the
-    progress bar shown (inline styles: dashboard/busy.py's Busy) and the
-    status texts; read with :func:`_styled_busy_record`."""
-    found = page.evaluate("() => {" + _views_js() + """
-      const rec = window.__styled = {greyed: false, progress: false, status: []};
-      const get = (s, k) => s instanceof Map ? s.get(k) : (s || {})[k];
-      const views = all.find((v) => has(v.model, 'encoding-views'));
-      const p = all.find((v) => has(v.model, 'encoding-progress'));
-      const st = all.find((v) => has(v.model, 'encoding-status'));
-      if (!views || !p || !st) return false;
-      const note = () => {
-        if (get(views.model.styles, 'pointer-events') === 'none') rec.greyed = true;
-        if (p.model.visible && get(p.model.styles, 'visibility') !== 'hidden') rec.progress = true;
-        const t = String(st.model.text || '');
-        if (t && !rec.status.includes(t)) rec.status.push(t);
-      };
-      views.model.properties.styles.change.connect(note);
-      p.model.properties.styles.change.connect(note);
-      st.model.properties.text.change.connect(note);
-      window.__styledTimer = setInterval(note, 5);
-      return true; }""")
-    assert found, "no encoding views, progress bar or status"
-
-
-def _styled_busy_record(page) -> dict:
-    return page.evaluate("() => { clearInterval(window.__styledTimer); return window.__styled; }")
-
-
 def _title(page, name: str) -> str:
     """The title of the figure whose model has css class or name ``name``."""
     return page.evaluate("(cls) => {" + _views_js() + """
@@ -155,7 +127,7 @@ def test_a_structural_change_is_busy_until_every_view_shows_it(app_page):
     before = text_of(page, ".summary")
     axial = page.locator(".slice-axial").first
     map_before = axial.screenshot()
-    _record_styled_busy(page)
+    record_busy(page, "encoding-progress", "encoding-status", "encoding-views")
     # a lag no other test uses: its decomposition is not cached yet (a cached one is shown
     # at once, without a job)
     set_model_value(page, "lag-slider", 4)
@@ -163,7 +135,7 @@ def test_a_structural_change_is_busy_until_every_view_shows_it(app_page):
     expected = EncodingAnalysis(size="small", lag=4).summary()
     assert after == expected
     wait_image_change(axial, map_before)
-    busy = _styled_busy_record(page)
+    busy = busy_record(page)
     assert busy["greyed"] and busy["progress"], busy
     assert any("decompos" in s or "queued" in s for s in busy["status"]), busy
     # done: views not greyed, progress hidden (its room kept), no status left, as the
