@@ -289,6 +289,20 @@ def test_bokehjs_names_used_in_the_page(path, pattern, what):
         assert re.search(pattern, _bokehjs(path)), f"{pattern!r} not in {path}"
 
 
+def test_panel_table_view_names_the_resize_guard_uses():
+    """TABULATOR_GUARD_JS replaces Panel's DataTabulatorView._flush_resize_when_root_ready
+    by the same loop plus a stop for a view no longer in the page: every name it reads."""
+    source = (Path(pn.__file__).parent / "models" / "tabulator.ts").read_text()
+    with hook("panel", "the table view's resize loop (panel/models/tabulator.ts)",
+              "dashboard/render/browser.py"):
+        assert "panel.models.tabulator" in source or "class DataTabulator" in source
+        assert "async _flush_resize_when_root_ready(): Promise<void>" in source
+        for name in ("_resize_pending", "root.ready", "_is_scrolling", "_initializing",
+                     "this.container === null", "is_drawing", "_has_active_editor()",
+                     "_initialized_stylesheets", "_resize_redraw()"):
+            assert name in source, name
+
+
 # ---- dashboard/render/server.py ---------------------------------------------------------
 def test_tornado_handler_methods():
     import tornado.web

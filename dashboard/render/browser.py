@@ -1,7 +1,8 @@
 """BokehJS internals used in the page: a fix for a cost Bokeh's own code puts on every
 repaint, and the lookup of the model behind an ``<input type="file">``.
 
-``StyleSheetGuard`` stops Bokeh 3 from rewriting an unchanged stylesheet. Every
+``StyleSheetGuard`` stops Bokeh 3 from rewriting an unchanged stylesheet (and stops
+Panel's table from freezing the page: :data:`TABULATOR_GUARD_JS`). Every
 renderer of a plot (each axis, grid, title, span and glyph) rewrites its own
 ``<style>`` element at every repaint to give its DOM element its position
 (``RendererView.update_position``), and then reads a colour through
@@ -28,6 +29,44 @@ import param
 from panel.custom import JSComponent
 
 
+#: JavaScript defining ``guardTabulator()``: Panel 1.9's table view waits, in a loop, for
+#: its stylesheets to load before redrawing after a resize; a view whose element has
+#: left the page (a layout drawn anew) never gets them, and its loop then keeps the
+#: page's main thread busy for ever (the page froze after the first change of the
+#: Decoding tab's CV, whose cluster table was drawn anew). The guarded loop stops when
+#: the element is not in the page (a later resize asks again) and waits a frame, not a
+#: message, between checks. Returns true once installed.
+TABULATOR_GUARD_JS = """
+function guardTabulator() {
+  const Model = window.Bokeh.Models.get("panel.models.tabulator.DataTabulator")
+  const View = Model && Model.prototype.default_view
+  const proto = View && View.prototype
+  if (!proto || typeof proto._flush_resize_when_root_ready !== "function") return false
+  if (proto._flush_resize_when_root_ready.__detached_stops) return true
+  const frame = () => new Promise((resolve) => setTimeout(resolve, 16))
+  const flush = async function () {
+    while (this._resize_pending) {
+      await this.root.ready
+      if (!this._resize_pending) return
+      if (!this.el.isConnected) { this._resize_pending = false; return }
+      const stylesLoaded = [...this._initialized_stylesheets.values()].every((v) => v)
+      if (this._is_scrolling || this._initializing || this.container === null ||
+          this.is_drawing || this._has_active_editor() || !stylesLoaded) {
+        await frame()
+        continue
+      }
+      this._resize_pending = false
+      this._resize_redraw()
+      return
+    }
+  }
+  flush.__detached_stops = true
+  proto._flush_resize_when_root_ready = flush
+  return true
+}
+"""
+
+
 class StyleSheetGuard(JSComponent):
     """Nothing to see: when drawn, it makes Bokeh skip writes of unchanged stylesheets.
 
@@ -38,7 +77,10 @@ class StyleSheetGuard(JSComponent):
     installed = param.Boolean(default=False, doc="""
         Set by the browser once the guard is in place (for tests and diagnostics).""")
 
-    _esm = """
+    tabulator_guarded = param.Boolean(default=False, doc="""
+        Set by the browser once the table resize guard is in place.""")
+
+    _esm = TABULATOR_GUARD_JS + """
     export function render({ model }) {
       try {
         const dom = window.Bokeh.require("core/dom")
@@ -54,6 +96,11 @@ class StyleSheetGuard(JSComponent):
         model.installed = proto._update.__unchanged_skipped === true
       } catch (err) {
         console.warn("fmri-explorer: stylesheet guard not installed", err)
+      }
+      try {
+        model.tabulator_guarded = guardTabulator()
+      } catch (err) {
+        console.warn("fmri-explorer: table resize guard not installed", err)
       }
       return document.createElement("span")
     }

@@ -54,6 +54,30 @@ def test_bokeh_skips_rewriting_an_unchanged_stylesheet(app_page):
     assert page.js_errors == [], page.js_errors
 
 
+def test_a_table_view_out_of_the_page_stops_waiting_for_its_stylesheets(app_page):
+    """dashboard/render/browser.py: Panel's table view, out of the page with a stylesheet
+    that never loads, used to wait in a loop for ever (the page froze after the Decoding
+    tab's first change of CV); guarded, its wait ends and the page answers."""
+    page = app_page
+    page.locator(".slice-axial canvas").first.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function("""() => { const M = Bokeh.Models.get(
+        "panel.models.tabulator.DataTabulator");
+        return M.prototype.default_view.prototype._flush_resize_when_root_ready
+          .__detached_stops === true }""", timeout=30_000)
+    ended = page.evaluate("""async () => {
+      const View = Bokeh.Models.get("panel.models.tabulator.DataTabulator")
+        .prototype.default_view;
+      const fake = Object.create(View.prototype);
+      Object.assign(fake, {_resize_pending: true, root: {ready: Promise.resolve()},
+        el: document.createElement("div"), _initialized_stylesheets: new Map([["x", false]]),
+        _is_scrolling: false, _initializing: false, container: null});
+      const timeout = new Promise((r) => setTimeout(() => r("still waiting"), 3000));
+      return await Promise.race([fake._flush_resize_when_root_ready().then(() => "ended"),
+                                 timeout]);
+    }""")
+    assert ended == "ended"
+
+
 def test_a_server_just_started_sends_the_page_then_the_tab(page, data_home, monkeypatch):
     """While the warm-up thread loads the Encoding tab's data, a first visitor gets the
     page at once (the tab's spinner), then the tab when the data are there, then its
