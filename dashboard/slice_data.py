@@ -34,6 +34,11 @@ VIEWS = {
 }
 
 
+def view_title(view: str, position: float) -> str:
+    """A view's title: its name and the slice's position, e.g. ``axial  z=12 mm``."""
+    return f"{view}  {VIEWS[view][2]}={position:.0f} mm"
+
+
 def slice_arrays(da: xr.DataArray, view: str, position: float) -> tuple:
     """``(xs, ys, values[y, x])`` of the slice of ``da`` nearest ``position`` on ``view``.
 
@@ -53,6 +58,28 @@ def slice_arrays(da: xr.DataArray, view: str, position: float) -> tuple:
     if ys.size > 1 and ys[1] < ys[0]:
         ys, values = ys[::-1], values[::-1, :]
     return xs, ys, values
+
+
+def padding(grid: xr.DataArray) -> tuple:
+    """Empty slices added on each side of the image along x, y, z for display
+    (``attrs["padding"]``, as :func:`dashboard.decoding.displayable` pads a one-slice
+    image); (0, 0, 0) for a volume shown as it is."""
+    pad = grid.attrs.get("padding") or (0, 0, 0)
+    return tuple(int(p) for p in pad)
+
+
+def image_shape(grid: xr.DataArray) -> tuple:
+    """The shape of the image ``grid`` shows (without its display padding)."""
+    return tuple(int(grid.sizes[d]) - 2 * p for d, p in zip(DIMS, padding(grid)))
+
+
+def image_index(grid: xr.DataArray, ijk) -> tuple | None:
+    """``ijk`` on ``grid`` (padded for display or not) as an index of the image itself;
+    None in the padding (outside the image)."""
+    out = tuple(int(i) - p for i, p in zip(ijk, padding(grid)))
+    if not all(0 <= i < n for i, n in zip(out, image_shape(grid))):
+        return None
+    return out
 
 
 def snap(da: xr.DataArray, xyz) -> tuple:

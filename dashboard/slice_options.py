@@ -27,7 +27,7 @@ import numpy as np
 from dashboard.render.live import set_colours  # noqa: F401 (the viewer's in-place colours)
 
 from analysis.volumes import DIMS
-from dashboard.slice_data import VIEWS, palette
+from dashboard.slice_data import VIEWS, image_shape, padding, palette
 
 #: the colour maps offered, ``{label: name}`` (names as HoloViews knows them)
 COLOUR_MAPS = {
@@ -232,7 +232,7 @@ for (let d = 0; d < 3; d++) {
   const c = dims[d] == h ? special_vars.x : (dims[d] == v ? special_vars.y : xyz[d]);
   const [origin, step, size] = grid.slice(3 * d, 3 * d + 3);
   let i = step != 0 ? Math.round((c - origin) / step) : 0;
-  i = Math.min(Math.max(i, 0), size - 1);
+  if (i < 0 || i >= size) return "outside the image";
   out.push(part == "mm" ? (origin + i * step).toFixed(1) : String(i));
 }
 return "(" + out.join(", ") + ")";
@@ -243,15 +243,16 @@ VOXEL_TOOLTIPS = [("voxel centre (mm)", "$x{custom}"), ("voxel (i, j, k)", "$y{c
 
 
 def grid_args(grid) -> list:
-    """``[origin, step, size]`` of x, y, z of ``grid`` (voxel order), as :data:`VOXEL_JS`
-    takes them; [] without a grid."""
+    """``[origin, step, size]`` of x, y, z of the image ``grid`` shows (voxel order,
+    without its display padding: :func:`dashboard.slice_data.padding`), as
+    :data:`VOXEL_JS` takes them; [] without a grid."""
     if grid is None:
         return []
     out = []
-    for dim in DIMS:
+    for dim, pad, size in zip(DIMS, padding(grid), image_shape(grid)):
         c = np.asarray(grid[dim].values, dtype=float)
         step = float(c[-1] - c[0]) / (c.size - 1) if c.size > 1 else 0.0
-        out += [float(c[0]), step, int(c.size)]
+        out += [float(c[pad]), step, int(size)]
     return out
 
 

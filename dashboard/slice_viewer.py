@@ -13,12 +13,10 @@ its own grid at the crosshair.
 Region names (issue 17): the readout and the hover name the region at the point
 (:class:`dashboard.clusters.RegionNames`: atlas, space, the hover's region column).
 
-Display (issue 15, items 17-18; :mod:`dashboard.slice_options`): a choice of colour maps
-(``cmap``) shown from visibly above the background, the map's ``opacity``, the colour
-bar greyed below the threshold, L/R A/P S/I letters in a margin around each view, and a
-hover giving the voxel's centre (mm), index and value. :meth:`SliceViewer.controls` are
-the widgets of ``cmap`` and ``opacity`` for a tab's controls. The data helpers
-(:func:`slice_arrays`, :func:`snap`, ...) live in :mod:`dashboard.slice_data`.
+Display (:mod:`dashboard.slice_options`): colour maps (``cmap``) shown from visibly
+above the background, ``opacity``, the colour bar greyed below the threshold, L/R A/P S/I
+letters around each view, a hover with the voxel's centre (mm), index and value;
+:meth:`SliceViewer.controls` for a tab. Data helpers: :mod:`dashboard.slice_data`.
 """
 
 from __future__ import annotations
@@ -41,7 +39,8 @@ from dashboard.param_widgets import widget_for
 from dashboard.render.live import Layer, LivePane, named
 from dashboard.render.server import session_doc
 from dashboard.slice_data import (  # noqa: F401 - offered here too
-    VIEWS, colour_range, palette, slice_arrays, slice_image, snap, threshold_map)
+    VIEWS, colour_range, image_index, palette, slice_arrays, slice_image, snap,
+    threshold_map, view_title)
 from dashboard.slice_options import (
     COLOUR_MAPS, FRAME_COLOUR, VOXEL_TOOLTIPS, black_frame, grid_args, orientation_letters,
     set_colours, shown_palette, view_frame, voxel_hover)
@@ -261,7 +260,7 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
                 return False
         for view, layers, background, image, crange, position in updates:
             h, v, s = VIEWS[view]
-            layers["background"].title(_view_title(view, position))
+            layers["background"].title(view_title(view, position))
             pos = dict(zip(DIMS, self.crosshair_mm))
             layers["vline"].location(pos[h])
             layers["hline"].location(pos[v])
@@ -291,19 +290,22 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         return self.stat_map if self.stat_map is not None else self.background
 
     def voxel_index(self) -> tuple | None:
-        """``(i, j, k)`` of the crosshair in the map's (original) voxel grid."""
+        """``(i, j, k)`` of the crosshair in the image's own voxel grid (a one-slice image
+        padded for display: its index without the padding; None there)."""
         grid = self.grid
         if grid is None:
             return None
-        ijk = mm_to_voxel(affine_of(grid), self.crosshair_mm)
-        return tuple(int(v) for v in ijk)
+        return image_index(grid, self._grid_index())
+
+    def _grid_index(self) -> tuple:
+        return tuple(int(v) for v in mm_to_voxel(affine_of(self.grid), self.crosshair_mm))
 
     def value_at_crosshair(self) -> float | None:
         """The value the readout reports at the crosshair: ``readout_map``'s when it is
         set (and on the map's grid), else the map's."""
         if self.stat_map is None:
             return None
-        ijk = self.voxel_index()
+        ijk = self._grid_index()
         shape = self.stat_map.shape
         if not all(0 <= i < n for i, n in zip(ijk, shape)):
             return None
@@ -363,7 +365,7 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         extra = 90 if view == "axial" else 0  # the colour bar's room, map or not yet
         return image.opts(
             cmap=palette("gray"), colorbar=False, clipping_colors={"NaN": FRAME_COLOUR},
-            title=_view_title(view, position), xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
+            title=view_title(view, position), xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
             frame_height=frame_height, frame_width=frame_width, xlim=xlim, ylim=ylim,
             fontsize={"title": 10}, min_width=frame_width + 60 + extra, framewise=True,
             hooks=[black_frame])
@@ -479,7 +481,8 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         x, y, z = self.crosshair_mm
         ijk = self.voxel_index()
         value = self.value_at_crosshair()
-        text = f"crosshair ({x:.1f}, {y:.1f}, {z:.1f}) mm, voxel {ijk}"
+        where = "outside the image" if ijk is None else f"voxel {ijk}"
+        text = f"crosshair ({x:.1f}, {y:.1f}, {z:.1f}) mm, {where}"
         if value is not None and np.isfinite(value):
             text += f", {self.map_label} {value:.3g}"
         text += self.region_readout()
@@ -494,7 +497,3 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
 
     def __panel__(self):
         return self._layout
-
-
-def _view_title(view: str, position: float) -> str:
-    return f"{view}  {VIEWS[view][2]}={position:.0f} mm"

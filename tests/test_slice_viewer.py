@@ -257,3 +257,27 @@ def test_controls_follow_the_viewer_both_ways(volume):
     assert (viewer.cmap, viewer.opacity) == ("cividis", 0.5)
     viewer.cmap = "fire"
     assert cmap.value == "fire"
+
+
+def test_a_one_slice_image_padded_for_display_reports_its_own_voxel_index():
+    """Issue 15 item 3: the Decoding tab pads a 40 x 20 x 1 image with empty slices so
+    every view has an extent; the readout and the hover give the image's own (i, j, k)
+    (k = 0), and "outside the image" in the padding, not the padded grid's index."""
+    from dashboard.decoding import displayable
+    from dashboard.slice_options import grid_args
+
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((40, 20, 1))
+    affine = np.array([[3.0, 0, 0, -60], [0, 3.0, 0, -90], [0, 0, 3.5, 12], [0, 0, 0, 1]])
+    shown = displayable(to_xarray(nib.Nifti1Image(data, affine), name="t"))
+    assert shown.sizes["z"] > 1   # padded
+    viewer = SliceViewer(stat_map=shown, map_label="t")
+    viewer.set_crosshair(voxel_to_mm(affine, (8, 9, 0)))
+    assert viewer.voxel_index() == (8, 9, 0)
+    assert viewer.value_at_crosshair() == pytest.approx(data[8, 9, 0])
+    assert "voxel (8, 9, 0)" in viewer.readout()
+    # the hover's grid: the image's origin and shape, not the padded grid's
+    assert grid_args(shown) == [-60.0, 3.0, 40, -90.0, 3.0, 20, 12.0, 3.5, 1]
+    viewer.set_crosshair(voxel_to_mm(affine, (8, 9, 2)))   # in the padding, above the image
+    assert viewer.voxel_index() is None
+    assert "outside the image" in viewer.readout()

@@ -83,10 +83,13 @@ def displayable(da):
     """A volume with a single slice along some axis (like the real Haxby slice),
     padded with empty (NaN) slices on both sides so that every view has a sane
     extent (about the smaller of the other two); values and their mm
-    coordinates are unchanged."""
+    coordinates are unchanged. ``attrs["padding"]`` (slices added on each side along
+    x, y, z) lets the viewer report voxel indices in the image's own grid
+    (:func:`dashboard.slice_data.image_index`)."""
     import xarray as xr
 
     extents = {d: abs(float(da[d].values[-1] - da[d].values[0])) for d in ("x", "y", "z")}
+    padding = [0, 0, 0]
     for axis, dim in enumerate(("x", "y", "z")):
         if da.sizes[dim] != 1:
             continue
@@ -102,6 +105,8 @@ def displayable(da):
         da = xr.concat(before + [da.astype(float)] + after, dim=dim)
         affine[axis, 3] -= n_side * step
         attrs["affine"] = affine
+        padding[axis] = n_side
+        attrs["padding"] = tuple(padding)   # the readout and hover give the image's index
         da.attrs = attrs
     return da
 
