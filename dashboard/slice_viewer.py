@@ -17,6 +17,7 @@ Display (:mod:`dashboard.slice_options`): colour maps (``cmap``) shown from visi
 above the background, ``opacity``, the colour bar greyed below the threshold, L/R A/P S/I
 letters around each view, a hover with the voxel's centre (mm), index and value;
 :meth:`SliceViewer.controls` for a tab. Data helpers: :mod:`dashboard.slice_data`.
+Keyboard (arrows, Page Up/Down, Enter on a focused view): :mod:`dashboard.view_keys`.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from analysis.volumes import DIMS, affine_of, mm_to_voxel
 from dashboard.batch import batched
 from dashboard.clusters import REGION_DIM, RegionNames
 from dashboard.notify import safe_markdown
-from dashboard.param_widgets import widget_for
 from dashboard.render.live import Layer, LivePane, named
 from dashboard.render.server import session_doc
 from dashboard.slice_data import (  # noqa: F401 - offered here too
     VIEWS, colour_range, image_index, palette, slice_arrays, slice_image, snap,
     threshold_map, view_title)
+from dashboard.view_keys import ViewInput
 from dashboard.slice_options import (
     COLOUR_MAPS, FRAME_COLOUR, VOXEL_TOOLTIPS, black_frame, grid_args, orientation_letters,
     set_colours, shown_palette, view_frame, voxel_hover)
@@ -61,7 +62,7 @@ def session_viewers(doc=None) -> list:
     doc = doc if doc is not None else pn.state.curdoc
     return list(_SESSION_VIEWERS.get(doc, ())) if doc is not None else []
 
-class SliceViewer(RegionNames, pn.viewable.Viewer):
+class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
     """Orthogonal slices of ``stat_map`` over ``background``, a crosshair, region names."""
 
     stat_map = param.ClassSelector(class_=xr.DataArray, allow_None=True, doc="""
@@ -148,6 +149,7 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
             pn.pane.Markdown(pn.bind(safe_markdown, self.param.title), margin=(0, 10)),
             pn.Row(*self._panes.values()),
             self._info,
+            self._view_keys(),   # the views from the keyboard (dashboard/view_keys.py)
         )
 
     @param.depends("stat_map", "background", watch=True)
@@ -192,17 +194,6 @@ class SliceViewer(RegionNames, pn.viewable.Viewer):
         opts["hover_formatters"] = {**opts["hover_formatters"],
                                     **voxel_hover(view, self.grid, self.crosshair_mm)}
         return opts
-
-    def controls(self) -> list:
-        """Widgets of the display options (colour map, opacity), labelled and explained
-        by their Parameters and linked both ways to the viewer, for a tab's controls."""
-        widgets = []
-        for name in ("cmap", "opacity"):
-            widget = widget_for(self.param[name], getattr(self, name), f"slice-{name}")
-            widget.param.watch(lambda e, n=name: setattr(self, n, e.new), "value")
-            self.param.watch(lambda e, w=widget: setattr(w, "value", e.new), name)
-            widgets.append(widget)
-        return widgets
 
     def colours(self, crange=None) -> list:
         """The colours the map is shown with (its colour mapper's palette, from the low to

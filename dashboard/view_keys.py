@@ -1,0 +1,145 @@
+"""The slice views from the keyboard (issue 15, item 19), and the viewer's display widgets.
+
+Each view of a :class:`dashboard.slice_viewer.SliceViewer` can take the keyboard's
+focus (Tab, or a click on it):
+
+* **Arrow keys** move the crosshair one voxel in the view's plane (left/right along
+  its horizontal axis, up/down along its vertical one);
+* **Page Up / Page Down** move it one voxel through the slices (the next slice up,
+  forward or to the right; the previous one);
+* **Enter** acts as a click at the crosshair: Connectivity puts the seed there,
+  Encoding selects the voxel.
+
+:class:`ViewKeys` (a hidden element beside the views) makes them focusable, labels
+them for screen readers, outlines the focused one, and sends each key to Python
+(``pressed``); :meth:`ViewInput.key` applies it, so scripts and tests can press keys
+as a click is made with ``tap``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import param
+from panel.custom import JSComponent
+
+from analysis.volumes import DIMS
+from dashboard.param_widgets import widget_for
+from dashboard.slice_data import VIEWS
+
+#: the keys a view takes -> (axis: "h", "v" or "s" of the view, step in voxels)
+KEY_MOVES = {"ArrowLeft": ("h", -1), "ArrowRight": ("h", 1), "ArrowDown": ("v", -1),
+             "ArrowUp": ("v", 1), "PageDown": ("s", -1), "PageUp": ("s", 1)}
+KEYS = tuple(KEY_MOVES) + ("Enter",)
+
+#: what a screen reader says of a focused view
+VIEW_LABEL = ("{view} view: arrow keys move the crosshair one voxel, Page Up and Page Down "
+              "change the slice, Enter selects the voxel")
+
+
+def moved(grid, xyz, view: str, key: str) -> tuple:
+    """The crosshair ``xyz`` (mm) moved by ``key`` on ``view`` over ``grid``'s voxel centres
+    (one voxel, staying in the grid); unchanged for other keys."""
+    if key not in KEY_MOVES or grid is None:
+        return tuple(float(c) for c in xyz)
+    axis, step = KEY_MOVES[key]
+    dim = dict(zip("hvs", VIEWS[view]))[axis]
+    out = dict(zip(DIMS, (float(c) for c in xyz)))
+    centres = np.sort(np.asarray(grid[dim].values, dtype=float))
+    i = int(np.abs(centres - out[dim]).argmin())
+    out[dim] = float(centres[min(max(i + step, 0), centres.size - 1)])
+    return tuple(out[d] for d in DIMS)
+
+
+class ViewKeys(JSComponent):
+    """Hidden: makes the views beside it focusable and sends their keys to ``pressed``."""
+
+    pressed = param.Dict(default={}, doc="""
+        The latest key pressed on a focused view: {"view", "key", "n"} (n counts presses,
+        so that the same key twice is two changes).""")
+    label = param.String(default=VIEW_LABEL, doc="Screen-reader label of a view.")
+
+    _esm = """
+    const KEYS = %s
+    const VIEW = /^slice-(axial|coronal|sagittal)$/
+
+    function deepAll(root, out) {   // every element under root, through shadow roots
+      for (const el of root.querySelectorAll("*")) {
+        out.push(el)
+        if (el.shadowRoot) deepAll(el.shadowRoot, out)
+      }
+      return out
+    }
+
+    function viewName(el) {
+      const c = el.classList ? [...el.classList].find((c) => VIEW.test(c)) : null
+      return c ? c.slice(6) : null
+    }
+
+    export function render({ model, el }) {
+      const span = document.createElement("span")
+      let n = 0
+      const scope = () => {   // the viewer's column: the views beside this element
+        const root = el.getRootNode()
+        return root && root.host ? root.host.getRootNode() : null
+      }
+      const label = () => {
+        const root = scope()
+        if (!root || !root.querySelectorAll) return
+        for (const host of deepAll(root, [])) {
+          const view = viewName(host)
+          if (!view || host.getAttribute("tabindex") === "0") continue
+          host.setAttribute("tabindex", "0")
+          host.setAttribute("role", "application")
+          host.setAttribute("aria-label", model.label.replace("{view}", view))
+          host.addEventListener("focus", () => {
+            host.style.outline = "3px solid #1f77b4"; host.style.outlineOffset = "-3px" })
+          host.addEventListener("blur", () => { host.style.outline = "" })
+          host.addEventListener("pointerdown", () => host.focus({preventScroll: true}))
+          host.addEventListener("keydown", (e) => {
+            if (!KEYS.includes(e.key) || e.altKey || e.ctrlKey || e.metaKey) return
+            e.preventDefault()
+            e.stopPropagation()
+            n += 1
+            model.pressed = {view, key: e.key, n}
+          })
+        }
+      }
+      label()
+      const timer = setInterval(label, 1000)   // views drawn anew get their keys too
+      model.on("remove", () => clearInterval(timer))
+      return span
+    }
+    """ % (list(KEYS),)
+
+
+class ViewInput(param.Parameterized):
+    """A mixin of :class:`dashboard.slice_viewer.SliceViewer`: its keys and its display
+    widgets."""
+
+    def _view_keys(self) -> ViewKeys:
+        keys = ViewKeys(width=0, height=0, margin=0, css_classes=["view-keys"])
+        keys.param.watch(lambda e: self.key(e.new.get("view"), e.new.get("key")), "pressed")
+        return keys
+
+    def key(self, view: str, key: str) -> None:
+        """Act as ``key`` pressed on the focused ``view`` (:data:`KEYS`; others do
+        nothing): move the crosshair, or (Enter) click where it is."""
+        if view not in VIEWS or key not in KEYS:
+            return
+        if key == "Enter":
+            h, v, _ = VIEWS[view]
+            xyz = dict(zip(DIMS, self.crosshair_mm))
+            self.tap(view, xyz[h], xyz[v])
+        else:
+            self.crosshair_mm = moved(self.grid, self.crosshair_mm, view, key)
+
+    def controls(self) -> list:
+        """Widgets of the display options (colour map, opacity), labelled and explained
+        by their Parameters and linked both ways to the viewer, for a tab's controls."""
+        widgets = []
+        for name in ("cmap", "opacity"):
+            widget = widget_for(self.param[name], getattr(self, name), f"slice-{name}")
+            widget.param.watch(lambda e, n=name: setattr(self, n, e.new), "value")
+            self.param.watch(lambda e, w=widget: setattr(w, "value", e.new), name)
+            widgets.append(widget)
+        return widgets
