@@ -369,8 +369,10 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     sync_url(state, APP_KEYS)
     if state.present:
         enlarge()
-        if served:   # the figures' larger text, once the page has its document's theme
-            pn.state.onload(retheme)
+    if served and (state.present or state.theme == "dark"):
+        # the figures' text sizes (larger presenting; the dark design's own are larger
+        # than the light one's), once the page has its document's theme
+        pn.state.onload(retheme)
     template.app_state = state
     template.tabs = tabs
     template.tab_viewers = viewers  # filled as tabs are built

@@ -358,7 +358,7 @@ class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
             cmap=palette("gray"), colorbar=False, clipping_colors={"NaN": FRAME_COLOUR},
             title=view_title(view, position), xlabel=f"{h} (mm)", ylabel=f"{v} (mm)",
             frame_height=frame_height, frame_width=frame_width, xlim=xlim, ylim=ylim,
-            fontsize={"title": 10}, min_width=frame_width + 60 + extra, framewise=True,
+            min_width=frame_width + 60 + extra, framewise=True,
             hooks=[black_frame])
 
     @property

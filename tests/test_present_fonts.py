@@ -39,3 +39,25 @@ def test_present_theme_enlarges_figure_text(name):
     assert fig.xaxis[0].major_label_text_color == colour
     doc.theme = normal   # and back
     assert _px(fig.title.text_font_size) == small["title"]
+
+
+def test_both_colour_themes_draw_figures_with_the_same_text_sizes():
+    """The dark design's own sizes (1.25 em axis labels...) widened the axes enough to push
+    the Encoding tab's axial colour bar off its frame at 1600 px: normal figures get the
+    light page's sizes in both themes."""
+    import holoviews as hv
+    from bokeh.document import Document
+
+    from dashboard.render.theme import figure_theme
+
+    hv.extension("bokeh")
+    sizes = {}
+    for name in ("default", "dark"):
+        fig = hv.render(hv.Image(np.eye(4)).opts(colorbar=True, title="t", xlabel="x"))
+        doc = Document()
+        doc.add_root(fig)
+        doc.theme = figure_theme(name)
+        sizes[name] = (_px(fig.title.text_font_size),
+                       _px(fig.xaxis[0].major_label_text_font_size),
+                       _px(fig.xaxis[0].axis_label_text_font_size))
+    assert sizes["dark"] == sizes["default"] == (16, 11, 13)

@@ -519,8 +519,10 @@ def test_a_switched_figure_looks_drawn_in_that_theme(start, switched):
             pn.template.BootstrapTemplate(theme=name, main=[pane]).server_doc(doc)
             if switch_to:
                 theme.switch_theme(doc, switch_to, roots=[pane])
-                for plot, _ in pane._plots.values():  # a later HoloViews update, too
-                    plot.update(0)
+            elif switch_to is None:   # as the app does once a page is loaded
+                theme.set_figure_theme(doc, name, roots=[pane])
+            for plot, _ in pane._plots.values():  # a later HoloViews update, too
+                plot.update(0)
         return _figure_looks(doc)
 
     with hook("holoviews", "what a Bokeh document theme does to its drawn plots (or "

@@ -58,24 +58,33 @@ PRESENT_FONTS = {
 }
 
 
+#: The figures' text in the normal layout, the same in both colour themes: the light
+#: page's sizes (HoloViews' 12 pt titles, Bokeh's 13 / 11 px axis labels and ticks). The
+#: dark design's own (1.15 / 1.25 / 1.025 em: 18 / 20 / 16 px) widened the axes enough to
+#: push the Encoding tab's axial colour bar off its frame at 1600 px.
+NORMAL_FONTS = {
+    "Title": {"text_font_size": "16px"},
+    "Axis": {"axis_label_text_font_size": "13px", "major_label_text_font_size": "11px"},
+}
+
+
 def figure_theme(name: str, present: bool = False):
     """The Bokeh theme of figures drawn in Panel's Bootstrap theme ``name``: the dark
-    design's, or for the light one HoloViews' default (what a light page's plots get);
-    ``present``: with the presentation layout's larger text (:data:`PRESENT_FONTS`)."""
+    design's, or for the light one HoloViews' default (what a light page's plots get),
+    with the normal layout's text sizes (:data:`NORMAL_FONTS`), or ``present``, the
+    presentation layout's larger ones (:data:`PRESENT_FONTS`)."""
     bokeh_theme = pn.theme.Bootstrap(theme=name).theme.bokeh_theme
     if bokeh_theme is None:
         import holoviews as hv
 
         bokeh_theme = hv.renderer("bokeh").theme
-    if present:
-        from bokeh.themes import Theme
+    from bokeh.themes import Theme
 
-        spec = dict(getattr(bokeh_theme, "_json", None) or {})
-        attrs = {model: dict(values) for model, values in (spec.get("attrs") or {}).items()}
-        for model, values in PRESENT_FONTS.items():
-            attrs.setdefault(model, {}).update(values)
-        bokeh_theme = Theme(json={**spec, "attrs": attrs})
-    return bokeh_theme
+    spec = dict(getattr(bokeh_theme, "_json", None) or {})
+    attrs = {model: dict(values) for model, values in (spec.get("attrs") or {}).items()}
+    for model, values in (PRESENT_FONTS if present else NORMAL_FONTS).items():
+        attrs.setdefault(model, {}).update(values)
+    return Theme(json={**spec, "attrs": attrs})
 
 
 def _theme_sheets(doc) -> list:
