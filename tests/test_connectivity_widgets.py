@@ -106,6 +106,8 @@ def test_connectivity_controls_show_their_parameters(tab):
     assert list(tab.w_subject.options.values()) == list(range(tab.model.n_subjects))
     # every setting in the controls column has a tooltip
     shown = {id(w) for w, _ in controls}
+    # the Display group (the viewer's colour map and opacity): tests/test_display_controls.py
+    shown |= {id(w) for w in tab.display.select(pn.widgets.Widget)}
     settings = [w for w in layout[0].select(pn.widgets.Widget)
                 if not isinstance(w, NOT_SETTINGS) and not isinstance(w, pn.indicators.Indicator)]
     assert settings and all(id(w) in shown for w in settings), \

@@ -36,6 +36,7 @@ from dashboard.busy import Busy
 from dashboard.clusters import ClusterTable
 from dashboard.render.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error, safe_markdown
+from dashboard.display import display_card
 from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.share import sync_url, url_mapping
 from dashboard.histograms import bins_of, value_histogram
@@ -109,6 +110,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
                                   crosshair_mm=tuple(float(v) for v in m.seed_mm),
                                   marker_mm=tuple(float(v) for v in m.seed_mm),
                                   in_mni=self.map_in_mni())
+        self.display = display_card(self.viewer, 280, url_prefix="conn_")   # colour map, opacity
         # the clusters of the map shown, two-sided at the tab's threshold (its units)
         self.clusters = ClusterTable(self.viewer, two_sided=True, stem="connectivity")
         self.summary = pn.pane.Markdown("", css_classes=["summary", "connectivity-summary"],
@@ -441,7 +443,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
             pn.layout.Divider(),
             "**Preprocessing** (cleaned once per setting, cached; a filter at 0 is off)",
             *self.prep.views(), self.w_columns,
-            self.progress, self.status,
+            self.progress, self.status, self.display,
             self.upload.check_size_in(pn.Card(
                 self.upload, self.w_upload_tr,
                 with_tooltip(self.w_files_mni, self.param.files_in_mni),

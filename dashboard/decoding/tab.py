@@ -32,6 +32,7 @@ from analysis.decoding import PRIVATE, DecodingAnalysis
 from analysis.datasets.found import nilearn_sources
 from analysis.errors import DataError
 from dashboard.export import ExportBar
+from dashboard.display import display_card
 from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.notify import html_choices, notify_errors, report_error
 from dashboard.batch import in_batch, serialized, served, soon
@@ -108,6 +109,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.refresh_progress, self.status, self.views = (self.busy.progress, self.busy.status,
                                                           self.busy.views)
         self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r", in_mni=False)
+        self.display = display_card(self.viewer, 290, url_prefix="dec_")   # colour map, opacity
         # the clusters of the map shown, two-sided at the tab's |value| threshold
         self.clusters = ClusterTable(self.viewer, two_sided=True, stem="decoding")
         self.summary, self.p_line = self._summary_panes()   # the p beside it: auto_p.py
@@ -475,7 +477,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             pn.Row(self.w_run, self.w_cancel), self.progress, self.perm_status,
             pn.layout.Divider(), tip(self.w_map, tab.map_kind),
             tip(self.w_map_class, a.contrast),
-            tip(self.w_threshold, tab.threshold),
+            tip(self.w_threshold, tab.threshold), self.display,
             self.upload.check_size_in(pn.Card(
                 self.upload, tip(self.w_files_mni, tab.files_in_mni),
                 self.upload_progress, self.upload_status,

@@ -55,6 +55,8 @@ URL_KEYS = url_mapping(EncodingAnalysis, "enc_", exclude=("size",))
 #: The tab's own state in the URL: the stimulus sample and run shown (the slider's alpha
 #: is the analysis' alpha, above).
 TAB_URL_KEYS = {"sample": "enc_sample", "run": "enc_run"}
+#: The display's state in the URL: the fixed colour range (see widgets.py).
+DISPLAY_URL_KEYS = {"fixed_clim": "enc_fixed_clim", "clim_range": "enc_clim"}
 class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingExports,
                   pn.viewable.Viewer):
     """The Encoding tab: widgets, summary line, R^2 map, histogram, alpha path, receptive fields."""
@@ -84,6 +86,11 @@ class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingEx
         The stimulus image (one per volume, after the lag) shown by the stimulus browser.""")
     run = param.Integer(default=1, bounds=(1, None), label="Time course: run", doc="""
         The run whose measured and predicted time course is shown (1-based).""")
+    fixed_clim = param.Boolean(default=False, label="Fixed colour range", doc="""
+        Keep the colour range when alpha, lag or folds change, so maps compare by eye.""")
+    clim_range = param.Range(default=None, allow_None=True, label="Colour range", doc="""
+        The R\u00b2 values the colours span while the colour range is fixed (min, max):
+        the map's range when the option is turned on.""")
     detail_alpha = param.Number(default=None, allow_None=True, precedence=-1, doc="""
         The alpha of the voxel-level views (receptive field, time course, path marker):
         they follow the map one message later, so the map and histogram arrive first.""")
@@ -213,6 +220,7 @@ class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingEx
         sync_url(self, TAB_URL_KEYS)  # the sample's and run's bounds are the data's now
         self.w_sample.value, self.w_run.value = self.sample, self.run
         self._update_map()
+        sync_url(self, DISPLAY_URL_KEYS)   # a fixed range: the map's when the link has none
         self._voxel_changed()
 
     def _update_map(self):
@@ -223,7 +231,7 @@ class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingEx
         top = float(np.nanmax(r2)) if np.isfinite(r2).any() else 1.0
         self.viewer.param.update(stat_map=shown, readout_map=vol,
                                  threshold=max(a.threshold, 1e-6),
-                                 clim=(0.0, max(top, 1e-3)),
+                                 clim=self.shown_clim(top),
                                  title=f"cross-validated R\u00b2 (alpha={a.alpha:.4g})")
         counts, edges = np.histogram(r2[np.isfinite(r2)], bins=60)  # as r2_bins
         self._hist.show(lambda layers: self.significance.drawn_current() and layers[
@@ -449,7 +457,8 @@ class EncodingTab(EncodingWidgets, EncodingSources, EncodingElements, EncodingEx
 
         controls = pn.Column(
             pn.pane.Markdown("**Ridge encoding** (Miyawaki 2008)"),
-            *self._labelled(), self.progress, self.status, self.upload_card(), stimulus,
+            *self._labelled(), self.display, self.progress, self.status, self.upload_card(),
+            stimulus,
             width=240)
         self.views[:] = [self.summary, self.viewer, voxel_slot,
                          pn.Row(self.hist, path_slot, alpha_slot, sizing_mode="stretch_width"),
