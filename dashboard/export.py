@@ -52,10 +52,30 @@ def nifti_bytes(da: xr.DataArray) -> bytes:
     return gzip.compress(img.to_bytes(), compresslevel=6)
 
 
+def export_cmap(name: str | None) -> str | None:
+    """The matplotlib name of the views' colour map ``name`` (colorcet's ``fire`` is
+    ``cet_fire`` there), so that the PNG has the page's colours; None (nilearn's own) for
+    a name matplotlib does not know."""
+    import matplotlib
+
+    if not name:
+        return None
+    if name in matplotlib.colormaps:
+        return name
+    try:
+        import colorcet  # noqa: F401 - registers its maps as cet_<name>
+    except ImportError:
+        return None
+    return f"cet_{name}" if f"cet_{name}" in matplotlib.colormaps else None
+
+
 def stat_map_png(da: xr.DataArray, background: xr.DataArray | None = None, title: str = "",
                  threshold: float | None = None, symmetric: bool = True,
-                 cut_coords=None, cmap: str | None = None, dpi: int = 150) -> bytes:
-    """A slide-ready PNG of the map over its background (nilearn's plot_stat_map)."""
+                 cut_coords=None, cmap: str | None = None, dpi: int = 150,
+                 vmax: float | None = None) -> bytes:
+    """A slide-ready PNG of the map over its background (nilearn's plot_stat_map), in the
+    colour map ``cmap`` (a views' name: :func:`export_cmap`), up to ``vmax`` (default
+    the map's largest |value|)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -66,8 +86,10 @@ def stat_map_png(da: xr.DataArray, background: xr.DataArray | None = None, title
     bg = to_nifti(background.fillna(0).astype(np.float32)) if background is not None else None
     values = np.asarray(da.values, dtype=float)
     finite = values[np.isfinite(values)]
-    vmax = float(np.abs(finite).max()) if finite.size else 1.0
+    if vmax is None or not np.isfinite(vmax) or vmax <= 0:
+        vmax = float(np.abs(finite).max()) if finite.size else 1.0
     fig = plt.figure(figsize=(12, 4.2), facecolor="white")
+    cmap = export_cmap(cmap)
     kwargs = {"cmap": cmap} if cmap else {}
     try:
         plotting.plot_stat_map(
@@ -183,7 +205,8 @@ class ExportBar(pn.viewable.Viewer):
         spec = self.source.export_map()
         return stat_map_png(spec["map"], spec.get("background"), title=spec.get("title", ""),
                             threshold=spec.get("threshold"), symmetric=spec.get("symmetric", True),
-                            cut_coords=spec.get("cut_coords"), cmap=spec.get("cmap"))
+                            cut_coords=spec.get("cut_coords"), cmap=spec.get("cmap"),
+                            vmax=spec.get("vmax"))
 
     def _csv(self) -> bytes:
         return csv_bytes(self.source.export_scores())

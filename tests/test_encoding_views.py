@@ -142,6 +142,27 @@ def test_png_export_cuts_through_the_selected_voxel(tab):
     assert pngs[0][:8] == b"\x89PNG\r\n\x1a\n" and pngs[0] != pngs[1]
 
 
+def test_png_export_has_the_views_colour_map_and_range(tab):
+    """The PNG shows what the page shows: the Display group's colour map and the views'
+    colour range (the fixed one too)."""
+    from dashboard.export import ExportBar, export_cmap
+
+    assert export_cmap("fire") == "cet_fire" and export_cmap("viridis") == "viridis"
+    assert export_cmap("no-such-map") is None
+    bar = ExportBar(source=tab, stem="encoding")
+    pngs = {}
+    for cmap in ("fire", "viridis"):
+        tab.viewer.cmap = cmap
+        spec = tab.export_map()
+        assert spec["cmap"] == cmap
+        assert spec["vmax"] == pytest.approx(tab.viewer.colour_range()[1])
+        pngs[cmap] = bar.content("png")
+    assert pngs["fire"] != pngs["viridis"]
+    tab.viewer.clim = (0.0, 0.9)   # a fixed range: the PNG's colour bar ends there
+    assert tab.export_map()["vmax"] == pytest.approx(0.9)
+    assert bar.content("png") != pngs["viridis"]
+
+
 def test_receptive_fields_box_the_planted_pixel_only_and_are_ticked(tab):
     a = tab.analysis
     truth = a.data().truth

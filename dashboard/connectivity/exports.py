@@ -32,7 +32,8 @@ class ConnectivityExports:
                 "image": m.to_nifti() if m.result is not None else None,   # the data's grid
                 "title": m.summary(), "threshold": m.display_threshold(),
                 "name": "z_map" if m.fisher_z else "r_map", "symmetric": True,
-                "cut_coords": tuple(m.result.seed_mm) if m.result else None}
+                "cut_coords": tuple(m.result.seed_mm) if m.result else None,
+                "cmap": self.viewer.cmap}   # the views' colour map
 
     def export_scores(self) -> pd.DataFrame:
         return self.model.peaks()

@@ -432,7 +432,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
                 "title": f"{self.map_kind}: {volume.attrs.get('contrast', '')}",
                 "threshold": self.threshold or None, "name": f"{self.map_kind}_map",
                 "symmetric": True, "cut_coords": tuple(self.viewer.crosshair_mm),
-                "cmap": "RdBu_r"}
+                "cmap": self.viewer.cmap}
 
     def export_scores(self) -> pd.DataFrame:
         s = self.analysis.scores()

@@ -27,7 +27,9 @@ class EncodingExports:
                 "image": unmask(a.mean_r2().values, a.data().mask_img),   # the data's grid
                 "title": f"cross-validated R2 (alpha={a.alpha:.4g})", "threshold": a.threshold,
                 "name": "r2_map", "symmetric": False,
-                "cut_coords": tuple(float(c) for c in self.viewer.crosshair_mm), "cmap": "hot"}
+                "cut_coords": tuple(float(c) for c in self.viewer.crosshair_mm),
+                "cmap": self.viewer.cmap,   # the views' colours and range (fixed or not)
+                "vmax": float(self.viewer.colour_range()[1])}
 
     def export_scores(self) -> pd.DataFrame:
         a = self.analysis
