@@ -31,7 +31,7 @@ from dashboard.slice_data import VIEWS, image_shape, padding, palette
 
 #: the colour maps offered, ``{label: name}`` (names as HoloViews knows them)
 COLOUR_MAPS = {
-    "red-blue (diverging, colour-blind safe)": "RdBu_r",
+    "red-blue (colour-blind safe)": "RdBu_r",
     "cool-warm (diverging)": "coolwarm",
     "fire": "fire",
     "hot": "hot",
