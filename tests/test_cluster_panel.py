@@ -87,7 +87,9 @@ def test_connectivity_table_follows_the_seed_threshold_and_minimum_size(conn):
     assert clusters.min_cluster_size == k
     assert_is_the_maps_table(clusters, viewer)
     assert clusters.table["cluster"].nunique() == (sizes >= k).sum()
-    # a new seed: the table is the new map's
+    # a new seed: the table is the new map's (any size: off the default-mode network
+    # its clusters are small)
+    clusters.w_min_size.value = 0
     conn.w_x.value, conn.w_y.value, conn.w_z.value = 28.0, -20.0, 18.0
     assert m.seed_mm == (28.0, -20.0, 18.0)
     assert_is_the_maps_table(clusters, viewer)

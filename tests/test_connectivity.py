@@ -248,7 +248,9 @@ def test_confound_regression_stops_artefacts_spreading(connectivity_dir):
     off_sc = C.SeedConnectivity(data_dir=str(connectivity_dir), regress_confounds=False)
     off = off_sc.ensure().r
     assert off_sc.settings().confound_columns is None
-    assert np.median(off) > 0.4 and (np.abs(off) > 0.3).mean() > 0.9
+    # artefacts (motion, global signal) raise correlations broadly, but not everywhere:
+    # real rest data does not become globally correlated (issue 15)
+    assert np.median(off) > np.median(on) + 0.05 and (off > 0.5).mean() < 0.5
     assert abs(np.median(on)) < 0.1 and (np.abs(on) > 0.3).mean() < 0.35
 
 

@@ -76,7 +76,13 @@ def test_own_files_full_confounds_and_options(files, capsys, tmp_path):
     assert info["r_max"] == pytest.approx(expected.r.max(), abs=1e-9)
     no_conf = run_json(capsys, "--func", files["func"], "--seed", "0", "-52", "18",
                        "--no-confounds")
-    assert no_conf["confounds"] == [] and no_conf["r_min"] > 0   # artefacts: all positive
+    assert no_conf["confounds"] == []
+    # the same map as the library's with no confound regressed (defaults: 6 mm, 8 mm)
+    plain = C.load_subject(files["func"])
+    off = C.seed_correlation(C.clean_data(plain, C.CleaningSettings(confound_columns=None)),
+                             (0, -52, 18), 8)
+    assert no_conf["r_max"] == pytest.approx(off.r.max(), abs=1e-6)
+    assert no_conf["r_min"] == pytest.approx(off.r.min(), abs=1e-6)
 
 
 def test_text_output(connectivity_dir, capsys):

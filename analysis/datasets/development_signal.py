@@ -39,6 +39,19 @@ FULL_COLUMNS = ["global_signal", "csf", "white_matter", "framewise_displacement"
 #: Amplitudes in signal units (one unit = 1 % of a baseline of 1000).
 UNIT = 10.0
 BASELINE = 1000.0
+#: Sizes (in units) of the global signal and the FD-locked drop, and the maps' (floor,
+#: slope) over "grey matter" (global) or away from it (physiological, high frequency).
+GLOBAL_SIZE = 0.5
+FD_SIZE = 1.0
+GLOBAL_MAP = (0.3, 0.9)
+PHYSIO_MAP = (0.1, 2.2)
+HF_MAP = (0.1, 1.3)
+#: Between subjects: spread (log sd) of the overall and per-network strength, of the
+#: node coherence, and each node's anatomical jitter (sd per axis, mm: about a 4 mm voxel).
+STRENGTH_SPREAD = 0.5
+NETWORK_SPREAD = 0.3
+COHERENCE_SPREAD = 0.12
+JITTER_MM = 2.0
 
 
 # --------------------------------------------------------------------------- pieces
@@ -81,23 +94,25 @@ def seitzman_nodes():
 
 
 def _geometry(resolution: int):
-    from nilearn.datasets import load_mni152_brain_mask, load_mni152_template
+    from nilearn.datasets import (load_mni152_brain_mask, load_mni152_gm_template,
+                                  load_mni152_template)
 
     template = load_mni152_template(resolution=resolution)
     mask_img = load_mni152_brain_mask(resolution=resolution)
     mask = np.asarray(mask_img.dataobj) > 0
     anat = np.asarray(template.dataobj, dtype=float)
-    return mask, anat, np.asarray(mask_img.affine, dtype=float)
+    grey = np.clip(np.asarray(load_mni152_gm_template(resolution=resolution).dataobj,
+                              dtype=float), 0, 1)
+    return mask, anat, grey, np.asarray(mask_img.affine, dtype=float)
 
 
-def _node_weights(coords_mm, node_xyz, sigma, rng):
-    """Sparse ``(n_nodes, n_voxels)`` Gaussian blobs (truncated at 2.5 sigma)."""
+def _node_weights(coords_mm, node_xyz, sigma, amp, tree=None):
+    """Sparse ``(n_nodes, n_voxels)`` Gaussian blobs of peak ``amp`` (truncated at 2.5 sigma)."""
     from scipy import sparse
     from scipy.spatial import cKDTree
 
-    tree = cKDTree(coords_mm)
+    tree = cKDTree(coords_mm) if tree is None else tree
     rows, cols, vals = [], [], []
-    amp = rng.uniform(0.8, 1.2, len(node_xyz))
     for n, (centre, hits) in enumerate(zip(node_xyz, tree.query_ball_point(node_xyz, 2.5 * sigma))):
         if not hits:
             continue
@@ -142,17 +157,19 @@ def subject_rng(seed: int, participant_id: str) -> np.random.Generator:
 def shared_geometry(size: str, seed: int = 0) -> dict:
     """What all subjects share: grid, mask, baseline, networks, artefact maps."""
     spec = SIZES[check_size(size)]
-    mask, anat, affine = _geometry(spec["resolution"])
+    mask, anat, grey_vol, affine = _geometry(spec["resolution"])
     ijk = np.argwhere(mask)                         # C order of the mask voxels
     coords = ijk * np.diag(affine)[:3] + affine[:3, 3]
     n_vox = len(ijk)
     rng = np.random.default_rng([int(seed), 0])
     node_xyz, node_net = seitzman_nodes()
     networks = sorted(set(node_net) - {"unassigned"})
-    weights = _node_weights(coords, node_xyz, spec["node_sigma"], rng)
+    amp = rng.uniform(0.8, 1.2, len(node_xyz))
+    weights = _node_weights(coords, node_xyz, spec["node_sigma"], amp)
     within = rng.uniform(0.55, 0.8, len(networks))   # node coherence within a network
 
     from scipy.ndimage import gaussian_filter
+    from scipy.spatial import cKDTree
 
     template = anat / max(anat[mask].max(), 1e-9)
     base_vol = np.where(mask, BASELINE * (0.75 + 0.5 * template), 0.0)
@@ -162,17 +179,23 @@ def shared_geometry(size: str, seed: int = 0) -> dict:
     rel = coords - coords.mean(axis=0)
     motion_maps = np.concatenate([-grad, -np.cross(rel, grad)], axis=1).T * 0.5  # (6, n_vox)
     dist = np.linalg.norm(rel, axis=1)
+    # the global signal lives mostly in grey matter (MNI152 probability), the
+    # physiological noise (pulsation, respiration) mostly in white matter and CSF
+    grey = grey_vol[mask]
+    deep = 1.0 - grey
     t = np.arange(N_VOLUMES) * T_R
     tt = (t - t.mean()) / np.ptp(t)
     return {
         "mask": mask, "affine": affine, "coords": coords, "n_vox": n_vox,
+        "resolution": spec["resolution"], "node_sigma": spec["node_sigma"], "node_amp": amp,
         "node_xyz": node_xyz, "node_net": node_net, "networks": networks,
-        "weights": weights, "within": within, "base": base_vol[mask],
+        "weights": weights, "within": within, "tree": cKDTree(coords), "base": base_vol[mask],
         "motion_maps": motion_maps,
-        "global_map": 0.8 + 0.4 * template[mask],
+        "global_map": GLOBAL_MAP[0] + GLOBAL_MAP[1] * grey,
         "physio_maps": np.stack([np.exp(-dist ** 2 / (2 * 25.0 ** 2)),
-                                 0.5 + (coords[:, 2] - coords[:, 2].min()) / np.ptp(coords[:, 2])]),
-        "hf_map": 0.7 + 0.6 * rng.uniform(size=n_vox),
+                                 0.5 + (coords[:, 2] - coords[:, 2].min()) / np.ptp(coords[:, 2])])
+        * (PHYSIO_MAP[0] + PHYSIO_MAP[1] * deep),
+        "hf_map": (HF_MAP[0] + HF_MAP[1] * deep) * (0.7 + 0.6 * rng.uniform(size=n_vox)),
         "drift_maps": rng.normal(0, 1.0, (3, n_vox)) * np.array([[3.0], [2.0], [2.0]]),
         "drift_basis": np.stack([tt, tt ** 2 - (tt ** 2).mean(), np.cos(np.pi * t / t[-1])], axis=1),
     }
@@ -180,15 +203,33 @@ def shared_geometry(size: str, seed: int = 0) -> dict:
 
 def subject_params(srng, participant_id: str, index: int, child: bool) -> dict:
     """A subject's own parameters: noise, network strength, motion (children move more)."""
+    strength = float(np.clip(np.exp(srng.normal(0, STRENGTH_SPREAD)), 0.4, 2.0))
     return {
         "participant_id": participant_id, "index": index,
         "child_adult": "child" if child else "adult",
         "age": round(float(srng.uniform(3.5, 12) if child else srng.uniform(18, 39)), 2),
-        "noise_sd": round(float(srng.uniform(0.9, 1.5)), 4),
-        "network_strength": round(float(srng.uniform(0.75, 1.25)), 4),
+        "noise_sd": round(float(srng.uniform(0.8, 1.6)), 4),
+        "network_strength": round(strength, 4),
         "motion_scale": round(float(srng.uniform(1.0, 2.0) if child else srng.uniform(0.4, 1.0)), 4),
-        "global_amplitude": round(float(srng.uniform(0.9, 1.5)), 4),
+        "global_amplitude": round(float(srng.uniform(0.5, 1.5)), 4),
     }
+
+
+def subject_networks(geom: dict, srng, params: dict):
+    """A subject's own networks: nodes jittered, strengths and coherences of its own.
+
+    Returns the ``(n_nodes, n_voxels)`` weights, each network's gain and coherence;
+    ``params`` gains ``jitter_rms_mm`` and ``network_gains``.
+    """
+    node_xyz, n_net = np.asarray(geom["node_xyz"]), len(geom["networks"])
+    shift = srng.normal(0, JITTER_MM, node_xyz.shape)
+    weights = _node_weights(geom["coords"], node_xyz + shift, geom["node_sigma"],
+                            geom["node_amp"], geom.get("tree"))
+    gains = params["network_strength"] * np.exp(srng.normal(0, NETWORK_SPREAD, n_net))
+    within = np.clip(geom["within"] + srng.normal(0, COHERENCE_SPREAD, n_net), 0.3, 0.9)
+    params["jitter_rms_mm"] = round(float(np.sqrt((shift ** 2).sum(axis=1).mean())), 3)
+    params["network_gains"] = {n: round(float(g), 4) for n, g in zip(geom["networks"], gains)}
+    return weights, gains, within
 
 
 def synthesize_subject(geom: dict, srng, params: dict):
@@ -200,17 +241,16 @@ def synthesize_subject(geom: dict, srng, params: dict):
     from scipy.signal.windows import tukey
 
     networks, node_net, node_xyz = geom["networks"], geom["node_net"], geom["node_xyz"]
-    within = geom["within"]
+    weights, gains, within = subject_networks(geom, srng, params)
     # networks: one band-limited time course each; nodes mix it with their own
     net_tc = band_limited(srng, N_VOLUMES, len(networks), *BAND)
     own_tc = band_limited(srng, N_VOLUMES, len(node_xyz), *BAND)
-    node_tc = own_tc.copy()
+    node_tc = own_tc * params["network_strength"]
     for k, name in enumerate(networks):
         idx = [n for n, lab in enumerate(node_net) if lab == name]
-        node_tc[:, idx] = (np.sqrt(within[k]) * net_tc[:, [k]]
-                           + np.sqrt(1 - within[k]) * own_tc[:, idx])
-    comps = {"networks": UNIT * 1.5 * params["network_strength"]
-             * (geom["weights"].T @ node_tc.T).T}
+        node_tc[:, idx] = gains[k] * (np.sqrt(within[k]) * net_tc[:, [k]]
+                                      + np.sqrt(1 - within[k]) * own_tc[:, idx])
+    comps = {"networks": UNIT * 1.5 * (weights.T @ node_tc.T).T}
 
     # nuisance sources
     g = band_limited(srng, N_VOLUMES, 1, 0.005, 0.15)[:, 0] * params["global_amplitude"]
@@ -239,10 +279,10 @@ def synthesize_subject(geom: dict, srng, params: dict):
     physio_rt = np.column_stack([_in_span(u_rt, physio[:, 0]), _in_span(u_rt, physio[:, 1])])
 
     gmap = geom["global_map"]
-    comps["global"] = UNIT * np.outer(g_rt, gmap)
+    comps["global"] = UNIT * GLOBAL_SIZE * np.outer(g_rt, gmap)
     comps["physio"] = UNIT * 0.8 * physio_rt @ geom["physio_maps"]
     comps["motion"] = (motion_rt - motion_rt.mean(axis=0)) @ geom["motion_maps"]
-    comps["fd"] = -UNIT * 1.5 * np.outer(fd_rt - fd_rt.mean(), gmap)
+    comps["fd"] = -UNIT * FD_SIZE * np.outer(fd_rt - fd_rt.mean(), gmap)
     comps["high_frequency"] = UNIT * np.outer(hf, geom["hf_map"])
     drift_basis = geom["drift_basis"]
     comps["drift"] = UNIT * (drift_basis @ geom["drift_maps"] + 2.0 * drift_basis[:, [0]])

@@ -37,15 +37,23 @@ def dataset_dir(data_dir) -> Path:
     return Path(data_dir) / DATASET
 
 
+#: Bumped when what the generator plants changes: older synthetic data is made again.
+GENERATOR_VERSION = 2
+
+
 def is_present(data_dir) -> bool:
-    """Every file ``fetch_development_fmri`` needs (for every subject) is in place."""
+    """Every file ``fetch_development_fmri`` needs (for every subject) is in place,
+    made by this version of the generator."""
     root = dataset_dir(data_dir)
     truth = root / TRUTH
     if not (truth.is_file() and (root / "participants.tsv").is_file()):
         return False
     try:
-        ids = [s["participant_id"] for s in json.loads(truth.read_text())["subjects"]]
-    except (ValueError, KeyError):
+        planted = json.loads(truth.read_text())
+        ids = [s["participant_id"] for s in planted["subjects"]]
+    except (ValueError, KeyError, TypeError):
+        return False
+    if planted.get("generator_version") != GENERATOR_VERSION:
         return False
     return all((root / pattern.format(pid)).is_file()
                for pid in ids for pattern in (FUNC, CONFOUNDS, REDUCED))
@@ -165,7 +173,8 @@ def generate(data_dir, size: str = "full", seed: int = 0, progress=None,
         np.savez_compressed(root / TRUTH_NPZ, network_time_courses=network_tcs,
                             networks=np.array(networks))
         truth = {
-            "generator": "fmri-explorer development-like synthetic data", "version": 1,
+            "generator": "fmri-explorer development-like synthetic data",
+            "generator_version": GENERATOR_VERSION,
             "seed": seed, "size": size, "t_r": T_R, "n_volumes": N_VOLUMES,
             "shape": list(mask.shape), "resolution_mm": spec["resolution"],
             "n_brain_voxels": int(geom["n_vox"]), "band_hz": list(BAND), "pcc_mm": list(PCC_MM),
