@@ -41,6 +41,7 @@ from dashboard.a11y import Announcer, announce_summaries
 from dashboard.batch import batched
 from dashboard.notify import loading, report_error, safe_markdown
 from dashboard.render.browser import StyleSheetGuard
+from dashboard.view_keys import ViewKeys, route_keys
 from dashboard.render.styles import fix_divider_stylesheet, local_stylesheets
 from dashboard.render.theme import PageTheme, set_figure_theme, switch_theme
 from dashboard.share import link_args, read_link, sync_url
@@ -330,6 +331,8 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     window_width = WindowWidth()
     _follow(window_width, "width_px", state, "window_width")
     guard = StyleSheetGuard()  # see dashboard/render/browser.py: repaints cost half a move
+    keys = ViewKeys(width=0, height=0, margin=0)   # the views from the keyboard
+    route_keys(keys, session_viewers)
     # The theme switches in place (dashboard/render/theme.py): no reload, so the session's
     # widgets, uploads and results stay; the URL's `theme` follows (a link opens in it).
     theme = pn.widgets.Button(label="Dark / light", css_classes=["theme-toggle"], width=110)
@@ -355,7 +358,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         title="fmri-explorer", busy_indicator=None,
         theme="dark" if state.theme == "dark" else "default",
         collapsed_sidebar=state.present, sidebar_width=260,
-        header=[pn.Row(present, theme, window_width, guard, page_theme, announcer,
+        header=[pn.Row(present, theme, window_width, guard, keys, page_theme, announcer,
                        margin=(0, 10))],
         sidebar=[pn.pane.Markdown(
             "**Encoding** (Miyawaki 2008): ridge from 10x10 images to voxels.  \n"

@@ -138,7 +138,7 @@ class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
             self._taps[view] = tap
             plot = (background * overlay * cross).opts(hv.opts.Overlay(
                 toolbar=None, show_legend=False, hooks=[named(f"slice-{view}")]))
-            self._panes[view] = LivePane(plot, css_classes=[f"slice-{view}"],
+            self._panes[view] = LivePane(plot, css_classes=[f"slice-{view}", self.key_id],
                                          linked_axes=False)
         self._info = pn.pane.Markdown(self._info_text, css_classes=["crosshair-info"],
                                       margin=(0, 10))
@@ -149,7 +149,6 @@ class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
             pn.pane.Markdown(pn.bind(safe_markdown, self.param.title), margin=(0, 10)),
             pn.Row(*self._panes.values()),
             self._info,
-            self._view_keys(),   # the views from the keyboard (dashboard/view_keys.py)
         )
 
     @param.depends("stat_map", "background", watch=True)

@@ -10,13 +10,16 @@ focus (Tab, or a click on it):
 * **Enter** acts as a click at the crosshair: Connectivity puts the seed there,
   Encoding selects the voxel.
 
-:class:`ViewKeys` (a hidden element beside the views) makes them focusable, labels
-them for screen readers, outlines the focused one, and sends each key to Python
-(``pressed``); :meth:`ViewInput.key` applies it, so scripts and tests can press keys
-as a click is made with ``tap``.
+:class:`ViewKeys` (a hidden element, once per page) makes them focusable, labels them
+for screen readers, outlines the focused one, and sends each key to Python
+(``pressed``, with the viewer's ``key_id``); :func:`route_keys` hands it to that viewer,
+whose :meth:`ViewInput.key` applies it, so scripts and tests can press keys as a click
+is made with ``tap``.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import param
@@ -51,16 +54,21 @@ def moved(grid, xyz, view: str, key: str) -> tuple:
 
 
 class ViewKeys(JSComponent):
-    """Hidden: makes the views beside it focusable and sends their keys to ``pressed``."""
+    """Hidden, once per page (in the header, as the app's other page helpers): makes every
+    slice view focusable and sends its keys to ``pressed``; :func:`route_keys` gives them
+    to the view's viewer. (One per viewer, inside the tabs, delayed the tabs' drawing:
+    its module loads before the layout around it is drawn, and a progress bar updated
+    meanwhile raised an error in the page.)"""
 
     pressed = param.Dict(default={}, doc="""
-        The latest key pressed on a focused view: {"view", "key", "n"} (n counts presses,
-        so that the same key twice is two changes).""")
+        The latest key pressed on a focused view: {"viewer", "view", "key", "n"} (n counts
+        presses, so that the same key twice is two changes).""")
     label = param.String(default=VIEW_LABEL, doc="Screen-reader label of a view.")
 
     _esm = """
     const KEYS = %s
     const VIEW = /^slice-(axial|coronal|sagittal)$/
+    const VIEWER = /^viewer-\\d+$/
 
     function deepAll(root, out) {   // every element under root, through shadow roots
       for (const el of root.querySelectorAll("*")) {
@@ -70,27 +78,19 @@ class ViewKeys(JSComponent):
       return out
     }
 
-    function viewName(el) {
-      const c = el.classList ? [...el.classList].find((c) => VIEW.test(c)) : null
-      return c ? c.slice(6) : null
-    }
+    const classOf = (el, re) => el.classList ? [...el.classList].find((c) => re.test(c)) : null
 
-    export function render({ model, el }) {
-      const span = document.createElement("span")
+    export function render({ model }) {
       let n = 0
-      const scope = () => {   // the viewer's column: the views beside this element
-        const root = el.getRootNode()
-        return root && root.host ? root.host.getRootNode() : null
-      }
       const label = () => {
-        const root = scope()
-        if (!root || !root.querySelectorAll) return
-        for (const host of deepAll(root, [])) {
-          const view = viewName(host)
-          if (!view || host.getAttribute("tabindex") === "0") continue
+        for (const host of deepAll(document, [])) {
+          const view = classOf(host, VIEW)
+          const viewer = classOf(host, VIEWER)
+          if (!view || !viewer || host.getAttribute("tabindex") === "0") continue
+          const name = view.slice(6)
           host.setAttribute("tabindex", "0")
           host.setAttribute("role", "application")
-          host.setAttribute("aria-label", model.label.replace("{view}", view))
+          host.setAttribute("aria-label", model.label.replace("{view}", name))
           host.addEventListener("focus", () => {
             host.style.outline = "3px solid #1f77b4"; host.style.outlineOffset = "-3px" })
           host.addEventListener("blur", () => { host.style.outline = "" })
@@ -100,26 +100,45 @@ class ViewKeys(JSComponent):
             e.preventDefault()
             e.stopPropagation()
             n += 1
-            model.pressed = {view, key: e.key, n}
+            model.pressed = {viewer, view: name, key: e.key, n}
           })
         }
       }
       label()
-      const timer = setInterval(label, 1000)   // views drawn anew get their keys too
+      const timer = setInterval(() => { if (!document.hidden) label() }, 1500)
       model.on("remove", () => clearInterval(timer))
-      return span
+      return document.createElement("span")
     }
     """ % (list(KEYS),)
+
+
+def route_keys(keys: ViewKeys, viewers) -> None:
+    """Give each key ``keys`` reports to its viewer: one of ``viewers()`` (a callable
+    giving the session's :class:`ViewInput` viewers), found by its ``key_id``."""
+    def pressed(event):
+        got = event.new or {}
+        for viewer in viewers():
+            if viewer.key_id == got.get("viewer"):
+                viewer.key(got.get("view"), got.get("key"))
+                return
+
+    keys.param.watch(pressed, "pressed")
+
+
+_IDS = itertools.count(1)
 
 
 class ViewInput(param.Parameterized):
     """A mixin of :class:`dashboard.slice_viewer.SliceViewer`: its keys and its display
     widgets."""
 
-    def _view_keys(self) -> ViewKeys:
-        keys = ViewKeys(width=0, height=0, margin=0, css_classes=["view-keys"])
-        keys.param.watch(lambda e: self.key(e.new.get("view"), e.new.get("key")), "pressed")
-        return keys
+    @property
+    def key_id(self) -> str:
+        """The css class marking this viewer's views (``viewer-N``), whose keys
+        :func:`route_keys` brings here."""
+        if "_key_id" not in self.__dict__:
+            self.__dict__["_key_id"] = f"viewer-{next(_IDS)}"
+        return self.__dict__["_key_id"]
 
     def key(self, view: str, key: str) -> None:
         """Act as ``key`` pressed on the focused ``view`` (:data:`KEYS`; others do

@@ -71,3 +71,20 @@ def test_other_keys_and_views_do_nothing(viewer):
     assert v.crosshair_mm == before and v.click_mm is None
     assert moved(None, (1.0, 2.0, 3.0), "axial", "ArrowUp") == (1.0, 2.0, 3.0)
     assert set(KEYS) >= {"ArrowLeft", "PageUp", "Enter"}
+
+
+def test_the_pages_keys_reach_the_viewer_of_the_focused_view(viewer):
+    """The app's one ViewKeys reports {viewer, view, key}; route_keys moves that viewer
+    only (each viewer's views carry its key_id as a css class)."""
+    from dashboard.view_keys import ViewKeys, route_keys
+
+    v, _, _ = viewer
+    other = SliceViewer(stat_map=v.stat_map, map_label="t")
+    other.set_crosshair(v.crosshair_mm)
+    assert v.key_id != other.key_id and v.key_id.startswith("viewer-")
+    keys = ViewKeys()
+    route_keys(keys, lambda: [other, v])
+    keys.pressed = {"viewer": v.key_id, "view": "axial", "key": "ArrowUp", "n": 1}
+    assert v.voxel_index() == (3, 5, 2) and other.voxel_index() == (3, 4, 2)
+    keys.pressed = {"viewer": "viewer-0", "view": "axial", "key": "ArrowUp", "n": 2}
+    assert v.voxel_index() == (3, 5, 2) and other.voxel_index() == (3, 4, 2)
