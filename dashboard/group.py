@@ -45,7 +45,8 @@ from dashboard.clusters import ClusterTable
 from dashboard.connectivity.views import peak_regions
 from dashboard.slice_viewer import SliceViewer, snap
 
-from .group_views import PEAK_COLUMNS, robust_clim, shown_map, subject_strip, t_histogram
+from .group_views import PEAK_COLUMNS, hist_layers, robust_clim, show_hist, shown_map, \
+    show_strip, strip_layers
 
 #: Environment variable: set to 1 to let visitors type a Dask scheduler address in the app.
 #: Off by default: the server would connect wherever a visitor says, and Dask's protocol
@@ -150,6 +151,8 @@ class GroupPanel(pn.viewable.Viewer):
         self.hist = pn.pane.HoloViews(css_classes=["group-hist"], linked_axes=False,
                                       sizing_mode="stretch_width")
         self.strip = pn.pane.HoloViews(css_classes=["group-strip"], linked_axes=False)
+        # a seed move updates the histogram and the strip in place
+        self._hist_layers, self._strip_layers = hist_layers(), strip_layers()
         # an HTML table: a SlickGrid widget cannot lay out inside a collapsed card
         self.peaks_table = pn.pane.DataFrame(
             pd.DataFrame(), css_classes=["group-peaks"], index=False, float_format="{:.3g}".format,
@@ -444,15 +447,15 @@ class GroupPanel(pn.viewable.Viewer):
             finally:
                 self._syncing = False
             inf = res.inference
-            self.hist.object = t_histogram(
-                res.t, level if level is not None and np.isfinite(level) else None,
-                fdr=inf.fdr_t_threshold if inf is not None else None,
-                fwe=inf.fwe_t_threshold if inf is not None else None)
+            show_hist(self.hist, self._hist_layers, res.t,
+                      level if level is not None and np.isfinite(level) else None,
+                      fdr=inf.fdr_t_threshold if inf is not None else None,
+                      fwe=inf.fwe_t_threshold if inf is not None else None)
             peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
             peaks["region"] = peak_regions(peaks, self.viewer.atlas, self.viewer.in_mni)
             self.peaks_table.object = peaks.drop(columns=["i", "j", "k"], errors="ignore").rename(
                 columns=PEAK_COLUMNS)
-            self.strip.object = subject_strip(m.axial_strip())
+            show_strip(self.strip, self._strip_layers, m.axial_strip())
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
 

@@ -82,6 +82,36 @@ class Layer:
         return {"image": [np.asarray(values)], "x": [l], "y": [b], "dw": [r - l],
                 "dh": [t - b]}
 
+    def fits(self, data: dict) -> bool:
+        """The layer is drawn, as one image with ``data``'s shape and frame (and its other
+        columns): :meth:`image` would show ``data`` in place."""
+        plots = self.plots
+        if not plots:
+            return False
+        new = data["image"][0]
+        extra = {k: v for k, v in data.items() if k not in ("image", "x", "y", "dw", "dh")}
+        for p in plots:
+            src = p.handles.get("source")
+            if src is None or "image" not in src.data or len(src.data["image"]) != 1:
+                return False
+            if np.shape(src.data["image"][0]) != np.shape(new):
+                return False
+            for key, value in extra.items():
+                if key not in src.data or np.shape(src.data[key][0]) != np.shape(value[0]):
+                    return False
+            for key in ("x", "y", "dw", "dh"):
+                if not np.isclose(float(src.data[key][0]), float(data[key][0])):
+                    return False
+        return True
+
+    def figures(self) -> list:
+        """The Bokeh figures the layer is drawn in (one per drawing)."""
+        return [p.handles.get("plot") for p in self.plots]
+
+    def titles(self) -> list:
+        """The titles of those figures (None for a figure without one)."""
+        return [getattr(getattr(f, "title", None), "text", None) for f in self.figures()]
+
     def image(self, element: hv.Image | None = None, clim=None, data: dict | None = None) -> bool:
         """Show ``element``'s values (or ``data``, see :meth:`grid_data`) if it has the
         drawn image's shape and frame.
@@ -90,24 +120,11 @@ class Layer:
         dimension, which HoloViews draws under its sanitized name for the hover tool):
         each must be drawn already, with the same shape."""
         plots = self.plots
-        if not plots:
-            return False
         data = data if data is not None else self.image_data(element)
+        if not self.fits(data):
+            return False
         new = data["image"][0]
         extra = {k: v for k, v in data.items() if k not in ("image", "x", "y", "dw", "dh")}
-        for p in plots:
-            src = p.handles.get("source")
-            if src is None or "image" not in src.data or len(src.data["image"]) != 1:
-                return False
-            old = np.asarray(src.data["image"][0])
-            if old.shape != new.shape:
-                return False
-            for key, value in extra.items():
-                if key not in src.data or np.shape(src.data[key][0]) != np.shape(value[0]):
-                    return False
-            for key in ("x", "y", "dw", "dh"):
-                if not np.isclose(float(src.data[key][0]), float(data[key][0])):
-                    return False
         for p in plots:
             p.handles["source"].data.update(image=[new], **extra)
             mapper = p.handles.get("color_mapper")
