@@ -216,29 +216,6 @@ def release_memory() -> int:
     return freed
 
 
-#: Size (bytes) from which glibc serves an allocation from its own mapping (returned to
-#: the system when freed) rather than from the heap: fixed, see :func:`fix_mmap_threshold`.
-MMAP_THRESHOLD = 1 << 20
-
-
-def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Keep glibc's mmap threshold fixed at ``threshold`` for this process.
-
-    By default glibc raises the threshold each time a mapped block is freed (up to 32 MB),
-    so a server that frees a session's arrays then serves the next ones of a few MB from
-    its heap, which fragments and keeps its size: the hostile-load run ended 1.2x above
-    its starting memory though no session's object was left. Fixed, arrays above 1 MB
-    (slices, maps, fits) always get their own mapping, and their memory goes back to
-    the system when they are freed. True if set (glibc); elsewhere a no-op."""
-    try:
-        import ctypes
-
-        m_mmap_threshold = -3   # glibc's malloc.h
-        return bool(ctypes.CDLL("libc.so.6").mallopt(m_mmap_threshold, int(threshold)))
-    except (OSError, AttributeError):
-        return False
-
-
 #: Sessions of this process not yet ended (:func:`session_started`, :func:`session_ended`).
 _LIVE = {"sessions": 0}
 
@@ -286,5 +263,5 @@ def release_memory_soon(delay: float | None = None) -> None:
 
 __all__ = ["Cancelled", "Job", "JobRegistry", "REGISTRY", "submit", "cancel_session",
            "cancel_all", "max_jobs", "queued_message", "deliver", "session_key",
-           "fix_mmap_threshold", "release_memory", "release_memory_soon", "session_started", "session_ended",
+           "release_memory", "release_memory_soon", "session_started", "session_ended",
            "live_sessions"]

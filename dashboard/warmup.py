@@ -188,9 +188,6 @@ if __name__ in ("__main__", "panel_setup_module"):  # run as a script: use the p
 
     from dashboard import diagnostics
 
-    from dashboard import jobs
-
-    jobs.fix_mmap_threshold()  # freed arrays go back to the system (dashboard/jobs.py)
     security.install()  # headers, login throttle, cookie flags, shutdown (dashboard/security.py)
     diagnostics.start()  # only with $FMRI_EXPLORER_MEMORY_REPORT (dashboard/diagnostics.py)
     _module.start()
