@@ -99,18 +99,16 @@ CHANGE_JS = """async ([cls, val, summaryCls]) => {
 
 
 def _group_dir(bench) -> Path:
-    """20 synthetic subjects at the benchmark's size (bench_group.py's folder)."""
-    from analysis.config import data_home
-    from analysis.datasets import development as dev
+    """20 synthetic subjects at the benchmark's size: bench_group.py's folder, made by
+    its own ``_group_dir`` (loaded from beside this file, as benchmarks/run.py loads it)."""
+    import importlib.util
 
-    root = Path(bench.data_root) if bench.data_root else data_home()
-    path = root / f"bench-group-{bench.size}-{N_SUBJECTS}"
-    if not dev.is_present(path):
-        start = time.perf_counter()
-        dev.generate(path, size=bench.size, n_subjects=N_SUBJECTS)
-        bench.row(f"setup: generate {N_SUBJECTS} subjects ({bench.size})",
-                  time.perf_counter() - start, "s", "once, then cached")
-    return path
+    spec = importlib.util.spec_from_file_location(
+        "benchmarks.bench_group", Path(__file__).with_name("bench_group.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.N_SUBJECTS == N_SUBJECTS
+    return module._group_dir(bench)
 
 
 class _Trace:
