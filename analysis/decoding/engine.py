@@ -24,13 +24,15 @@ def haufe_pattern(X, coef) -> np.ndarray:
     """Activation patterns ``A = cov(X) W cov(s)^-1`` with ``s = X W`` (Haufe et al. 2014).
 
     ``X (n_samples, n_voxels)``, ``coef (n_rows, n_voxels)`` -> ``(n_rows, n_voxels)``;
-    computed row by row (each decoder separately), without forming ``cov(X)``.
+    computed row by row (each decoder separately), without forming ``cov(X)`` or a
+    centred copy of ``X``: ``cov(X) w = X^T (s - mean(s)) / (n - 1)`` with the source
+    ``s`` centred (the same value as centring ``X``; two products with ``X``).
     """
-    Xc = np.asarray(X, dtype=np.float64)
-    Xc = Xc - Xc.mean(axis=0)
+    X = np.asarray(X, dtype=np.float64)
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    s = Xc @ coef.T                                   # (n_samples, n_rows)
-    cov_w = Xc.T @ s / (len(Xc) - 1)                  # cov(X) @ w, (n_voxels, n_rows)
+    s = X @ coef.T
+    s -= s.mean(axis=0)                               # the centred source (n_samples, n_rows)
+    cov_w = X.T @ s / (len(X) - 1)                    # cov(X) @ w, (n_voxels, n_rows)
     var_s = s.var(axis=0, ddof=1)
     var_s[var_s == 0] = 1.0
     return (cov_w / var_s).T

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..registry import Registry
-from .svm_fast import gram_folds, precomputed_scorer
+from .svm_fast import gram_fit, gram_folds, precomputed_scorer
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,9 @@ class ClassifierSpec:
     Optional speed-ups, tested equal to the plain estimator:
     ``fast_cv(X, y, C, check)`` returns ``fold((train, test)) -> (test
     predictions, train predictions)``; ``fast_null(X, splits, C)`` returns
-    ``score(labels) -> mean fold accuracy`` for the permutation test.
+    ``score(labels) -> mean fold accuracy`` for the permutation test;
+    ``fast_fit(X, y, C)`` returns ``(fitted, train predictions)`` (``fitted`` has
+    ``classes_``, ``coef_``, ``intercept_``) or None where it does not apply.
     """
 
     label: str
@@ -40,6 +42,7 @@ class ClassifierSpec:
     one_vs_one: bool = False
     fast_cv: Callable | None = None
     fast_null: Callable | None = None
+    fast_fit: Callable | None = None
 
 
 def _svc(C):
@@ -59,7 +62,7 @@ CLASSIFIER_SPECS = Registry("classifier")
 CLASSIFIER_SPECS.register("svc", ClassifierSpec(
     label="linear SVC", name="SVC", make=_svc, code='SVC(kernel="linear", C=C)',
     imports="from sklearn.svm import SVC", one_vs_one=True,
-    fast_cv=gram_folds, fast_null=precomputed_scorer))
+    fast_cv=gram_folds, fast_null=precomputed_scorer, fast_fit=gram_fit))
 CLASSIFIER_SPECS.register("logistic", ClassifierSpec(
     label="logistic regression", name="LogisticRegression", make=_logistic,
     code="LogisticRegression(C=C, max_iter=2000)",
