@@ -90,7 +90,16 @@ def _decoding(size: str) -> None:
     source = next(iter(nilearn_sources("decoding")), decoding.SYNTHETIC)
     data = decoding._dataset(source)
     decoding._background(source)
-    DecodingAnalysis(data).masked()
+    analysis = DecodingAnalysis(data)
+    analysis.masked()
+    # the other masks (the whole brain) into the cache folder, not into memory: a
+    # visitor's change of mask then reads them instead of masking for seconds
+    from analysis.datasets.haxby_masked import ensure_on_disk
+
+    for name in data.masks:
+        if name != analysis.mask:
+            analysis.mask = name
+            ensure_on_disk(data.func, analysis.mask_img(), analysis.standardize)
 
 
 def _connectivity(size: str) -> None:

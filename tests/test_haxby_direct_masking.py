@@ -87,3 +87,24 @@ def test_other_images_still_equal_niftimasker(tmp_path, case):
     ref = _reference(path, mask, True)
     got = haxby.masked_data(path, mask, True, shared=False)
     np.testing.assert_array_equal(got, ref)
+
+
+def test_warm_up_masks_into_the_cache_folder_only(tmp_path):
+    """``ensure_on_disk`` (the server's warm-up of the other masks) writes the masked data
+    into the cache folder, keeps nothing in memory, and a later read gives NiftiMasker's
+    numbers from that file."""
+    from analysis.cache import cache_file
+    from analysis.datasets.haxby_masked import MEMORY, cache_name, ensure_on_disk
+
+    path, mask = _image(tmp_path, "int16"), _mask()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    target = cache_file(cache_name(path, mask, True))
+    assert not target.exists()
+    haxby.clear_memory_cache()
+    assert ensure_on_disk(path, mask, True)
+    assert target.is_file() and len(MEMORY) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == before   # nothing beside the data
+    mtime = target.stat().st_mtime_ns
+    assert ensure_on_disk(path, mask, True) and target.stat().st_mtime_ns == mtime  # once
+    np.testing.assert_array_equal(haxby.masked_data(path, mask, True),
+                                  _reference(path, mask, True))

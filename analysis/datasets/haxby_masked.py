@@ -74,6 +74,22 @@ def _read_cache(func_path, mask_img, standardize):
     return load_npy(cache_file(cache_name(func_path, mask_img, standardize)), check=fits)
 
 
+def _cache_header_fits(func_path, mask_img, standardize) -> bool:
+    """True when the cached ``.npy`` exists with the expected shape (its header only)."""
+    path = cache_file(cache_name(func_path, mask_img, standardize))
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(fh)
+        n_voxels = int(np.asarray(mask_img.dataobj).astype(bool).sum())
+        n_volumes = int(nib.load(str(func_path)).shape[3])
+    except Exception:  # noqa: BLE001 - missing or damaged: compute it
+        return False
+    return tuple(shape) == (n_volumes, n_voxels) and np.dtype(dtype).kind == "f"
+
+
 #: Masked arrays kept in this process (the most recently used), shared by every session.
 MEMORY_ENTRIES = 4
 MEMORY = Store("haxby.masked", max_entries=MEMORY_ENTRIES)
@@ -176,6 +192,20 @@ def masked_data(func_path, mask_img, standardize=True, progress=None,
         return data
 
     return MEMORY.get_or_compute(key, read_or_mask)  # sessions asking at once wait for one
+
+
+def ensure_on_disk(func_path, mask_img, standardize=True) -> bool:
+    """Mask into the cache folder's ``.npy`` if it is not there yet, without keeping the
+    array in this process (the server's warm-up: a later change of mask reads it in a
+    fraction of a second instead of masking for seconds). True when the file is there."""
+    from ..volumes import load_img
+
+    mask_img = load_img(mask_img)
+    key = (content_key(func_path), _mask_digest(mask_img), str(_std_arg(standardize)))
+    if key in MEMORY or _cache_header_fits(func_path, mask_img, standardize):
+        return True
+    data = _compute_masked(func_path, mask_img, standardize, null_progress)
+    return _write_cache(func_path, mask_img, standardize, data) is not None
 
 
 def clear_memory_cache() -> None:
