@@ -230,6 +230,10 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
                     _remember_height(v)
                     v.plot_height = _present_height(v, state.window_width)
             holders[index][:] = [pane]
+            if served and (state.present or state.theme == "dark"):
+                # the new figures' text sizes, once the page has them (a figure sent
+                # before its document's theme reached it kept Bokeh's own)
+                doc.add_next_tick_callback(lambda: retheme())
         return viewers[key]
 
     served = doc is not None and doc.session_context is not None
