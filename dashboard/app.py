@@ -66,6 +66,18 @@ WAIT_FIRST_PAGE = 30.0
 PRESENT_SIDE_WIDTH = 340
 
 
+def _views_fit(window_width: int, extent, side: int, axes: int, colour_bar: int) -> float:
+    """The slice view height at which the three views (each ``height - 40`` px high and
+    as wide as its aspect asks, plus ``axes`` px of axes) and the colour bar fit in the
+    window beside ``side`` px of controls and paddings."""
+    if extent is None:
+        ratio = 3.3  # the full-size Encoding views
+    else:
+        size = [max(hi - lo, 1.0) for lo, hi in extent]
+        ratio = sum(size[h] / size[v] for h, v in ((1, 2), (0, 2), (0, 1)))
+    return 40 + (window_width - side - 3 * axes - colour_bar - 60) / ratio
+
+
 def present_height(window_width: int | None, extent=None) -> int:
     """Slice view height in the presentation layout: the three views and their colour bar
     fit beside the controls in the window's width (at most ``PRESENT_PLOT_HEIGHT``).
@@ -76,13 +88,22 @@ def present_height(window_width: int | None, extent=None) -> int:
     """
     if not window_width:
         return PRESENT_PLOT_HEIGHT
-    if extent is None:
-        ratio = 3.3  # the full-size Encoding views
-    else:
-        size = [max(hi - lo, 1.0) for lo, hi in extent]
-        ratio = sum(size[h] / size[v] for h, v in ((1, 2), (0, 2), (0, 1)))
-    fit = 40 + (window_width - PRESENT_SIDE_WIDTH - 3 * 75 - 100 - 60) / ratio
+    fit = _views_fit(window_width, extent, PRESENT_SIDE_WIDTH, 75, 100)
     return int(max(160, min(PRESENT_PLOT_HEIGHT, fit)))
+
+
+#: Below this window width (px) the normal layout starts with the sidebar closed (the
+#: hamburger opens it) and each tab's views shrink to fit beside its controls.
+NARROW_WINDOW = 1500
+
+
+def normal_height(own: int, window_width: int | None, extent=None) -> int:
+    """Slice view height in the normal layout: the tab's own (``own``), or on a narrow
+    window (a 1366 px laptop) as much as fits beside the controls (at least 170 px)."""
+    if not window_width or window_width >= NARROW_WINDOW:
+        return own
+    fit = _views_fit(window_width, extent, PRESENT_SIDE_WIDTH, 60, 90)
+    return int(max(170, min(own, fit)))
 
 
 def _remember_height(viewer) -> None:
@@ -100,6 +121,11 @@ def session_viewers(doc=None) -> list:
 
 def _present_height(viewer, window_width) -> int:
     return present_height(window_width, getattr(viewer, "_extent", None))
+
+
+def _normal_height(viewer, window_width) -> int:
+    return normal_height(viewer.__dict__.get("_normal_height", viewer.plot_height),
+                         window_width, getattr(viewer, "_extent", None))
 
 CSS = """
 .summary p, .summary pre { font-family: monospace; font-size: 14px; margin: 4px 0; }
@@ -133,9 +159,17 @@ class WindowWidth(JSComponent):
 
     width_px = param.Integer(default=0, bounds=(0, None), doc="Window width (px).")
 
+    collapse_below = param.Integer(default=0, bounds=(0, None), doc="""
+        Close the page's sidebar when the window is narrower than this (px; 0: never).""")
+
     _esm = """
     export function render({ model }) {
       model.width_px = Math.round(window.innerWidth)
+      const sidebar = document.getElementById("sidebar")
+      const toggle = document.getElementById("sidebar-toggle")
+      if (model.collapse_below && window.innerWidth < model.collapse_below && sidebar
+          && toggle && sidebar.classList.contains("show"))
+        toggle.click()   // as the hamburger does: the views get the room
       return document.createElement("span")
     }
     """
@@ -225,10 +259,10 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             viewer, pane = _tab(*TABS[index])
             viewers[key] = viewer
             announce_summaries(announcer, viewer)   # read out by screen readers
-            if state.present:
-                for v in session_viewers():
-                    _remember_height(v)
-                    v.plot_height = _present_height(v, state.window_width)
+            for v in session_viewers():
+                _remember_height(v)
+                v.plot_height = (_present_height if state.present else _normal_height)(
+                    v, state.window_width)
             holders[index][:] = [pane]
             if served and (state.present or state.theme == "dark"):
                 # the new figures' text sizes, once the page has them (a figure sent
@@ -311,14 +345,12 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
     _follow(present, "value", state, "present")
 
     def enlarge(event=None):
-        if event is not None and event.name == "window_width" and not state.present:
-            return  # the normal layout keeps each tab's own view height
         for viewer in session_viewers():
+            _remember_height(viewer)
             if state.present:
-                _remember_height(viewer)
                 viewer.plot_height = _present_height(viewer, state.window_width)
-            else:
-                viewer.plot_height = viewer.__dict__.get("_normal_height", viewer.plot_height)
+            else:   # the tab's own height, less on a narrow window
+                viewer.plot_height = _normal_height(viewer, state.window_width)
 
     def retheme(event=None):
         """The figures' text sizes follow the layout (dashboard/render/theme.py)."""
@@ -332,7 +364,7 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
 
     state.param.watch(present_changed, ["present"])
     state.param.watch(enlarge, ["window_width"])
-    window_width = WindowWidth()
+    window_width = WindowWidth(collapse_below=0 if state.present else NARROW_WINDOW)
     _follow(window_width, "width_px", state, "window_width")
     guard = StyleSheetGuard()  # see dashboard/render/browser.py: repaints cost half a move
     keys = ViewKeys(width=0, height=0, margin=0)   # the views from the keyboard

@@ -154,3 +154,29 @@ def test_presenting_enlarges_the_figures_text(browser, app_url, theme):
             page.close()
     finally:
         context.close()
+
+
+def test_normal_layout_fits_a_laptop(browser, app_url):
+    """At 1366x768 (not presenting) the sidebar starts closed and every tab's three
+    views and colour bar end inside the window (they ran 150-250 px off it)."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = open_page(context.new_page(), app_url)
+    try:
+        for tab in ("Encoding", "Decoding", "Connectivity"):
+            open_tab(page, tab)
+            axial = page.locator(".slice-axial >> visible=true").first
+            axial.locator("canvas").first.wait_for(state="visible", timeout=60_000)
+            deadline = time.monotonic() + 20   # the views shrink once the width arrived
+            while True:
+                _settled(page)
+                box = axial.bounding_box()
+                if box["x"] + box["width"] <= 1366 or time.monotonic() > deadline:
+                    break
+            assert box["x"] + box["width"] <= 1366, (tab, box)
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 1366, tab
+        page.screenshot(path=str(SCREENSHOTS / "laptop_connectivity_1366.png"))
+        assert not page.evaluate(
+            "() => document.getElementById('sidebar').classList.contains('show')")
+        assert page.js_errors == [], page.js_errors
+    finally:
+        context.close()
