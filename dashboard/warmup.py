@@ -16,7 +16,10 @@ a first visitor arriving as the server starts does not share the CPU with them.
 A page asked for before the first step is done goes out at once, with the tab's
 spinner; the app builds its tab when :data:`FIRST_PAGE_READY` is set.
 It computes nothing a session would not: a session that arrives while it runs
-waits for the same cache entry (per-key locks) instead of computing it twice.
+waits for the same cache entry (per-key locks) instead of computing it twice. Into the
+cache folder only (not kept in memory), it also prepares what a first structural change
+would otherwise compute: the Decoding data's other masks (the whole brain) and the next
+:data:`CONNECTIVITY_PREFETCH` Connectivity subjects cleaned with the default settings.
 A failure is logged and left to the tab, which reports it in its session.
 """
 
@@ -109,6 +112,16 @@ def _connectivity(size: str) -> None:
     m = SeedConnectivity(size=size, data_dir=_real("connectivity"))
     m.cleaned_data()
     mni_background(int(round(abs(float(m.subject_data().img.affine[0, 0])))))
+    # the next subjects a session may switch to: read and cleaned (default settings) into
+    # the cache folder, not kept in memory; a switch then loads them (issue 15)
+    from analysis.connectivity.cleaning import prefetch
+
+    for subject in range(1, min(m.n_subjects, 1 + CONNECTIVITY_PREFETCH)):
+        prefetch(*m.planned(subject=subject))
+
+
+#: how many subjects after the first the warm-up cleans into the cache folder
+CONNECTIVITY_PREFETCH = 3
 
 
 #: (name, step, after the first page)

@@ -338,6 +338,7 @@ def test_cleaned_data_is_kept_on_disk_for_shared_subjects(connectivity_dir, monk
     first = sc.ensure().r.copy()
     key = cleaning.disk_key(sc.subject_data(), sc.settings())
     entry = cache_file(f"connectivity-cleaned-{key}.npz")
+    cleaning.flush_saves()                     # written in the background
     assert key and entry.is_file()
     calls = []
     real = cleaning.clean_data

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 
 import nibabel as nib
 import numpy as np
@@ -16,6 +17,8 @@ from ..errors import DataError
 from ..preprocessing import CleaningSettings
 from ..progress import null_progress
 from ..store import Store
+from .rawdata import MAX_RADIUS_MM, cleaning_matrix, raw_data, smoothed_brain  # noqa: F401
+from .rawdata import forget as _forget_raw
 from .subject import SubjectData
 
 log = logging.getLogger(__name__)
@@ -23,8 +26,6 @@ log = logging.getLogger(__name__)
 #: The seed example's PCC seed (MNI mm) and sphere radius.
 PCC_MM = (0.0, -52.0, 18.0)
 RADIUS_MM = 8.0
-#: Largest sphere radius (mm): the seed domain reaches this far outside the brain.
-MAX_RADIUS_MM = 20.0
 
 # --------------------------------------------------------------------------- cleaning
 
@@ -78,19 +79,6 @@ class CleanedData:
         return int(self.brain.nbytes + self.domain.nbytes)
 
 
-def _domain_mask(data: np.ndarray, mask: np.ndarray, zooms) -> np.ndarray:
-    """Voxels a sphere of at most MAX_RADIUS_MM around a brain voxel can reach,
-    with a time series that is not constant (constant ones drop out exactly)."""
-    from scipy.ndimage import distance_transform_edt
-
-    reach = distance_transform_edt(~mask, sampling=zooms) <= MAX_RADIUS_MM + max(zooms)
-    varying = np.zeros(mask.shape, bool)
-    idx = np.nonzero(reach)
-    series = data[idx]
-    varying[idx] = (series.max(axis=1) > series.min(axis=1))
-    return mask | (reach & varying)
-
-
 def confound_matrix(subject: SubjectData, settings: CleaningSettings,
                     data: np.ndarray | None = None) -> np.ndarray | None:
     """The confounds the cleaning regresses out, ``(n_volumes, k)`` or None: the ticked
@@ -107,58 +95,58 @@ def confound_matrix(subject: SubjectData, settings: CleaningSettings,
         from nilearn.image import high_variance_confounds
 
         if data is None:
-            data = subject.img.get_fdata(dtype=np.float64)
+            data = subject.img.get_fdata(dtype=np.float64, caching="unchanged")
         hv = high_variance_confounds(nib.Nifti1Image(data, np.asarray(subject.img.affine)))
         confounds = hv if confounds is None else np.hstack([hv, confounds])
     return confounds
 
 
-def clean_data(subject: SubjectData, settings: CleaningSettings, progress=None) -> CleanedData:
+def clean_data(subject: SubjectData, settings: CleaningSettings, progress=None,
+               domain: np.ndarray | None = None, keep_image: bool = False) -> CleanedData:
     """Clean one subject's data for one preprocessing setting (no cache).
 
     Returns the brain matrix exactly as the seed's ``NiftiMasker`` (same
     mask, smoothing, detrend, band-pass, confounds, high-variance confounds,
     standardisation; float64)
     and the unsmoothed, unstandardised seed-domain matrix.
+
+    The image is read once per subject (:func:`~analysis.connectivity.rawdata.raw_data`);
+    the cleaning is nilearn's ``signal.clean`` as a matrix ``L`` (its result on the
+    identity: the cleaning is linear in time), applied to the seed domain's series and
+    to the smoothed brain voxels' (smoothing, per volume, commutes with it), then
+    nilearn's standardisation: equal to nilearn's maskers within rounding
+    (tests/test_connectivity_speed_cleaning.py). ``domain``: the cleaned seed domain
+    when known (a cleaning with the same settings but the smoothing); ``keep_image``: the
+    image read is kept for the subject's next cleanings (:data:`~.rawdata.RAW`; the
+    sessions' :func:`cleaned` does), else only used if kept already.
     """
     from nilearn import signal
-    from nilearn.image import smooth_img
 
     progress = progress or null_progress
     settings.check()
     progress(0.0, f"{subject.name}: loading")
-    data = subject.img.get_fdata(dtype=np.float64)
-    if not np.isfinite(data).all():
-        raise DataError("the image contains NaN or infinite values", subject.func)
-    mask = np.asarray(subject.mask_img.dataobj).astype(bool)
-    affine = np.asarray(subject.img.affine, dtype=float)
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-    confounds = confound_matrix(subject, settings, data)
-
-    progress(0.15, f"{subject.name}: cleaning the seed voxels")
-    domain = _domain_mask(data, mask, zooms)
-    ijk = np.argwhere(domain)
-    domain_raw = data[domain].T                                   # (n_volumes, n_domain)
-    domain_clean = signal.clean(domain_raw, confounds=confounds,
-                                **settings.clean_kwargs(standardize=None))
-    del domain_raw
+    raw = raw_data(subject, keep=keep_image)
+    confounds = confound_matrix(subject, settings,
+                                raw.image_array() if settings.high_variance_confounds else None)
+    progress(0.3, f"{subject.name}: cleaning the seed voxels")
+    operator = cleaning_matrix(raw.volumes.shape[0], confounds, settings)
+    domain_clean = (operator @ raw.domain_raw.astype(np.float64) if domain is None
+                    else domain)
     progress(0.45, f"{subject.name}: smoothing ({settings.fwhm or 0:g} mm)")
-    if settings.fwhm:
-        smoothed = np.asarray(smooth_img(nib.Nifti1Image(data, affine), settings.fwhm).dataobj)
-    else:
-        smoothed = data
-    brain_raw = smoothed[mask].T
-    del smoothed, data
-    progress(0.7, f"{subject.name}: cleaning the brain voxels")
-    brain = settings.standardized(signal.clean(
-        brain_raw, confounds=confounds,
-        **settings.clean_kwargs(standardize=settings.nilearn_standardize)))
+    brain_raw = smoothed_brain(raw, settings.fwhm)
+    progress(0.8, f"{subject.name}: cleaning the brain voxels")
+    brain = operator @ brain_raw
+    del brain_raw
+    if settings.nilearn_standardize:
+        brain = signal.standardize_signal(brain, standardize=settings.nilearn_standardize,
+                                          detrend=False)
+    brain = settings.standardized(brain)
     progress(1.0, f"{subject.name}: cleaned")
     return CleanedData(
         brain=np.ascontiguousarray(brain), domain=np.ascontiguousarray(domain_clean),
-        domain_mm=nib.affines.apply_affine(affine, ijk), domain_ijk=ijk,
-        domain_in_brain=mask[domain], mask=mask, affine=affine, settings=settings,
-        subject_key=subject.key, name=subject.name)
+        domain_mm=nib.affines.apply_affine(raw.affine, raw.domain_ijk),
+        domain_ijk=raw.domain_ijk, domain_in_brain=raw.domain_in_brain, mask=raw.mask,
+        affine=raw.affine, settings=settings, subject_key=subject.key, name=subject.name)
 
 
 #: Cleaned data per (subject data, settings), shared by every session; an upload's
@@ -219,6 +207,46 @@ def _save_disk(path, data: CleanedData) -> None:
         prune(_DISK_PREFIX, ".npz", DISK_ENTRIES)
 
 
+#: disk writes still running (path -> thread): the cleaned data is used at once, written
+#: meanwhile (about 80 MB at full size: a few tenths of a second not spent waiting)
+_SAVING: dict = {}
+_SAVING_LOCK = threading.Lock()
+
+
+def _save_later(path, data: CleanedData) -> None:
+    def save():
+        try:
+            _save_disk(path, data)
+        finally:
+            with _SAVING_LOCK:
+                _SAVING.pop(str(path), None)
+
+    thread = threading.Thread(target=save, name="connectivity-save", daemon=True)
+    with _SAVING_LOCK:
+        _SAVING[str(path)] = thread
+    thread.start()
+
+
+def flush_saves(path=None) -> None:
+    """Wait for the disk writes still running (of ``path`` only, when given)."""
+    with _SAVING_LOCK:
+        threads = [t for p, t in _SAVING.items() if path is None or p == str(path)]
+    for thread in threads:
+        thread.join()
+
+
+def _sibling_domain(subject: SubjectData, settings: CleaningSettings):
+    """The cleaned seed domain of a cached cleaning of ``subject`` that differs from
+    ``settings`` by the smoothing only (the domain is not smoothed: the same array)."""
+    for key in CACHE.keys():
+        if key[0] == subject.key and replace(key[1], smoothing_fwhm=settings.smoothing_fwhm) \
+                == settings:
+            data = CACHE.get(key)
+            if data is not None:
+                return data.domain
+    return None
+
+
 def cleaned(subject: SubjectData, settings: CleaningSettings, progress=None) -> CleanedData:
     """:func:`clean_data`, cached per (subject data, settings) for the whole process
     (sessions asking at once wait for one cleaning), and for a built-in subject on disk
@@ -227,22 +255,43 @@ def cleaned(subject: SubjectData, settings: CleaningSettings, progress=None) -> 
     def compute():
         key = disk_key(subject, settings)
         if key is None:
-            return clean_data(subject, settings, progress=progress)
+            return clean_data(subject, settings, progress=progress,
+                              domain=_sibling_domain(subject, settings), keep_image=True)
         from ..cache import cache_file
 
         path = cache_file(f"{_DISK_PREFIX}{key}.npz")
+        flush_saves(path)
         data = _load_disk(path, subject, settings)
         if data is None:
-            data = clean_data(subject, settings, progress=progress)
-            _save_disk(path, data)
+            data = clean_data(subject, settings, progress=progress,
+                              domain=_sibling_domain(subject, settings), keep_image=True)
+            _save_later(path, data)
         return data
 
     return CACHE.get_or_compute((subject.key, settings), compute, owner=subject.owner)
 
 
+def prefetch(subject: SubjectData, settings: CleaningSettings) -> bool:
+    """Clean a built-in subject into the cache folder only, not kept in memory (e.g. the
+    warm-up's subjects a session may switch to: they then load from disk). False when
+    there is nothing to do (in memory or on disk already, or an upload's data)."""
+    from ..cache import cache_file
+
+    key = disk_key(subject, settings)
+    if key is None or is_cached(subject.key, settings):
+        return False
+    path = cache_file(f"{_DISK_PREFIX}{key}.npz")
+    flush_saves(path)
+    if os.path.lexists(path):
+        return False
+    _save_disk(path, clean_data(subject, settings))       # its image not kept either
+    return True
+
+
 def discard_subject(subject_key: str) -> int:
     """Drop every cleaned matrix of one subject (e.g. a session's upload, when the
     session leaves it); return how many were dropped."""
+    _forget_raw(subject_key)
     return CACHE.discard(lambda key: key[0] == subject_key)
 
 

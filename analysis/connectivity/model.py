@@ -62,6 +62,10 @@ def _reduced_confounds(path) -> pd.DataFrame:
     return table[[c for c in REDUCED_COLUMNS if c in table.columns]]
 
 
+def _subject_key(row) -> tuple:
+    return ("dataset", row["func"], row["confounds"] if row["confounds"] else row["confounds_full"])
+
+
 def _dataset_subject(data_dir, subject: int, size=None) -> SubjectData:
     """A dataset subject (synthetic by default), loaded once per process when first
     asked for: the folder's other subjects are only listed (:func:`dataset_participants`)."""
@@ -78,7 +82,7 @@ def _dataset_subject(data_dir, subject: int, size=None) -> SubjectData:
     row = table.iloc[int(subject)]
     pid = str(row["participant_id"])
     confounds = row["confounds"] if row["confounds"] else row["confounds_full"]
-    key = ("dataset", row["func"], confounds)
+    key = _subject_key(row)
 
     def load():
         return load_subject(
@@ -201,6 +205,18 @@ class SeedConnectivity(Significance, Preprocessing):
         if data_dir is CURRENT:
             return _dataset_subject(self.data_dir, self.subject, size=self._size)
         return _dataset_subject(data_dir, 0, size=self._size)
+
+    def subject_loaded(self, subject: int) -> bool:
+        """Whether the dataset's ``subject`` is read already (on the user's files: yes):
+        :meth:`planned` for it is then quick, else it reads the subject's image."""
+        if self._fixed is not None:
+            return True
+        try:
+            table = self.participants()
+            return 0 <= int(subject) < len(table) and \
+                _subject_key(table.iloc[int(subject)]) in SUBJECTS
+        except Exception:  # noqa: BLE001 - planned() will say what is wrong
+            return False
 
     def participants(self) -> pd.DataFrame:
         """The dataset's subjects (``participant_id``, ``Child_Adult``...), subject ``i``

@@ -106,7 +106,12 @@ def cleaning_operator(subject, settings, n_volumes: int | None = None) -> np.nda
     from .cleaning import confound_matrix
 
     n = int(n_volumes or subject.n_volumes)
-    confounds = confound_matrix(subject, settings)
+    image = None
+    if settings.high_variance_confounds:      # the image as read for the cleaning
+        from .rawdata import raw_data
+
+        image = raw_data(subject).image_array()
+    confounds = confound_matrix(subject, settings, image)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return signal.clean(np.eye(n), confounds=confounds,
@@ -225,7 +230,11 @@ class NoiseModel:
             raise DataError(f"{x.shape[0]} volumes for a cleaning of {self.n_volumes}")
         x = x - x.mean(axis=0)
         n = self.n_volumes
-        power = np.abs(np.fft.rfft(x, axis=0)) ** 2 * (2.0 / n)
+        spectrum = np.fft.rfft(x, axis=0)
+        power = spectrum.real ** 2
+        power += spectrum.imag ** 2                # |X|^2 without the square root
+        power *= 2.0 / n
+        del spectrum
         power[0] /= 2.0
         if n % 2 == 0:
             power[-1] /= 2.0

@@ -114,7 +114,14 @@ def load_subject(func, confounds=None, mask=None, t_r=None, name: str | None = N
     if mask is None:
         from nilearn.masking import compute_background_mask
 
-        mask_img = compute_background_mask(img)
+        from .rawdata import hand_over, unscaled, volumes_from
+
+        # the image is read here for its mask: its first cleaning takes these values
+        native = np.asanyarray(img.dataobj)
+        mask_img = compute_background_mask(nib.Nifti1Image(native, img.affine))
+        if unscaled(img, native) and np.isfinite(native).all():
+            hand_over(key + ":mask:background", volumes_from(native))
+        del native
         mask_img = nib.Nifti1Image(np.asarray(mask_img.dataobj).astype(np.uint8), img.affine)
         key += ":mask:background"
     else:

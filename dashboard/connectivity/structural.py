@@ -1,10 +1,15 @@
 """The Connectivity tab's structural changes (subject, preprocessing, confound columns)
 served: cleaned in a background job first, the views busy meanwhile, then applied to
-the model at once (a mixin of :class:`~dashboard.connectivity.tab.ConnectivityTab`)."""
+the model at once (a mixin of :class:`~dashboard.connectivity.tab.ConnectivityTab`).
+
+The job does everything the change needs that does not touch the page: reading a
+subject not read before (its image), the cleaning, and the voxels' spectra of the map's
+p values; the event loop then only redraws."""
 
 from __future__ import annotations
 
 from analysis.connectivity import cleaned, is_cached
+from analysis.connectivity.stats import cached_spectra
 from analysis.errors import DataError
 from dashboard.notify import report_error
 
@@ -15,24 +20,33 @@ class StructuralJobs:
 
     def _structural(self, name, value):
         self._pending[name] = value
-        try:
-            subject, settings = self.model.planned(**self._pending)
-            settings = settings.check()
-        except (DataError, ValueError) as exc:
-            self._drop_pending()
-            report_error(exc)
-            return
-        if is_cached(subject.key, settings):
-            changes, self._pending = self._pending, {}
-            self.busy.cancel()
-            self._run(lambda: self.model.param.update(**changes), busy=True)
-            return
+        changes = dict(self._pending)
+        # a subject not read yet is read in the job (its image: most of a second)
+        quick = "subject" not in changes or self.model.subject_loaded(changes["subject"])
+        if quick:
+            try:
+                subject, settings = self.model.planned(**changes)
+                settings = settings.check()
+            except (DataError, ValueError) as exc:
+                self._drop_pending()
+                report_error(exc)
+                return
+            if is_cached(subject.key, settings):
+                changes, self._pending = self._pending, {}
+                self.busy.cancel()
+                self._run(lambda: self.model.param.update(**changes), busy=True)
+                return
         self._structural_rev += 1
         rev = self._structural_rev
         report = self.busy.report
+        model = self.model
 
         def work(job):
-            cleaned(subject, settings, progress=job.guarded(report))
+            subject, settings = model.planned(**changes)
+            settings = settings.check()
+            data = cleaned(subject, settings, progress=job.guarded(report))
+            if model.p_method == "effective-dof":
+                cached_spectra(subject, data)   # the map's p values: not on the event loop
             return rev
 
         def apply(_):
