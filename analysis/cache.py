@@ -126,6 +126,15 @@ def open_entry(path):
         yield fh
 
 
+def npy_header(fh) -> tuple:
+    """``(shape, fortran_order, dtype)`` of the ``.npy`` file open in ``fh``, read from
+    its header alone (no data read; ``ValueError`` for a file that is not one)."""
+    version = np.lib.format.read_magic(fh)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    return read_header(fh)
+
+
 def load_npy(path, check=None) -> np.ndarray | None:
     """The array saved at ``path``, or None if it is missing or cannot be trusted.
 

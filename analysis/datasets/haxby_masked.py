@@ -16,7 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from ..cache import cache_file, content_key, load_npy, save_npy
+from ..cache import cache_file, content_key, load_npy, npy_header, save_npy
 from ..progress import null_progress
 from ..store import Store
 
@@ -79,10 +79,7 @@ def _cache_header_fits(func_path, mask_img, standardize) -> bool:
     path = cache_file(cache_name(func_path, mask_img, standardize))
     try:
         with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read_header(fh)
+            shape, _, dtype = npy_header(fh)
         n_voxels = int(np.asarray(mask_img.dataobj).astype(bool).sum())
         n_volumes = int(nib.load(str(func_path)).shape[3])
     except Exception:  # noqa: BLE001 - missing or damaged: compute it

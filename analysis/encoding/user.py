@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 
+from ..cache import npy_header
 from ..config import max_image_bytes, max_upload_bytes
 from ..errors import DataError
 from ..io import is_number
@@ -186,10 +187,7 @@ def load_features(path) -> tuple[np.ndarray, list]:
 def _load_npy(path: Path) -> np.ndarray:
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read_header(f)
+            shape, _, dtype = npy_header(f)
     except (ValueError, OSError) as exc:
         raise DataError(f"not a .npy array ({exc})", path) from None
     if dtype.hasobject or dtype.kind not in "biuf":
