@@ -38,7 +38,7 @@ from analysis.jobs import (DEFAULT_MAX_JOBS, MAX_JOBS_ENV, STOP_WITHIN,  # noqa:
                            Cancelled, Job, max_jobs)
 from analysis.jobs import JobRegistry as _JobRegistry
 from dashboard.batch import served
-from dashboard.render.server import connection_count
+from dashboard.render.server import connection_count, run_in
 
 log = logging.getLogger("fmri_explorer.jobs")
 
@@ -66,7 +66,9 @@ def deliver(doc, fn: Callable[[], Any]) -> None:
         fn()
         return
     try:
-        doc.add_next_tick_callback(fn)
+        # with the session's document as Panel's current one: a pane updated here
+        # (a Markdown's new text) resolves its stylesheets to this server, not the CDN
+        doc.add_next_tick_callback(lambda: run_in(doc, fn))
     except Exception:  # noqa: BLE001 - the session is gone: nobody to tell
         log.debug("could not deliver to a closed session", exc_info=True)
 

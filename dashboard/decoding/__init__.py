@@ -2,8 +2,9 @@
 
 A package: the tab's layout and callbacks (``tab.py``: :class:`DecodingTab`),
 its data sources and upload (``sources.py``), its permutation test
-(``permutations.py``) and its plots (``views.py``). Every name other modules,
-tests, notebooks and benchmarks import from ``dashboard.decoding`` is
+(``permutations.py``), the cheap test it runs by itself after each change and the p
+shown beside the accuracy (``auto_p.py``) and its plots (``views.py``). Every name
+other modules, tests, notebooks and benchmarks import from ``dashboard.decoding`` is
 re-exported here.
 """
 

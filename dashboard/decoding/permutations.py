@@ -5,6 +5,8 @@ analysis' permutations (at most :data:`MAX_APP_PERMUTATIONS`) as a job
 (:mod:`dashboard.jobs`: capped per process, queued with its position shown,
 cancelled with the session), Cancel stops them; the worker thread's progress,
 status and result are handed to the session's event loop and shown in one go.
+The cheap test the tab runs by itself after each change, and the p beside the
+accuracy, are :mod:`.auto_p`'s (:class:`AutoPermutations`, a base of this mixin).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from dashboard import jobs
 from dashboard.batch import in_batch, serialized, soon
 from dashboard.notify import notify_errors, safe_markdown
 
+from .auto_p import AutoPermutations
+
 #: Most permutations the app runs in one test (the CLI may run more).
 MAX_APP_PERMUTATIONS = 10_000
 
 
-class PermutationControls:
+class PermutationControls(AutoPermutations):
     """Run / Cancel of the permutation test and its progress (a mixin of :class:`DecodingTab`)."""
 
     @property
@@ -34,7 +38,8 @@ class PermutationControls:
     def start_permutations(self):
         """Run the permutation test of the current parameters (the Run button) as a job:
         ``w_perms.value`` permutations, at most :data:`MAX_APP_PERMUTATIONS`; a test
-        running already is cancelled. Errors are notified, not raised."""
+        running already (the automatic one too) is cancelled. Errors are notified, not
+        raised."""
         n = int(self.w_perms.value)
         if n > MAX_APP_PERMUTATIONS:
             raise DataError(f"at most {MAX_APP_PERMUTATIONS:,} permutations in the app "
@@ -43,6 +48,7 @@ class PermutationControls:
         self.analysis.scores()  # errors (bad folds...) surface here, not in the job
         if self._perm_job is not None:
             self._perm_job.cancel()
+        self._stop_auto()   # Run's test replaces it (its p stays until Run's is there)
         a = self.analysis
         a.cancel_permutations(wait=False)
         self.progress.param.update(value=0, visible=True)
@@ -81,7 +87,7 @@ class PermutationControls:
         """Called from the worker thread: hand the update to the session's event loop."""
         soon(self._doc, self._apply_permutation_state)
 
-    @in_batch  # one message: the status never says "p = " before the summary shows p
+    @in_batch  # one message: the status never says "p = " before the line shows p
     def _apply_permutation_state(self):
         a = self.analysis
         self.progress.value = int(round(1000 * a.permutation_progress))
@@ -92,10 +98,11 @@ class PermutationControls:
         if a.permutation_result is not self._null_shown:
             self._show_null()
             self.summary.object = self._safe_summary()
+        self._render_p()
 
     def _safe_summary(self) -> str:
         try:
-            return safe_markdown(self.analysis.summary())
+            return safe_markdown(self._summary_text())
         except Exception:  # noqa: BLE001 - keep the last good text
             return self.summary.object
 

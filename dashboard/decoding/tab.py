@@ -34,7 +34,7 @@ from analysis.errors import DataError
 from dashboard.export import ExportBar
 from dashboard.display import display_card
 from dashboard.param_widgets import widget_for, with_tooltip
-from dashboard.notify import html_choices, notify_errors, report_error, safe_markdown
+from dashboard.notify import html_choices, notify_errors, report_error
 from dashboard.batch import in_batch, serialized, served, soon
 from dashboard.busy import Busy
 from dashboard.clusters import ClusterTable
@@ -112,7 +112,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.display = display_card(self.viewer, 290, url_prefix="dec_")   # colour map, opacity
         # the clusters of the map shown, two-sided at the tab's |value| threshold
         self.clusters = ClusterTable(self.viewer, two_sided=True, stem="decoding")
-        self.summary = pn.pane.Markdown("", css_classes=["summary"], sizing_mode="stretch_width")
+        self.summary, self.p_line = self._summary_panes()   # the p beside it: auto_p.py
         # the latest elements, drawn once by HoloViews and then updated in place when
         # only their values move (dashboard/render/live.py); a new layout is drawn anew
         self.elements = {"bars": None, "confusion": None, "null": self.null_histogram(None),
@@ -292,6 +292,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         for job in (self._perm_job, self._upload_job):
             if job is not None:
                 job.cancel()
+        self._stop_auto()
         self.analysis.cancel_permutations(wait=False)
         if self._user_data is not None:
             self._user_data.info.pop("_masked", None)
@@ -355,9 +356,8 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
                       current=self.analysis.adopt, apply=lambda _: self._show_results())
 
     def _show_results(self):
-        a = self.analysis
-        scores = a.scores()
-        self.summary.object = safe_markdown(a.summary())  # labels are the user's text
+        scores = self._timed_scores()
+        self._show_summary(new_result=True)   # and the automatic p test (auto_p.py)
         self._show("bars", self.fold_bars(scores), _update_bars)
         self._show("confusion", self.confusion_plot(scores), _update_confusion)
         self._show_null()
@@ -485,7 +485,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
                 css_classes=["decoding-upload"])),
             width=300)
         self.views[:] = [
-            self.summary,
+            self.summary_line(),
             pn.Row(self.bars, self.null_plot, self.confusion, sizing_mode="stretch_width"),
             self.viewer,
             self.map_hist,

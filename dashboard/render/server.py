@@ -205,6 +205,15 @@ def execute_in(doc, fn: Callable) -> None:
         pn.state.execute(fn, schedule=True)
 
 
+def run_in(doc, fn: Callable) -> None:
+    """Run ``fn`` now, with ``doc`` as Panel's current document (on ``doc``'s event loop:
+    a pane updated there resolves its stylesheets to this server, not Panel's CDN)."""
+    from panel.io.state import set_curdoc
+
+    with set_curdoc(doc):
+        fn()
+
+
 def session_doc():
     """The document of the session this code is building or serving, or None.
 
