@@ -66,8 +66,8 @@ def deliver(doc, fn: Callable[[], Any]) -> None:
         fn()
         return
     try:
-        # with the session's document as Panel's current one: a pane updated here
-        # (a Markdown's new text) resolves its stylesheets to this server, not the CDN
+        # with the session's document as Panel's current one (Panel's context-local one
+        # too, as in the session's own callbacks): what ``fn`` updates is this session's
         doc.add_next_tick_callback(lambda: run_in(doc, fn))
     except Exception:  # noqa: BLE001 - the session is gone: nobody to tell
         log.debug("could not deliver to a closed session", exc_info=True)

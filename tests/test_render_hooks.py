@@ -592,6 +592,42 @@ def test_a_raising_callback_leaves_no_current_document():
     assert bokeh_doc._PATCHED_CURDOCS == before
 
 
+def test_a_callback_has_its_document_current_while_another_threads_runs():
+    """Bokeh's current document is one list for the process; with two servers' threads
+    (the browser tests), a session callback of one saw the other's session as current and
+    Panel took that session's stylesheets for its own models. render.server's
+    patch_curdoc also sets Panel's context-local document: each callback sees its own."""
+    import threading
+
+    from bokeh.document.callbacks import invoke_with_curdoc
+    from bokeh.io import doc as bokeh_doc
+
+    own, other = Document(), Document()
+    entered, leave = threading.Event(), threading.Event()
+    seen = {}
+
+    def other_servers_callback():
+        entered.set()
+        leave.wait(10)
+
+    def callback():
+        thread = threading.Thread(target=invoke_with_curdoc,
+                                  args=(other, other_servers_callback))
+        thread.start()
+        try:
+            assert entered.wait(10)
+            seen["panel"] = pn.state.curdoc   # the other thread's entry is Bokeh's last
+        finally:
+            leave.set()
+            thread.join(10)
+        seen["after"] = pn.state.curdoc
+
+    before = list(bokeh_doc._PATCHED_CURDOCS)
+    invoke_with_curdoc(own, callback)
+    assert seen == {"panel": own, "after": own}
+    assert bokeh_doc._PATCHED_CURDOCS == before
+
+
 @pytest.mark.parametrize("name", ["default", "dark"])
 def test_bokeh_theme_json_holds_the_themes_attrs(name):
     """figure_theme(present=True) copies a theme's ``_json`` (Bokeh keeps the spec there)
@@ -605,3 +641,57 @@ def test_bokeh_theme_json_holds_the_themes_attrs(name):
         for prop, value in values.items():
             if "font_size" not in prop:
                 assert present._json["attrs"][model][prop] == value, (model, prop)
+
+
+def _stylesheet_urls(doc) -> set:
+    return {sheet.url for model in doc.models for sheet in getattr(model, "stylesheets", [])
+            if hasattr(sheet, "url")}
+
+
+def _served_like_doc(tabs=None):
+    from panel.io.resources import LOCAL_DIST
+
+    doc = Document()
+    doc._template_variables["dist_url"] = LOCAL_DIST   # as a served session's
+    if tabs is not None:
+        with set_curdoc(doc):
+            doc.add_root(tabs.get_root(doc))
+    return doc
+
+
+@pytest.mark.parametrize("current", ["its own", "another session's"])
+def test_a_pane_updated_in_a_hidden_tab_keeps_the_pages_stylesheets_local(current):
+    """A dynamic Tabs' hidden tab keeps its models out of the document; Panel updates such
+    a Markdown with ``_get_properties(model.document)``, i.e. no document: its stylesheets
+    (the session's shared objects) went to Panel's CDN for the whole page (a job's result
+    arriving while another tab is shown). render.server resolves them against the pane's
+    own document, even when Panel's current document is another session's
+    (dashboard/render/server.py, _detached_pane_stylesheets)."""
+    from panel.io.resources import CDN_DIST
+    from panel.pane.base import Pane
+    from panel.reactive import Reactive
+
+    with hook("panel", "Reactive._get_properties(doc) or Pane._update_object",
+              "dashboard/render/server.py"):
+        for method in (Reactive._get_properties, Pane._update_object):
+            assert getattr(method, "_fmri_explorer", False), method
+        assert _params(Reactive._get_properties.__wrapped__)[:2] == ["self", "doc"]
+        assert _params(Pane._update_object.__wrapped__) == \
+            ["self", "ref", "doc", "root", "parent", "comm"]
+    line, other = pn.pane.Markdown("computing"), pn.pane.Markdown("another tab")
+    tabs = pn.Tabs(("Decoding", line), ("Encoding", other), dynamic=True)
+    doc = _served_like_doc(tabs)
+    elsewhere = _served_like_doc(pn.Column(pn.pane.Markdown("another session")))
+    before = _stylesheet_urls(doc)
+    assert before and not any(url.startswith(CDN_DIST) for url in before), before
+    with set_curdoc(doc):
+        tabs.active = 1             # the Decoding tab's models leave the document
+    with set_curdoc(doc if current == "its own" else elsewhere):
+        line.object = "p = 0.03"    # a job's result arrives meanwhile
+    assert _stylesheet_urls(doc) == before
+    with set_curdoc(doc):
+        tabs.active = 0             # shown again: its models, with their stylesheets
+    after = _stylesheet_urls(doc)
+    assert not any(url.startswith(CDN_DIST) for url in after), after
+    assert any("markdown.css" in url for url in after), after
+    assert "another session" not in str([m.text for m in doc.models if hasattr(m, "text")])

@@ -37,7 +37,8 @@ appears outside this folder.
 :mod:`dashboard.render.server`
     Hooks into Tornado's, Panel's and Bokeh's server classes for
     ``dashboard.security`` (headers, cookies, logins, shutdown, the log), a
-    session's connection count and ``execute_in(doc, fn)``.
+    session's connection count and ``execute_in(doc, fn)``; a pane updated while its
+    tab is hidden keeps the page's stylesheets on this server.
 
 Nothing is imported here: each module pulls in only the library it needs.
 """

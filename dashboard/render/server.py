@@ -17,7 +17,10 @@ the wrapper):
   go of its session (a message from a client that closed the page): recognised
   in a logged traceback by :func:`from_gone_client`;
 * a session's open connections (``doc.session_context._session``) and running
-  a callback on a session's event loop with Panel's ``set_curdoc``.
+  a callback on a session's event loop with Panel's ``set_curdoc``;
+* Panel's ``Pane._update_object(ref, doc, ...)`` and ``Reactive._get_properties(doc)``:
+  a pane updated while its tab is hidden resolves its stylesheets against its own
+  document, not Panel's CDN (:func:`_detached_pane_stylesheets`).
 
 ``tests/test_render_hooks.py``, ``tests/test_security_headers.py`` and
 ``tests/test_login.py`` fail if an upgrade moves them.
@@ -26,6 +29,8 @@ the wrapper):
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import logging
 from typing import Callable
 
@@ -206,8 +211,9 @@ def execute_in(doc, fn: Callable) -> None:
 
 
 def run_in(doc, fn: Callable) -> None:
-    """Run ``fn`` now, with ``doc`` as Panel's current document (on ``doc``'s event loop:
-    a pane updated there resolves its stylesheets to this server, not Panel's CDN)."""
+    """Run ``fn`` now, with ``doc`` as Panel's current document (on ``doc``'s event loop,
+    e.g. a job's result: as in the session's own callbacks, Panel's context-local document
+    is then the session's; see also :func:`_detached_pane_stylesheets`)."""
     from panel.io.state import set_curdoc
 
     with set_curdoc(doc):
@@ -233,23 +239,42 @@ def session_doc():
 
 @contextlib.contextmanager
 def _safe_patch_curdoc(doc):
-    """Bokeh's ``patch_curdoc``, but the override goes even when the callback raises.
+    """Bokeh's ``patch_curdoc``, but the override goes even when the callback raises, and
+    the callback has its document as Panel's (context-local) current one.
 
     Bokeh 3.9's version pops its entry after the ``yield`` without a ``finally``: a
     session callback that raises leaves that session's document as the process-wide
     current document, and ``pn.state.curdoc`` in any other thread (a job's, a headless
-    tab's) then answers with that session."""
+    tab's) then answers with that session.
+
+    Bokeh keeps its override in one list for the whole process; Panel's current document
+    falls back to it. With two servers in one process (the browser tests: each
+    ``pn.serve(threaded=True)`` has its own thread and event loop), a callback of one
+    server's session (``add_periodic_callback``, a client's message) saw the *other*
+    server's session as current, and Panel took that session's cached stylesheets for
+    its own models ("Models must be owned by only a single document", the page's later
+    messages refused). Panel's context-local document is set here too, and the entry
+    removed is this call's own (not the last one, which another thread may have added)."""
     import weakref
 
+    from bokeh.document.locking import UnlockedDocumentProxy
     from bokeh.io import doc as bokeh_doc
+    from panel.io.state import set_curdoc
 
     patched = bokeh_doc._PATCHED_CURDOCS
-    patched.append(weakref.ref(doc))
+    entry = weakref.ref(doc)
+    patched.append(entry)
+    # the document itself, as Panel's curdoc_locked() unwraps an unlocked callback's proxy
+    own = doc._doc if isinstance(doc, UnlockedDocumentProxy) else doc
     del doc
     try:
-        yield
+        with set_curdoc(own):
+            yield
     finally:
-        patched.pop()
+        for i in range(len(patched) - 1, -1, -1):
+            if patched[i] is entry:
+                del patched[i]
+                break
 
 
 def install_safe_patch_curdoc() -> None:
@@ -262,5 +287,58 @@ def install_safe_patch_curdoc() -> None:
     handlers.patch_curdoc = _safe_patch_curdoc
 
 
+#: the document of the pane being updated by Panel (``Pane._update_object``)
+_UPDATED_IN = contextvars.ContextVar("fmri_explorer_updated_in", default=None)
+
+
+def _detached_pane_stylesheets() -> None:
+    """A pane updated while its model is out of the page resolves its stylesheets against
+    its session's document, not Panel's CDN.
+
+    A hidden tab of a ``dynamic`` ``pn.Tabs`` (the app's) takes its models out of the
+    document and keeps them to show again. Panel updates such a pane's model in place
+    (``Pane._update_object`` -> ``Markdown._update``, ``ModelPane._update``...) with
+    ``_get_properties(model.document)``, i.e. with no document: the update's stylesheets
+    were patched to ``CDN_DIST``. They are the *session's* shared ``ImportedStyleSheet``
+    objects (Panel caches them per current document, ``state._stylesheets``), so every
+    model of the page switched its ``loading.css`` and ``markdown.css`` to the CDN (a
+    job's result shown in another tab: the Decoding tab's automatic p).
+
+    Here ``_update_object`` runs with the document of the pane's view (the one Panel
+    passes it) as Panel's current document and as the one ``_get_properties`` uses when
+    given none: the pane's own session's, never another session's that happens to be
+    current in the process."""
+    from panel.io.state import set_curdoc
+    from panel.pane.base import Pane
+    from panel.reactive import Reactive
+
+    get, update = Reactive._get_properties, Pane._update_object
+
+    @_mark
+    @functools.wraps(get)
+    def get_properties(self, doc, *args, **kwargs):
+        if doc is None:
+            doc = _UPDATED_IN.get()
+        return get(self, doc, *args, **kwargs)
+
+    @_mark
+    @functools.wraps(update)
+    def update_object(self, ref, doc, root, parent, comm):
+        if doc is None or comm is not None:   # a notebook's comm: Panel's own way
+            return update(self, ref, doc, root, parent, comm)
+        token = _UPDATED_IN.set(doc)
+        try:
+            with set_curdoc(doc):
+                return update(self, ref, doc, root, parent, comm)
+        finally:
+            _UPDATED_IN.reset(token)
+
+    if not _patched(get):
+        Reactive._get_properties = get_properties
+    if not _patched(update):
+        Pane._update_object = update_object
+
+
 # every dashboard module goes through the render layer: installed before any session
 install_safe_patch_curdoc()
+_detached_pane_stylesheets()

@@ -107,3 +107,36 @@ def test_real_slice_source(app_page):
         time.sleep(0.1)  # the crosshair moves onto the slice (z = 0 mm)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SCREENSHOTS / "decoding-real-slice.png"), full_page=True)
+
+
+def test_the_automatic_p_shown_in_a_hidden_tab_asks_nothing_outside(app_page, monkeypatch):
+    """The automatic permutation test's result arrives while another tab is shown (the
+    Decoding tab's models are out of the page, Panel keeps them): the page's stylesheets
+    stay on this server (they went to Panel's CDN, dashboard/render/server.py); shown
+    again, the tab has the p beside the accuracy."""
+    from dashboard import jobs
+    from dashboard.decoding import auto_p
+
+    # the first automatic test starts 4 s after the page loaded: the tab is hidden by then
+    monkeypatch.setattr(auto_p, "AUTO_FIRST_DELAY_MS", 4000)
+    monkeypatch.setattr(auto_p, "AUTO_SECONDS", 120.0)   # a shared machine: let it run
+    page = app_page
+    open_decoding(page)
+    assert text_of(page, ".summary-p") == "p: computing (100 permutations) ..."
+    page.locator(".bk-tab", has_text="Encoding").first.click()
+    wait_idle(page)
+    deadline, job = time.monotonic() + 60, None
+    while job is None and time.monotonic() < deadline:
+        job = next((j for j in jobs.REGISTRY.jobs() if j.name == "auto-permutations"), None)
+        time.sleep(0.05)
+    assert job is not None and job.wait(120) and job.state == "done", job
+    time.sleep(1.0)   # its result delivered to the hidden tab
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    assert page.blocked_requests == [], page.blocked_requests
+    page.locator(".bk-tab", has_text="Decoding").first.click()
+    wait_idle(page)
+    assert re.match(r"p (=|<=) .*\(.*100 permutations\)$", text_of(page, ".summary-p"))
+    page.wait_for_timeout(500)
+    assert page.blocked_requests == [], page.blocked_requests
+    assert page.js_errors == [], page.js_errors
