@@ -264,10 +264,6 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
                 v.plot_height = (_present_height if state.present else _normal_height)(
                     v, state.window_width)
             holders[index][:] = [pane]
-            if served and (state.present or state.theme == "dark"):
-                # the new figures' text sizes, once the page has them (a figure sent
-                # before its document's theme reached it kept Bokeh's own)
-                doc.add_next_tick_callback(lambda: retheme())
         return viewers[key]
 
     served = doc is not None and doc.session_context is not None

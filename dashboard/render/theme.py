@@ -142,10 +142,6 @@ def set_figure_theme(doc, name: str, roots=(), present: bool = False) -> None:
     bokeh_theme = figure_theme(name, present=present)
     _rethemed_plots(roots, bokeh_theme)
     _unbake(doc)
-    # through the other layout's sizes first: a themed value the page never received
-    # (a figure serialized before its document's theme reached it) is then sent anew, as
-    # Bokeh sends a theme's values only where they change on the server's side
-    doc.theme = figure_theme(name, present=not present)
     doc.theme = bokeh_theme
 
 
