@@ -44,6 +44,15 @@ TRUNCATED = "truncated or damaged image data"
 DAMAGED_DATA_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
+def stored_unscaled(img) -> bool:
+    """Whether ``img``'s stored values are its values (no scale slope or intercept; an
+    image made in memory holds its array as it is)."""
+    slope = getattr(img.dataobj, "slope", 1.0)
+    inter = getattr(img.dataobj, "inter", 0.0)
+    return ((slope is None or np.isnan(slope) or slope == 1.0)
+            and (inter is None or np.isnan(inter) or inter == 0.0))
+
+
 def human_bytes(n: int) -> str:
     """``1.0 GB``, ``12.3 MB``: sizes in binary units, as the limits are set (MB = 2**20)."""
     n = float(n)

@@ -82,11 +82,9 @@ def volumes_of(img) -> np.ndarray:
 def unscaled(img, native: np.ndarray) -> bool:
     """Whether ``native`` (``np.asanyarray(img.dataobj)``) holds exactly the values of
     ``img.get_fdata(dtype=float64)`` (no scaling, a dtype float64 holds exactly)."""
-    slope = getattr(img.dataobj, "slope", 1.0)
-    inter = getattr(img.dataobj, "inter", 0.0)
-    plain = (slope is None or np.isnan(slope) or slope == 1.0) and \
-        (inter is None or np.isnan(inter) or inter == 0.0)
-    return plain and native.dtype in (np.float32, np.float64, np.int8, np.uint8,
+    from ..volumes import stored_unscaled
+
+    return stored_unscaled(img) and native.dtype in (np.float32, np.float64, np.int8, np.uint8,
                                       np.int16, np.uint16, np.int32, np.uint32)
 
 

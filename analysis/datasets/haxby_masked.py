@@ -106,13 +106,12 @@ def _direct_masked(img, mask_img, standardize) -> np.ndarray | None:
     a float copy of the whole 4D image (fresh memory is slow to touch here). None when
     the direct path does not apply and NiftiMasker must do it: another grid (it would
     resample), scaled or other data types, non-finite values (it reads them as 0)."""
+    from ..volumes import stored_unscaled
+
     header_dtype = np.dtype(img.get_data_dtype())
-    # a file's scaling (an image made in memory holds its array as it is)
-    slope, inter = getattr(img.dataobj, "slope", 1.0), getattr(img.dataobj, "inter", 0.0)
     if (header_dtype.name not in DIRECT_DTYPES or len(img.shape) != 4
             or tuple(img.shape[:3]) != tuple(mask_img.shape[:3])
-            or not np.allclose(img.affine, mask_img.affine)
-            or not (np.isnan(slope) or slope == 1) or not (np.isnan(inter) or inter == 0)):
+            or not np.allclose(img.affine, mask_img.affine) or not stored_unscaled(img)):
         return None
     mask = np.asarray(mask_img.dataobj).astype(bool)
     raw = np.asanyarray(img.dataobj)
