@@ -83,6 +83,38 @@ def test_lazy_freeze_walks_only_when_the_graph_changed(monkeypatch):
         assert len(walks) == 1 and doc.models.get_by_id(other.id) is other
 
 
+def test_lazy_freeze_walks_after_a_nested_freeze_only_if_the_graph_changed(monkeypatch):
+    """A nested Bokeh freeze (HoloViews' plot updates use one) costs a walk only when it
+    changed the roots or set a property that holds models."""
+    from bokeh.models import Column, Div
+
+    doc = Document()
+    div = Div(text="a")
+    col = Column(children=[div])
+    doc.add_root(col)
+    walks = []
+    recompute = doc.models.recompute
+    monkeypatch.setattr(doc.models, "recompute", lambda: (walks.append(1), recompute()))
+    with batching.lazy_freeze(doc):
+        with doc.models.freeze():
+            div.text = "b"   # values in place
+    assert walks == []
+    added = Div(text="new child")
+    with batching.lazy_freeze(doc):
+        with doc.models.freeze():
+            col.children = [div, added]   # a property holding models
+    assert len(walks) == 1 and doc.models.get_by_id(added.id) is added
+    root = Div(text="new root")
+    with batching.lazy_freeze(doc):
+        with doc.models.freeze():
+            doc.add_root(root)
+    assert len(walks) == 2 and doc.models.get_by_id(root.id) is root
+    with batching.lazy_freeze(doc):
+        with doc.models.freeze():
+            doc.remove_root(root)
+    assert len(walks) == 3 and doc.models.get_by_id(root.id) is None
+
+
 # ---- dashboard/render/live.py: HoloViews' drawn plots ---------------------------------
 def _draw(obj):
     doc = Document()
