@@ -43,7 +43,7 @@ from dashboard.notify import loading, report_error, safe_markdown
 from dashboard.render.browser import StyleSheetGuard
 from dashboard.view_keys import ViewKeys, route_keys
 from dashboard.render.styles import fix_divider_stylesheet, local_stylesheets
-from dashboard.render.theme import PageTheme, set_figure_theme, switch_theme
+from dashboard.render.theme import PageTheme, resend_text_sizes, set_figure_theme, switch_theme
 from dashboard.share import link_args, read_link, sync_url
 
 log = logging.getLogger("fmri_explorer.dashboard")
@@ -251,6 +251,15 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             sync_url(choice, ATLAS_URL_KEYS)
             atlas_box[:] = [atlas_selector(choice, doc=doc)]
 
+    page = {"loaded": False}
+
+    def resend_sizes():
+        """The figures' themed text sizes sent again (dashboard/render/theme.py: a figure
+        the page got before its document's theme kept Bokeh's own sizes)."""
+        if state.present or state.theme == "dark":
+            with batched():
+                resend_text_sizes(doc, present=state.present)
+
     def build(key: str):
         """The tab's viewer, built (once) on demand."""
         atlas_choice()
@@ -264,6 +273,9 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
                 v.plot_height = (_present_height if state.present else _normal_height)(
                     v, state.window_width)
             holders[index][:] = [pane]
+            if served and page["loaded"] and (state.present or state.theme == "dark"):
+                # the new figures' themed text sizes, once the page has them
+                doc.add_next_tick_callback(resend_sizes)
         return viewers[key]
 
     served = doc is not None and doc.session_context is not None
@@ -408,6 +420,9 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         # the figures' text sizes (larger presenting; the dark design's own are larger
         # than the light one's), once the page has its document's theme
         pn.state.onload(retheme)
+        pn.state.onload(resend_sizes)
+    if served:
+        pn.state.onload(lambda: page.update(loaded=True))
     template.app_state = state
     template.tabs = tabs
     template.tab_viewers = viewers  # filled as tabs are built

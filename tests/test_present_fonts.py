@@ -61,3 +61,31 @@ def test_both_colour_themes_draw_figures_with_the_same_text_sizes():
                        _px(fig.xaxis[0].major_label_text_font_size),
                        _px(fig.xaxis[0].axis_label_text_font_size))
     assert sizes["dark"] == sizes["default"] == (16, 11, 13)
+
+
+def test_resend_text_sizes_sends_the_themed_sizes_the_page_may_lack():
+    """Setting the same theme again sends nothing (Bokeh sends only changed values), so a
+    figure the page got before the theme keeps Bokeh's sizes there; resend_text_sizes sends
+    each themed size as a change of its property."""
+    import holoviews as hv
+    from bokeh.document import Document
+
+    from dashboard.render.theme import PRESENT_FONTS, figure_theme, resend_text_sizes
+
+    hv.extension("bokeh")
+    fig = hv.render(hv.Image(np.eye(4)).opts(colorbar=True, title="t", xlabel="x (mm)"))
+    doc = Document()
+    doc.add_root(fig)
+    doc.theme = figure_theme("default", present=True)
+    events = []
+    doc.on_change(lambda event: events.append(event))
+    doc.theme = figure_theme("default", present=True)
+    assert not [e for e in events if getattr(e, "attr", "").endswith("font_size")]
+    sent = resend_text_sizes(doc, present=True)
+    fonts = [e for e in events if getattr(e, "attr", "").endswith("font_size")]
+    changed = {(type(e.model).__name__, e.attr): e.new for e in fonts}
+    assert sent == len(fonts) > 0
+    assert changed[("Title", "text_font_size")] == PRESENT_FONTS["Title"]["text_font_size"]
+    axis = [v for (name, attr), v in changed.items()
+            if name.endswith("Axis") and attr == "major_label_text_font_size"]
+    assert axis and set(axis) == {PRESENT_FONTS["Axis"]["major_label_text_font_size"]}

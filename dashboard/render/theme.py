@@ -145,6 +145,33 @@ def set_figure_theme(doc, name: str, roots=(), present: bool = False) -> None:
     doc.theme = bokeh_theme
 
 
+def resend_text_sizes(doc, present: bool = False) -> int:
+    """Send the page the text sizes the document's theme gives its figures (the titles,
+    axes, colour bars and legends of :data:`PRESENT_FONTS` or :data:`NORMAL_FONTS`), each
+    as a change of that one property. Returns the properties sent.
+
+    A figure serialized before its document's theme reached it keeps Bokeh's own sizes in
+    the page (presenting, the slice titles stayed at 13 px), and Bokeh sends a theme's
+    values only where they change on the server's side, so setting the theme again sends
+    nothing. Call it once the page has the figures (a tab built after the page loaded: on
+    the next tick; the first tab: on load). Only these properties of models the page
+    already holds are sent: switching the whole theme twice, tried first, made the page
+    refuse a message now and then ("reference ... isn't known")."""
+    import bokeh.models as bm
+
+    fonts = PRESENT_FONTS if present else NORMAL_FONTS
+    classes = [(getattr(bm, name), attrs) for name, attrs in fonts.items()
+               if isinstance(getattr(bm, name, None), type)]
+    sent = 0
+    for model in list(doc.models):
+        for cls, attrs in classes:
+            if isinstance(model, cls):
+                for attr in attrs:
+                    model.trigger(attr, None, getattr(model, attr))
+                    sent += 1
+    return sent
+
+
 class PageTheme(JSComponent):
     """Nothing to see: when its ``theme`` changes, it switches the page around the
     components (Panel's template HTML) to that theme."""

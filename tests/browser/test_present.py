@@ -129,3 +129,57 @@ def test_normal_layout_fits_a_laptop(browser, app_url):
         assert page.js_errors == [], page.js_errors
     finally:
         context.close()
+
+
+#: each shown slice view's title and tick label sizes, as the page draws them
+FIGURE_TEXT = """() => { const out = {}; const seen = new Set();
+  const walk = v => { if (!v || seen.has(v)) return; seen.add(v);
+    const m = v.model, css = (m && m.css_classes) || [];
+    const view = css.find(c => /^slice-(sagittal|coronal|axial)$/.test(c));
+    if (view && m.title && v.el && v.el.offsetParent !== null)
+      out[view] = [m.title.text_font_size, m.left[0].major_label_text_font_size];
+    if (v.child_views) for (const c of v.child_views) walk(c); };
+  [...Bokeh.index.all_views()].forEach(walk); return out; }"""
+
+
+#: the presentation's title and tick label sizes (PRESENT_FONTS)
+PRESENTING = ["19px", "15px"]
+
+
+def _figure_text(page, expected) -> dict:
+    deadline = time.monotonic() + 20
+    while True:   # the sizes may follow the page's first drawing (a theme sent after it)
+        sizes = page.evaluate(FIGURE_TEXT)
+        if (len(sizes) == 3 and all(s == expected for s in sizes.values())) or \
+                time.monotonic() > deadline:
+            return sizes
+        page.wait_for_timeout(300)
+
+
+@pytest.mark.parametrize("theme", ["default", "dark"])
+def test_presenting_enlarges_the_figures_text(browser, app_url, theme):
+    """Presenting, the views' titles and tick labels have the presentation's sizes
+    (19 / 15 px, dashboard/render/theme.py), loaded so or toggled on; a tab opened later
+    too. Before the fix, titles stayed at Bokeh's 13 px in the page."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    try:
+        for query in (f"?theme={theme}&present=true", f"?theme={theme}"):
+            page = open_page(context.new_page(), app_url + query)
+            page.locator(".slice-axial canvas >> visible=true").first.wait_for(timeout=60_000)
+            if "present" not in query:
+                page.locator(".present-toggle button").first.click()
+                _settled(page)
+            sizes = _figure_text(page, PRESENTING)
+            assert set(sizes) == {"slice-sagittal", "slice-coronal", "slice-axial"}, sizes
+            assert all(s == PRESENTING for s in sizes.values()), (query, sizes)
+            if "present" in query:   # a tab built later
+                open_tab(page, "Decoding")
+                page.locator(".slice-axial canvas >> visible=true").first.wait_for(
+                    timeout=60_000)
+                _settled(page)
+                sizes = _figure_text(page, PRESENTING)
+                assert all(s == PRESENTING for s in sizes.values()), ("later", sizes)
+            assert page.js_errors == [], page.js_errors
+            page.close()
+    finally:
+        context.close()
