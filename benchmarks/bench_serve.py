@@ -387,6 +387,8 @@ def main(argv=None) -> int:
                          help="subjects of the group run (4)")
     hostile.add_argument("--settle", type=float, default=60.0,
                          help="seconds after the last session closed to measure memory (60)")
+    hostile.add_argument("--viewport", default="1400x900",
+                         help="each page's window, WIDTHxHEIGHT (1400x900)")
     hostile.add_argument("--answer-timeout", type=float, default=30.0,
                          help="a move without a summary update after this is lost (30)")
     args = parser.parse_args(argv)
@@ -403,7 +405,8 @@ def main(argv=None) -> int:
         print("[serve-hostile]", flush=True)
         hostile_run.run(bench, sessions=args.sessions, seconds=args.seconds, seed=args.seed,
                         permutations=args.permutations, group_subjects=args.group_subjects,
-                        settle=args.settle, answer_timeout=args.answer_timeout)
+                        settle=args.settle, answer_timeout=args.answer_timeout,
+                        viewport=tuple(int(v) for v in args.viewport.lower().split("x")))
     else:
         bench.section = "serve"
         print("[serve]", flush=True)

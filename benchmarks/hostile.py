@@ -239,12 +239,17 @@ DRIVER = """
             status: H.textOf('perm-status')}; };
   H.groupText = () => { const s = find('group-summary'); return s ? textOf(s.el.shadowRoot || s.el) : null; };
   // plan: [['tab', i] | ['move', cls, cands, idx] | ['job', kind, n]]; moves every ``every`` ms
+  // a heartbeat (the run tells a page whose script stopped from one that is slow) with
+  // the tab and the last step, where a stopped page was
+  H.step = 'start';
+  setInterval(() => console.debug(`hx-beat tab ${H.tab}, last step ${H.step}`), 1000);
   H.run = async (plan, deadline, every, phase, limit) => {
     try {
       if ((await waitTab(H.tab, 60000)) === null) H.switchFails += 1;
       await sleep(phase);
       let next = performance.now();
       for (const step of plan) {
+        H.step = step[0] === 'move' ? step[1] : step.join(' ');
         if (H.stop || performance.now() > deadline) break;
         if (step[0] === 'tab') { await settle(limit); await switchTab(step[1]); next = performance.now(); continue; }
         if (step[0] === 'job') { await settle(limit); await job(step[1], step[2]); next = performance.now(); continue; }
@@ -302,13 +307,18 @@ def _plan(rng, role: str, seconds: float, tab0: int, n_perm: int, n_group: int) 
     return steps
 
 
+def _phase(text: str) -> None:
+    """Where a long run is (stderr): the last phases wait on the pages."""
+    print(f"  [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def _ratio_note(ratio: float) -> str:
     return f"target within 15%: {'met' if abs(ratio - 1) <= 0.15 else 'NOT met'}"
 
 
 def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
         permutations: int = 10_000, group_subjects: int = 4, settle: float = 60.0,
-        answer_timeout: float = 30.0) -> dict:
+        answer_timeout: float = 30.0, viewport: tuple = (1400, 900)) -> dict:
     """The hostile-load run; figures go to ``bench.row`` (section ``serve-hostile``)."""
     import psutil
     from playwright.sync_api import Error as PlaywrightError
@@ -389,13 +399,16 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
 
             # all sessions arrive at once, each on its own first tab
             contexts, pages, page_errors = [], [], [[] for _ in range(sessions)]
+            beats = {}   # page -> (time, text) of its last heartbeat
             t_open = time.perf_counter()
             for i in range(sessions):
-                ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+                ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
                 ctx.add_init_script(WS_HOOK)
                 pg = ctx.new_page()
                 pg.route(EXTERNAL, lambda r: r.abort())
                 pg.on("pageerror", lambda exc, i=i: page_errors[i].append(str(exc)))
+                pg.on("console", lambda msg, i=i: beats.__setitem__(i, (time.monotonic(), msg.text))
+                      if msg.text.startswith("hx-beat") else None)
                 pg.goto(f"{url}?tab={TAB_NAMES[int(tabs0[i])]}", wait_until="commit")
                 contexts.append(ctx)
                 pages.append(pg)
@@ -441,21 +454,40 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
                     closed[i] = now
                 control.wait_for_timeout(200)
             alive = [i for i in range(sessions) if i not in closed]
+            _phase("moves over: waiting for the pages' last moves")
+            unresponsive = {}   # page -> its role and last heartbeat
+            # a page whose script stopped answering would hang the run (Playwright's calls
+            # on it never return, timeouts included): known by its missing heartbeats
+            control.wait_for_timeout(3000)
             for i in alive:
+                beat = beats.get(i, (0.0, "never"))
+                if time.monotonic() - beat[0] > 10:
+                    unresponsive[i] = f"{roles[i]} ({beat[1]}, {time.monotonic() - beat[0]:.0f} s ago)"
+                    _phase(f"page {i} unresponsive: {unresponsive[i]}")
+                    continue
                 try:
                     pages[i].evaluate("() => { window.__hx.stop = true; }")
                 except PlaywrightError:
                     pass
+            # one deadline for all the pages (not one each); polled by timer: a busy
+            # page's animation frames can be too rare for Playwright's default polling
+            finish_by = time.monotonic() + answer_timeout + 60
             for i in alive:
+                if i in unresponsive:
+                    continue
                 try:
-                    pages[i].wait_for_function("() => window.__hx.finished",
-                                               timeout=(answer_timeout + 60) * 1000)
+                    pages[i].wait_for_function(
+                        "() => window.__hx.finished", polling=250,
+                        timeout=max(1.0, finish_by - time.monotonic()) * 1000)
                 except PlaywrightError:
                     pass
             cores_run = (cpu_all() - cpu0) / (time.monotonic() - wall0)
             stats = {}
             for i in range(sessions):
                 if i in closed:
+                    continue
+                if i in unresponsive:
+                    stats[i] = {"error": "page unresponsive"}
                     continue
                 try:
                     stats[i] = pages[i].evaluate(
@@ -467,6 +499,7 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
                 except PlaywrightError as exc:
                     stats[i] = {"error": str(exc)}
             # lost sessions: a websocket closed, or no answer to a last probe move
+            _phase("probing the sessions that stay")
             lost = []
             for i in alive:
                 st = stats.get(i, {})
@@ -477,14 +510,16 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
                 try:
                     pages[i].evaluate("() => { window.__hx.probeMove(20000); return true; }")
                     pages[i].wait_for_function("() => window.__hx.probe !== undefined",
-                                               timeout=30_000)
+                                               timeout=30_000, polling=250)
                     if not pages[i].evaluate("() => window.__hx.probe"):
                         lost.append(i)
                 except PlaywrightError:
                     lost.append(i)
             # the group run finished? (its session's Connectivity tab shows the group summary)
             group_text, group_wait, group_status = None, None, None
-            if group_session is not None and group_session in alive:
+            if group_session is not None and group_session in alive \
+                    and group_session not in unresponsive:
+                _phase("waiting for the group run")
                 pg = pages[group_session]
                 t0 = time.monotonic()
                 try:
@@ -503,6 +538,7 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
             for i in alive:
                 contexts[i].close()
             t_last = time.monotonic()
+            _phase(f"all sessions closed: settling for {settle:g} s")
             rss_peak = max([s[1] for s in samples] + [rss_start])
             # background work must have stopped: CPU from 10 to 15 s after the last close
             control.wait_for_timeout(10_000)
@@ -571,6 +607,9 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
     bench.row("lost sessions", len(lost), "",
               f"of the {n_alive} that stayed: websocket closed or no answer to a probe move; "
               "target 0")
+    bench.row("pages unresponsive at the end", len(unresponsive), "",
+              "no heartbeat for 10 s: their script stopped (counted lost): "
+              + (", ".join(f"{role}" for role in unresponsive.values()) or "none"))
     bench.row("moves sent (sessions that stayed)", moves, "",
               f"{missing} not sent (widget or summary not found)")
     bench.row("moves unanswered", unanswered, "",
