@@ -98,6 +98,23 @@ def test_subject_map_equals_the_single_subject_analysis(analysis, group_dir):
     assert np.abs(ours.values[both] - theirs.values[both]).max() < 1e-6
 
 
+def test_axial_strip_is_each_subjects_volume_cut_at_the_slice(analysis):
+    """The subject strip (taken from the maps at once) holds, for every subject, the axial
+    slice of that subject's volume nearest the asked z, NaN outside the mask."""
+    res = analysis.ensure()
+    for z_mm in (res.seed_mm[2], -7.0, 1e6):
+        strip = analysis.axial_strip(z_mm)
+        assert strip.dims == ("subject", "y", "x")
+        assert list(strip.subject.values) == list(res.r.subject.values)
+        for i in range(res.n_subjects):
+            cut = analysis.subject_volume(i).sel(z=z_mm, method="nearest").transpose("y", "x")
+            np.testing.assert_array_equal(strip.isel(subject=i).values, cut.values)
+            np.testing.assert_array_equal(strip.x.values, cut.x.values)
+            np.testing.assert_array_equal(strip.y.values, cut.y.values)
+            assert strip.attrs["z_mm"] == float(cut.z.values)
+        assert np.isfinite(strip.values).any() or z_mm == 1e6
+
+
 def test_high_variance_confounds_reach_each_subjects_cleaning(group_dir):
     """The preprocessing group's option is a group parameter (inherited, not re-declared):
     the settings carry it, and a subject's map equals nilearn's maskers with it on."""

@@ -79,6 +79,32 @@ def _completed(futures, cancel=None, timeout=None):
         remaining = [f for f in remaining if f not in done]
 
 
+def _wait_all(futures, cancel=None, timeout=None) -> None:
+    """Wait until every future is done (finished or failed), checking ``cancel`` every
+    0.2 s (:class:`Cancelled`) and ``timeout`` (``TimeoutError``): one round trip to the
+    client's loop per 0.2 s, not one per future."""
+    from distributed.client import _wait
+
+    if not futures:
+        return
+    deadline = None if timeout is None else time.monotonic() + float(timeout)
+    while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("group run cancelled")
+        step = 0.2
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{sum(f.status != 'finished' for f in futures)} "
+                                   "futures unfinished")
+            step = min(step, left)
+        try:
+            futures[0].client.sync(_wait, futures, timeout=step, return_when="ALL_COMPLETED")
+            return
+        except TimeoutError:
+            continue
+
+
 class GroupEngine:
     """A Dask client plus the subjects' cleaned data held on its workers.
 
@@ -201,33 +227,30 @@ class GroupEngine:
         seed = tuple(float(v) for v in seed_mm)
         maps = [self.client.submit(subject_seed_map, c, seed, float(radius_mm), pure=False)
                 for c in cleaned]
-        index = {f.key: i for i, f in enumerate(maps)}
-        r = [None] * n
-        n_seed = np.zeros(n, dtype=int)
-        done = 0
         try:
-            # seed maps take milliseconds each: a cluster that stops answering is an
-            # error here, not a hang
-            for fut in as_completed(maps, loop=self.client.loop,
-                                    timeout=SEED_MAP_TIMEOUT + 2.0 * n):
-                i = index[fut.key]
-                if fut.status == "error":
-                    exc = fut.exception()
-                    if not isinstance(exc, DataError):
-                        self._drop(cleaned[i])
-                    raise _task_error(exc, subjects[i]) from None
-                r[i], n_seed[i] = fut.result()
-                done += 1
-                report(done / n, f"seed maps {done}/{n}")
+            # seed maps take milliseconds each: wait for all of them (checking ``cancel``),
+            # then fetch them in one round trip (one per map cost ~25 ms each on a busy
+            # server); a cluster that stops answering is an error here, not a hang
+            limit = SEED_MAP_TIMEOUT + 2.0 * n
+            _wait_all(maps, cancel, timeout=limit)
+            failed = [i for i, f in enumerate(maps) if f.status == "error"]
+            if failed:
+                i = failed[0]
+                exc = maps[i].exception()
+                if not isinstance(exc, DataError):
+                    self._drop(cleaned[i])
+                raise _task_error(exc, subjects[i]) from None
+            results = self.client.gather(maps)
         except Cancelled:
             for fut in maps:
                 fut.cancel()
             raise
         except TimeoutError:
+            done = sum(f.status == "finished" for f in maps)
             for fut in maps:
                 fut.cancel()
             raise DataError(f"the cluster returned {done} of {n} seed maps within "
-                            f"{SEED_MAP_TIMEOUT + 2.0 * n:.0f} s; a worker may have died "
+                            f"{limit:.0f} s; a worker may have died "
                             "(see the Dask dashboard)") from None
         except Exception as exc:
             for fut in maps:
@@ -235,6 +258,9 @@ class GroupEngine:
             if isinstance(exc, DataError):
                 raise
             raise _task_error(exc, None) from None
+        r = [res[0] for res in results]
+        n_seed = np.array([res[1] for res in results], dtype=int)
+        report(1.0, f"seed maps {n}/{n}")
         t2 = time.perf_counter()
         return np.stack(r), n_seed, {"clean_s": t1 - t0, "seed_s": t2 - t1,
                                      "cleaned_now": len(pending)}
