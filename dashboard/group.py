@@ -37,6 +37,7 @@ from analysis.errors import DataError
 from analysis.preprocessing import PARAMETERS as PREPROCESSING
 from analysis.group import GroupConnectivity, idle_seconds, scheduler_address
 from dashboard import jobs
+from dashboard.batch import batched
 from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets, tooltip, widget_for, with_tooltip
 from dashboard.seed_input import SeedInput
@@ -425,39 +426,42 @@ class GroupPanel(pn.viewable.Viewer):
         m = self.model
         if m.result is None:
             return
-        try:
-            res = m.result
-            # text first: Panel can drop later model changes of a tick that re-renders panes
-            self.summary.object = m.summary()
-            link = m.dashboard_link
-            if link:
-                self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
-            seed = tuple(float(v) for v in res.seed_mm)
-            t_map, shown_threshold, level, words = shown_map(m)
-            update = dict(stat_map=t_map, threshold=shown_threshold, marker_mm=seed,
-                          clim=robust_clim(res.t, level if level is not None
-                                           and np.isfinite(level) else m.threshold),
-                          title=f"group t map ({res.n_subjects} subjects, df {res.df}), "
-                                f"{words}")
-            if move_crosshair:
-                update["crosshair_mm"] = snap(t_map, seed)
-            self._syncing = True
+        # the views' updates in one message, at most one model-graph walk
+        with batched():
             try:
-                self.viewer.param.update(**update)
-            finally:
-                self._syncing = False
-            inf = res.inference
-            show_hist(self.hist, self._hist_layers, res.t,
-                      level if level is not None and np.isfinite(level) else None,
-                      fdr=inf.fdr_t_threshold if inf is not None else None,
-                      fwe=inf.fwe_t_threshold if inf is not None else None)
-            peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
-            peaks["region"] = peak_regions(peaks, self.viewer.atlas, self.viewer.in_mni)
-            self.peaks_table.object = peaks.drop(columns=["i", "j", "k"], errors="ignore").rename(
-                columns=PEAK_COLUMNS)
-            show_strip(self.strip, self._strip_layers, m.axial_strip())
-        except Exception as exc:  # noqa: BLE001
-            report_error(exc)
+                res = m.result
+                # text first: Panel can drop later model changes of a tick that re-renders panes
+                self.summary.object = m.summary()
+                link = m.dashboard_link
+                if link:
+                    self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
+                seed = tuple(float(v) for v in res.seed_mm)
+                t_map, shown_threshold, level, words = shown_map(m)
+                update = dict(stat_map=t_map, threshold=shown_threshold, marker_mm=seed,
+                              clim=robust_clim(res.t, level if level is not None
+                                               and np.isfinite(level) else m.threshold),
+                              title=f"group t map ({res.n_subjects} subjects, df {res.df}), "
+                                    f"{words}")
+                if move_crosshair:
+                    update["crosshair_mm"] = snap(t_map, seed)
+                self._syncing = True
+                try:
+                    self.viewer.param.update(**update)
+                finally:
+                    self._syncing = False
+                inf = res.inference
+                show_hist(self.hist, self._hist_layers, res.t,
+                          level if level is not None and np.isfinite(level) else None,
+                          fdr=inf.fdr_t_threshold if inf is not None else None,
+                          fwe=inf.fwe_t_threshold if inf is not None else None)
+                peaks = m.peaks().round({"t": 2, "x": 1, "y": 1, "z": 1})
+                peaks["region"] = peak_regions(peaks, self.viewer.atlas, self.viewer.in_mni)
+                self.peaks_table.object = peaks.drop(columns=["i", "j", "k"],
+                                                     errors="ignore").rename(
+                    columns=PEAK_COLUMNS)
+                show_strip(self.strip, self._strip_layers, m.axial_strip())
+            except Exception as exc:  # noqa: BLE001
+                report_error(exc)
 
     def _build_layout(self):
         # each control with its Parameter's doc as a tooltip

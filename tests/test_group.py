@@ -86,6 +86,33 @@ def test_distributed_equals_serial_loop(analysis):
     assert np.isnan(t_map.values[~np.asarray(subjects.mask.dataobj).astype(bool)]).all()
 
 
+def test_statistics_on_the_workers_equal_those_computed_here(analysis):
+    """The app's default (1,000 sign flips) runs the statistics on a worker with the seed
+    maps; more than ``WORKER_PERMUTATIONS`` run here, in chunks: both give the numbers of
+    ``group_inference`` on the same maps in this process."""
+    from analysis.group.results import WORKER_PERMUTATIONS, compute_group, group_result
+
+    subjects = analysis.subject_list()
+    settings = analysis.settings(subjects)
+    engine = analysis.engine()
+    assert analysis.n_permutations <= WORKER_PERMUTATIONS
+    res = analysis.result
+    assert res.timings["stats_s"] > 0 and res.inference.n_permutations == analysis.n_permutations
+    for n_perm in (analysis.n_permutations, WORKER_PERMUTATIONS + 1):
+        ours = compute_group(subjects, settings, res.seed_mm, res.radius_mm, engine=engine,
+                             n_permutations=n_perm)
+        here = group_result(ours.r.values, subjects, res.seed_mm, res.radius_mm,
+                            ours.n_seed_voxels, n_permutations=n_perm)
+        a, b = ours.inference, here.inference
+        assert a.n_permutations == b.n_permutations == n_perm
+        for name in ("t", "p", "h0_max_t", "logp_fwe", "fdr", "fwe", "h0_max_size",
+                     "cluster_size", "logp_cluster_fwe"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+        assert (a.fwe_t_threshold, a.fdr_t_threshold, a.n_voxels_fwe, a.n_clusters_fwe) == \
+            (b.fwe_t_threshold, b.fdr_t_threshold, b.n_voxels_fwe, b.n_clusters_fwe)
+        np.testing.assert_array_equal(ours.r.values, res.r.values)
+
+
 def test_subject_map_equals_the_single_subject_analysis(analysis, group_dir):
     """Subject 0's group-engine map is the single-subject tab's map (same cleaning)."""
     from analysis.connectivity import SeedConnectivity

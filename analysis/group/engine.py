@@ -22,7 +22,7 @@ from ..progress import null_progress, scaled
 from .cluster import (CONNECT_TIMEOUT, Cancelled, _n_workers, connect, require_workers,
                       scheduler_address)
 from .subjects import SubjectSpec
-from .tasks import clean_subject, subject_seed_map, warm_up
+from .tasks import clean_subject, group_statistics, subject_seed_map, warm_up
 
 #: Seconds (plus 2 per subject) the cluster may take to return the seed maps.
 SEED_MAP_TIMEOUT = 120.0
@@ -187,6 +187,28 @@ class GroupEngine:
         ``cancel`` (a ``threading.Event``), checked every 0.2 s: when set, this run's
         unfinished futures are cancelled and released, and :class:`Cancelled` is raised.
         """
+        return self._run(subjects, settings, mask, seed_mm, radius_mm, progress, cancel)
+
+    def group_maps(self, subjects, settings: CleaningSettings, mask, seed_mm,
+                   radius_mm: float = RADIUS_MM, progress=None, cancel=None,
+                   n_permutations: int = 1000, cluster_forming_p=None,
+                   random_state=0) -> tuple:
+        """Seed maps of every subject and their group statistics, both on the cluster
+        (:func:`~analysis.group.tasks.group_statistics`: the maps go to one worker, not
+        through this process).
+
+        Returns ``(r, n_seed_voxels, inference (GroupInference), timings)``; timings
+        ``seed_s`` (until the maps exist) and ``stats_s`` (the statistics, with their way
+        back). ``progress`` and ``cancel`` as :meth:`seed_maps`; a cancel while the
+        statistics run releases their result (the worker finishes the task)."""
+        stats = {"mask": np.asarray(mask.dataobj).astype(bool),
+                 "n_permutations": int(n_permutations),
+                 "cluster_forming_p": cluster_forming_p, "random_state": random_state}
+        return self._run(subjects, settings, mask, seed_mm, radius_mm, progress, cancel,
+                         stats)
+
+    def _run(self, subjects, settings, mask, seed_mm, radius_mm, progress, cancel,
+             stats=None) -> tuple:
         progress = progress or null_progress
         n = len(subjects)
         t0 = time.perf_counter()
@@ -195,7 +217,7 @@ class GroupEngine:
         cleaned = self.cleaned_futures(subjects, settings, mask)
         try:
             return self._seed_maps(subjects, cleaned, seed_mm, radius_mm, progress, cancel,
-                                   n, t0)
+                                   n, t0, stats)
         except Cancelled:
             for fut in cleaned:   # cleanings this run started and nobody has yet
                 if fut.status not in ("finished",):
@@ -203,7 +225,8 @@ class GroupEngine:
                     fut.cancel()
             raise
 
-    def _seed_maps(self, subjects, cleaned, seed_mm, radius_mm, progress, cancel, n, t0):
+    def _seed_maps(self, subjects, cleaned, seed_mm, radius_mm, progress, cancel, n, t0,
+                   stats=None):
         def as_completed(futures, loop=None, timeout=None):
             return _completed(futures, cancel, timeout)
 
@@ -227,11 +250,16 @@ class GroupEngine:
         seed = tuple(float(v) for v in seed_mm)
         maps = [self.client.submit(subject_seed_map, c, seed, float(radius_mm), pure=False)
                 for c in cleaned]
+        # the statistics start on a worker as soon as the maps exist (no round trip here)
+        group = None if stats is None else self.client.submit(
+            group_statistics, maps, stats["mask"], stats["n_permutations"],
+            stats["cluster_forming_p"], stats["random_state"], pure=False)
+        everything = maps + ([group] if group is not None else [])
+        limit = SEED_MAP_TIMEOUT + 2.0 * n
         try:
             # seed maps take milliseconds each: wait for all of them (checking ``cancel``),
             # then fetch them in one round trip (one per map cost ~25 ms each on a busy
             # server); a cluster that stops answering is an error here, not a hang
-            limit = SEED_MAP_TIMEOUT + 2.0 * n
             _wait_all(maps, cancel, timeout=limit)
             failed = [i for i, f in enumerate(maps) if f.status == "error"]
             if failed:
@@ -240,30 +268,43 @@ class GroupEngine:
                 if not isinstance(exc, DataError):
                     self._drop(cleaned[i])
                 raise _task_error(exc, subjects[i]) from None
-            results = self.client.gather(maps)
+            t2 = time.perf_counter()
+            report(0.5 if group is not None else 1.0,
+                   f"seed maps {n}/{n}" + (", group statistics" if group is not None else ""))
+            if group is None:
+                results = self.client.gather(maps)
+            else:
+                _wait_all([group], cancel, timeout=limit)
+                if group.status == "error":
+                    raise _task_error(group.exception(), None) from None
+                r, n_seed, inference = group.result()
+                report(1.0, f"seed maps and group statistics of {n} subjects")
         except Cancelled:
-            for fut in maps:
+            for fut in everything:
                 fut.cancel()
             raise
         except TimeoutError:
             done = sum(f.status == "finished" for f in maps)
-            for fut in maps:
+            for fut in everything:
                 fut.cancel()
-            raise DataError(f"the cluster returned {done} of {n} seed maps within "
-                            f"{limit:.0f} s; a worker may have died "
-                            "(see the Dask dashboard)") from None
+            what = (f"{done} of {n} seed maps" if done < n
+                    else "the seed maps but not their statistics")
+            raise DataError(f"the cluster returned {what} within {limit:.0f} s; a worker "
+                            "may have died (see the Dask dashboard)") from None
         except Exception as exc:
-            for fut in maps:
+            for fut in everything:
                 fut.cancel()
             if isinstance(exc, DataError):
                 raise
             raise _task_error(exc, None) from None
-        r = [res[0] for res in results]
+        timings = {"clean_s": t1 - t0, "seed_s": t2 - t1, "cleaned_now": len(pending)}
+        if group is not None:
+            timings["stats_s"] = time.perf_counter() - t2
+            return r, n_seed, inference, timings
+        r = np.stack([res[0] for res in results])
         n_seed = np.array([res[1] for res in results], dtype=int)
         report(1.0, f"seed maps {n}/{n}")
-        t2 = time.perf_counter()
-        return np.stack(r), n_seed, {"clean_s": t1 - t0, "seed_s": t2 - t1,
-                                     "cleaned_now": len(pending)}
+        return r, n_seed, timings
 
     def _drop(self, fut) -> None:
         with self._lock:

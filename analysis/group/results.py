@@ -2,8 +2,9 @@
 
 :func:`compute_group` gets every subject's seed map from the cluster, runs the
 group statistics (:func:`~analysis.group.stats.group_inference`: the t-test, FDR
-and the sign-flipping permutations, in this process) and gathers the numbers in a
-:class:`GroupResult`, with no Param class involved.
+and the sign-flipping permutations; on a worker for up to
+:data:`WORKER_PERMUTATIONS` sign flips, else in this process) and gathers the
+numbers in a :class:`GroupResult`, with no Param class involved.
 """
 
 from __future__ import annotations
@@ -73,16 +74,30 @@ def subject_array(r: np.ndarray, names, age_groups=None) -> xr.DataArray:
     return xr.DataArray(np.asarray(r), dims=("subject", "voxel"), coords=coords, name="r")
 
 
+#: At most this many sign flips run on a worker with the seed maps (one task, a fraction
+#: of a second at full size, its CPU time taken from no server); more run in this
+#: process, in chunks with progress and a cancel between chunks.
+WORKER_PERMUTATIONS = 2000
+
+
 def compute_group(subject_list: SubjectList, settings: CleaningSettings, seed_mm,
                   radius_mm: float = RADIUS_MM, engine: GroupEngine | None = None,
                   progress=None, cancel=None, n_permutations: int = N_PERMUTATIONS,
                   cluster_forming_p: float | None = CLUSTER_FORMING_P,
                   random_state=RANDOM_STATE) -> GroupResult:
-    """Seed maps on the cluster, then the group statistics here (the whole pipeline, no
+    """Seed maps on the cluster, then the group statistics (the whole pipeline, no
     Param): the t-test, FDR and ``n_permutations`` sign flips (FWE; clusters formed at
-    ``cluster_forming_p``). ``cancel``: see :meth:`GroupEngine.seed_maps` (also checked
-    between chunks of permutations)."""
+    ``cluster_forming_p``), on a worker up to :data:`WORKER_PERMUTATIONS` sign flips,
+    else here. ``cancel``: see :meth:`GroupEngine.seed_maps` (also checked between
+    chunks of permutations)."""
     engine = engine or get_engine()
+    if int(n_permutations) <= WORKER_PERMUTATIONS:
+        r, n_seed, inference, timings = engine.group_maps(
+            subject_list.subjects, settings, subject_list.mask, seed_mm, radius_mm,
+            progress=progress, cancel=cancel, n_permutations=n_permutations,
+            cluster_forming_p=cluster_forming_p, random_state=random_state)
+        return group_result(r, subject_list, seed_mm, radius_mm, n_seed, timings,
+                            inference=inference)
     split = 0.9 if n_permutations else 1.0
     r, n_seed, timings = engine.seed_maps(subject_list.subjects, settings, subject_list.mask,
                                           seed_mm, radius_mm, progress=scaled(progress, 0, split),
@@ -97,17 +112,21 @@ def group_result(r: np.ndarray, subject_list: SubjectList, seed_mm, radius_mm: f
                  n_seed_voxels, timings: dict | None = None,
                  n_permutations: int = N_PERMUTATIONS,
                  cluster_forming_p: float | None = CLUSTER_FORMING_P,
-                 random_state=RANDOM_STATE, progress=None, cancel=None) -> GroupResult:
+                 random_state=RANDOM_STATE, progress=None, cancel=None,
+                 inference: GroupInference | None = None) -> GroupResult:
     """The group statistics of the subjects' seed maps ``r`` (``(n_subjects, n_voxels)``,
-    in group-mask order) as a :class:`GroupResult` (timings gain ``stats_s``)."""
+    in group-mask order) as a :class:`GroupResult` (timings gain ``stats_s``), or with
+    ``inference`` already computed (on a worker: its timings kept) the result around it."""
     start = time.perf_counter()
     r = np.asarray(r, dtype=np.float64)
     z = fisher_z(r)
-    mask = np.asarray(subject_list.mask.dataobj).astype(bool)
-    inference = group_inference(z, mask, n_permutations=n_permutations,
-                                cluster_forming_p=cluster_forming_p, random_state=random_state,
-                                progress=progress, cancel=cancel)
-    timings = dict(timings or {}, stats_s=time.perf_counter() - start)
+    if inference is None:
+        mask = np.asarray(subject_list.mask.dataobj).astype(bool)
+        inference = group_inference(z, mask, n_permutations=n_permutations,
+                                    cluster_forming_p=cluster_forming_p,
+                                    random_state=random_state, progress=progress,
+                                    cancel=cancel)
+        timings = dict(timings or {}, stats_s=time.perf_counter() - start)
     da = subject_array(r, subject_list.names, [s.age_group for s in subject_list.subjects])
     return GroupResult(r=da, t=inference.t, p=inference.p, mean_z=z.mean(axis=0),
                        n_seed_voxels=np.asarray(n_seed_voxels),

@@ -2,7 +2,8 @@
 
 :func:`clean_subject` loads and cleans one subject (its result stays on the
 worker), :func:`subject_seed_map` computes one seed map from that cleaned data,
-:func:`warm_up` imports the cleaning's modules in a fresh worker.
+:func:`group_statistics` stacks the seed maps and computes the group statistics
+there, :func:`warm_up` imports the cleaning's modules in a fresh worker.
 :func:`serial_seed_maps` runs the same steps in a loop without Dask: the reference
 the distributed result is tested against.
 """
@@ -42,6 +43,24 @@ def subject_seed_map(data: CleanedData, seed_mm, radius_mm: float) -> tuple:
     """Task: one subject's seed map ``(r (n_voxels,) float64, n_seed_voxels)``."""
     res = seed_correlation(data, seed_mm, radius_mm)
     return res.r, res.n_seed_voxels
+
+
+def group_statistics(maps, mask, n_permutations: int, cluster_forming_p, random_state) -> tuple:
+    """Task: the subjects' seed maps (each ``(r, n_seed_voxels)``, in subject order, as
+    :func:`subject_seed_map` returns them) stacked, and their group statistics
+    (:func:`~analysis.group.stats.group_inference` on Fisher z): ``(r (n_subjects,
+    n_voxels), n_seed_voxels (n_subjects,), GroupInference)``.
+
+    On a worker, the statistics take no CPU time from the server's event loop (there, a
+    thread of many short numpy calls waits for the interpreter lock at each one)."""
+    from .stats import fisher_z, group_inference
+
+    r = np.stack([np.asarray(m[0], dtype=np.float64) for m in maps])
+    n_seed = np.array([int(m[1]) for m in maps], dtype=int)
+    inference = group_inference(fisher_z(r), mask, n_permutations=n_permutations,
+                                cluster_forming_p=cluster_forming_p,
+                                random_state=random_state)
+    return r, n_seed, inference
 
 
 def serial_seed_maps(subjects, settings: CleaningSettings, mask, seed_mm,
