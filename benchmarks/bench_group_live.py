@@ -21,12 +21,13 @@ the app), and is timed in the page from the change to
 The rows: the median and range of the moves, with the target (1 s); and where the time
 goes, timed in this process (the server runs in it) around the group's methods: the
 server's job (the seed maps on the workers, the group statistics: t, FDR and the sign
-flips here), the server building the views (``GroupPanel._redraw``, of which the
+flips, on a worker), the server building the views (``GroupPanel._redraw``, of which the
 cluster table) and the rest (the job's queue, the messages' way, the browser's work).
 
     python benchmarks/run.py --only group_live [--size small]
     FMRI_BENCH_TRACE=GroupPanel._done ...   # also print each move's server timeline
     FMRI_BENCH_PROFILE=views ...            # cProfile of GroupPanel._redraw (or job)
+    FMRI_BENCH_CHROME_TRACE=moves.json ...  # Chromium's trace of the moves
 """
 
 from __future__ import annotations
@@ -77,12 +78,13 @@ CHANGE_JS = """async ([cls, val, summaryCls]) => {
   model.value = val;
   const deadline = t0 + 120000;
   // busy: a loading overlay, views greyed out by inline styles (pointer-events none), a
-  // view fitting in a job, or the group run under way (its button disabled, progress)
+  // view fitting in a job, or the group run under way (its button disabled, progress shown)
   const style = (s, k) => s instanceof Map ? s.get(k) : (s || {})[k];
   const has = (m, c) => (m.css_classes || []).includes(c);
   const modelBusy = () => [...doc.all_models].some(m => (typeof m.text === "string" &&
       m.text.endsWith("fitting ...")) || style(m.styles, "pointer-events") === "none" ||
-      (has(m, "group-run") && m.disabled) || (has(m, "group-progress") && m.visible));
+      (has(m, "group-run") && m.disabled) || (has(m, "group-progress") && m.visible &&
+       style(m.styles, "visibility") !== "hidden"));
   const busy = () => !!document.querySelector('.pn-loading') ||
     [...document.querySelectorAll('*')].some(e => e.shadowRoot &&
        e.shadowRoot.querySelector && e.shadowRoot.querySelector('.pn-loading')) || modelBusy();
@@ -285,7 +287,17 @@ def run(bench):
                 _settle(trace)
                 bench.row(f"setup: group run, {N_SUBJECTS} subjects cleaned on 2 workers "
                           "(+ cluster start)", setup, "s", "once, not timed below")
+                # $FMRI_BENCH_CHROME_TRACE=FILE: Chromium's own trace of the moves (the
+                # renderer's work: open FILE in chrome://tracing or Perfetto)
+                chrome_trace = os.environ.get("FMRI_BENCH_CHROME_TRACE")
+                if chrome_trace:
+                    browser.start_tracing(page=page, path=chrome_trace, screenshots=False,
+                                          categories=["devtools.timeline", "v8.execute",
+                                                      "blink.user_timing", "toplevel",
+                                                      "disabled-by-default-v8.cpu_profiler"])
                 _moves(bench, page, trace)
+                if chrome_trace:
+                    browser.stop_tracing()
             finally:
                 browser.close()
     finally:
@@ -343,11 +355,11 @@ def _moves(bench, page, trace) -> None:
     rest = statistics.median(v - p["job"] - p["views"] for v, p in zip(views, parts))
     bench.row("  server: group job (seed maps + statistics)", med["job"], "s",
               f"median of {n}; each: " + " ".join(f"{p['job']:.2f}" for p in parts))
-    bench.row("  server:   seed maps on the 2 workers (cleaned data)", med["seed_maps"], "s",
-              "subjects cleaned again during the moves: "
+    bench.row("  server:   seed maps on the 2 workers, messages", med["seed_maps"], "s",
+              "the job but the statistics; subjects cleaned again during the moves: "
               f"{sum(p['cleaned_now'] or 0 for p in parts)}")
-    bench.row("  server:   group statistics (t, FDR, sign flips)", med["stats"], "s",
-              "in the server process")
+    bench.row("  server:   group statistics (t, FDR, 1,000 sign flips)", med["stats"], "s",
+              "on a Dask worker (one thread)")
     bench.row("  server: building the views (GroupPanel._redraw)", med["views"], "s",
               f"median of {n}; each: " + " ".join(f"{p['views']:.2f}" for p in parts))
     bench.row("  server:   of which the cluster table", med["clusters"], "s",

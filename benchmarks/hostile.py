@@ -225,7 +225,9 @@ DRIVER = """
       rec.clicked = click('group-run');
       rec.started = await until(() => { const s = find('group-status');
         const p = find('group-progress');
-        return (p && p.model.visible) || (s && textOf(s.el.shadowRoot || s.el) !== ''); }, 30000);
+        const shown = p && p.model.visible && (p.model.styles instanceof Map ?
+          p.model.styles.get('visibility') : (p.model.styles || {}).visibility) !== 'hidden';
+        return shown || (s && textOf(s.el.shadowRoot || s.el) !== ''); }, 30000);
     }
     rec.t = performance.now() - rec.t;
   };

@@ -26,6 +26,7 @@ with another Parameterized, e.g. the single-subject ``SeedConnectivity``.
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ from analysis.preprocessing import PARAMETERS as PREPROCESSING
 from analysis.group import GroupConnectivity, idle_seconds, scheduler_address
 from dashboard import jobs
 from dashboard.batch import batched
+from dashboard.busy import BUSY_PROGRESS, IDLE_PROGRESS, REPORT_EVERY
 from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets, tooltip, widget_for, with_tooltip
 from dashboard.seed_input import SeedInput
@@ -81,6 +83,7 @@ class GroupPanel(pn.viewable.Viewer):
         self._job: jobs.Job | None = None
         self._syncing = False
         self._rerun = False
+        self._rerun_light = True
         if self._doc is not None and self._doc.session_context is not None:
             # the session's cluster use ends with it: an unused local cluster shuts down
             # (its workers' memory goes back) once no session has used it for a while
@@ -133,9 +136,12 @@ class GroupPanel(pn.viewable.Viewer):
         self.prep.link(self._prep_changed)
         self.w_run = pn.widgets.Button(label="Run group analysis", color="primary",
                                        css_classes=["group-run"])
+        # shown and hidden by its inline style, its room kept (see dashboard/busy.py: a
+        # change of ``visible`` lays the whole page out again, hundreds of ms per move)
         self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
-                                               width=260, visible=False,
+                                               width=260, styles=dict(IDLE_PROGRESS),
                                                css_classes=["group-progress"])
+        self._reported = 0.0
         self.status = pn.pane.Str("", css_classes=["group-status"])
         self.dask_link = pn.pane.Markdown("", css_classes=["dask-link"])
         self.summary = pn.pane.Markdown(
@@ -248,16 +254,26 @@ class GroupPanel(pn.viewable.Viewer):
     def busy(self) -> bool:
         return self._job is not None and self._job.state in ("queued", "running")
 
-    def start(self) -> jobs.Job | None:
+    def start(self, light: bool = False) -> jobs.Job | None:
         """Start a run as a job (dashboard/jobs.py: capped per process, cancelled with
-        the session, its Dask futures released); a second press while running is ignored."""
+        the session, its Dask futures released); a second press while running is ignored.
+
+        ``light``: a re-run on subjects already cleaned (a seed move, other permutations):
+        the progress bar says so but the Run button stays as it is (in the browser, its
+        ``disabled`` switched on and off redraws the whole page twice, ~0.3 s a move)."""
         if self.busy:
-            self._rerun = True  # e.g. the seed moved meanwhile: run again when done
+            # e.g. the seed moved meanwhile: run again when done (light if all were)
+            self._rerun_light = light and (self._rerun_light or not self._rerun)
+            self._rerun = True
             return self._job
         self._rerun = False
-        self.w_run.disabled = True
-        self.progress.param.update(value=0, visible=True)
-        self.status.object = "starting ..."
+        self._rerun_light = True
+        self._reported = 0.0
+        with batched():
+            if not light:
+                self.w_run.disabled = True
+            self.progress.param.update(value=0, styles=dict(BUSY_PROGRESS))
+            self.status.object = "starting ..." if not light else "updating ..."
         self._job = jobs.submit(self._work, name="group-run", doc=self._doc,
                                 on_queued=self._queued, on_done=lambda _: self._done(),
                                 on_error=self._failed)
@@ -282,29 +298,40 @@ class GroupPanel(pn.viewable.Viewer):
             raise
 
     def _progress(self, fraction: float, message: str = "") -> None:
+        """From the job's thread: at most one message to the page every
+        :data:`~dashboard.busy.REPORT_EVERY` seconds until the last."""
+        now = time.monotonic()
+        if now - self._reported < REPORT_EVERY and fraction < 1.0:
+            return
+        self._reported = now
         value = int(round(100 * min(max(fraction, 0.0), 1.0)))
         self._schedule(lambda: self._show_progress(value, message))
 
     def _show_progress(self, value: int, message: str) -> None:
-        self.progress.value = value
-        self.status.object = message
-        link = self.model.dashboard_link
-        if link and link not in self.dask_link.object:
-            self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
+        with batched():
+            self.progress.value = value
+            self.status.object = message
+            link = self.model.dashboard_link
+            if link and link not in self.dask_link.object:
+                self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
+
+    def _idle(self) -> None:
+        self.w_run.disabled = False
+        self.progress.param.update(value=0, styles=dict(IDLE_PROGRESS))
 
     def _failed(self, exc):
-        self.w_run.disabled = False
-        self.progress.visible = False
-        self.status.object = f"error: {report_error(exc)}"
+        with batched():
+            self._idle()
+            self.status.object = f"error: {report_error(exc)}"
         self._rerun = False
 
     def _done(self):
-        self.w_run.disabled = False
-        self.progress.visible = False
-        self.status.object = ""
-        self._redraw(move_crosshair=True)
+        with batched():   # the idle state and the new views: one message
+            self._idle()
+            self.status.object = ""
+            self._redraw(move_crosshair=True)
         if self._rerun:
-            self.start()
+            self.start(light=self._rerun_light and self.model.result is not None)
 
     # ---- user actions ------------------------------------------------------------------------
     def _widget_to_model(self, name, transform):
@@ -391,15 +418,17 @@ class GroupPanel(pn.viewable.Viewer):
     # ---- model -> view -------------------------------------------------------------------------
     def _on_seed_param(self, *events):
         m = self.model
+        if m.result is not None:  # subjects are cleaned on the workers: the cheap step,
+            self.start(light=True)  # started first (the widgets' and marker's update
+            # below takes the event loop ~0.1 s: the workers need not wait for it)
         self._syncing = True
         try:
-            self.seed_input.show(m.seed_mm)
-            self.w_radius.value = float(m.radius_mm)
-            self.viewer.marker_mm = tuple(float(v) for v in m.seed_mm)
+            with batched():
+                self.seed_input.show(m.seed_mm)
+                self.w_radius.value = float(m.radius_mm)
+                self.viewer.marker_mm = tuple(float(v) for v in m.seed_mm)
         finally:
             self._syncing = False
-        if m.result is not None:  # subjects are cleaned on the workers: the cheap step
-            self.start()
 
     def _on_display(self, *events):
         m = self.model
@@ -420,7 +449,7 @@ class GroupPanel(pn.viewable.Viewer):
         finally:
             self._syncing = False
         if self.model.result is not None:
-            self.start()
+            self.start(light=True)
 
     def _redraw(self, move_crosshair=False):
         m = self.model

@@ -26,6 +26,11 @@ def _wait(panel, timeout=120):
     assert not panel.busy
 
 
+def _progress_shown(panel) -> bool:
+    """The progress bar is shown (it keeps its room hidden: its inline style says so)."""
+    return panel.progress.visible and panel.progress.styles.get("visibility") != "hidden"
+
+
 def test_group_panel_runs_in_a_thread_and_shows_results(group_dir, cleanings):
     from dashboard.group import GroupPanel
 
@@ -35,11 +40,11 @@ def test_group_panel_runs_in_a_thread_and_shows_results(group_dir, cleanings):
     panel.__panel__()
     assert panel.w_n.end == 8 and panel.w_age.visible
     thread = panel.start()
-    assert thread is not None and panel.w_run.disabled
+    assert thread is not None and panel.w_run.disabled and _progress_shown(panel)
     _wait(panel)
     res = model.result
     assert res is not None and res.n_subjects == 4
-    assert not panel.w_run.disabled and not panel.progress.visible
+    assert not panel.w_run.disabled and not _progress_shown(panel)
     np.testing.assert_array_equal(panel.viewer.stat_map.values, model.t_map().values)
     assert panel.viewer.marker_mm == G.PCC_MM
     assert panel.summary.object == model.summary() and "4 subjects" in panel.summary.object
@@ -60,9 +65,14 @@ def test_group_panel_runs_in_a_thread_and_shows_results(group_dir, cleanings):
 
     # the shared seed moves (e.g. a click in the single-subject view): the cheap re-run
     calls = len(cleanings)
+    seen = []   # busy meanwhile: the progress bar shown then hidden; the Run button stays
+    panel.progress.param.watch(lambda e: seen.append(("progress", _progress_shown(panel))),
+                               "styles")
+    panel.w_run.param.watch(lambda e: seen.append(("run disabled", e.new)), "disabled")
     source.seed_mm = (-40.0, -70.0, 36.0)
     assert model.seed_mm == (-40.0, -70.0, 36.0) and panel.w_x.value == -40.0
     _wait(panel)
+    assert seen == [("progress", True), ("progress", False)]
     assert model.result.seed_mm == (-40.0, -70.0, 36.0)
     assert model.result.timings["cleaned_now"] == 0 and len(cleanings) == calls
     # ... and the panel's seed widgets move the shared seed too

@@ -198,9 +198,9 @@ class GroupEngine:
         through this process).
 
         Returns ``(r, n_seed_voxels, inference (GroupInference), timings)``; timings
-        ``seed_s`` (until the maps exist) and ``stats_s`` (the statistics, with their way
-        back). ``progress`` and ``cancel`` as :meth:`seed_maps`; a cancel while the
-        statistics run releases their result (the worker finishes the task)."""
+        ``stats_s`` (the statistics, on the worker) and ``seed_s`` (the rest: the maps,
+        the messages). ``progress`` and ``cancel`` as :meth:`seed_maps`; a cancel while
+        the statistics run releases their result (the worker finishes the task)."""
         stats = {"mask": np.asarray(mask.dataobj).astype(bool),
                  "n_permutations": int(n_permutations),
                  "cluster_forming_p": cluster_forming_p, "random_state": random_state}
@@ -257,10 +257,16 @@ class GroupEngine:
         everything = maps + ([group] if group is not None else [])
         limit = SEED_MAP_TIMEOUT + 2.0 * n
         try:
-            # seed maps take milliseconds each: wait for all of them (checking ``cancel``),
-            # then fetch them in one round trip (one per map cost ~25 ms each on a busy
-            # server); a cluster that stops answering is an error here, not a hang
-            _wait_all(maps, cancel, timeout=limit)
+            # seed maps take milliseconds each: wait for all of them, or for the statistics
+            # (which fail if a map does), checking ``cancel``; then one fetch (one per map
+            # cost ~25 ms each on a busy server); a cluster that stops answering is an
+            # error here, not a hang
+            _wait_all([group] if group is not None else maps, cancel, timeout=limit)
+            if group is not None and group.status == "error":
+                try:   # which map failed, if one did (its subject named)
+                    _wait_all(maps, cancel, timeout=2.0)
+                except TimeoutError:
+                    pass
             failed = [i for i, f in enumerate(maps) if f.status == "error"]
             if failed:
                 i = failed[0]
@@ -268,16 +274,14 @@ class GroupEngine:
                 if not isinstance(exc, DataError):
                     self._drop(cleaned[i])
                 raise _task_error(exc, subjects[i]) from None
-            t2 = time.perf_counter()
-            report(0.5 if group is not None else 1.0,
-                   f"seed maps {n}/{n}" + (", group statistics" if group is not None else ""))
             if group is None:
+                t2 = time.perf_counter()
                 results = self.client.gather(maps)
             else:
-                _wait_all([group], cancel, timeout=limit)
                 if group.status == "error":
                     raise _task_error(group.exception(), None) from None
-                r, n_seed, inference = group.result()
+                r, n_seed, inference, stats_s = group.result()
+                t2 = time.perf_counter() - stats_s
                 report(1.0, f"seed maps and group statistics of {n} subjects")
         except Cancelled:
             for fut in everything:
@@ -299,7 +303,7 @@ class GroupEngine:
             raise _task_error(exc, None) from None
         timings = {"clean_s": t1 - t0, "seed_s": t2 - t1, "cleaned_now": len(pending)}
         if group is not None:
-            timings["stats_s"] = time.perf_counter() - t2
+            timings["stats_s"] = stats_s   # on the worker; the way back counted in seed_s
             return r, n_seed, inference, timings
         r = np.stack([res[0] for res in results])
         n_seed = np.array([res[1] for res in results], dtype=int)
