@@ -11,9 +11,11 @@ Drawn with inline styles only: in the browser a change of a Bokeh layout's
 ``css_classes`` or ``visible`` (Panel's ``loading`` overlay, a progress bar shown or
 hidden) lays the whole page out again, 150-300 ms each in Chromium at full size (about
 0.7 s a job); a change of ``styles`` is not (a few ms). The views get
-:data:`BUSY_STYLES`; the kit's own progress bar keeps its room and is hidden with
-:data:`IDLE_PROGRESS` (a progress bar the tab hands in, which it also uses for other
-work, is shown and hidden with ``visible``, as the tab does).
+:data:`BUSY_STYLES`; progress bars (:func:`progress_bar`, the kit's own or one the tab
+hands in and also uses for other work) keep their room and are shown and hidden by
+:func:`show_bar` with :data:`BUSY_PROGRESS` / :data:`IDLE_PROGRESS`. (So is a Button's
+``disabled``: its view is rendered again and the page laid out again; a quick re-run
+need not switch it.)
 """
 
 from __future__ import annotations
@@ -40,6 +42,24 @@ BUSY_PROGRESS = {"visibility": "visible"}
 REPORT_EVERY = 0.15
 
 
+def progress_bar(css: str, width: int = 240, **params) -> pn.indicators.Progress:
+    """A progress bar that keeps its room: hidden by its inline style (:func:`show_bar`)."""
+    return pn.indicators.Progress(value=0, max=100, bar_color="primary", width=width,
+                                  visible=True, styles=dict(IDLE_PROGRESS),
+                                  css_classes=[css], **params)
+
+
+def show_bar(bar, shown: bool, **values) -> None:
+    """Show or hide ``bar`` (made by :func:`progress_bar`) by its inline style, with
+    other values (e.g. ``value=0``) in the same update."""
+    bar.param.update(styles=dict(BUSY_PROGRESS if shown else IDLE_PROGRESS), **values)
+
+
+def bar_shown(bar) -> bool:
+    """``bar`` is shown (visible, and not hidden by its inline style)."""
+    return bool(bar.visible) and (bar.styles or {}).get("visibility") != "hidden"
+
+
 class Busy:
     """The views (a Column the tab fills), a progress bar and a status line, and the job.
 
@@ -50,11 +70,9 @@ class Busy:
     def __init__(self, doc, css: str, width: int = 240, progress=None, status=None):
         self.doc = doc
         self.views = pn.Column(sizing_mode="stretch_width", css_classes=[f"{css}-views"])
-        # a tab's own progress bar and status line, or new ones
-        self._own_progress = progress is None
-        self.progress = progress if progress is not None else pn.indicators.Progress(
-            value=0, max=100, bar_color="primary", width=width, visible=True,
-            styles=dict(IDLE_PROGRESS), css_classes=[f"{css}-progress"])
+        # a tab's own progress bar (made by progress_bar) and status line, or new ones
+        self.progress = progress if progress is not None else progress_bar(
+            f"{css}-progress", width=width)
         self.status = status if status is not None else pn.pane.Str(
             "", css_classes=[f"{css}-status"])
         self.active = False
@@ -67,11 +85,7 @@ class Busy:
         self._reported = 0.0
         with batched():
             self.views.styles = dict(BUSY_STYLES if busy else IDLE_STYLES)
-            if self._own_progress:
-                self.progress.param.update(
-                    value=0, styles=dict(BUSY_PROGRESS if busy else IDLE_PROGRESS))
-            else:
-                self.progress.param.update(value=0, visible=busy)
+            show_bar(self.progress, busy, value=0)
             self.status.object = message if busy else ""
 
     def report(self, fraction: float, message: str = "") -> None:

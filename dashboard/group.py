@@ -39,7 +39,7 @@ from analysis.preprocessing import PARAMETERS as PREPROCESSING
 from analysis.group import GroupConnectivity, idle_seconds, scheduler_address
 from dashboard import jobs
 from dashboard.batch import batched
-from dashboard.busy import BUSY_PROGRESS, IDLE_PROGRESS, REPORT_EVERY
+from dashboard.busy import REPORT_EVERY, progress_bar, show_bar
 from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets, tooltip, widget_for, with_tooltip
 from dashboard.seed_input import SeedInput
@@ -136,11 +136,9 @@ class GroupPanel(pn.viewable.Viewer):
         self.prep.link(self._prep_changed)
         self.w_run = pn.widgets.Button(label="Run group analysis", color="primary",
                                        css_classes=["group-run"])
-        # shown and hidden by its inline style, its room kept (see dashboard/busy.py: a
+        # shown and hidden by its inline style, its room kept (dashboard/busy.py: a
         # change of ``visible`` lays the whole page out again, hundreds of ms per move)
-        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
-                                               width=260, styles=dict(IDLE_PROGRESS),
-                                               css_classes=["group-progress"])
+        self.progress = progress_bar("group-progress", width=260)
         self._reported = 0.0
         self.status = pn.pane.Str("", css_classes=["group-status"])
         self.dask_link = pn.pane.Markdown("", css_classes=["dask-link"])
@@ -272,7 +270,7 @@ class GroupPanel(pn.viewable.Viewer):
         with batched():
             if not light:
                 self.w_run.disabled = True
-            self.progress.param.update(value=0, styles=dict(BUSY_PROGRESS))
+            show_bar(self.progress, True, value=0)
             self.status.object = "starting ..." if not light else "updating ..."
         self._job = jobs.submit(self._work, name="group-run", doc=self._doc,
                                 on_queued=self._queued, on_done=lambda _: self._done(),
@@ -317,7 +315,7 @@ class GroupPanel(pn.viewable.Viewer):
 
     def _idle(self) -> None:
         self.w_run.disabled = False
-        self.progress.param.update(value=0, styles=dict(IDLE_PROGRESS))
+        show_bar(self.progress, False, value=0)
 
     def _failed(self, exc):
         with batched():

@@ -51,19 +51,44 @@ def test_show_and_report():
     assert busy.progress.value == 0 and busy.status.object == ""
 
 
-def test_a_progress_bar_of_the_tab_is_shown_and_hidden_as_the_tab_does():
-    """A tab's own progress bar (also used for its other work) is toggled with
-    ``visible``; its styles are the tab's."""
-    import panel as pn
+def test_a_progress_bar_of_the_tab_keeps_its_room_and_is_hidden_by_its_style():
+    """A tab's own progress bar (also used for its other work, dashboard/busy.py's
+    ``progress_bar``) is shown and hidden by its inline style, never by ``visible`` (in
+    the browser a change of ``visible`` lays the whole page out again)."""
+    from dashboard.busy import Busy, bar_shown, progress_bar, show_bar
 
-    from dashboard.busy import Busy
-
-    bar = pn.indicators.Progress(value=0, max=100, visible=False)
+    bar = progress_bar("probe-bar")
+    changed = []
+    bar.param.watch(lambda *events: changed.extend(e.name for e in events),
+                    ["visible", "styles", "value"])
+    assert bar.visible and not bar_shown(bar)
     busy = Busy(None, "probe", progress=bar)
     busy.show(True, "cleaning ...")
-    assert bar.visible and bar.styles.get("visibility") != "hidden"
+    assert bar_shown(bar) and busy.progress is bar
     busy.show(False)
-    assert not bar.visible
+    assert not bar_shown(bar) and bar.visible
+    show_bar(bar, True, value=40)   # the tab's other work
+    assert bar_shown(bar) and bar.value == 40
+    assert "visible" not in changed and changed.count("styles") == 3
+
+
+def test_the_connectivity_tabs_busy_state_never_switches_visible(connectivity_dir):
+    """The Connectivity tab's progress bar (structural changes, other model changes) is
+    shown and hidden by its style only."""
+    from analysis.connectivity import SeedConnectivity
+    from dashboard.busy import bar_shown
+    from dashboard.connectivity import ConnectivityTab
+
+    tab = ConnectivityTab(model=SeedConnectivity(data_dir=str(connectivity_dir),
+                                                 size="small"))
+    changed = []
+    tab.progress.param.watch(
+        lambda *events: changed.extend((e.name, bar_shown(tab.progress)) for e in events),
+        ["visible", "styles"])
+    other = next(v for v in tab.model.param.p_method.objects if v != tab.model.p_method)
+    tab.w_p_method.value = other    # a model change with the busy state (not served)
+    assert tab.model.p_method == other
+    assert changed == [("styles", True), ("styles", False)] and tab.progress.visible
 
 
 @pytest.mark.parametrize("current", [True, False])

@@ -32,7 +32,7 @@ from analysis.connectivity import PREPROCESSING, SeedConnectivity, cleaned, is_c
 from analysis.errors import DataError
 from dashboard import jobs
 from dashboard.batch import batched, served, soon
-from dashboard.busy import Busy
+from dashboard.busy import Busy, progress_bar, show_bar
 from dashboard.clusters import ClusterTable
 from dashboard.render.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error, safe_markdown
@@ -89,9 +89,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         super().__init__(**params)
         start = self._init_sources(model, source)   # the nilearn data's when present
         self._doc = session_doc()   # this session's, never another's (render/server.py)
-        self.progress = pn.indicators.Progress(value=0, max=100, bar_color="primary",
-                                               width=250, css_classes=["clean-progress"],
-                                               visible=False)
+        self.progress = progress_bar("clean-progress", width=250)
         self.status = pn.pane.Str("", css_classes=["clean-status"])
         # a structural change (subject, preprocessing, confounds) cleans in a job, the
         # views busy meanwhile (dashboard/busy.py); the changes wait in _pending
@@ -161,7 +159,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         if self._served() and not self._is_cached():
             # the first session cleans (once per process) in the background, with progress
             self.status.object = "cleaning the data once (shared by every session) ..."
-            self.progress.visible = True
+            show_bar(self.progress, True)
             self._clean_job = jobs.submit(
                 self._background_clean, name="connectivity-clean", doc=self._doc,
                 on_done=lambda _: self._first_compute(), on_error=self._show_error,
@@ -201,14 +199,14 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
     def _run_locked(self, action, busy=False):
         try:
             if busy:
-                self.progress.param.update(value=0, visible=True)
+                show_bar(self.progress, True, value=0)
             action()
         except (DataError, ValueError) as exc:
             report_error(exc)
             self._sync_widgets()
         finally:
             if busy:
-                self.progress.visible = False
+                show_bar(self.progress, False)
 
     # ---- progress of a cleaning ------------------------------------------------------
     def _served(self) -> bool:
@@ -227,7 +225,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         if number and number < getattr(self, "_progress_shown", 0):
             return   # an older report than the one shown (e.g. shown after "cleaned")
         self._progress_shown = number
-        self.progress.param.update(value=int(round(100 * fraction)), visible=fraction < 1.0)
+        show_bar(self.progress, fraction < 1.0, value=int(round(100 * fraction)))
         self.status.object = message if fraction < 1.0 else ""
 
     def _background_clean(self, job):
@@ -237,7 +235,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
         cleaned(m.subject_data(), m.settings().check(), progress=job.guarded(self._progress))
 
     def _show_error(self, exc):
-        self.progress.visible = False
+        show_bar(self.progress, False)
         self.status.object = f"error: {report_error(exc)}"
 
     def _is_cached(self) -> bool:
@@ -253,7 +251,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
             else:
                 self._redraw(move_crosshair=True)
             self.status.object = ""
-            self.progress.visible = False
+            show_bar(self.progress, False)
         except Exception as exc:  # noqa: BLE001 - the tab says so, the app keeps serving
             self._show_error(exc)
 
