@@ -43,10 +43,11 @@ REPORT_EVERY = 0.15
 
 
 def progress_bar(css: str, width: int = 240, **params) -> pn.indicators.Progress:
-    """A progress bar that keeps its room: hidden by its inline style (:func:`show_bar`)."""
-    return pn.indicators.Progress(value=0, max=100, bar_color="primary", width=width,
-                                  visible=True, styles=dict(IDLE_PROGRESS),
-                                  css_classes=[css], **params)
+    """A progress bar that keeps its room: hidden by its inline style (:func:`show_bar`).
+    ``params``: other Parameters of Panel's ``Progress`` (e.g. ``max``)."""
+    return pn.indicators.Progress(**{"value": 0, "max": 100, "bar_color": "primary",
+                                     **params, "width": width, "visible": True,
+                                     "styles": dict(IDLE_PROGRESS), "css_classes": [css]})
 
 
 def show_bar(bar, shown: bool, **values) -> None:

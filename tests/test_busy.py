@@ -134,3 +134,24 @@ def test_a_new_run_replaces_the_running_one_and_a_failure_is_reported(monkeypatc
     assert first_cancelled.wait(10)
     assert _wait(lambda: errors)
     assert str(errors[0]) == "bad folds" and not busy.active
+
+
+def test_the_decoding_permutation_tests_bar_never_switches_visible(decoding_dir):
+    """The Decoding tab's permutation test: its progress bar shown while it runs and
+    hidden after, by its style only (the Run button still disabled meanwhile)."""
+    from dashboard.busy import bar_shown
+    from dashboard.decoding import DecodingTab
+
+    tab = DecodingTab()
+    changed, run_disabled = [], []
+    tab.progress.param.watch(
+        lambda *events: changed.extend((e.name, bar_shown(tab.progress)) for e in events),
+        ["visible", "styles"])
+    tab.w_run.param.watch(lambda e: run_disabled.append(e.new), "disabled")
+    tab.w_perms.value = 20
+    tab.start_permutations()
+    assert tab.permutation_job is not None and tab.permutation_job.wait(60)
+    assert _wait(lambda: not bar_shown(tab.progress))
+    assert ("styles", True) in changed and changed[-1] == ("styles", False)
+    assert all(name == "styles" for name, _ in changed) and tab.progress.visible
+    assert run_disabled[0] is True and run_disabled[-1] is False

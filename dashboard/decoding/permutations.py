@@ -16,6 +16,7 @@ import threading
 from analysis.errors import DataError
 from dashboard import jobs
 from dashboard.batch import in_batch, serialized, soon
+from dashboard.busy import show_bar
 from dashboard.notify import notify_errors, safe_markdown
 
 from .auto_p import AutoPermutations
@@ -51,7 +52,7 @@ class PermutationControls(AutoPermutations):
         self._stop_auto()   # Run's test replaces it (its p stays until Run's is there)
         a = self.analysis
         a.cancel_permutations(wait=False)
-        self.progress.param.update(value=0, visible=True)
+        show_bar(self.progress, True, value=0)
         self.w_run.disabled = True
         self.w_cancel.disabled = False
         cancel = threading.Event()
@@ -94,7 +95,7 @@ class PermutationControls(AutoPermutations):
         self.perm_status.object = a.permutation_status
         self.w_run.disabled = a.permutation_running
         self.w_cancel.disabled = not a.permutation_running
-        self.progress.visible = a.permutation_running
+        show_bar(self.progress, a.permutation_running)
         if a.permutation_result is not self._null_shown:
             self._show_null()
             self.summary.object = self._safe_summary()

@@ -36,7 +36,7 @@ from dashboard.display import display_card
 from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.notify import html_choices, notify_errors, report_error
 from dashboard.batch import in_batch, serialized, served, soon
-from dashboard.busy import Busy
+from dashboard.busy import Busy, progress_bar
 from dashboard.clusters import ClusterTable
 from dashboard.render.live import LivePlot
 from dashboard.share import sync_url, url_mapping
@@ -124,9 +124,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.map_hist = self._dynamic("map_hist", ["hist", "lo", "hi"], "map-hist")
         self._null_shown = None
         self._map_key = None
-        self.progress = pn.indicators.Progress(value=0, max=1000, bar_color="primary",
-                                               width=260, css_classes=["perm-progress"],
-                                               visible=False)
+        self.progress = progress_bar("perm-progress", width=260, max=1000)
         self.perm_status = pn.pane.Str("", css_classes=["perm-status"])
         self._user_data = None
         self._user_background = None
