@@ -51,28 +51,41 @@ def _task_error(exc: BaseException, spec: SubjectSpec | None) -> Exception:
     return DataError(f"a task failed{who}: {type(exc).__name__}: {exc}")
 
 
-def _completed(futures, cancel=None, timeout=None):
-    """Yield ``futures`` as they finish (as ``distributed.as_completed``), checking
-    ``cancel`` every 0.2 s (:class:`Cancelled`) and ``timeout`` (``TimeoutError``)."""
+def _waits(futures, return_when: str, cancel=None, timeout=None):
+    """Wait on ``futures`` (``distributed.wait``, ``return_when``) in steps of at most
+    0.2 s, checking ``cancel`` (:class:`Cancelled`) and ``timeout`` (``TimeoutError``)
+    between them; yields the done set after each step that ended with one."""
     from distributed.client import _wait
 
-    remaining = list(futures)
     deadline = None if timeout is None else time.monotonic() + float(timeout)
-    while remaining:
+    while True:
         if cancel is not None and cancel.is_set():
             raise Cancelled("group run cancelled")
         step = 0.2
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"{len(remaining)} futures unfinished")
+                raise TimeoutError(f"{sum(f.status == 'pending' for f in futures)} "
+                                   "futures unfinished")
             step = min(step, left)
         try:
             # this engine's client (not a default one: the app never sets one)
-            done, not_done = remaining[0].client.sync(_wait, remaining, timeout=step,
-                                                      return_when="FIRST_COMPLETED")
+            done, _ = futures[0].client.sync(_wait, futures, timeout=step,
+                                             return_when=return_when)
         except TimeoutError:
             continue
+        yield done
+
+
+def _completed(futures, cancel=None, timeout=None):
+    """Yield ``futures`` as they finish (as ``distributed.as_completed``), checking
+    ``cancel`` every 0.2 s (:class:`Cancelled`) and ``timeout`` (``TimeoutError``)."""
+    remaining = list(futures)
+    deadline = None if timeout is None else time.monotonic() + float(timeout)
+    while remaining:
+        left = None if deadline is None else deadline - time.monotonic()
+        done = next(_waits(remaining, "FIRST_COMPLETED", cancel,
+                           None if left is None else max(left, 0.0)))
         for fut in remaining:
             if fut in done:
                 yield fut
@@ -83,26 +96,8 @@ def _wait_all(futures, cancel=None, timeout=None) -> None:
     """Wait until every future is done (finished or failed), checking ``cancel`` every
     0.2 s (:class:`Cancelled`) and ``timeout`` (``TimeoutError``): one round trip to the
     client's loop per 0.2 s, not one per future."""
-    from distributed.client import _wait
-
-    if not futures:
-        return
-    deadline = None if timeout is None else time.monotonic() + float(timeout)
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("group run cancelled")
-        step = 0.2
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{sum(f.status != 'finished' for f in futures)} "
-                                   "futures unfinished")
-            step = min(step, left)
-        try:
-            futures[0].client.sync(_wait, futures, timeout=step, return_when="ALL_COMPLETED")
-            return
-        except TimeoutError:
-            continue
+    if futures:
+        next(_waits(list(futures), "ALL_COMPLETED", cancel, timeout))
 
 
 class GroupEngine:
