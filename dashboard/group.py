@@ -26,7 +26,6 @@ with another Parameterized, e.g. the single-subject ``SeedConnectivity``.
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pandas as pd
@@ -39,15 +38,16 @@ from analysis.preprocessing import PARAMETERS as PREPROCESSING
 from analysis.group import GroupConnectivity, idle_seconds, scheduler_address
 from dashboard import jobs
 from dashboard.batch import batched
-from dashboard.busy import REPORT_EVERY, progress_bar, show_bar
+from dashboard.busy import progress_bar
 from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets, tooltip, widget_for, with_tooltip
 from dashboard.seed_input import SeedInput
-from dashboard.render.server import execute_in, session_doc
+from dashboard.render.server import session_doc
 from dashboard.clusters import ClusterTable
 from dashboard.connectivity.views import peak_regions
 from dashboard.slice_viewer import SliceViewer, snap
 
+from .group_runs import GroupRuns
 from .group_views import PEAK_COLUMNS, hist_layers, robust_clim, show_hist, shown_map, \
     show_strip, strip_layers
 
@@ -71,7 +71,7 @@ SLIDER_WIDTH = 230
 START_SUBJECTS = 10
 
 
-class GroupPanel(pn.viewable.Viewer):
+class GroupPanel(GroupRuns, pn.viewable.Viewer):
     """Widgets, Run button, progress, group t map, t histogram, subject strip, peaks."""
 
     def __init__(self, seed_source: param.Parameterized | None = None,
@@ -231,105 +231,6 @@ class GroupPanel(pn.viewable.Viewer):
             self.viewer.background = mni_background(int(round(abs(mask.affine[0, 0]))))
         except Exception as exc:  # noqa: BLE001
             report_error(exc)
-
-    # ---- threads and the event loop --------------------------------------------------------
-    def _served(self) -> bool:
-        return self._doc is not None and self._doc.session_context is not None
-
-    def _schedule(self, fn) -> None:
-        """Run ``fn`` on the session's event loop (from any thread), or now outside a server."""
-        if self._served():
-            execute_in(self._doc, fn)
-        else:
-            fn()
-
-    @property
-    def job(self) -> jobs.Job | None:
-        """The current (or last) run's job (dashboard/jobs.py); None before the first Run."""
-        return self._job
-
-    @property
-    def busy(self) -> bool:
-        return self._job is not None and self._job.state in ("queued", "running")
-
-    def start(self, light: bool = False) -> jobs.Job | None:
-        """Start a run as a job (dashboard/jobs.py: capped per process, cancelled with
-        the session, its Dask futures released); a second press while running is ignored.
-
-        ``light``: a re-run on subjects already cleaned (a seed move, other permutations):
-        the progress bar says so but the Run button stays as it is (in the browser, its
-        ``disabled`` switched on and off redraws the whole page twice, ~0.3 s a move)."""
-        if self.busy:
-            # e.g. the seed moved meanwhile: run again when done (light if all were)
-            self._rerun_light = light and (self._rerun_light or not self._rerun)
-            self._rerun = True
-            return self._job
-        self._rerun = False
-        self._rerun_light = True
-        self._reported = 0.0
-        with batched():
-            if not light:
-                self.w_run.disabled = True
-            show_bar(self.progress, True, value=0)
-            self.status.object = "starting ..." if not light else "updating ..."
-        self._job = jobs.submit(self._work, name="group-run", doc=self._doc,
-                                on_queued=self._queued, on_done=lambda _: self._done(),
-                                on_error=self._failed)
-        return self._job
-
-    def cancel(self) -> None:
-        """Stop the running group run (its unfinished Dask futures are cancelled)."""
-        if self._job is not None:
-            self._job.cancel()
-
-    def _queued(self, position: int) -> None:
-        self.status.object = jobs.queued_message(position)
-
-    def _work(self, job):
-        from analysis.group import Cancelled
-
-        try:
-            self.model.run(progress=self._progress, cancel=job.cancel_event)
-        except Cancelled:
-            if not job.cancelled:   # not by us: say so
-                raise DataError("the group run was cancelled") from None
-            raise
-
-    def _progress(self, fraction: float, message: str = "") -> None:
-        """From the job's thread: at most one message to the page every
-        :data:`~dashboard.busy.REPORT_EVERY` seconds until the last."""
-        now = time.monotonic()
-        if now - self._reported < REPORT_EVERY and fraction < 1.0:
-            return
-        self._reported = now
-        value = int(round(100 * min(max(fraction, 0.0), 1.0)))
-        self._schedule(lambda: self._show_progress(value, message))
-
-    def _show_progress(self, value: int, message: str) -> None:
-        with batched():
-            self.progress.value = value
-            self.status.object = message
-            link = self.model.dashboard_link
-            if link and link not in self.dask_link.object:
-                self.dask_link.object = f"[Dask dashboard]({link}) (workers, task stream)"
-
-    def _idle(self) -> None:
-        self.w_run.disabled = False
-        show_bar(self.progress, False, value=0)
-
-    def _failed(self, exc):
-        with batched():
-            self._idle()
-            self.status.object = f"error: {report_error(exc)}"
-        self._rerun = False
-
-    def _done(self):
-        with batched():   # the idle state and the new views: one message
-            self._idle()
-            self.status.object = ""
-            self._redraw(move_crosshair=True)
-        if self._rerun:
-            self.start(light=self._rerun_light and self.model.result is not None)
 
     # ---- user actions ------------------------------------------------------------------------
     def _widget_to_model(self, name, transform):
