@@ -13,7 +13,8 @@ hidden) lays the whole page out again, 150-300 ms each in Chromium at full size 
 0.7 s a job); a change of ``styles`` is not (a few ms). The views get
 :data:`BUSY_STYLES`; progress bars (:func:`progress_bar`, the kit's own or one the tab
 hands in and also uses for other work) keep their room and are shown and hidden by
-:func:`show_bar` with :data:`BUSY_PROGRESS` / :data:`IDLE_PROGRESS`. (So is a Button's
+:func:`show_bar` with :data:`BUSY_PROGRESS` / :data:`IDLE_PROGRESS` (a bar handed over
+hidden with ``visible`` is toggled with it, as its tab does). (So is a Button's
 ``disabled``: its view is rendered again and the page laid out again; a quick re-run
 need not switch it.)
 """
@@ -71,9 +72,13 @@ class Busy:
     def __init__(self, doc, css: str, width: int = 240, progress=None, status=None):
         self.doc = doc
         self.views = pn.Column(sizing_mode="stretch_width", css_classes=[f"{css}-views"])
-        # a tab's own progress bar (made by progress_bar) and status line, or new ones
+        # a tab's own progress bar and status line, or new ones; a bar made by
+        # progress_bar (visible, hidden by style) is shown by style, one handed over
+        # hidden with ``visible`` keeps being shown and hidden that way (Encoding's
+        # significance bar: shown again after "visibility: hidden" it stayed hidden there)
         self.progress = progress if progress is not None else progress_bar(
             f"{css}-progress", width=width)
+        self._by_style = bool(self.progress.visible)
         self.status = status if status is not None else pn.pane.Str(
             "", css_classes=[f"{css}-status"])
         self.active = False
@@ -86,7 +91,10 @@ class Busy:
         self._reported = 0.0
         with batched():
             self.views.styles = dict(BUSY_STYLES if busy else IDLE_STYLES)
-            show_bar(self.progress, busy, value=0)
+            if self._by_style:
+                show_bar(self.progress, busy, value=0)
+            else:
+                self.progress.param.update(value=0, visible=busy)
             self.status.object = message if busy else ""
 
     def report(self, fraction: float, message: str = "") -> None:

@@ -72,6 +72,21 @@ def test_a_progress_bar_of_the_tab_keeps_its_room_and_is_hidden_by_its_style():
     assert "visible" not in changed and changed.count("styles") == 3
 
 
+def test_a_progress_bar_handed_over_hidden_is_shown_and_hidden_with_visible():
+    """A tab's bar handed over hidden by ``visible`` (Encoding's significance bar) keeps
+    being shown and hidden that way."""
+    import panel as pn
+
+    from dashboard.busy import Busy, bar_shown
+
+    bar = pn.indicators.Progress(value=0, max=100, visible=False)
+    busy = Busy(None, "probe", progress=bar)
+    busy.show(True, "testing ...")
+    assert bar.visible and bar_shown(bar)
+    busy.show(False)
+    assert not bar.visible and not bar_shown(bar)
+
+
 def test_the_connectivity_tabs_busy_state_never_switches_visible(connectivity_dir):
     """The Connectivity tab's progress bar (structural changes, other model changes) is
     shown and hidden by its style only."""
