@@ -43,6 +43,32 @@ BUSY_PROGRESS = {"visibility": "visible"}
 REPORT_EVERY = 0.15
 
 
+class Throttle:
+    """Progress reports from a job's thread: at most one every ``every`` seconds (each is
+    a message to the browser and a redraw there, while the job wants the cores), the
+    last (fraction 1) always."""
+
+    def __init__(self, every: float = REPORT_EVERY):
+        self.every = float(every)
+        self.last = 0.0
+
+    def reset(self) -> None:
+        self.last = 0.0
+
+    def due(self, fraction: float) -> bool:
+        """This report is to be shown (and counts as the last shown)."""
+        now = time.monotonic()
+        if now - self.last < self.every and fraction < 1.0:
+            return False
+        self.last = now
+        return True
+
+
+def percent(fraction: float) -> int:
+    """A fraction done as a progress bar's value out of 100 (clipped to 0..100)."""
+    return int(round(100 * min(max(fraction, 0.0), 1.0)))
+
+
 def progress_bar(css: str, width: int = 240, **params) -> pn.indicators.Progress:
     """A progress bar that keeps its room: hidden by its inline style (:func:`show_bar`).
     ``params``: other Parameters of Panel's ``Progress`` (e.g. ``max``)."""
@@ -83,12 +109,12 @@ class Busy:
             "", css_classes=[f"{css}-status"])
         self.active = False
         self.job = None
-        self._reported = 0.0
+        self._throttle = Throttle()
 
     def show(self, busy: bool, message: str = "") -> None:
         """Grey the views out (or not), show the progress bar and the message (or not)."""
         self.active = busy
-        self._reported = 0.0
+        self._throttle.reset()
         with batched():
             self.views.styles = dict(BUSY_STYLES if busy else IDLE_STYLES)
             if self._by_style:
@@ -100,14 +126,12 @@ class Busy:
     def report(self, fraction: float, message: str = "") -> None:
         """Progress from the job's thread (shown on the event loop, while still busy), at
         most one message every :data:`REPORT_EVERY` seconds until the last."""
-        now = time.monotonic()
-        if now - self._reported < REPORT_EVERY and fraction < 1.0:
+        if not self._throttle.due(fraction):
             return
-        self._reported = now
 
         def update():
             if self.active:
-                self.progress.value = int(round(100 * min(max(fraction, 0.0), 1.0)))
+                self.progress.value = percent(fraction)
                 if message:
                     self.status.object = message
         soon(self.doc, update)

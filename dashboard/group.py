@@ -38,7 +38,7 @@ from analysis.preprocessing import PARAMETERS as PREPROCESSING
 from analysis.group import GroupConnectivity, idle_seconds, scheduler_address
 from dashboard import jobs
 from dashboard.batch import batched
-from dashboard.busy import progress_bar
+from dashboard.busy import Throttle, progress_bar
 from dashboard.notify import report_error
 from dashboard.param_widgets import ParamWidgets, tooltip, widget_for, with_tooltip
 from dashboard.seed_input import SeedInput
@@ -139,7 +139,7 @@ class GroupPanel(GroupRuns, pn.viewable.Viewer):
         # shown and hidden by its inline style, its room kept (dashboard/busy.py: a
         # change of ``visible`` lays the whole page out again, hundreds of ms per move)
         self.progress = progress_bar("group-progress", width=260)
-        self._reported = 0.0
+        self._throttle = Throttle()
         self.status = pn.pane.Str("", css_classes=["group-status"])
         self.dask_link = pn.pane.Markdown("", css_classes=["dask-link"])
         self.summary = pn.pane.Markdown(

@@ -13,12 +13,10 @@ the whole page out again. A change made meanwhile runs again when the run ends.
 
 from __future__ import annotations
 
-import time
-
 from analysis.errors import DataError
 from dashboard import jobs
 from dashboard.batch import batched
-from dashboard.busy import REPORT_EVERY, show_bar
+from dashboard.busy import percent, show_bar
 from dashboard.notify import report_error
 from dashboard.render.server import execute_in
 
@@ -26,7 +24,8 @@ from dashboard.render.server import execute_in
 class GroupRuns:
     """Start, cancel, progress and end of the Group section's runs. The panel provides
     ``model``, ``w_run``, ``progress``, ``status``, ``dask_link``, ``_doc``, ``_job``,
-    ``_rerun``, ``_rerun_light``, ``_reported`` and ``_redraw``."""
+    ``_rerun``, ``_rerun_light``, ``_throttle`` (a :class:`~dashboard.busy.Throttle`)
+    and ``_redraw``."""
 
     # ---- threads and the event loop --------------------------------------------------------
     def _served(self) -> bool:
@@ -62,7 +61,7 @@ class GroupRuns:
             return self._job
         self._rerun = False
         self._rerun_light = True
-        self._reported = 0.0
+        self._throttle.reset()
         with batched():
             if not light:
                 self.w_run.disabled = True
@@ -94,11 +93,9 @@ class GroupRuns:
     def _progress(self, fraction: float, message: str = "") -> None:
         """From the job's thread: at most one message to the page every
         :data:`~dashboard.busy.REPORT_EVERY` seconds until the last."""
-        now = time.monotonic()
-        if now - self._reported < REPORT_EVERY and fraction < 1.0:
+        if not self._throttle.due(fraction):
             return
-        self._reported = now
-        value = int(round(100 * min(max(fraction, 0.0), 1.0)))
+        value = percent(fraction)
         self._schedule(lambda: self._show_progress(value, message))
 
     def _show_progress(self, value: int, message: str) -> None:

@@ -21,6 +21,7 @@ from ..errors import DataError
 from ..progress import null_progress, scaled
 from .cluster import (CONNECT_TIMEOUT, Cancelled, _n_workers, connect, require_workers,
                       scheduler_address)
+from .stats import N_PERMUTATIONS, RANDOM_STATE
 from .subjects import SubjectSpec
 from .tasks import clean_subject, group_statistics, subject_seed_map, warm_up
 
@@ -186,8 +187,8 @@ class GroupEngine:
 
     def group_maps(self, subjects, settings: CleaningSettings, mask, seed_mm,
                    radius_mm: float = RADIUS_MM, progress=None, cancel=None,
-                   n_permutations: int = 1000, cluster_forming_p=None,
-                   random_state=0) -> tuple:
+                   n_permutations: int = N_PERMUTATIONS, cluster_forming_p=None,
+                   random_state=RANDOM_STATE) -> tuple:
         """Seed maps of every subject and their group statistics, both on the cluster
         (:func:`~analysis.group.tasks.group_statistics`: the maps go to one worker, not
         through this process).
