@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 
 import nibabel as nib
@@ -111,6 +112,54 @@ def test_statistics_on_the_workers_equal_those_computed_here(analysis):
         assert (a.fwe_t_threshold, a.fdr_t_threshold, a.n_voxels_fwe, a.n_clusters_fwe) == \
             (b.fwe_t_threshold, b.fdr_t_threshold, b.n_voxels_fwe, b.n_clusters_fwe)
         np.testing.assert_array_equal(ours.r.values, res.r.values)
+
+
+#: The slow statistics' task below (module level: Dask pickles a task's function by
+#: reference, and the thread workers of the ``analysis`` fixture share these events).
+_STATS_STARTED, _STATS_RELEASE = threading.Event(), threading.Event()
+
+
+def _slow_statistics(*args):
+    from analysis.group.tasks import group_statistics
+
+    _STATS_STARTED.set()
+    _STATS_RELEASE.wait(30)
+    return group_statistics(*args)
+
+
+def test_a_cancel_while_the_statistics_run_on_a_worker_stops_the_run_at_once(analysis,
+                                                                            monkeypatch):
+    """Closing the tab while the group statistics run on a worker: the run stops within
+    a second (the cancel is checked every 0.2 s), not when the worker's task ends."""
+    from analysis.group import engine as engine_module
+    from analysis.group.results import compute_group
+
+    _STATS_STARTED.clear()
+    _STATS_RELEASE.clear()
+    monkeypatch.setattr(engine_module, "group_statistics", _slow_statistics)
+    subjects = analysis.subject_list()
+    cancel, outcome = threading.Event(), []
+
+    def run():
+        try:
+            compute_group(subjects, analysis.settings(subjects), (0.0, -52.0, 18.0),
+                          engine=analysis.engine(), cancel=cancel)
+            outcome.append("finished")
+        except G.Cancelled:
+            outcome.append("cancelled")
+
+    worker = threading.Thread(target=run)
+    try:
+        worker.start()
+        assert _STATS_STARTED.wait(30), "the statistics never started"
+        cancel.set()
+        t0 = time.monotonic()
+        worker.join(5)
+        assert not worker.is_alive() and time.monotonic() - t0 < 1.0
+        assert outcome == ["cancelled"]
+    finally:
+        _STATS_RELEASE.set()
+        worker.join(30)
 
 
 def test_subject_map_equals_the_single_subject_analysis(analysis, group_dir):
