@@ -408,7 +408,8 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
                 ctx.add_init_script(WS_HOOK)
                 pg = ctx.new_page()
                 pg.route(EXTERNAL, lambda r: r.abort())
-                pg.on("pageerror", lambda exc, i=i: page_errors[i].append(str(exc)))
+                pg.on("pageerror", lambda exc, i=i: page_errors[i].append(
+                    f"{exc}\n{getattr(exc, 'stack', '') or ''}"))
                 pg.on("console", lambda msg, i=i: beats.__setitem__(i, (time.monotonic(), msg.text))
                       if msg.text.startswith("hx-beat") else None)
                 pg.goto(f"{url}?tab={TAB_NAMES[int(tabs0[i])]}", wait_until="commit")
@@ -637,6 +638,13 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
     kinds = sorted({m.splitlines()[0][:60] for m in page_msgs + js_errors if m})
     bench.row("JavaScript errors in the pages", len(page_msgs) + len(js_errors), "",
               "sessions that stayed; " + "; ".join(kinds)[:200])
+    if page_msgs or js_errors:   # the first of each kind with its stack: where it came from
+        firsts = {}
+        for m in page_msgs + js_errors:
+            firsts.setdefault(m.splitlines()[0][:60], m)
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_serve_hostile_js.txt"
+        path.write_text("\n\n".join(firsts.values()))
+        bench.row("JavaScript errors' stacks saved", str(path), "")
     bench.row("permutation test running when its session was closed",
               {True: "yes", False: "no", None: "unknown"}[perm_running_at_close], "",
               f"{permutations} permutations; session closed at "

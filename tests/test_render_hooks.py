@@ -216,6 +216,39 @@ def test_layer_updates_show_what_a_fresh_drawing_shows():
             fresh["vline"].plots[0].handles["glyph"].location
 
 
+def test_bars_with_other_categories_show_what_a_fresh_drawing_shows():
+    """Fewer (or more) folds: the bars and the axis' categories of a fresh drawing, the
+    columns changed before the categories (the page draws the old bars on the new axis
+    otherwise, and throws on the shorter columns)."""
+    from bokeh.document.events import ColumnDataChangedEvent, ModelChangedEvent
+
+    def bars(values):
+        names = [f"fold {i + 1}" for i in range(len(values))]
+        return hv.Bars(list(zip(names, values)), kdims=["fold"], vdims=["accuracy"]).opts(
+            xrotation=45 if len(values) > 6 else 0)
+
+    with hook("holoviews", "the Bokeh columns and factor range of its Bars plots",
+              "dashboard/render/live.py (Layer.categories)"):
+        for before, after in (([.5, .6, .7, .8, .9, .6, .7, .8], [.7, .4, .9]),
+                              ([.7, .4], [.5, .6, .7, .8, .9, .6, .7])):
+            layer = live.Layer()
+            doc = _draw(bars(before).opts(hooks=[layer.hook]))
+            events = []
+            doc.on_change(lambda event: events.append(event))
+            assert layer.bars(bars(after))
+            fresh = live.Layer()
+            _draw(bars(after).opts(hooks=[fresh.hook]))
+            assert _source(layer) == _source(fresh)
+            (plot,), (drawn,) = layer.plots, fresh.plots
+            assert list(plot.handles["x_range"].factors) == list(drawn.handles["x_range"].factors)
+            assert plot.handles["xaxis"].major_label_orientation == \
+                drawn.handles["xaxis"].major_label_orientation
+            kinds = ["data" if isinstance(e, ColumnDataChangedEvent) or getattr(e, "attr", "")
+                     == "data" else e.attr for e in events
+                     if isinstance(e, (ColumnDataChangedEvent, ModelChangedEvent))]
+            assert kinds.index("data") < kinds.index("factors"), kinds
+
+
 def test_holoviews_pane_get_model_and_dynamicmap_memo():
     with hook("panel", "HoloViews._get_model(doc, root, parent, comm)",
               "dashboard/render/live.py (LivePane)"):

@@ -173,8 +173,53 @@ class Layer:
                                for d in element.dimensions()})
 
     def bars(self, element) -> bool:
-        """New heights for the same categories of a drawn ``hv.Bars``."""
-        return self.keyed(*_cells(element, lambda vdim, v: {vdim.name: float(v)}))
+        """New heights for the same categories of a drawn ``hv.Bars``; other categories
+        (another number of folds) replace the drawn bars and the axis' categories."""
+        if self.keyed(*_cells(element, lambda vdim, v: {vdim.name: float(v)})):
+            return True
+        return self.categories(element)
+
+    def categories(self, element) -> bool:
+        """Show a one-key ``hv.Bars`` with other categories than those drawn: the
+        source's columns replaced whole, then the categorical x axis' factors (and its
+        labels' rotation, as ``xrotation`` asks).
+
+        In this order on purpose: a redraw by HoloViews sends the new factors first; the
+        page then starts drawing the old bars on the new axis and, within that drawing,
+        meets the new, shorter columns with the old rows' indices (BokehJS' "Size
+        mismatch" error, once per fewer category). Columns first, the page's rows are
+        recounted before any drawing starts."""
+        plots = self.plots
+        if not plots or len(element.kdims) != 1 or len(element.vdims) != 1:
+            return False
+        key, vdim = element.kdims[0], element.vdims[0]
+        names = [str(k) for k in element.dimension_values(key)]
+        if len(set(names)) != len(names):
+            return False
+        values = np.asarray(element.dimension_values(vdim), dtype=float)
+        given = {key.name: np.array(names, dtype=object), vdim.name: values}
+        for k, v in list(given.items()):
+            given.setdefault(dimension_sanitizer(k), v)
+        from bokeh.models import FactorRange
+
+        for p in plots:
+            src, x_range = p.handles.get("source"), p.handles.get("x_range")
+            if src is None or not set(src.data) <= set(given):
+                return False
+            if not isinstance(x_range, FactorRange) or p.invert_axes:
+                return False
+        rotation = element.opts.get("plot").kwargs.get("xrotation")
+        for p in plots:
+            src = p.handles["source"]
+            src.data = {k: given[k] for k in src.data}
+            if list(p.handles["x_range"].factors) != names:
+                p.handles["x_range"].factors = names
+            axis = p.handles.get("xaxis")
+            if axis is not None:
+                angle = np.deg2rad(rotation) if rotation else "horizontal"
+                if axis.major_label_orientation != angle:
+                    axis.major_label_orientation = angle
+        return True
 
     def heatmap(self, element) -> bool:
         """New values in the same cells of a drawn ``hv.HeatMap`` (the colour range is

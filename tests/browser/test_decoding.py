@@ -44,6 +44,39 @@ def test_switching_cv_changes_summary_and_bars(app_page, decoding_dir):
     assert page.blocked_requests == []
 
 
+FACTORS_JS = """() => {
+  const seen = new Set(); const all = [];
+  const walk = v => { if (!v || seen.has(v)) return; seen.add(v); all.push(v);
+    if (v.child_views) for (const c of v.child_views) walk(c); };
+  [...Bokeh.index.all_views()].forEach(walk);
+  const pane = all.find(v => (v.model.css_classes || []).includes('fold-bars'));
+  const inner = []; seen.clear();
+  const down = v => { if (!v || seen.has(v)) return; seen.add(v); inner.push(v);
+    if (v.child_views) for (const c of v.child_views) down(c); };
+  down(pane);
+  const fig = inner.find(v => v.model.x_range && v.model.x_range.factors);
+  return fig ? [...fig.model.x_range.factors] : null; }"""
+
+
+def test_fewer_folds_redraw_the_bars_without_a_page_error(app_page):
+    """KFold(8) then KFold(3): three bars on a three-fold axis, and no error in the page
+    (HoloViews' redraw sent the axis' new folds before the shorter bars: BokehJS threw
+    "Size mismatch" while drawing the old bars on the new axis)."""
+    page = app_page
+    before = open_decoding(page)
+    set_model_value(page, "cv-select", "KFold")
+    before = wait_text_change(page, ".summary", before)
+    for k in (8, 3, 6, 2):
+        set_model_value(page, "folds-slider", k)
+        before = wait_text_change(page, ".summary", before)
+        assert f"KFold({k})" in before
+        wait_idle(page)
+        page.wait_for_timeout(300)
+        assert page.evaluate(FACTORS_JS) == [f"fold {i + 1}" for i in range(k)]
+    assert not [e for e in page.js_errors if "mismatch" in e], page.js_errors
+    assert page.js_errors == [], page.js_errors
+
+
 def test_a_new_mask_is_busy_until_every_view_shows_it(app_page, decoding_dir):
     """A new mask means masking the data again and refitting: a job, with a progress
     bar and a status line, the views busy; then the summary, bars and map all show it."""
