@@ -173,6 +173,9 @@ def _cold_start(browser, cmd, env, port, url, lines) -> tuple:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     page.route(EXTERNAL, lambda r: r.abort())
+    errors = []   # the page's errors, printed if it never becomes interactive
+    page.on("pageerror", lambda exc: errors.append(f"{exc}\n{getattr(exc, 'stack', '')}"))
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
     page.goto("about:blank")
     start = time.perf_counter()
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -202,6 +205,8 @@ def _cold_start(browser, cmd, env, port, url, lines) -> tuple:
         page.wait_for_function(READY, timeout=120_000)
         complete = time.perf_counter() - start
     except BaseException:
+        print("the first page's errors and warnings:\n" + "\n".join(errors)[-4000:],
+              file=sys.stderr)
         _stop(server)
         raise
     return server, (shown, cold, complete, cpu), page

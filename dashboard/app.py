@@ -314,7 +314,12 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
         # the server has just started and its warm-up thread is still loading what the
         # Encoding tab's first message needs: send the page now (the browser loads its
         # scripts meanwhile, on its own core) and build the tab as soon as that is loaded
-        # (polled on the event loop: at most WAIT_FIRST_PAGE seconds)
+        # (polled on the event loop: at most WAIT_FIRST_PAGE seconds) and the page has
+        # its document. Not before: a change made while the page's request for its
+        # document is answered can reach the page ahead of that answer, which drops it
+        # (BokehJS ignores patches before it has a document), and the page then meets
+        # the tab's models as unknown references, its tab never drawn (seen once in
+        # seven cold starts when the polling began with the session).
         started = time.monotonic()
         poll = {}
 
@@ -322,13 +327,19 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
             if not warmup.FIRST_PAGE_READY.is_set() \
                     and time.monotonic() - started < WAIT_FIRST_PAGE:
                 return
-            doc.remove_periodic_callback(poll["callback"])
+            if "callback" in poll:
+                doc.remove_periodic_callback(poll.pop("callback"))
             if state.tab not in viewers:
                 with batched():  # one model-graph walk, one message
                     build(state.tab)
 
-        poll["callback"] = doc.add_periodic_callback(build_when_ready, 30)
-        pn.state.onload(warmup.page_loaded)
+        def page_has_its_document():
+            warmup.page_loaded()
+            build_when_ready()
+            if state.tab not in viewers:
+                poll["callback"] = doc.add_periodic_callback(build_when_ready, 30)
+
+        pn.state.onload(page_has_its_document)
     else:
         build(state.tab)
         if served:
