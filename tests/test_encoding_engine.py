@@ -312,3 +312,51 @@ def test_folds_assembled_from_the_runs_products_equal_sklearn(samples):
     assert not stopped.complete and not stopped.fits(x, np.float64)
     with pytest.raises(DataError, match="blocks must be ranges"):
         RowBlocks(x, y, [(0, 10), (20, len(x))])
+
+
+@pytest.mark.parametrize("cv", ["kfold", "run"])
+def test_folds_decomposed_in_threads_equal_one_by_one(samples, monkeypatch, cv):
+    """Folds decomposed two at a time (each thread its own scratch array) give the same
+    numbers as one at a time, bit for bit, and report every fold's progress once."""
+    from analysis.encoding import engine
+
+    y, x, runs = samples
+    folds = make_folds(len(x), cv, 6, runs)
+    assert engine.fold_workers(len(folds)) >= 1 and engine.fold_workers(3) == 1
+    results = {}
+    for threads in (1, 2):
+        monkeypatch.setattr(engine, "FOLD_THREADS", threads)
+        steps = []
+        eng = RidgeCV(x, y, folds, progress=lambda f, m="": steps.append((f, m)))
+        results[threads] = (eng.r2_path(np.logspace(-1, 4, 6)), eng.coef(100.0),
+                            eng.predict_cv(100.0, 3))
+        decomposing = [m for _, m in steps if m.startswith("decomposing fold")]
+        assert len(decomposing) == len(folds) and steps[-1][0] == 1.0
+        assert [f for f, _ in steps] == sorted(f for f, _ in steps)
+    for a, b in zip(results[1], results[2]):
+        np.testing.assert_array_equal(a, b)
+    # and the seed's loop (alpha 100, the fourth of the path)
+    groups = runs if cv == "run" else None
+    splitter = LeaveOneGroupOut() if cv == "run" else KFold(6)
+    np.testing.assert_allclose(results[2][0][3], seed_loop(x, y, 100.0, splitter, groups),
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_a_cancel_raised_by_progress_stops_the_threaded_decomposition(samples):
+    """A job's cancel arrives as an exception from ``progress``: it leaves RidgeCV, and
+    the folds not yet begun are dropped."""
+    y, x, runs = samples
+    folds = make_folds(len(x), "kfold", 10, runs)
+    calls = []
+
+    class Cancelled(Exception):
+        pass
+
+    def progress(f, m=""):
+        calls.append(m)
+        if m.startswith("decomposing fold 2/"):
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        RidgeCV(x, y, folds, progress=progress)
+    assert sum(m.startswith("decomposing fold") for m in calls) < len(folds)

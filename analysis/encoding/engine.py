@@ -34,7 +34,10 @@ holds the terms that cancel), whatever ``dtype``.
 
 from __future__ import annotations
 
+import os
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -194,6 +197,20 @@ def _decompose(x, xty, y_sum, test, rows: _TestRows | None, dtype, work=None) ->
                  p.astype(dtype), g, bounds, u, rows.sst, ssc)
 
 
+#: Threads decomposing folds at once (each with one BLAS thread); at most the CPUs.
+FOLD_THREADS = 2
+
+
+def fold_workers(n_folds: int) -> int:
+    """Threads for ``n_folds`` decompositions: :data:`FOLD_THREADS`, at most the CPUs this
+    process may use, 1 for fewer than 4 folds (a thread pool costs more than it saves)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return 1 if n_folds < 4 else max(1, min(FOLD_THREADS, cpus))
+
+
 def _is_partition(tests, n: int) -> bool:
     """The test folds cover each of the ``n`` samples exactly once."""
     order = np.concatenate(tests) if tests else np.zeros(0, int)
@@ -266,12 +283,37 @@ class RidgeCV:
                 rows = [None] * len(tests)
                 xty, y_sum = _all_rows(x, y, self.dtype)
             progress(1 / n, "stimuli x responses")
-            work = np.empty_like(xty)
-            for i, te in enumerate(tests):
+            self._folds = [None] * len(tests)
+            done = []
+            scratch = threading.local()   # each thread's scratch array
+            reporting = threading.Lock()   # progress in order, one fold at a time
+
+            def fold(i):
+                work = getattr(scratch, "work", None)
+                if work is None:
+                    work = scratch.work = np.empty_like(xty)
+                te = tests[i]
                 r = rows[i] if rows[i] is not None else test_rows(te)
                 rows[i] = None
-                self._folds.append(_decompose(x, xty, y_sum, te, r, self.dtype, work))
-                progress((i + 2) / n, f"decomposing fold {i + 1}/{len(self.folds)}")
+                self._folds[i] = _decompose(x, xty, y_sum, te, r, self.dtype, work)
+                with reporting:   # (a cancelled job raises here: the other folds are dropped)
+                    done.append(i)
+                    progress((len(done) + 1) / n, f"decomposing fold {len(done)}/{len(tests)}")
+
+            workers = fold_workers(len(tests))
+            if workers > 1:   # the folds are independent: BLAS runs without the GIL
+                with ThreadPoolExecutor(workers, thread_name_prefix="ridge-folds") as pool:
+                    futures = [pool.submit(fold, i) for i in range(len(tests))]
+                    try:
+                        for future in futures:
+                            future.result()
+                    except BaseException:
+                        for future in futures:
+                            future.cancel()
+                        raise
+            else:
+                for i in range(len(tests)):
+                    fold(i)
             self._full = (_decompose(x, xty, y_sum, None, None, self.dtype)
                           if full_fit else None)
         progress(1.0, "decomposed")
