@@ -395,6 +395,7 @@ GONE_CLIENT_FILTER = GoneClientFilter()
 
 def _install_log_filter() -> None:
     hooks.add_protocol_log_filter(GONE_CLIENT_FILTER)
+    hooks.lost_connection_closes_quietly()
 
 
 _INSTALLED = False

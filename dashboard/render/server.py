@@ -15,7 +15,9 @@ the wrapper):
 * Bokeh's ``bokeh.server.server.BaseServer.stop``;
 * Bokeh's ``ServerConnection.session``, which asserts when the connection has let
   go of its session (a message from a client that closed the page): recognised
-  in a logged traceback by :func:`from_gone_client`;
+  in a logged traceback by :func:`from_gone_client`; and ``WSHandler.on_close``
+  (with the connection's private ``_session``), which asked for it once more after
+  the keep-alive had let it go (:func:`lost_connection_closes_quietly`);
 * a session's open connections (``doc.session_context._session``) and running
   a callback on a session's event loop with Panel's ``set_curdoc``;
 * Panel's ``Pane._update_object(ref, doc, ...)`` and ``Reactive._get_properties(doc)``:
@@ -169,6 +171,32 @@ def before_server_stop(fn: Callable) -> None:
         return stop(self, *args, **kwargs)
 
     BaseServer.stop = stop_after
+
+
+def lost_connection_closes_quietly() -> None:
+    """A websocket that closes after Bokeh's keep-alive found it closed already: no
+    traceback. The keep-alive's ping on a closed socket lets the connection go of its
+    session (``client_lost``); Tornado's ``on_close`` then asked that connection for its
+    session and raised Bokeh's assertion, logged as "Uncaught exception GET /app/ws"
+    (once in a hostile-load run, a page closed while the server was busy)."""
+    from bokeh.server.views.ws import WSHandler
+
+    on_close = WSHandler.on_close
+    if _patched(on_close):
+        return
+
+    @_mark
+    def on_close_once(self):
+        connection = getattr(self, "connection", None)
+        if connection is not None and getattr(connection, "_session", None) is None:
+            logging.getLogger("bokeh.server.views.ws").info(
+                "WebSocket connection closed (its session let go already): code=%s",
+                self.close_code)
+            self.application.client_lost(connection)   # a set's discard: idempotent
+            return
+        return on_close(self)
+
+    WSHandler.on_close = on_close_once
 
 
 def from_gone_client(exc_info) -> bool:
