@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import sys
 import threading
 import time
 from collections import Counter
@@ -35,9 +36,16 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+#: the modules loaded by the previous snapshot (a module's code stays in memory for good)
+_SEEN_MODULES: set = set()
+_MODULES_LOCK = threading.Lock()
+
+
 def snapshot(top: int = 40) -> dict:
-    """RSS, open sessions, live objects by type (the ``top`` most numerous) and the
-    entries and bytes of every process store (:func:`analysis.store.stats`)."""
+    """RSS, open sessions, live objects by type (the ``top`` most numerous), the
+    entries and bytes of every process store (:func:`analysis.store.stats`), and the
+    modules loaded: their number, and those new since the previous snapshot (modules
+    first imported by a session stay loaded after it: memory that never goes back)."""
     gc.collect()
     counts: Counter = Counter()
     for obj in gc.get_objects():
@@ -55,8 +63,13 @@ def snapshot(top: int = 40) -> dict:
         sessions = {"recorded": sessions, "open": live}
     except Exception:  # noqa: BLE001 - a diagnostic never breaks the server
         pass
+    modules = set(sys.modules)
+    with _MODULES_LOCK:
+        new = sorted(modules - _SEEN_MODULES) if _SEEN_MODULES else []
+        _SEEN_MODULES.update(modules)
     return {"t": round(time.time(), 1), "rss_mb": round(_rss_mb(), 1), "sessions": sessions,
-            "objects": dict(counts.most_common(top)), "stores": store.stats()}
+            "objects": dict(counts.most_common(top)), "stores": store.stats(),
+            "modules": len(modules), "new_modules": new}
 
 
 class Reporter(threading.Thread):

@@ -40,3 +40,21 @@ def test_report_off_by_default_and_appends_lines(tmp_path, monkeypatch):
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert len(lines) >= 2 and lines[1]["t"] >= lines[0]["t"]
     assert lines[0]["rss_mb"] > 0
+
+
+def test_snapshot_names_the_modules_loaded_since_the_previous_one():
+    """A module a session imports first stays loaded: the report names it once."""
+    import sys
+    import types
+
+    from dashboard import diagnostics
+
+    diagnostics.snapshot()
+    name = "fmri_explorer_test_module_loaded_later"
+    sys.modules[name] = types.ModuleType(name)
+    try:
+        first = diagnostics.snapshot()
+        assert name in first["new_modules"] and first["modules"] == len(sys.modules)
+        assert name not in diagnostics.snapshot()["new_modules"]
+    finally:
+        del sys.modules[name]
