@@ -4,7 +4,8 @@
 every ``FMRI_EXPLORER_MEMORY_REPORT_S`` seconds (default 15): its RSS, the number of
 open sessions, the live objects of the types that make up a session (Bokeh documents
 and models, Panel and HoloViews objects, the project's tabs and analyses), and the
-sizes of the project's process caches. Comparing a line written before any session with
+sizes of the project's process caches and, with no session open, the large numpy
+arrays alive and what holds each (a dict's key, an object's type). Comparing a line written before any session with
 one written after the last has closed tells a leak (sessions' objects still alive) from
 memory that caches hold on purpose, or from heap the allocator keeps.
 """
@@ -47,29 +48,103 @@ def snapshot(top: int = 40) -> dict:
     modules loaded: their number, and those new since the previous snapshot (modules
     first imported by a session stay loaded after it: memory that never goes back)."""
     gc.collect()
+    open_now = _open_sessions()
+    # the arrays' holders cost a second or two of the GIL: listed with no session open
+    types, arrays = _census(arrays=open_now == 0)
     counts: Counter = Counter()
-    for obj in gc.get_objects():
-        cls = type(obj)
+    for cls in types:
         mod = getattr(cls, "__module__", "")
         if isinstance(mod, str) and mod.startswith(WATCHED):
             counts[f"{mod}.{cls.__qualname__}"] += 1
-    sessions = None
-    try:
-        import panel as pn
-
-        sessions = len(pn.state.session_info.get("sessions", {})) if pn.state.session_info else None
-        live = sum(1 for s in pn.state.session_info.get("sessions", {}).values()
-                   if s.get("ended") is None)
-        sessions = {"recorded": sessions, "open": live}
-    except Exception:  # noqa: BLE001 - a diagnostic never breaks the server
-        pass
+    sessions = {"open": open_now}
     modules = set(sys.modules)
     with _MODULES_LOCK:
         new = sorted(modules - _SEEN_MODULES) if _SEEN_MODULES else []
         _SEEN_MODULES.update(modules)
     return {"t": round(time.time(), 1), "rss_mb": round(_rss_mb(), 1), "sessions": sessions,
             "objects": dict(counts.most_common(top)), "stores": store.stats(),
-            "modules": len(modules), "new_modules": new}
+            "modules": len(modules), "new_modules": new, "large_arrays": arrays}
+
+
+def _open_sessions():
+    """The sessions open in this process (:func:`dashboard.jobs.live_sessions`)."""
+    try:
+        from dashboard import jobs
+
+        return jobs.live_sessions()
+    except Exception:  # noqa: BLE001 - a diagnostic never breaks the server
+        return None
+
+
+#: arrays of at least this many bytes are listed by :func:`snapshot` with their holders
+LARGE_ARRAY = 2**20
+
+
+#: the last census' seconds
+_CENSUS_S = {"last": 0.5}
+
+
+def _census(arrays: bool = True) -> tuple:
+    """The types of all objects the collector tracks, and the large numpy arrays they
+    hold (owning their data, at least :data:`LARGE_ARRAY` bytes): (MB, shape, dtype, the
+    holder: type, and the key for a dict), largest first.
+
+    ``gc.get_objects()`` hands out references to every tracked object, among them a tuple
+    another thread is still building from a generator; should that thread run while
+    they are held, CPython fails its build ("SystemError: bad argument to internal
+    function": seen in a served session's HoloViews call). So the GIL is kept (no thread
+    switch) until those references are dropped, before this returns."""
+    interval = sys.getswitchinterval()
+    # long enough for the census (twice the last one's time); not much longer: a thread
+    # that starts waiting for the GIL meanwhile waits this long at most
+    sys.setswitchinterval(min(10.0, max(1.0, 2 * _CENSUS_S["last"])))
+    enabled = gc.isenabled()
+    gc.disable()   # no collection (and no finalizer letting the GIL go) meanwhile
+    try:
+        time.sleep(0)   # a thread's pending request for the GIL is served now, not later
+        t0 = time.perf_counter()
+        # the references live in _scan's frame only: gone when it returns
+        types, found = _scan(arrays)
+        _CENSUS_S["last"] = time.perf_counter() - t0
+    finally:
+        if enabled:
+            gc.enable()
+        sys.setswitchinterval(interval)
+    return types, sorted(found.values(), reverse=True)[:30]
+
+
+def _scan(arrays: bool) -> tuple:
+    """:func:`_census`'s work: plain data out, no reference to a listed object."""
+    import numpy as np
+
+    types, found = [], {}
+
+    def look(value, holder, container):
+        if type(value) is np.ndarray:
+            if value.base is None and value.nbytes >= LARGE_ARRAY and id(value) not in found:
+                if type(container) is dict:
+                    holder += "[" + next((str(k)[:40] for k, v in container.items()
+                                          if v is value), "?") + "]"
+                found[id(value)] = (round(value.nbytes / 2**20, 1), list(value.shape),
+                                    str(value.dtype), holder)
+            return True
+        return False
+
+    for obj in gc.get_objects():
+        kind = type(obj)
+        types.append(kind)
+        if not arrays:
+            continue
+        name = f"{kind.__module__}.{kind.__qualname__}"
+        for value in gc.get_referents(obj):
+            if look(value, name, obj):
+                continue
+            # a dict, list or tuple of arrays only is not tracked by the collector: its
+            # arrays are found through the tracked object holding it (an __dict__...)
+            if type(value) in (dict, list, tuple) and not gc.is_tracked(value):
+                for inner in gc.get_referents(value):
+                    look(inner, name, value)
+    return types, found
 
 
 class Reporter(threading.Thread):

@@ -58,3 +58,54 @@ def test_snapshot_names_the_modules_loaded_since_the_previous_one():
         assert name not in diagnostics.snapshot()["new_modules"]
     finally:
         del sys.modules[name]
+
+
+def test_snapshot_lists_a_large_array_with_its_holder():
+    """With no session open, the report names the large arrays alive and what holds them
+    (memory kept after the sessions closed: which cache, which object)."""
+    import types
+
+    import numpy as np
+
+    from dashboard import diagnostics
+
+    holder = types.SimpleNamespace(cache={"fmri_explorer_test_key": np.ones(3 * 2**20 // 8 + 5)})
+    shot = diagnostics.snapshot()
+    assert shot["sessions"]["open"] == 0
+    ours = [a for a in shot["large_arrays"] if a[3].endswith("[fmri_explorer_test_key]")]
+    assert ours and ours[0][1] == [3 * 2**20 // 8 + 5] and ours[0][2] == "float64", \
+        shot["large_arrays"]
+    del holder.cache["fmri_explorer_test_key"]
+    assert not [a for a in diagnostics.snapshot()["large_arrays"]
+                if "fmri_explorer_test_key" in a[3]]
+
+
+def test_census_keeps_other_threads_from_running_meanwhile():
+    """The object census holds references to every object, among them a tuple another
+    thread is building (CPython then fails that thread's build with 'SystemError: bad
+    argument to internal function', seen in a served session): threads building tuples
+    from generators while snapshots are taken all finish."""
+    import threading
+
+    from dashboard import diagnostics
+
+    errors, stop = [], threading.Event()
+
+    def build():
+        while not stop.is_set():
+            try:
+                tuple(str(i) for i in range(200))
+            except SystemError as exc:   # pragma: no cover - the defect
+                errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            diagnostics.snapshot()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
