@@ -10,6 +10,7 @@ import param
 from dashboard.batch import batched
 from dashboard.histograms import bins_of, layer_hooks, value_histogram
 from dashboard.render.live import Layer
+from dashboard.render.theme import small_title
 from dashboard.slice_viewer import colour_range
 
 PLOT_H = 220
@@ -104,9 +105,9 @@ def subject_strip(strip, clim=None, size: int = 120, layers=None) -> hv.Layout:
         images.append(img.opts(
             cmap="RdBu_r", clim=clim, title=str(name), frame_width=size,
             frame_height=int(size * np.ptp(sl.y.values) / max(np.ptp(sl.x.values), 1)),
-            xaxis=None, yaxis=None, toolbar=None, fontsize={"title": 9},
+            xaxis=None, yaxis=None, toolbar=None,
             clipping_colors={"NaN": "#222222"}, tools=["hover"],
-            hooks=[layers[i].hook] if layers is not None else []))
+            hooks=[small_title, *([layers[i].hook] if layers is not None else [])]))
     return hv.Layout(images).cols(len(images) or 1).opts(shared_axes=False, toolbar=None)
 
 

@@ -89,3 +89,84 @@ def test_resend_text_sizes_sends_the_themed_sizes_the_page_may_lack():
     axis = [v for (name, attr), v in changed.items()
             if name.endswith("Axis") and attr == "major_label_text_font_size"]
     assert axis and set(axis) == {PRESENT_FONTS["Axis"]["major_label_text_font_size"]}
+
+
+def _small_figures():
+    """The small figures (receptive field, stimulus, best-alpha map, a group subject's
+    slice), each as a HoloViews object."""
+    import xarray as xr
+
+    from dashboard.encoding.views import receptive_field_image, stimulus_image
+    from dashboard.group_views import subject_strip
+
+    rng = np.random.default_rng(0)
+    strip = xr.DataArray(rng.normal(size=(2, 5, 6)), dims=("subject", "y", "x"),
+                         coords={"subject": ["sub-01", "sub-02"], "y": np.arange(5) * 4.0,
+                                 "x": np.arange(6) * 4.0})
+    return {"receptive field": receptive_field_image(rng.normal(size=(10, 10)), "voxel 3"),
+            "stimulus": stimulus_image(rng.integers(0, 2, (10, 10)), 4),
+            "group subject": subject_strip(strip)}
+
+
+@pytest.mark.parametrize("name", ["default", "dark"])
+def test_small_figures_titles_and_ticks_grow_when_presenting(name):
+    """Issue 15 #15: the small figures set their own 9-10 pt titles and 8 pt ticks, which
+    stayed so in the presentation layout (about 10 px on a projector). Their titles are now
+    a share of the layout's (smaller than a view's, larger presenting), ticks the layout's,
+    also when the layout changes on a drawn figure (set_figure_theme)."""
+    import holoviews as hv
+    from bokeh.document import Document
+    from bokeh.models import Plot
+
+    from dashboard.render.theme import (NORMAL_FONTS, PRESENT_FONTS, figure_theme,
+                                        set_figure_theme)
+
+    hv.extension("bokeh")
+    for label, obj in _small_figures().items():
+        sizes = {}
+        for present in (False, True):
+            doc = Document()
+            doc.theme = figure_theme(name, present=present)
+            root = hv.renderer("bokeh").instance(theme=doc.theme).get_plot(obj, doc=doc).state
+            doc.add_root(root)
+            figs = [m for m in root.select({"type": Plot}) if m.title is not None
+                    and not isinstance(m.title, str) and m.title.text]
+            assert figs, label
+            fig = figs[0]
+            axes = [a for a in fig.xaxis if a.visible] if fig.xaxis else []
+            sizes[present] = (_px(fig.title.text_font_size),
+                              _px(axes[0].major_label_text_font_size) if axes else None)
+            layout = PRESENT_FONTS if present else NORMAL_FONTS
+            assert sizes[present][0] < _px(layout["Title"]["text_font_size"]), (label, sizes)
+            if axes:
+                assert sizes[present][1] == _px(layout["Axis"]["major_label_text_font_size"])
+            if present:   # toggled back on the drawn figure, and presenting again
+                set_figure_theme(doc, name, present=False)
+                assert _px(fig.title.text_font_size) == sizes[False][0], label
+                set_figure_theme(doc, name, present=True)
+                assert _px(fig.title.text_font_size) == sizes[True][0], label
+        assert sizes[True][0] >= 15 > 13.4 >= sizes[False][0] >= 12, (label, sizes)
+
+
+@pytest.mark.parametrize("name", ["default", "dark"])
+def test_colour_bar_names_its_quantity_upright_at_axis_label_size(name):
+    """Issue 15: the colour bar's quantity ("r") was a lone 13 px italic letter at the bar's
+    foot, easily missed: it is upright, at the axis labels' size, larger presenting."""
+    import holoviews as hv
+    from bokeh.document import Document
+
+    from dashboard.render.theme import figure_theme
+
+    hv.extension("bokeh")
+    fig = hv.render(hv.Image(np.eye(4), vdims=["r"]).opts(colorbar=True, xlabel="x (mm)"))
+    doc = Document()
+    doc.add_root(fig)
+    bar = next(r for r in fig.right if type(r).__name__ == "ColorBar")
+    sizes = {}
+    for present in (False, True):
+        doc.theme = figure_theme(name, present=present)
+        assert bar.title == "r"
+        assert bar.title_text_font_style == "normal", present
+        sizes[present] = _px(bar.title_text_font_size)
+        assert sizes[present] >= _px(fig.xaxis[0].axis_label_text_font_size), present
+    assert sizes[True] > sizes[False]

@@ -19,6 +19,7 @@ import holoviews as hv
 import numpy as np
 
 from dashboard.render.live import named, padded
+from dashboard.render.theme import small_title
 from dashboard.slice_viewer import palette, slice_arrays
 
 PLOT_H = 250
@@ -133,12 +134,11 @@ def receptive_field_image(rf, title: str, planted=None, cmap="RdBu_r", symmetric
         frame_width=width, frame_height=height, toolbar=None, tools=["hover"],
         xlabel=layout["xlabel"], ylabel=layout["ylabel"],
         xrotation=45 if layout["kind"] == "weights" else 0,
-        fontsize={"title": 10, "ticks": 8, "labels": 9}, framewise=True, hooks=list(hooks),
-        **ticks)
+        framewise=True, hooks=list(hooks), **ticks)
     overlay = hv.Overlay([image])
     if planted is not None:
         overlay = overlay * _pixel_box(*planted, "gold")
-    return overlay.opts(show_legend=False)
+    return overlay.opts(show_legend=False, hooks=[small_title])
 
 
 def stimulus_image(stim, sample: int, hooks=()) -> hv.Image:
@@ -159,7 +159,7 @@ def stimulus_image(stim, sample: int, hooks=()) -> hv.Image:
                     kdims=["col", "row"], vdims=["pixel"]).opts(
         cmap=palette("gray"), clim=(lo, hi), invert_yaxis=True, frame_width=150,
         frame_height=150, toolbar=None, xaxis=None, yaxis=None, framewise=True,
-        title=f"stimulus of sample {sample}", fontsize={"title": 10}, hooks=list(hooks))
+        title=f"stimulus of sample {sample}", hooks=[small_title, *hooks])
 
 
 def r2_bins(r2: np.ndarray, bins: int = 60) -> hv.Histogram:
@@ -366,4 +366,4 @@ def best_alpha_slice(best, crosshair_mm, clim, background=None, layers=None) -> 
         xlim=xlim, ylim=ylim, frame_height=height, frame_width=width, toolbar=None,
         framewise=True,
         xlabel="x (mm)", ylabel="y (mm)", show_legend=False,
-        fontsize={"title": 10, "ticks": 8, "labels": 9}, hooks=[named("best-alpha-axial")])
+        hooks=[named("best-alpha-axial"), small_title])

@@ -53,7 +53,8 @@ def themed_url(url: str, name: str) -> str:
 PRESENT_FONTS = {
     "Title": {"text_font_size": "19px"},
     "Axis": {"axis_label_text_font_size": "17px", "major_label_text_font_size": "15px"},
-    "ColorBar": {"major_label_text_font_size": "15px", "title_text_font_size": "16px"},
+    "ColorBar": {"major_label_text_font_size": "15px", "title_text_font_size": "17px",
+                 "title_text_font_style": "normal"},
     "Legend": {"label_text_font_size": "15px"},
 }
 
@@ -65,6 +66,9 @@ PRESENT_FONTS = {
 NORMAL_FONTS = {
     "Title": {"text_font_size": "16px"},
     "Axis": {"axis_label_text_font_size": "13px", "major_label_text_font_size": "11px"},
+    # the colour bar's quantity ("r", "R2") as an axis' label, upright (Bokeh's is
+    # italic: a lone italic "r" beside the bar was easily missed)
+    "ColorBar": {"title_text_font_size": "13px", "title_text_font_style": "normal"},
 }
 
 
@@ -85,6 +89,59 @@ def figure_theme(name: str, present: bool = False):
     for model, values in (PRESENT_FONTS if present else NORMAL_FONTS).items():
         attrs.setdefault(model, {}).update(values)
     return Theme(json={**spec, "attrs": attrs})
+
+
+#: A small figure's title (a receptive field, the stimulus, the best-alpha map, a group
+#: subject's slice: titles that would not fit at the views' size) is this share of its
+#: layout's title size: 12.8 px in the normal layout, 15.2 px presenting (:func:`small_title`).
+SMALL_TITLE = 0.8
+#: The tag :func:`small_title` gives a figure (found again when the layout changes).
+SMALL_TITLE_TAG = "small-title"
+
+
+def _px(size: str) -> float:
+    """A Bokeh font size (``16px``, ``12pt``) in px (other units: the normal title's)."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*(px|pt)\s*", str(size))
+    if not match:
+        return _px(NORMAL_FONTS["Title"]["text_font_size"])
+    return float(match.group(1)) * (4 / 3 if match.group(2) == "pt" else 1)
+
+
+def small_title_size(theme) -> str:
+    """The title size of a small figure under Bokeh theme ``theme`` (a :func:`figure_theme`:
+    :data:`SMALL_TITLE` of its title size; another theme: of the normal layout's)."""
+    attrs = (getattr(theme, "_json", None) or {}).get("attrs") or {}
+    title = (attrs.get("Title") or {}).get("text_font_size",
+                                           NORMAL_FONTS["Title"]["text_font_size"])
+    # unrounded (12.8 / 15.2 px): Bokeh ignores a value equal to the current one, so a set
+    # 13px, Title's default, would not stay when the figure joins a themed document
+    return f"{_px(title) * SMALL_TITLE:g}px"
+
+
+def small_title(plot, element) -> None:
+    """HoloViews hook of a small figure: its title at :func:`small_title_size` of its
+    document's theme (not yet in one: its renderer's), the normal layout's or the
+    presentation's; :func:`set_figure_theme` resizes it when the layout changes. (A
+    figure's own HoloViews ``fontsize`` would stay the same size in both layouts.)"""
+    fig = plot.state
+    if SMALL_TITLE_TAG not in fig.tags:
+        fig.tags = [*fig.tags, SMALL_TITLE_TAG]
+    doc = fig.document
+    theme = doc.theme if doc is not None else getattr(plot.renderer, "theme", None)
+    if fig.title is not None:
+        size = small_title_size(theme)
+        if fig.title.text_font_size != size:
+            fig.title.text_font_size = size
+
+
+def _resize_small_titles(doc) -> None:
+    """The titles of ``doc``'s small figures (:func:`small_title`) at its theme's size."""
+    size = small_title_size(doc.theme)
+    for model in list(doc.models):
+        if SMALL_TITLE_TAG in (getattr(model, "tags", None) or ()) and \
+                getattr(model, "title", None) is not None and \
+                not isinstance(model.title, str) and model.title.text_font_size != size:
+            model.title.text_font_size = size
 
 
 def _theme_sheets(doc) -> list:
@@ -143,6 +200,7 @@ def set_figure_theme(doc, name: str, roots=(), present: bool = False) -> None:
     _rethemed_plots(roots, bokeh_theme)
     _unbake(doc)
     doc.theme = bokeh_theme
+    _resize_small_titles(doc)
 
 
 def resend_text_sizes(doc, present: bool = False) -> int:
