@@ -314,6 +314,39 @@ def _phase(text: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
+def smaps_by_kind(pid: int) -> dict:
+    """The process' resident memory (MB) by kind of mapping, from ``/proc/PID/smaps``:
+    ``[heap]``, ``[stack]``, anonymous maps by size (``anon <1 MB``, ``anon 64 MB maps``:
+    glibc's thread arenas, other sizes: numpy's large arrays, BLAS buffers...), and
+    file-backed maps by file name (shared libraries loaded since). Empty where there is no
+    ``/proc``."""
+    kinds: dict = {}
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return kinds
+    kind = None
+    for line in text.splitlines():
+        head = line.split()
+        if not head:
+            continue
+        if "-" in head[0] and not head[0].endswith(":"):
+            lo, hi = (int(v, 16) for v in head[0].split("-"))
+            name = head[5] if len(head) > 5 else ""
+            mb = (hi - lo) / 2**20
+            if name.startswith("["):
+                kind = name
+            elif name:
+                kind = "file " + Path(name).name.split(".cpython")[0][:40]
+            else:
+                # by size: glibc's thread arenas are 64 MB maps, numpy's large arrays
+                # and BLAS buffers maps of their own sizes
+                kind = "anon <1 MB" if mb < 1 else f"anon {mb:.0f} MB maps"
+        elif head[0] == "Rss:" and kind is not None:
+            kinds[kind] = kinds.get(kind, 0.0) + int(head[1]) / 1024
+    return kinds
+
+
 def _ratio_note(ratio: float) -> str:
     return f"target within 15%: {'met' if abs(ratio - 1) <= 0.15 else 'NOT met'}"
 
@@ -395,6 +428,7 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
             _wait_idle(server.pid)
             rss_start = _rss(server.pid)
             rss_start_main = psutil.Process(server.pid).memory_info().rss / 2**20
+            maps_start = smaps_by_kind(server.pid)
             threading.Thread(target=sample, daemon=True).start()
             control = browser.new_page()   # about:blank, no session: pumps Playwright's events
             control.route(EXTERNAL, lambda r: r.abort())
@@ -553,6 +587,7 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
                 control.wait_for_timeout(rest * 1000)
             rss_end = _rss(server.pid)
             rss_end_main = psutil.Process(server.pid).memory_info().rss / 2**20
+            maps_end = smaps_by_kind(server.pid)
             sampling.set()
             rss_peak = max([s[1] for s in samples] + [rss_peak, rss_end])
             n_lines = len(lines)
@@ -668,6 +703,11 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
               f"main process alone {rss_end_main:.0f} MB "
               f"({rss_end_main / rss_start_main:.2f} x its start)")
     bench.row("server RSS after / at start", ratio, "", _ratio_note(ratio))
+    if maps_start and maps_end:   # where the main process' growth lies
+        grown = sorted(((maps_end.get(k, 0.0) - maps_start.get(k, 0.0), k)
+                        for k in set(maps_start) | set(maps_end)), reverse=True)
+        bench.row("main process RSS growth by mapping", sum(g for g, _ in grown), "MB",
+                  "; ".join(f"{k} {g:+.0f}" for g, k in grown if abs(g) >= 2)[:400])
     if errors_logged or gone or lost or unanswered:
         path = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_serve_hostile.log"
         path.write_text(log)
