@@ -148,25 +148,36 @@ def test_small_figures_titles_and_ticks_grow_when_presenting(name):
         assert sizes[True][0] >= 15 > 13.4 >= sizes[False][0] >= 12, (label, sizes)
 
 
-@pytest.mark.parametrize("name", ["default", "dark"])
+@pytest.mark.parametrize("name", [None, "default", "dark"])
 def test_colour_bar_names_its_quantity_upright_at_axis_label_size(name):
     """Issue 15: the colour bar's quantity ("r") was a lone 13 px italic letter at the bar's
-    foot, easily missed: it is upright, at the axis labels' size, larger presenting."""
+    foot, easily missed: it is upright, at the axis labels' size, larger presenting, on a
+    page without a theme of its own (the light page: None) too, and after a live toggle."""
     import holoviews as hv
     from bokeh.document import Document
 
-    from dashboard.render.theme import figure_theme
+    from dashboard.render.theme import colour_bar_title, figure_theme, set_figure_theme
 
     hv.extension("bokeh")
-    fig = hv.render(hv.Image(np.eye(4), vdims=["r"]).opts(colorbar=True, xlabel="x (mm)"))
-    doc = Document()
-    doc.add_root(fig)
-    bar = next(r for r in fig.right if type(r).__name__ == "ColorBar")
     sizes = {}
     for present in (False, True):
-        doc.theme = figure_theme(name, present=present)
+        doc = Document()
+        if name is not None:
+            doc.theme = figure_theme(name, present=present)
+        elif present:
+            continue
+        obj = hv.Image(np.eye(4), vdims=["r"]).opts(colorbar=True, xlabel="x (mm)",
+                                                     hooks=[colour_bar_title])
+        fig = hv.renderer("bokeh").instance(theme=doc.theme).get_plot(obj, doc=doc).state
+        doc.add_root(fig)
+        bar = next(r for r in fig.right if type(r).__name__ == "ColorBar")
         assert bar.title == "r"
         assert bar.title_text_font_style == "normal", present
         sizes[present] = _px(bar.title_text_font_size)
-        assert sizes[present] >= _px(fig.xaxis[0].axis_label_text_font_size), present
-    assert sizes[True] > sizes[False]
+        assert sizes[present] == _px(fig.xaxis[0].axis_label_text_font_size) >= 13, present
+        if present:
+            set_figure_theme(doc, name, present=False)
+            assert _px(bar.title_text_font_size) == sizes[False]
+            assert bar.title_text_font_style == "normal"
+    if name is not None:
+        assert sizes[True] > sizes[False]

@@ -53,8 +53,7 @@ def themed_url(url: str, name: str) -> str:
 PRESENT_FONTS = {
     "Title": {"text_font_size": "19px"},
     "Axis": {"axis_label_text_font_size": "17px", "major_label_text_font_size": "15px"},
-    "ColorBar": {"major_label_text_font_size": "15px", "title_text_font_size": "17px",
-                 "title_text_font_style": "normal"},
+    "ColorBar": {"major_label_text_font_size": "15px", "title_text_font_size": "17px"},
     "Legend": {"label_text_font_size": "15px"},
 }
 
@@ -66,9 +65,7 @@ PRESENT_FONTS = {
 NORMAL_FONTS = {
     "Title": {"text_font_size": "16px"},
     "Axis": {"axis_label_text_font_size": "13px", "major_label_text_font_size": "11px"},
-    # the colour bar's quantity ("r", "R2") as an axis' label, upright (Bokeh's is
-    # italic: a lone italic "r" beside the bar was easily missed)
-    "ColorBar": {"title_text_font_size": "13px", "title_text_font_style": "normal"},
+    "ColorBar": {"title_text_font_size": "13px"},
 }
 
 
@@ -97,6 +94,8 @@ def figure_theme(name: str, present: bool = False):
 SMALL_TITLE = 0.8
 #: The tag :func:`small_title` gives a figure (found again when the layout changes).
 SMALL_TITLE_TAG = "small-title"
+#: The tag :func:`colour_bar_title` gives a figure.
+COLOUR_BAR_TAG = "colour-bar-title"
 
 
 def _px(size: str) -> float:
@@ -110,38 +109,86 @@ def _px(size: str) -> float:
 def small_title_size(theme) -> str:
     """The title size of a small figure under Bokeh theme ``theme`` (a :func:`figure_theme`:
     :data:`SMALL_TITLE` of its title size; another theme: of the normal layout's)."""
-    attrs = (getattr(theme, "_json", None) or {}).get("attrs") or {}
-    title = (attrs.get("Title") or {}).get("text_font_size",
+    title = (_theme_attrs(theme).get("Title") or {}).get("text_font_size",
                                            NORMAL_FONTS["Title"]["text_font_size"])
     # unrounded (12.8 / 15.2 px): Bokeh ignores a value equal to the current one, so a set
     # 13px, Title's default, would not stay when the figure joins a themed document
     return f"{_px(title) * SMALL_TITLE:g}px"
 
 
+def _theme_attrs(theme) -> dict:
+    return (getattr(theme, "_json", None) or {}).get("attrs") or {}
+
+
+def colour_bar_title_style(theme) -> dict:
+    """The title of a colour bar (its quantity: "r", "R2") under Bokeh theme ``theme``:
+    upright, at the theme's axis label size (13 px; 17 px presenting). Bokeh's own, a
+    13 px italic letter at the bar's foot, was easily missed."""
+    size = (_theme_attrs(theme).get("Axis") or {}).get(
+        "axis_label_text_font_size", NORMAL_FONTS["Axis"]["axis_label_text_font_size"])
+    return {"title_text_font_size": size, "title_text_font_style": "normal"}
+
+
+def _plot_theme(plot):
+    fig = plot.state
+    doc = fig.document
+    return doc.theme if doc is not None else getattr(plot.renderer, "theme", None)
+
+
+def _tag(fig, tag: str) -> None:
+    if tag not in fig.tags:
+        fig.tags = [*fig.tags, tag]
+
+
+def _set(model, values: dict) -> None:
+    for attr, value in values.items():
+        if getattr(model, attr) != value:
+            setattr(model, attr, value)
+
+
+def _size_colour_bars(fig, theme) -> None:
+    from bokeh.models import ColorBar
+
+    for side in ("right", "left", "above", "below", "center"):
+        for renderer in getattr(fig, side, None) or ():
+            if isinstance(renderer, ColorBar):
+                _set(renderer, colour_bar_title_style(theme))
+
+
+def colour_bar_title(plot, element) -> None:
+    """HoloViews hook of a figure with a colour bar: its title in
+    :func:`colour_bar_title_style` of the figure's layout (its document's theme, not yet
+    in one: its renderer's), also after the layout changes (:func:`set_figure_theme`).
+    Set on the figure: a light page's figures get no theme of their own."""
+    _tag(plot.state, COLOUR_BAR_TAG)
+    _size_colour_bars(plot.state, _plot_theme(plot))
+
+
 def small_title(plot, element) -> None:
     """HoloViews hook of a small figure: its title at :func:`small_title_size` of its
     document's theme (not yet in one: its renderer's), the normal layout's or the
     presentation's; :func:`set_figure_theme` resizes it when the layout changes. (A
-    figure's own HoloViews ``fontsize`` would stay the same size in both layouts.)"""
+    figure's own HoloViews ``fontsize`` would stay the same size in both layouts.) Its
+    colour bar's title as :func:`colour_bar_title`'s."""
     fig = plot.state
-    if SMALL_TITLE_TAG not in fig.tags:
-        fig.tags = [*fig.tags, SMALL_TITLE_TAG]
-    doc = fig.document
-    theme = doc.theme if doc is not None else getattr(plot.renderer, "theme", None)
+    _tag(fig, SMALL_TITLE_TAG)
+    theme = _plot_theme(plot)
     if fig.title is not None:
-        size = small_title_size(theme)
-        if fig.title.text_font_size != size:
-            fig.title.text_font_size = size
+        _set(fig.title, {"text_font_size": small_title_size(theme)})
+    colour_bar_title(plot, element)
 
 
 def _resize_small_titles(doc) -> None:
-    """The titles of ``doc``'s small figures (:func:`small_title`) at its theme's size."""
+    """The titles of ``doc``'s small figures (:func:`small_title`) and of its colour bars
+    (:func:`colour_bar_title`) in its theme's sizes."""
     size = small_title_size(doc.theme)
     for model in list(doc.models):
-        if SMALL_TITLE_TAG in (getattr(model, "tags", None) or ()) and \
-                getattr(model, "title", None) is not None and \
-                not isinstance(model.title, str) and model.title.text_font_size != size:
-            model.title.text_font_size = size
+        tags = getattr(model, "tags", None) or ()
+        if SMALL_TITLE_TAG in tags and getattr(model, "title", None) is not None and \
+                not isinstance(model.title, str):
+            _set(model.title, {"text_font_size": size})
+        if COLOUR_BAR_TAG in tags:
+            _size_colour_bars(model, doc.theme)
 
 
 def _theme_sheets(doc) -> list:
