@@ -38,7 +38,7 @@ from dashboard.clusters import REGION_DIM, RegionNames
 from dashboard.notify import safe_markdown
 from dashboard.render.live import Layer, LivePane, named
 from dashboard.render.server import session_doc
-from dashboard.render.theme import colour_bar_title
+from dashboard.render.theme import colour_bar_title, readable_ticks
 from dashboard.slice_data import (  # noqa: F401 - offered here too
     VIEWS, colour_range, image_index, palette, slice_arrays, slice_image, snap,
     threshold_map, view_title)
@@ -139,7 +139,7 @@ class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
             self._taps[view] = tap
             plot = (background * overlay * cross).opts(hv.opts.Overlay(
                 toolbar=None, show_legend=False,
-                hooks=[named(f"slice-{view}"), colour_bar_title]))
+                hooks=[named(f"slice-{view}"), colour_bar_title, readable_ticks]))
             self._panes[view] = LivePane(plot, css_classes=[f"slice-{view}", self.key_id],
                                          linked_axes=False)
         self._info = pn.pane.Markdown(self._info_text, css_classes=["crosshair-info"],

@@ -181,3 +181,29 @@ def test_colour_bar_names_its_quantity_upright_at_axis_label_size(name):
             assert bar.title_text_font_style == "normal"
     if name is not None:
         assert sizes[True] > sizes[False]
+
+
+def test_narrow_views_ask_for_as_many_ticks_as_fit_their_labels():
+    """Issue 15 #3/#15: presenting, a 170 px wide slice view's 15 px tick labels ran into
+    each other ("-80-60-40-20 0 20"): Bokeh asks for 6 ticks whatever the width. The kit's
+    hook asks for as many as fit at the layout's tick size (fewer presenting), 6 at most."""
+    import holoviews as hv
+    from bokeh.document import Document
+
+    from dashboard.render.theme import figure_theme, readable_ticks
+
+    hv.extension("bokeh")
+    wanted = {}
+    for width in (170, 600):
+        for present in (False, True):
+            doc = Document()
+            doc.theme = figure_theme("default", present=present)
+            obj = hv.Image(np.eye(4), bounds=(-80, -80, 80, 80)).opts(
+                frame_width=width, frame_height=200, hooks=[readable_ticks])
+            fig = hv.renderer("bokeh").instance(theme=doc.theme).get_plot(obj, doc=doc).state
+            doc.add_root(fig)
+            wanted[width, present] = fig.xaxis[0].ticker.desired_num_ticks
+    assert wanted[170, True] <= 3 and wanted[170, True] < wanted[170, False] <= 5, wanted
+    assert wanted[600, False] == wanted[600, True] == 6, wanted
+    # a label like "-80" (3 characters, 15 px) and a gap fit between two ticks
+    assert 170 / wanted[170, True] >= 3 * 15, wanted

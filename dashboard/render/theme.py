@@ -164,6 +164,28 @@ def colour_bar_title(plot, element) -> None:
     _size_colour_bars(plot.state, _plot_theme(plot))
 
 
+#: a horizontal axis gets a tick per this many characters of its tick labels' size
+TICK_SPACING_EM = 3.6
+
+
+def readable_ticks(plot, element) -> None:
+    """HoloViews hook of a narrow figure (the slice views): as many ticks on its
+    horizontal axis as labels like "-80" fit at the layout's tick size (Bokeh asks for 6
+    whatever the width: presenting, 15 px labels on a 170 px wide view ran into each other,
+    "-80-60-40-20 0 20"). The layout's views are drawn anew when it changes."""
+    fig = plot.state
+    width = fig.frame_width or fig.width
+    if not width:
+        return
+    size = (_theme_attrs(_plot_theme(plot)).get("Axis") or {}).get(
+        "major_label_text_font_size", NORMAL_FONTS["Axis"]["major_label_text_font_size"])
+    wanted = max(2, min(6, int(width / (_px(size) * TICK_SPACING_EM))))
+    for axis in fig.xaxis:
+        ticker = getattr(axis, "ticker", None)
+        if ticker is not None and hasattr(ticker, "desired_num_ticks"):
+            _set(ticker, {"desired_num_ticks": wanted})
+
+
 def small_title(plot, element) -> None:
     """HoloViews hook of a small figure: its title at :func:`small_title_size` of its
     document's theme (not yet in one: its renderer's), the normal layout's or the
