@@ -5,9 +5,10 @@ every ``FMRI_EXPLORER_MEMORY_REPORT_S`` seconds (default 15): its RSS, the numbe
 open sessions, the live objects of the types that make up a session (Bokeh documents
 and models, Panel and HoloViews objects, the project's tabs and analyses), and the
 sizes of the project's process caches and, with no session open, the large numpy
-arrays alive and what holds each (a dict's key, an object's type). Comparing a line written before any session with
-one written after the last has closed tells a leak (sessions' objects still alive) from
-memory that caches hold on purpose, or from heap the allocator keeps.
+arrays alive and what holds each (a dict's key, an object's type). Comparing a line
+written before any session with one written after the last has closed tells a leak
+(sessions' objects still alive) from memory that caches hold on purpose, or from heap
+the allocator keeps.
 """
 
 from __future__ import annotations
