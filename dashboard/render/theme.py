@@ -200,7 +200,7 @@ def small_title(plot, element) -> None:
     colour_bar_title(plot, element)
 
 
-def _resize_small_titles(doc) -> None:
+def _resize_layout_text(doc) -> None:
     """The titles of ``doc``'s small figures (:func:`small_title`) and of its colour bars
     (:func:`colour_bar_title`) in its theme's sizes."""
     size = small_title_size(doc.theme)
@@ -269,7 +269,7 @@ def set_figure_theme(doc, name: str, roots=(), present: bool = False) -> None:
     _rethemed_plots(roots, bokeh_theme)
     _unbake(doc)
     doc.theme = bokeh_theme
-    _resize_small_titles(doc)
+    _resize_layout_text(doc)
 
 
 def resend_text_sizes(doc, present: bool = False) -> int:
