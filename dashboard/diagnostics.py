@@ -82,7 +82,9 @@ LARGE_ARRAY = 2**20
 
 
 #: the last census' seconds
-_CENSUS_S = {"last": 0.5}
+_CENSUS_S = {"last": 0.0}
+#: the switch interval (s) while the census holds references to every object
+CENSUS_HOLD_S = 30.0
 
 
 def _census(arrays: bool = True) -> tuple:
@@ -96,9 +98,9 @@ def _census(arrays: bool = True) -> tuple:
     function": seen in a served session's HoloViews call). So the GIL is kept (no thread
     switch) until those references are dropped, before this returns."""
     interval = sys.getswitchinterval()
-    # long enough for the census (twice the last one's time); not much longer: a thread
-    # that starts waiting for the GIL meanwhile waits this long at most
-    sys.setswitchinterval(min(10.0, max(1.0, 2 * _CENSUS_S["last"])))
+    # no thread switch for the census' duration, however long (a big process' scan took
+    # longer than twice the last one's time: a switch then came mid-scan) ...
+    sys.setswitchinterval(CENSUS_HOLD_S)
     enabled = gc.isenabled()
     gc.disable()   # no collection (and no finalizer letting the GIL go) meanwhile
     try:
@@ -111,6 +113,9 @@ def _census(arrays: bool = True) -> tuple:
         if enabled:
             gc.enable()
         sys.setswitchinterval(interval)
+        # ... and right after it the threads that waited get the GIL (a real sleep lets
+        # it go), not only once their long wait times out
+        time.sleep(0.001)
     return types, sorted(found.values(), reverse=True)[:30]
 
 
