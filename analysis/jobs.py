@@ -7,6 +7,12 @@ group run) is a function ``fn(job)`` run by a :class:`JobRegistry`:
 * **A cap per process.** At most ``$FMRI_EXPLORER_MAX_JOBS`` (default 2) jobs run at
   once; the others wait in a first-in first-out queue and their ``on_queued(position)``
   callback says where they are.
+* **Room for quick work.** A job submitted ``long=True`` (a permutation test, a group
+  run, an upload's masking: minutes) may use all slots but one (with one slot: that
+  one): one slot always stays for the quick jobs (a tab's structural change, seconds),
+  which also pass queued long jobs. Without it a visitor's new C waited behind other
+  visitors' permutation tests and group runs (the hostile-load run: moves unanswered
+  after 30 s).
 * **Owned.** A job may have an ``owner`` (the app: a session's id):
   :meth:`JobRegistry.cancel_session` cancels its running jobs (their cancel event set,
   their ``on_cancel`` hooks called, e.g. to release Dask futures) and drops its queued
@@ -67,8 +73,9 @@ class Job:
     def __init__(self, registry: "JobRegistry", fn, name: str, owner: Hashable | None = None,
                  deliver: Callable[[Callable[[], Any]], None] | None = None,
                  on_done=None, on_error=None, on_queued=None, on_start=None,
-                 on_cancelled=None, on_progress=None):
+                 on_cancelled=None, on_progress=None, long: bool = False):
         self.id = next(self._ids)
+        self.long = bool(long)
         self.registry = registry
         self.fn = fn
         self.name = name
@@ -182,19 +189,31 @@ class JobRegistry:
     def jobs(self, session: str | None = None) -> list[Job]:
         return self.running(session) + self.queued(session)
 
+    @property
+    def max_long(self) -> int:
+        """Slots long jobs may take: all but one (one slot: that one)."""
+        return max(1, self.max_jobs - 1)
+
     def position(self, job: Job) -> int:
+        """A queued job's place (1: next to start), 0 if not queued: a quick job comes
+        after the quick ones queued before it (it passes the long ones), a long job after
+        the long ones queued before it and every queued quick one."""
         with self._lock:
-            try:
-                return list(self._queue).index(job) + 1
-            except ValueError:
-                return 0
+            waiting = list(self._queue)
+        if job not in waiting:
+            return 0
+        at = waiting.index(job)
+        if job.long:
+            return 1 + sum(1 for k, j in enumerate(waiting) if not j.long or k < at)
+        return 1 + sum(1 for j in waiting[:at] if not j.long)
 
     # ---- submitting
     def submit(self, fn: Callable[[Job], Any], *, name: str = "job", owner=None,
                deliver=None, on_done=None, on_error=None, on_queued=None, on_start=None,
-               on_cancelled=None, on_progress=None) -> Job:
+               on_cancelled=None, on_progress=None, long: bool = False) -> Job:
         """Queue ``fn(job)``; it starts in its own thread as soon as fewer than
-        :attr:`max_jobs` run.
+        :attr:`max_jobs` run (``long``: fewer than :attr:`max_long` long ones too;
+        quick jobs pass queued long ones).
 
         Callbacks (each optional) go through ``deliver`` (e.g. onto a session's event
         loop; by default they run in the job's thread): ``on_queued(position)`` while it
@@ -205,7 +224,7 @@ class JobRegistry:
         job's thread by :meth:`Job.progress`.
         """
         job = Job(self, fn, name, owner, deliver, on_done, on_error, on_queued, on_start,
-                  on_cancelled, on_progress)
+                  on_cancelled, on_progress, long=long)
         with self._lock:
             self._queue.append(job)
         self._start_queued()
@@ -217,8 +236,14 @@ class JobRegistry:
     def _start_queued(self) -> None:
         started = []
         with self._lock:
-            while self._queue and len(self._running) < self.max_jobs:
-                job = self._queue.popleft()
+            while len(self._running) < self.max_jobs:
+                # the first queued job that may start: a long one only while fewer than
+                # max_long long ones run
+                room = sum(j.long for j in self._running) < self.max_long
+                job = next((j for j in self._queue if room or not j.long), None)
+                if job is None:
+                    break
+                self._queue.remove(job)
                 job.state = "running"
                 job.started = time.monotonic()
                 self._running.append(job)
@@ -235,8 +260,9 @@ class JobRegistry:
     def _tell_positions(self) -> None:
         with self._lock:
             waiting = list(self._queue)
-        for i, job in enumerate(waiting, start=1):
+        for job in waiting:
             if job.on_queued is not None:
+                i = self.position(job)
                 job.deliver(lambda job=job, i=i: job.on_queued(i)
                             if job.state == "queued" else None)
 

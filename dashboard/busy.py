@@ -138,13 +138,15 @@ class Busy:
 
     def run(self, work: Callable[[Any], Any], name: str, message: str,
             current: Callable[[Any], bool], apply: Callable[[Any], None],
-            on_error: Callable[[BaseException], None] | None = None) -> None:
+            on_error: Callable[[BaseException], None] | None = None,
+            long: bool = False) -> None:
         """Start ``work(job)`` as this tab's job (replacing one still running), busy with
         ``message``. On the event loop, when it is done: if ``current(result)`` (the
         parameters it computed are still the tab's), the overlay goes and
         ``apply(result)`` shows it; if not, a newer job is on its way and the tab stays
         busy. A failure is reported (and handed to ``on_error``, e.g. to put the widgets
-        back)."""
+        back). ``long``: minutes of work (a permutation test, an upload), which leaves
+        a slot to quick jobs (:class:`analysis.jobs.JobRegistry`)."""
         self.cancel(quiet=True)
         self.show(True, message)
 
@@ -162,7 +164,7 @@ class Busy:
                 on_error(exc)
 
         self.job = jobs.submit(
-            work, name=name, doc=self.doc, on_done=done, on_error=failed,
+            work, name=name, doc=self.doc, on_done=done, on_error=failed, long=long,
             on_queued=lambda n: setattr(self.status, "object", jobs.queued_message(n)))
 
     def cancel(self, quiet: bool = False) -> None:

@@ -67,7 +67,7 @@ class GroupRuns:
                 self.w_run.disabled = True
             show_bar(self.progress, True, value=0)
             self.status.object = "starting ..." if not light else "updating ..."
-        self._job = jobs.submit(self._work, name="group-run", doc=self._doc,
+        self._job = jobs.submit(self._work, name="group-run", doc=self._doc, long=True,
                                 on_queued=self._queued, on_done=lambda _: self._done(),
                                 on_error=self._failed)
         return self._job

@@ -50,6 +50,41 @@ def test_the_cap_queues_a_second_job_and_starts_it_when_the_first_ends():
     assert registry.jobs() == []
 
 
+def test_long_jobs_leave_a_slot_to_quick_ones_which_pass_them_in_the_queue():
+    """Issue 13 (every move answered): a visitor's structural change (seconds) queued
+    behind other visitors' permutation tests and group runs (minutes) and stayed
+    unanswered for 30 s under the hostile load. Long jobs take all slots but one; quick
+    jobs pass queued long ones; the cap on jobs running at once still holds."""
+    from dashboard.jobs import JobRegistry
+
+    registry = JobRegistry(max_jobs=2)
+    release = threading.Event()
+    order = []
+
+    def hold(name):
+        def work(job):
+            order.append(name)
+            release.wait(10)
+            return name
+        return work
+
+    perm = registry.submit(hold("perm"), name="permutations", long=True)
+    group = registry.submit(hold("group"), name="group-run", long=True)
+    quick = registry.submit(hold("quick"), name="structural")
+    later = registry.submit(hold("later"), name="structural")
+    assert perm.running and group.state == "queued"      # one slot stays for quick work
+    assert quick.running and later.state == "queued"    # the cap: 2 running
+    assert later.position == 1 and group.position == 2  # the quick job passes the long one
+    assert registry.running() == [perm, quick]
+    release.set()
+    assert all(j.wait(10) for j in (perm, group, quick, later))
+    assert order.index("later") < order.index("group") or order[-1] == "group"
+    # with one slot, a long job may take it (nothing would run it otherwise)
+    single = JobRegistry(max_jobs=1)
+    assert single.max_long == 1
+    assert single.submit(lambda job: "ok", long=True).wait(10)
+
+
 def test_a_jobs_error_reaches_the_caller():
     from dashboard.jobs import JobRegistry
 

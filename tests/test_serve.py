@@ -95,3 +95,21 @@ def test_num_procs_zero_is_one_per_cpu(monkeypatch):
     assert "--num-procs" not in _panel_command([], monkeypatch)
     cmd = _panel_command(["--port", "0"], monkeypatch)  # any free port, as panel serve
     assert cmd[cmd.index("--port") + 1] == "0"
+
+
+def test_the_server_runs_with_few_malloc_arenas_and_a_fixed_mmap_threshold(monkeypatch):
+    """Issue 13 (memory back within 15% after the sessions): with glibc's defaults each
+    thread that computed kept its arena's arrays (benchmarks/bench_thread_memory.py: +30
+    MB per thread at once). The server gets two arenas and a fixed 8 MB threshold; an
+    operator's own settings win."""
+    from analysis.cli import build_parser
+    from analysis.commands.serve import panel_command
+
+    for var in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_"):
+        monkeypatch.delenv(var, raising=False)
+    args = build_parser().parse_args(["serve"])
+    env = panel_command(args, "small")[1]
+    assert env["MALLOC_ARENA_MAX"] == "2"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == str(8 * 2**20)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert panel_command(args, "small")[1]["MALLOC_ARENA_MAX"] == "4"

@@ -34,6 +34,15 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 #: cores, BLAS threads of concurrent sessions (and the browser) contend and a 0.5 s
 #: decomposition takes 10 s; use --num-procs for more cores instead.
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: glibc malloc settings for the server unless already set. By default every thread that
+#: allocates gets an arena of its own (up to 8 per core) and arrays up to 32 MB come from
+#: the arenas once a large one was freed (the mmap threshold rises); freed, that memory
+#: stays with the process: after a hostile-load run the server kept about 250 MB (issue
+#: 13; benchmarks/bench_thread_memory.py: +30 MB per thread that computed at once). Two
+#: arenas and a fixed 8 MB threshold (arrays above it are given back to the system when
+#: freed) keep it near its start; a 1 MB threshold made the alpha path 2-4x slower (page
+#: faults of fresh maps), 8 MB costs nothing measurable.
+MALLOC_VARS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(8 * 2**20)}
 #: signals that stop the server: each is passed on as SIGTERM to the server's process group
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP")
                      if hasattr(signal, name))
@@ -140,7 +149,7 @@ def panel_command(args, size: str) -> tuple[list, dict]:
         extra += ["--websocket-max-message-size",
                   str(websocket_message_limit(max_upload_bytes()))]
     cmd += extra
-    env = {**{var: "1" for var in BLAS_THREAD_VARS}, **os.environ, SIZE_ENV: size}
+    env = {**{var: "1" for var in BLAS_THREAD_VARS}, **MALLOC_VARS, **os.environ, SIZE_ENV: size}
     folder = getattr(args, "data", None) or nilearn_data_dir()
     if folder is not None:   # the flag wins over the environment's; absolute for the child
         env[NILEARN_DATA_ENV] = str(Path(folder).resolve())

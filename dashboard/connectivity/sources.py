@@ -181,7 +181,7 @@ class UploadSource:
         work = functools.partial(self._prepare, load, names or {}, paths or {}, data_dir)
         if self._served():   # a job (dashboard/jobs.py): capped, cancelled with the session
             self._switch_job = jobs.submit(
-                work, name="connectivity-upload", doc=self._doc,
+                work, name="connectivity-upload", doc=self._doc, long=True,
                 on_queued=lambda n: setattr(self.upload_status, "object",
                                             jobs.queued_message(n)))
         else:

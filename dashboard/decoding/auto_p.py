@@ -320,6 +320,7 @@ class AutoPermutations:
 
             self._auto_job = jobs.submit(
                 self._auto_work(snapshot, key, old), name="auto-permutations", doc=self._doc,
+                long=True,
                 on_done=finished, on_error=lambda exc: ended("failed"),
                 on_cancelled=lambda: ended("cancelled"))
 

@@ -74,7 +74,7 @@ class PermutationControls(AutoPermutations):
                 a.param.update(permutation_running=False,
                                permutation_status="permutation test cancelled")
 
-        self._perm_job = jobs.submit(work, name="permutations", doc=self._doc,
+        self._perm_job = jobs.submit(work, name="permutations", doc=self._doc, long=True,
                                      on_queued=queued, on_cancelled=cancelled)
 
     @serialized

@@ -176,7 +176,7 @@ class UploadSource:
             self._upload_failed(user_named(exc, names, paths))
 
         self._upload_job = jobs.submit(
-            work, name="decoding-upload", doc=self._doc, on_done=self._upload_ready,
+            work, name="decoding-upload", doc=self._doc, long=True, on_done=self._upload_ready,
             on_error=failed, on_queued=self._upload_queued,
             on_cancelled=self._upload_cancelled)
 

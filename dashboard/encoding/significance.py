@@ -156,7 +156,7 @@ class EncodingSignificance(pn.viewable.Viewer):
         self.w_run.disabled, self.w_cancel.disabled, self.w_use.disabled = True, False, True
         self.busy.run(work, "encoding-permutations", f"{n} permutations ...",
                       current=lambda out: True, apply=self._finished,
-                      on_error=lambda exc: self._idle())
+                      on_error=lambda exc: self._idle(), long=True)
         self._job = self.busy.job
 
     @in_batch

@@ -229,7 +229,8 @@ class EncodingSources:
         self.w_analyse.disabled = self.w_source.disabled = True
         self.upload_status.object = "reading your files ..."
         self.busy.run(work, "encoding-upload", "reading your files ...",
-                      current=lambda data: True, apply=self._own_ready, on_error=failed)
+                      current=lambda data: True, apply=self._own_ready, on_error=failed,
+                      long=True)
         self._upload_job = self.busy.job
 
     def _upload_done(self):
