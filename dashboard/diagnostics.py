@@ -64,7 +64,32 @@ def snapshot(top: int = 40) -> dict:
         _SEEN_MODULES.update(modules)
     return {"t": round(time.time(), 1), "rss_mb": round(_rss_mb(), 1), "sessions": sessions,
             "objects": dict(counts.most_common(top)), "stores": store.stats(),
-            "modules": len(modules), "new_modules": new, "large_arrays": arrays}
+            "modules": len(modules), "new_modules": new, "large_arrays": arrays,
+            "malloc": malloc_stats(), "python_blocks": sys.getallocatedblocks()}
+
+
+def malloc_stats() -> dict:
+    """glibc's view of the C heap (``mallinfo2``), MB: ``arenas`` (the heaps' size, brk and
+    thread arenas), ``in_use`` and ``free`` in them, ``mmapped`` (large blocks mapped one
+    by one, e.g. numpy arrays above the mmap threshold). What the RSS holds beyond them is
+    Python's own object arenas (``python_blocks`` counts its blocks), BLAS buffers and
+    code. Empty where there is no ``mallinfo2`` (not glibc, or glibc < 2.33)."""
+    import ctypes
+
+    class _Info(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    fn.restype = _Info
+    info = fn()
+    mb = 2.0**20
+    return {"arenas": round(info.arena / mb, 1), "in_use": round(info.uordblks / mb, 1),
+            "free": round(info.fordblks / mb, 1), "mmapped": round(info.hblkhd / mb, 1)}
 
 
 def _open_sessions():
