@@ -96,7 +96,7 @@ WS_HOOK = """
 DRIVER = """
 (cfg) => {
   const H = window.__hx = {lat: [], srv: [], moves: 0, answered: 0, unanswered: 0, delayed: 0,
-    missing: 0, switches: 0, switchFails: 0, switchLat: [], tab: cfg.tab, pending: null,
+    missing: 0, switches: 0, switchFails: 0, switchLat: [], tab: cfg.tab, pending: null, lost: [],
     jobs: {}, stop: false, finished: false, error: null, probe: undefined};
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const views = () => {
@@ -173,7 +173,8 @@ DRIVER = """
     const cur = valueOf(v.model);
     let val = cands[idx % cands.length];
     if (String(cur) === String(val)) val = cands[(idx + 1) % cands.length];
-    H.pending = {t0: performance.now(), tab: H.tab};
+    H.pending = {t0: performance.now(), tab: H.tab, cls: cls, from: String(cur), to: String(val),
+                 text: H.before};
     H.moves += 1;
     v.model.value = val;
     return true;
@@ -184,8 +185,23 @@ DRIVER = """
     const t0 = H.pending.t0;
     while (H.pending && performance.now() - t0 < limit) await sleep(20);
     if (H.pending) {
+      // which move went unanswered, for the report: the widget, its values, the summary
+      // before and now, whether the page was idle (no message of the server pending)
+      const p = H.pending;
+      const now = H.host && H.host.isConnected ? textOf(H.host.shadowRoot || H.host) : null;
+      const lastIn = window.__ws && window.__ws.lastIn;
+      // every connected widget of that class (a second one, e.g. a stale or hidden copy,
+      // would take the move without the summary's tab seeing it) and the active tab
+      const same = views().filter((v) => has(v, p.cls) && v.el && v.el.isConnected);
+      const tabsView = find('analysis-tabs');
+      H.lost.push({tab: p.tab, widget: p.cls, from: p.from, to: p.to,
+                   copies: same.map((v) => String(valueOf(v.model)) + (v.el.offsetParent ? '' : ' (hidden)')),
+                   active: tabsView ? tabsView.model.active : null,
+                   at: Math.round(p.t0 / 100) / 10, before: (p.text || '').slice(0, 90),
+                   now: now === null ? null : now.slice(0, 90), idle: idle(),
+                   lastIn: lastIn ? Math.round(lastIn - p.t0) : null});
       H.unanswered += 1; H.pending = null;
-      if (H.host && H.host.isConnected) H.before = textOf(H.host.shadowRoot || H.host);
+      if (now !== null) H.before = now;
     }
   };
   H.settle = settle;
@@ -529,7 +545,7 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
                 try:
                     stats[i] = pages[i].evaluate(
                         "() => { const H = window.__hx; return {lat: H.lat, srv: H.srv, moves: H.moves,"
-                        " answered: H.answered, unanswered: H.unanswered, delayed: H.delayed,"
+                        " answered: H.answered, unanswered: H.unanswered, delayed: H.delayed, lost: H.lost,"
                         " missing: H.missing, switches: H.switches, switchFails: H.switchFails,"
                         " switchLat: H.switchLat, jobs: H.jobs, error: H.error, finished: H.finished,"
                         " ws: window.__ws}; }")
@@ -652,6 +668,14 @@ def run(bench, sessions: int = 16, seconds: float = 120.0, seed: int = 0,
               f"{missing} not sent (widget or summary not found)")
     bench.row("moves unanswered", unanswered, "",
               f"no summary update within {answer_timeout:g} s; target 0")
+    for i, st in sorted(stats.items()):   # which ones: widget, values, summary before / after
+        for m in st.get("lost", []):
+            bench.row(f"  unanswered: session {i}, {TAB_NAMES[m['tab']]} {m['widget']}",
+                      f"{m['from']} -> {m['to']}", "",
+                      f"at {m['at']:.0f} s (page clock); widgets of that class "
+                      f"{m.get('copies')}; active tab {m.get('active')}; server's last message "
+                      f"{m['lastIn']} ms after the move; page idle {m['idle']}; summary "
+                      f"{m['before']!r} -> {m['now']!r}"[:300])
     bench.row("moves answered after more than 10 s", int((lat > 10).sum()), "",
               "answered, but slowly")
     bench.row("moves answered after more than 1 s", int((lat > 1).sum()), "",
