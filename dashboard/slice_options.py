@@ -29,6 +29,25 @@ from dashboard.render.live import set_colours  # noqa: F401 (the viewer's in-pla
 from analysis.volumes import DIMS
 from dashboard.slice_data import VIEWS, image_shape, padding, palette
 
+#: the colour bar's title for each map the tabs show, by the short name of its values
+#: (``SliceViewer.map_label``, which the crosshair readout, the hover and the histogram
+#: keep): the quantity in the field's words, not a bare letter
+QUANTITY_TITLES = {
+    "R2": "CV R²",
+    "r": "correlation r",
+    "Fisher z": "Fisher z",
+    "t": "t statistic",
+    "weights": "SVC weight",
+    "pattern": "activation",
+}
+
+
+def quantity_title(label: str) -> str:
+    """The colour bar's title of a map whose values are named ``label``
+    (:data:`QUANTITY_TITLES`; any other name as it is)."""
+    return QUANTITY_TITLES.get(label, label)
+
+
 #: the colour maps offered, ``{label: name}`` (names as HoloViews knows them)
 COLOUR_MAPS = {
     "red-blue (colour-blind safe)": "RdBu_r",

@@ -45,7 +45,7 @@ from dashboard.slice_data import (  # noqa: F401 - offered here too
 from dashboard.view_keys import ViewInput
 from dashboard.slice_options import (
     COLOUR_MAPS, FRAME_COLOUR, VOXEL_TOOLTIPS, black_frame, grid_args, orientation_letters,
-    set_colours, shown_palette, view_frame, voxel_hover)
+    quantity_title, set_colours, shown_palette, view_frame, voxel_hover)
 
 hv.extension("bokeh", logo=False)
 # Canvas, not WebGL: Bokeh's WebGL draws lines and markers, not images, so these views gain
@@ -98,7 +98,9 @@ class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
     click_mm = param.Tuple(default=None, length=3, allow_None=True, doc="""
         The last clicked position, snapped to a voxel centre (set on every click).""")
     title = param.String(default="", doc="Title above the views.")
-    map_label = param.String(default="value", doc="Name of the map's values (colour bar).")
+    map_label = param.String(default="value", doc="""
+        Short name of the map's values (crosshair readout, hover); the colour bar says it in
+        words (:func:`dashboard.slice_options.quantity_title`).""")
     plot_height = param.Integer(default=260, bounds=(120, 1200), doc="Height of each view (px).")
 
     # Derived: the frame of the views (a change redraws them through HoloViews).
@@ -182,8 +184,11 @@ class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
         if not self._update_in_place():
             self._rev += 1
         grid, xyz = grid_args(self.grid), [float(c) for c in self.crosshair_mm]
+        title = quantity_title(self.map_label)
         for layers in self._layers.values():   # the hover's voxel: the grid, the slices
             layers["map"].hover_args(grid=grid, xyz=xyz)
+            # a new quantity (Fisher z): HoloViews keeps a drawn colour bar's first title
+            layers["map"].colour_bar_title(title)
 
     def _hover_options(self, h: str, v: str) -> dict:
         """The drawn map's hover: the voxel under the mouse (centre in mm, index), the
@@ -396,7 +401,8 @@ class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
         colours = shown_palette(cmap, crange[0], crange[1], threshold if threshold is not None
                                 else self.threshold)
         opts = dict(cmap=colours, clim=crange, clipping_colors={"NaN": "transparent"},
-                    colorbar=(view == "axial"), alpha=self.opacity, framewise=True)
+                    colorbar=(view == "axial"), clabel=quantity_title(self.map_label),
+                    alpha=self.opacity, framewise=True)
         if hover:   # the drawn views: made with the hover tool, whose formatters stay
             opts.update(self._hover_options(*VIEWS[view][:2]))
         elif stat_map is not None:
@@ -465,7 +471,8 @@ class SliceViewer(RegionNames, ViewInput, pn.viewable.Viewer):
                                   self.symmetric, self.cmap, position)
                 * self._crosshair(view, self.crosshair_mm, self.marker_mm))
 
-    @param.depends("crosshair_mm", "stat_map", "background", "readout_map", "atlas", "in_mni")
+    @param.depends("crosshair_mm", "stat_map", "background", "readout_map", "atlas", "in_mni",
+                    "map_label")
     def _info_text(self) -> str:
         grid = self.grid
         if grid is None:

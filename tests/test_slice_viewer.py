@@ -281,3 +281,38 @@ def test_a_one_slice_image_padded_for_display_reports_its_own_voxel_index():
     viewer.set_crosshair(voxel_to_mm(affine, (8, 9, 2)))   # in the padding, above the image
     assert viewer.voxel_index() is None
     assert "outside the image" in viewer.readout()
+
+
+def _colour_bar(viewer):
+    fig = _map_plot(viewer, "axial").state
+    (bar,) = [r for r in fig.right if type(r).__name__ == "ColorBar"]
+    return bar
+
+
+@pytest.mark.parametrize("label, words", [
+    ("R2", "CV R²"), ("r", "correlation r"), ("Fisher z", "Fisher z"),
+    ("t", "t statistic"), ("weights", "SVC weight"), ("pattern", "activation"),
+    ("my_stat", "my_stat")])
+def test_colour_bar_says_the_quantity_in_words(volume, label, words):
+    """Issue 15 #11/#14: the colour bar's title was the map's short name ("r", "t"), a
+    lone letter; it names the quantity in words, the readout keeps the short name."""
+    data, affine, da = volume
+    viewer = SliceViewer(stat_map=da, map_label=label)
+    _drawn(viewer)
+    assert _colour_bar(viewer).title == words
+    viewer.set_crosshair(voxel_to_mm(affine, (3, 4, 2)))
+    assert f", {label} {viewer.value_at_crosshair():.3g}" in viewer.readout()
+
+
+def test_colour_bar_title_follows_a_new_quantity(volume):
+    """Connectivity's Fisher z switch changes the map's quantity live: the drawn colour bar
+    says the new one (as a fresh drawing does), and an empty viewer names it too."""
+    data, affine, da = volume
+    viewer = SliceViewer(stat_map=da, map_label="r")
+    _drawn(viewer)
+    assert _colour_bar(viewer).title == "correlation r"
+    viewer.map_label = "Fisher z"
+    assert _colour_bar(viewer).title == "Fisher z"
+    empty = SliceViewer(map_label="t")
+    _drawn(empty)
+    assert _colour_bar(empty).title == "t statistic"

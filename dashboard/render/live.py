@@ -318,6 +318,16 @@ class Layer:
             p.handles["plot"].title.text = text
         return bool(plots)
 
+    def colour_bar_title(self, text: str) -> bool:
+        """Retitle the layer's colour bar (HoloViews titles it only when it first draws
+        it, from the value dimension); False when the layer has none drawn."""
+        plots = self.plots
+        bars = [p.handles["colorbar"] for p in plots if p.handles.get("colorbar") is not None]
+        for bar in bars:
+            if bar.title != text:
+                bar.title = text
+        return bool(bars)
+
     def clim(self, low: float, high: float) -> bool:
         plots = self.plots
         for p in plots:
