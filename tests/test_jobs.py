@@ -58,13 +58,13 @@ def test_long_jobs_leave_a_slot_to_quick_ones_which_pass_them_in_the_queue():
     from dashboard.jobs import JobRegistry
 
     registry = JobRegistry(max_jobs=2)
-    release = threading.Event()
+    release = {name: threading.Event() for name in ("perm", "group", "quick", "later")}
     order = []
 
     def hold(name):
         def work(job):
             order.append(name)
-            release.wait(10)
+            release[name].wait(10)
             return name
         return work
 
@@ -76,9 +76,21 @@ def test_long_jobs_leave_a_slot_to_quick_ones_which_pass_them_in_the_queue():
     assert quick.running and later.state == "queued"    # the cap: 2 running
     assert later.position == 1 and group.position == 2  # the quick job passes the long one
     assert registry.running() == [perm, quick]
-    release.set()
-    assert all(j.wait(10) for j in (perm, group, quick, later))
-    assert order.index("later") < order.index("group") or order[-1] == "group"
+    release["quick"].set()        # the quick slot frees: the next quick job, not the long one
+    assert quick.wait(10) and later.wait(0.01) is False
+    deadline = time.monotonic() + 10
+    while not later.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert later.running and group.state == "queued"
+    release["perm"].set()         # the long slot frees: the long job
+    assert perm.wait(10)
+    deadline = time.monotonic() + 10
+    while not group.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert group.running
+    release["later"].set(), release["group"].set()
+    assert later.wait(10) and group.wait(10)
+    assert order == ["perm", "quick", "later", "group"]
     # with one slot, a long job may take it (nothing would run it otherwise)
     single = JobRegistry(max_jobs=1)
     assert single.max_long == 1
