@@ -68,6 +68,25 @@ def snapshot(top: int = 40) -> dict:
             "malloc": malloc_stats(), "python_blocks": sys.getallocatedblocks()}
 
 
+class _MallInfo2:
+    """glibc's ``struct mallinfo2`` (made on first use: ctypes only then)."""
+
+    struct = None
+
+    @classmethod
+    def get(cls):
+        if cls.struct is None:
+            import ctypes
+
+            class Info(ctypes.Structure):
+                _fields_ = [(name, ctypes.c_size_t) for name in (
+                    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                    "uordblks", "fordblks", "keepcost")]
+
+            cls.struct = Info
+        return cls.struct
+
+
 def malloc_stats() -> dict:
     """glibc's view of the C heap (``mallinfo2``), MB: ``arenas`` (the heaps' size, brk and
     thread arenas), ``in_use`` and ``free`` in them, ``mmapped`` (large blocks mapped one
@@ -76,16 +95,11 @@ def malloc_stats() -> dict:
     code. Empty where there is no ``mallinfo2`` (not glibc, or glibc < 2.33)."""
     import ctypes
 
-    class _Info(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-            "uordblks", "fordblks", "keepcost")]
-
     try:
         fn = ctypes.CDLL("libc.so.6").mallinfo2
     except (OSError, AttributeError):
         return {}
-    fn.restype = _Info
+    fn.restype = _MallInfo2.get()
     info = fn()
     mb = 2.0**20
     return {"arenas": round(info.arena / mb, 1), "in_use": round(info.uordblks / mb, 1),

@@ -109,3 +109,23 @@ def test_census_keeps_other_threads_from_running_meanwhile():
         for t in threads:
             t.join()
     assert errors == []
+
+
+def test_memory_report_gives_glibcs_heap_figures():
+    """The report's ``malloc`` figures tell a heap that keeps freed memory (``free``) from
+    memory in use: a large array shows in ``mmapped`` while alive, not after."""
+    import numpy as np
+    import pytest
+
+    from dashboard.diagnostics import malloc_stats
+
+    before = malloc_stats()
+    if not before:
+        pytest.skip("no mallinfo2 here (not glibc >= 2.33)")
+    assert set(before) == {"arenas", "in_use", "free", "mmapped"}
+    assert before["in_use"] > 0 and before["in_use"] <= before["arenas"]
+    big = np.ones(2**24)        # 128 MB: above any mmap threshold
+    alive = malloc_stats()
+    assert alive["mmapped"] >= before["mmapped"] + 120
+    del big
+    assert malloc_stats()["mmapped"] <= alive["mmapped"] - 120

@@ -37,11 +37,12 @@ BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 #: glibc malloc settings for the server unless already set. By default every thread that
 #: allocates gets an arena of its own (up to 8 per core) and arrays up to 32 MB come from
 #: the arenas once a large one was freed (the mmap threshold rises); freed, that memory
-#: stays with the process: after a hostile-load run the server kept about 250 MB (issue
-#: 13; benchmarks/bench_thread_memory.py: +30 MB per thread that computed at once). Two
-#: arenas and a fixed 8 MB threshold (arrays above it are given back to the system when
-#: freed) keep it near its start; a 1 MB threshold made the alpha path 2-4x slower (page
-#: faults of fresh maps), 8 MB costs nothing measurable.
+#: stays with the process (benchmarks/bench_thread_memory.py: 12 threads computing at once
+#: keep +390 MB, with these settings +54 MB). Two arenas and a fixed 8 MB threshold (arrays
+#: above it go back to the system when freed); a 1 MB threshold made the alpha path 2-4x
+#: slower (page faults of fresh maps), 8 MB costs nothing measurable. In the hostile-load
+#: run it did not bring the server's memory back near its start (issue 13: the rest is
+#: heap fragmentation, see the README).
 MALLOC_VARS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(8 * 2**20)}
 #: signals that stop the server: each is passed on as SIGTERM to the server's process group
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP")
