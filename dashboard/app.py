@@ -349,8 +349,12 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
                    active=TAB_KEYS.index(state.tab))
 
     def tab_from_widget(event):
-        build(TAB_KEYS[event.new])
-        state.tab = TAB_KEYS[event.new]
+        # one model-graph walk and one message for the new tab: its URL keys too (one
+        # address the page sends back, not one per section: each costs the session a
+        # turn of the event loop before the visitor's next move is read)
+        with batched():
+            build(TAB_KEYS[event.new])
+            state.tab = TAB_KEYS[event.new]
 
     def tab_to_widget(event):
         tabs.active = TAB_KEYS.index(event.new)

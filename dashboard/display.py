@@ -24,6 +24,15 @@ ICON_WIDTH = 25
 DISPLAY_PARAMETERS = ("cmap", "opacity")
 
 
+def folded_card(*items, **card_options) -> pn.Card:
+    """A ``pn.Card`` holding ``items`` in one column. Panel's page hides each child of a
+    collapsed card by setting its ``visible`` and sends each change to the server as a
+    message of its own; a session reads its messages one at a time, so a tab built with
+    three collapsed cards of four children each made the visitor's next move wait behind
+    a dozen of them (seconds under load). One child: one message per card."""
+    return pn.Card(pn.Column(*items, margin=0), **card_options)
+
+
 def display_url_keys(prefix: str) -> dict:
     """``{parameter: query key}`` of the viewer's display options in a tab's link."""
     return {name: prefix + name for name in DISPLAY_PARAMETERS}
@@ -44,5 +53,5 @@ def display_card(viewer, width: int, *extra, url_prefix: str | None = None,
         if not own:   # room for the handle at the end of the track, before the icon
             widget.margin = (5, 18, 5, 10)
         items.append(with_tooltip(widget, viewer.param[name]))
-    return pn.Card(*items, *extra, title="Display", collapsed=collapsed, width=width,
-                   css_classes=["display-controls"], margin=(5, 0))
+    return folded_card(*items, *extra, title="Display", collapsed=collapsed, width=width,
+                       css_classes=["display-controls"], margin=(5, 0))

@@ -36,7 +36,7 @@ from dashboard.busy import Busy, progress_bar, show_bar
 from dashboard.clusters import ClusterTable
 from dashboard.render.live import LivePlot, padded
 from dashboard.notify import notify_errors, report_error, safe_markdown
-from dashboard.display import display_card
+from dashboard.display import display_card, folded_card
 from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.share import sync_url, url_mapping
 from dashboard.histograms import bins_of, value_histogram
@@ -444,7 +444,7 @@ class ConnectivityTab(ConnectivityWidgets, UploadSource, ConnectivityExports, St
             "**Preprocessing** (cleaned once per setting, cached; a filter at 0 is off)",
             *self.prep.views(), self.w_columns,
             self.progress, self.status, self.display,
-            self.upload.check_size_in(pn.Card(
+            self.upload.check_size_in(folded_card(
                 self.upload, self.w_upload_tr,
                 with_tooltip(self.w_files_mni, self.param.files_in_mni),
                 self.w_analyse, self.upload_progress,

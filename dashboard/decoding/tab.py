@@ -32,7 +32,7 @@ from analysis.decoding import PRIVATE, DecodingAnalysis
 from analysis.datasets.found import nilearn_sources
 from analysis.errors import DataError
 from dashboard.export import ExportBar
-from dashboard.display import display_card
+from dashboard.display import display_card, folded_card
 from dashboard.param_widgets import widget_for, with_tooltip
 from dashboard.notify import html_choices, notify_errors, report_error
 from dashboard.batch import in_batch, serialized, served, soon
@@ -476,7 +476,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
             pn.layout.Divider(), tip(self.w_map, tab.map_kind),
             tip(self.w_map_class, a.contrast),
             tip(self.w_threshold, tab.threshold), self.display,
-            self.upload.check_size_in(pn.Card(
+            self.upload.check_size_in(folded_card(
                 self.upload, tip(self.w_files_mni, tab.files_in_mni),
                 self.upload_progress, self.upload_status,
                 title="Your files: 4D NIfTI, mask, labels", collapsed=True,

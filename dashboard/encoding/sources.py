@@ -32,6 +32,7 @@ import param
 from analysis.datasets.found import nilearn_sources, offered, same_folder
 from analysis.errors import DataError
 from dashboard import jobs
+from dashboard.display import folded_card
 from dashboard.notify import notify_errors, report_error, report_info, safe_markdown
 from dashboard.param_widgets import tooltip, widget_for, with_tooltip
 from dashboard.share import sync_url
@@ -165,7 +166,7 @@ class EncodingSources:
 
     def upload_card(self) -> pn.Card:
         """The "Your files" card (collapsed; the files' sizes checked in the page)."""
-        return self.upload.check_size_in(pn.Card(
+        return self.upload.check_size_in(folded_card(
             self.upload, with_tooltip(self.w_delays, self.param.delays),
             with_tooltip(self.w_grid, self.param.feature_grid), self.w_analyse,
             self.upload_status,
