@@ -27,9 +27,9 @@ DISPLAY_PARAMETERS = ("cmap", "opacity")
 def folded_card(*items, **card_options) -> pn.Card:
     """A ``pn.Card`` holding ``items`` in one column. Panel's page hides each child of a
     collapsed card by setting its ``visible`` and sends each change to the server as a
-    message of its own; a session reads its messages one at a time, so a tab built with
-    three collapsed cards of four children each made the visitor's next move wait behind
-    a dozen of them (seconds under load). One child: one message per card."""
+    message of its own; a session reads its messages one at a time, so a tab's two
+    collapsed cards (Display, Your files) put 8-9 of them ahead of the visitor's next
+    move (seconds under load). One child: one message per card."""
     return pn.Card(pn.Column(*items, margin=0), **card_options)
 
 
