@@ -349,12 +349,11 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
                    active=TAB_KEYS.index(state.tab))
 
     def tab_from_widget(event):
-        # one model-graph walk and one message for the new tab: its URL keys too (one
-        # address the page sends back, not one per section: each costs the session a
-        # turn of the event loop before the visitor's next move is read)
-        with batched():
-            build(TAB_KEYS[event.new])
-            state.tab = TAB_KEYS[event.new]
+        # not batched: the new tab's peaks table (Tabulator) then met its column update
+        # in the message that made it, before the page had drawn it ("Cannot read
+        # properties of null (reading 'firstChild')", no rows)
+        build(TAB_KEYS[event.new])
+        state.tab = TAB_KEYS[event.new]
 
     def tab_to_widget(event):
         tabs.active = TAB_KEYS.index(event.new)
