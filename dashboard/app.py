@@ -349,9 +349,9 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
                    active=TAB_KEYS.index(state.tab))
 
     def tab_from_widget(event):
-        # not batched: the new tab's peaks table (Tabulator) then met its column update
-        # in the message that made it, before the page had drawn it ("Cannot read
-        # properties of null (reading 'firstChild')", no rows)
+        # not batched: batched, the new tab's cluster table drew no rows in one full test
+        # run (likely Tabulator meeting its column update in the message that made it,
+        # before the page drew it: "Cannot read properties of null (reading 'firstChild')")
         build(TAB_KEYS[event.new])
         state.tab = TAB_KEYS[event.new]
 
