@@ -13,6 +13,7 @@ the allocator keeps.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -68,23 +69,23 @@ def snapshot(top: int = 40) -> dict:
             "malloc": malloc_stats(), "python_blocks": sys.getallocatedblocks()}
 
 
-class _MallInfo2:
-    """glibc's ``struct mallinfo2`` (made on first use: ctypes only then)."""
+@functools.lru_cache(maxsize=None)
+def _mallinfo2():
+    """glibc's ``mallinfo2``, returning its ``struct mallinfo2`` (looked up once; ctypes
+    loaded only then); None where there is none (not glibc, or glibc < 2.33)."""
+    import ctypes
 
-    struct = None
+    class Info(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
 
-    @classmethod
-    def get(cls):
-        if cls.struct is None:
-            import ctypes
-
-            class Info(ctypes.Structure):
-                _fields_ = [(name, ctypes.c_size_t) for name in (
-                    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                    "uordblks", "fordblks", "keepcost")]
-
-            cls.struct = Info
-        return cls.struct
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    fn.restype = Info
+    return fn
 
 
 def malloc_stats() -> dict:
@@ -93,13 +94,9 @@ def malloc_stats() -> dict:
     by one, e.g. numpy arrays above the mmap threshold). What the RSS holds beyond them is
     Python's own object arenas (``python_blocks`` counts its blocks), BLAS buffers and
     code. Empty where there is no ``mallinfo2`` (not glibc, or glibc < 2.33)."""
-    import ctypes
-
-    try:
-        fn = ctypes.CDLL("libc.so.6").mallinfo2
-    except (OSError, AttributeError):
+    fn = _mallinfo2()
+    if fn is None:
         return {}
-    fn.restype = _MallInfo2.get()
     info = fn()
     mb = 2.0**20
     return {"arenas": round(info.arena / mb, 1), "in_use": round(info.uordblks / mb, 1),
