@@ -37,6 +37,7 @@ from analysis.errors import DataError
 from analysis.preprocessing import PARAMETERS as PREPROCESSING
 from analysis.group import GroupConnectivity, idle_seconds, scheduler_address
 from dashboard import jobs
+from dashboard.display import folded_card
 from dashboard.batch import batched
 from dashboard.busy import Throttle, progress_bar
 from dashboard.notify import report_error
@@ -404,7 +405,7 @@ class GroupPanel(GroupRuns, pn.viewable.Viewer):
             pn.Column(with_tooltip(self.w_scheduler, p.scheduler),
                       pn.Row(self.w_run, self.progress), self.status, self.dask_link, width=380),
         )
-        preprocessing = pn.Card(
+        preprocessing = folded_card(
             *self.prep.views(), title="Preprocessing of each subject (cleaned once per "
             "setting on the workers)", collapsed=True, css_classes=["group-preprocessing"],
             width=600)
