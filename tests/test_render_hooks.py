@@ -368,6 +368,22 @@ def test_panel_table_view_names_the_resize_guard_uses():
             assert name in source, name
 
 
+def test_tabulator_names_the_columns_guard_uses():
+    """TABULATOR_GUARD_JS defers Tabulator's setColumns until the table is built (Panel's
+    view calls it on a columns change without waiting): every name it reads."""
+    root = Path(pn.__file__).parent
+    view = (root / "models" / "tabulator.ts").read_text()
+    table = next((root / "dist" / "bundled" / "datatabulator").glob(
+        "tabulator-tables@*/dist/js/tabulator.min.js")).read_text()
+    with hook("panel", "its table's setColumns, initialized, destroyed or tableBuilt "
+              "(panel/models/tabulator.ts, Tabulator)", "dashboard/render/browser.py"):
+        assert "declare const Tabulator: any" in view   # the page's global Tabulator
+        assert "this.tabulator.setColumns(this.getColumns())" in view
+        assert re.search(r"\bsetColumns\(e\)\{", table)
+        for name in ("this.initialized=!0", "this.destroyed=!1", '"tableBuilt"'):
+            assert name in table, name
+
+
 # ---- dashboard/render/server.py ---------------------------------------------------------
 def test_tornado_handler_methods():
     import tornado.web

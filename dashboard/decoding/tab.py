@@ -108,7 +108,7 @@ class DecodingTab(UploadSource, PermutationControls, pn.viewable.Viewer):
         self.busy = Busy(self._doc, "decoding", width=260)
         self.refresh_progress, self.status, self.views = (self.busy.progress, self.busy.status,
                                                           self.busy.views)
-        self.viewer = SliceViewer(title="", map_label="weight", cmap="RdBu_r", in_mni=False)
+        self.viewer = SliceViewer(title="", map_label=self.map_kind, cmap="RdBu_r", in_mni=False)
         self.display = display_card(self.viewer, 290, url_prefix="dec_")   # colour map, opacity
         # the clusters of the map shown, two-sided at the tab's |value| threshold
         self.clusters = ClusterTable(self.viewer, two_sided=True, stem="decoding")

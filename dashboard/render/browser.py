@@ -2,7 +2,7 @@
 repaint, and the lookup of the model behind an ``<input type="file">``.
 
 ``StyleSheetGuard`` stops Bokeh 3 from rewriting an unchanged stylesheet (and stops
-Panel's table from freezing the page: :data:`TABULATOR_GUARD_JS`). Every
+Panel's table from freezing the page or failing to draw: :data:`TABULATOR_GUARD_JS`). Every
 renderer of a plot (each axis, grid, title, span and glyph) rewrites its own
 ``<style>`` element at every repaint to give its DOM element its position
 (``RendererView.update_position``), and then reads a colour through
@@ -36,6 +36,13 @@ from panel.custom import JSComponent
 #: Decoding tab's CV, whose cluster table was drawn anew). The guarded loop stops when
 #: the element is not in the page (a later resize asks again) and waits a frame, not a
 #: message, between checks. Returns true once installed.
+#:
+#: ``guardTableColumns()``: a Tabulator table builds its header in a later task than the
+#: one that made it, and Panel's view sets new columns when they change (a column title
+#: follows the map's name) without waiting: a change arriving in between threw "Cannot
+#: read properties of null (reading 'firstChild')" and the table was left unfinished
+#: (seen on the Decoding tab's first visit, whose peak column's title changed). Guarded,
+#: the latest columns asked for before the table is built are set once it is.
 TABULATOR_GUARD_JS = """
 function guardTabulator() {
   const Model = window.Bokeh.Models.get("panel.models.tabulator.DataTabulator")
@@ -64,6 +71,29 @@ function guardTabulator() {
   proto._flush_resize_when_root_ready = flush
   return true
 }
+
+function guardTableColumns() {
+  const Table = window.Tabulator
+  const proto = Table && Table.prototype
+  if (!proto || typeof proto.setColumns !== "function") return false
+  if (proto.setColumns.__until_built) return true
+  const setColumns = proto.setColumns
+  const guarded = function (...args) {
+    if (this.initialized || this.destroyed) return setColumns.apply(this, args)
+    const first = this.__pendingColumns === undefined
+    this.__pendingColumns = args   // the latest columns asked for
+    if (first) {
+      this.on("tableBuilt", () => {
+        const pending = this.__pendingColumns
+        this.__pendingColumns = undefined
+        if (!this.destroyed) setColumns.apply(this, pending)
+      })
+    }
+  }
+  guarded.__until_built = true
+  proto.setColumns = guarded
+  return true
+}
 """
 
 
@@ -78,7 +108,7 @@ class StyleSheetGuard(JSComponent):
         Set by the browser once the guard is in place (for tests and diagnostics).""")
 
     tabulator_guarded = param.Boolean(default=False, doc="""
-        Set by the browser once the table resize guard is in place.""")
+        Set by the browser once the table guards (resize, columns) are in place.""")
 
     _esm = TABULATOR_GUARD_JS + """
     export function render({ model }) {
@@ -98,7 +128,7 @@ class StyleSheetGuard(JSComponent):
         console.warn("fmri-explorer: stylesheet guard not installed", err)
       }
       try {
-        model.tabulator_guarded = guardTabulator()
+        model.tabulator_guarded = guardTabulator() && guardTableColumns()
       } catch (err) {
         console.warn("fmri-explorer: table resize guard not installed", err)
       }

@@ -78,6 +78,35 @@ def test_a_table_view_out_of_the_page_stops_waiting_for_its_stylesheets(app_page
     assert ended == "ended"
 
 
+def test_a_table_given_new_columns_before_it_is_built_takes_them_once_built(app_page):
+    """dashboard/render/browser.py: a Tabulator table builds its header in a later task,
+    and Panel's view sets new columns (a title following the map's name) without waiting:
+    in between it threw "Cannot read properties of null (reading 'firstChild')" and the
+    table was left unfinished. Guarded, the call is kept and made once the table is built."""
+    page = app_page
+    page.wait_for_function("() => window.Tabulator && "
+                           "window.Tabulator.prototype.setColumns.__until_built === true",
+                           timeout=30_000)
+    threw, titles = page.evaluate("""async () => {
+      const el = document.createElement("div");
+      document.body.appendChild(el);
+      const table = new Tabulator(el, {columns: [{field: "a", title: "first"}],
+                                       data: [{a: 1}]});
+      let threw = null;
+      try {
+        table.setColumns([{field: "a", title: "second"}]);   // not built yet
+        table.setColumns([{field: "a", title: "peak weights"}]);
+      } catch (err) { threw = String(err); }
+      await new Promise((resolve) => table.on("tableBuilt", () => setTimeout(resolve, 0)));
+      const titles = [...el.querySelectorAll(".tabulator-col-title")].map((t) => t.textContent);
+      table.destroy();
+      el.remove();
+      return [threw, titles];
+    }""")
+    assert threw is None and titles == ["peak weights"], (threw, titles)
+    assert page.js_errors == [], page.js_errors
+
+
 def test_a_server_just_started_sends_the_page_then_the_tab(page, data_home, monkeypatch):
     """While the warm-up thread loads the Encoding tab's data, a first visitor gets the
     page at once (the tab's spinner), then the tab when the data are there, then its
