@@ -349,11 +349,14 @@ def create_app(size: str | None = None) -> pn.template.BootstrapTemplate:
                    active=TAB_KEYS.index(state.tab))
 
     def tab_from_widget(event):
-        # not batched: batched, the new tab's cluster table drew no rows in one full test
-        # run (likely Tabulator meeting its column update in the message that made it,
-        # before the page drew it: "Cannot read properties of null (reading 'firstChild')")
-        build(TAB_KEYS[event.new])
-        state.tab = TAB_KEYS[event.new]
+        # one model-graph walk and one message for the new tab: its URL keys too (one
+        # address the page sends back, not one per section: each costs the session a
+        # turn of the event loop before the visitor's next move is read). Its peaks
+        # table may get new columns before the page has built it: StyleSheetGuard's
+        # table guard (dashboard/render/browser.py) holds them until it is built.
+        with batched():
+            build(TAB_KEYS[event.new])
+            state.tab = TAB_KEYS[event.new]
 
     def tab_to_widget(event):
         tabs.active = TAB_KEYS.index(event.new)
