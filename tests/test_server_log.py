@@ -90,3 +90,63 @@ def test_a_socket_closed_after_the_keep_alive_let_it_go_logs_no_traceback():
     handler, lost = _ws_handler(session)
     WSHandler.on_close(handler)
     assert notified == [1] and lost == [handler.connection]
+
+
+def _closed_socket_exc_info():
+    """Tornado's error for a write to a websocket that had closed, as raised."""
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    try:
+        try:
+            raise StreamClosedError()
+        except StreamClosedError:
+            raise WebSocketClosedError() from None
+    except WebSocketClosedError:
+        return sys.exc_info()
+
+
+def test_an_update_for_a_closed_page_is_one_debug_line():
+    """asyncio's "Task exception was never retrieved" for Tornado's WebSocketClosedError
+    (Panel's unawaited write to a page that had closed) is one debug line."""
+    record = _record(_closed_socket_exc_info(), name="asyncio")
+    record.msg = "Task exception was never retrieved\nfuture: <Task finished ...>"
+    kept = security.ClosedSocketWriteFilter().filter(record)
+    assert record.levelno == logging.DEBUG and record.exc_info is None
+    assert "page that had closed" in record.getMessage()
+    assert kept is logging.getLogger("asyncio").isEnabledFor(logging.DEBUG)
+
+
+def test_other_task_errors_keep_their_traceback():
+    try:
+        raise ValueError("a real bug in a task")
+    except ValueError:
+        record = _record(sys.exc_info(), name="asyncio")
+    assert security.ClosedSocketWriteFilter().filter(record) is True
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+
+
+def test_an_unretrieved_closed_socket_error_leaves_no_traceback_in_the_log(caplog):
+    """End to end: a task that failed with WebSocketClosedError and was dropped
+    unawaited, as asyncio reports it, leaves no ERROR record once installed."""
+    import asyncio
+    import gc
+
+    from tornado.websocket import WebSocketClosedError
+
+    security.install(shutdown=False)
+    assert security.CLOSED_SOCKET_FILTER in logging.getLogger("asyncio").filters
+
+    async def write():
+        raise WebSocketClosedError()
+
+    async def drop_one():
+        asyncio.ensure_future(write())   # never awaited, as Panel's dropped write futures
+        await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        asyncio.run(drop_one())
+        gc.collect()   # the task's exception is reported when the task is collected
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    assert any("page that had closed" in r.getMessage() for r in caplog.records)

@@ -13,6 +13,8 @@ the wrapper):
   its private ``_validate(username, password)``, and ``panel.auth.CDN_DIST``
   (where the login page's logo and icon come from);
 * Bokeh's ``bokeh.server.server.BaseServer.stop``;
+* Tornado's ``WebSocketClosedError`` for a page update written to a page that had
+  closed, logged by asyncio when nobody awaited the write (:func:`to_closed_socket`);
 * Bokeh's ``ServerConnection.session``, which asserts when the connection has let
   go of its session (a message from a client that closed the page): recognised
   in a logged traceback by :func:`from_gone_client`; and ``WSHandler.on_close``
@@ -215,6 +217,27 @@ def from_gone_client(exc_info) -> bool:
 def add_protocol_log_filter(log_filter: logging.Filter) -> None:
     """Filter the errors Bokeh logs while handling clients' messages."""
     logging.getLogger(PROTOCOL_LOGGER).addFilter(log_filter)
+
+
+#: the logger under which asyncio reports a task's exception nobody retrieved
+ASYNCIO_LOGGER = "asyncio"
+
+
+def to_closed_socket(exc_info) -> bool:
+    """``exc_info`` is Tornado's error for a write to a websocket that had closed
+    (``WebSocketClosedError``, or the ``StreamClosedError`` under it): Panel's page
+    updates are written as futures, and those of a page closed mid-write may be dropped
+    unawaited, which asyncio logs as "Task exception was never retrieved"."""
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    return bool(exc_info) and exc_info[1] is not None and \
+        isinstance(exc_info[1], (WebSocketClosedError, StreamClosedError))
+
+
+def add_asyncio_log_filter(log_filter: logging.Filter) -> None:
+    """Filter the errors asyncio logs (tasks whose exception nobody retrieved)."""
+    logging.getLogger(ASYNCIO_LOGGER).addFilter(log_filter)
 
 
 # --------------------------------------------------------------------------- sessions
